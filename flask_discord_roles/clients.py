@@ -1,0 +1,71 @@
+"""One Discord client per bot token per process, shared by every thread that talks as that bot.
+
+Discord's global rate limit is per bot, so all requests made as one bot must pass through one limiter:
+sharing the client is what makes that true. After a fork (gunicorn workers) the parent's sessions and locks
+are not reused; the child builds its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from .config import Settings
+
+if TYPE_CHECKING:
+    from .discord.client import DiscordClient
+
+
+class ClientPool:
+    """Hands out the :class:`DiscordClient` for a bot token, creating it on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._clients: dict[str, DiscordClient] = {}
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"<ClientPool clients={len(self._clients)}>"
+
+    def for_token(self, token: str) -> DiscordClient:
+        """The client for ``token``. The pool is keyed by a hash so no token sits in a dict key."""
+        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        with self._lock:
+            if self._pid != os.getpid():
+                # Forked: the inherited sessions' sockets and locks belong to the parent.
+                self._clients = {}
+                self._pid = os.getpid()
+            client = self._clients.get(key)
+            if client is None:
+                from .discord.client import DiscordClient
+
+                settings = self._settings
+                client = DiscordClient(
+                    token,
+                    base_url=settings.api_base_url,
+                    timeout=settings.http_timeout,
+                    max_retries=settings.http_max_retries,
+                    global_limit=settings.global_rate_limit,
+                    global_period=settings.global_rate_period,
+                    user_agent=settings.user_agent,
+                )
+                self._clients[key] = client
+            return client
+
+    def discard(self, token: str) -> None:
+        """Forget (and close) the client for ``token``, e.g. after the store saved a new token."""
+        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        with self._lock:
+            client = self._clients.pop(key, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        """Close every client's connections."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

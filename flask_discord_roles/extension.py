@@ -1,0 +1,125 @@
+"""The ``DiscordRoles`` extension object: configuration, per-app state and wiring into the host app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+from flask_sqlalchemy import SQLAlchemy
+
+from . import __version__
+from .clients import ClientPool
+from .config import DEFAULTS, ConfigurationError, Settings, build_cipher, load_settings
+from .crypto import TokenCipher
+from .migrations import register_with_flask_migrate
+from .models import Models, define_models
+
+logger = logging.getLogger("flask_discord_roles")
+
+
+@dataclass(eq=False)
+class DiscordRolesState:
+    """Everything the extension keeps for one app, stored at ``app.extensions["discord_roles"]``."""
+
+    settings: Settings
+    db: SQLAlchemy
+    models: Models
+    cipher: TokenCipher = field(repr=False)
+    clients: ClientPool = field(repr=False)
+
+
+class DiscordRoles:
+    """Delivers Discord roles to the people who buy them.
+
+    Create it with the app, or later with :meth:`init_app` (app factories)::
+
+        db = SQLAlchemy()
+        discord_roles = DiscordRoles()
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            discord_roles.init_app(app, db=db)
+
+    Settings (all optional but the keys, each shown with its default):
+
+    ``DISCORD_ROLES_ENCRYPTION_KEYS`` (required unless ``TESTING``)
+        Fernet keys, newest first, as a list or comma-separated text. The first encrypts, all decrypt, so a
+        key can be rotated in: put the new key first, run ``flask discord-roles rotate-keys``, then drop
+        the old one. Make a key with ``flask discord-roles generate-key``.
+    ``DISCORD_ROLES_API_BASE_URL = "https://discord.com/api/v10"``
+        Where Discord's REST API lives; tests point it at FakeDiscord.
+    ``DISCORD_ROLES_HTTP_TIMEOUT = 10.0``
+        Seconds to wait on Discord for each request.
+    ``DISCORD_ROLES_HTTP_MAX_RETRIES = 5``
+        Retries of one call on 5xx, timeouts and connection errors.
+    ``DISCORD_ROLES_GLOBAL_RATE_LIMIT = 50`` and ``DISCORD_ROLES_GLOBAL_RATE_PERIOD = 1.0``
+        Discord's global limit per bot. Lower it if your bot is shared with other software.
+    ``DISCORD_ROLES_USER_AGENT``
+        The User-Agent Discord asks bots to send; ``{version}`` is replaced by ours.
+    ``DISCORD_ROLES_REGISTER_MIGRATIONS = True``
+        Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).
+
+    The extension keeps no state on itself: one object may serve several apps.
+    """
+
+    def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
+        self._db = db
+        if app is not None:
+            self.init_app(app, db)
+
+    def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
+        """Validate the settings, map the tables on ``db`` and register CLI commands for ``app``.
+
+        ``db`` defaults to the one given to the constructor, then to the app's Flask-SQLAlchemy
+        extension. Raises :class:`ConfigurationError` naming the key when a setting is wrong.
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        db = db or self._db or app.extensions.get("sqlalchemy")
+        if not isinstance(db, SQLAlchemy):
+            raise ConfigurationError(
+                "DiscordRoles needs Flask-SQLAlchemy: call db.init_app(app) before "
+                "discord_roles.init_app(app), or pass db=... to DiscordRoles/init_app."
+            )
+        cipher, ephemeral = build_cipher(app.config, testing=app.testing)
+        settings = load_settings(app.config, version=__version__, ephemeral_key=ephemeral)
+        if ephemeral:
+            logger.info(
+                "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
+                "and stored tokens will not survive a restart."
+            )
+        app.extensions["discord_roles"] = DiscordRolesState(
+            settings=settings,
+            db=db,
+            models=define_models(db),
+            cipher=cipher,
+            clients=ClientPool(settings),
+        )
+
+        from .cli import discord_roles_cli
+
+        app.cli.add_command(discord_roles_cli)
+        if settings.register_migrations:
+            register_with_flask_migrate(app)
+
+    @property
+    def models(self) -> Models:
+        """The mapped model classes for the current app."""
+        return get_state().models
+
+
+def get_state(app: Flask | None = None) -> DiscordRolesState:
+    """The extension's state for ``app`` (default: the current app), with a clear error if missing."""
+    target: Any = app if app is not None else current_app
+    try:
+        state = target.extensions["discord_roles"]
+    except KeyError:
+        raise RuntimeError(
+            "flask-discord-roles is not initialised on this app: call DiscordRoles(app) or "
+            "discord_roles.init_app(app)."
+        ) from None
+    assert isinstance(state, DiscordRolesState)
+    return state

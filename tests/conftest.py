@@ -1,0 +1,123 @@
+"""Shared fixtures: an app per test on a clean SQLite file or a fresh PostgreSQL schema.
+
+Every test that takes ``database_url`` (directly or through ``app``/``db``) runs once per database. The
+PostgreSQL run never skips: if the server cannot be reached the test fails and says how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_discord_roles import DiscordRoles
+from flask_discord_roles.crypto import generate_key
+
+POSTGRES_URL = os.environ.get(
+    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+DATABASES = ("sqlite", "postgresql")
+
+
+def _postgres_schema_url(schema: str) -> str:
+    # search_path makes every unqualified table land in the test's own schema.
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set "
+            "DISCORD_ROLES_TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def build_host_app(database_url: str, **config: Any) -> tuple[Flask, SQLAlchemy, DiscordRoles]:
+    """A small host app the way a storefront would build it."""
+    app = Flask("host_app")
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
+        DISCORD_ROLES_ENCRYPTION_KEYS=[generate_key()],
+    )
+    app.config.update(config)
+    db = SQLAlchemy(app)
+    discord_roles = DiscordRoles(app, db=db)
+    return app, db, discord_roles
+
+
+@pytest.fixture
+def make_app() -> Any:
+    """The host-app factory, for tests that need their own configuration or several apps."""
+    return build_host_app
+
+
+@pytest.fixture
+def app_and_db(database_url: str) -> Iterator[tuple[Flask, SQLAlchemy]]:
+    app, db, _ = build_host_app(database_url)
+    with app.app_context():
+        db.create_all()
+        yield app, db
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_and_db: tuple[Flask, SQLAlchemy]) -> Flask:
+    return app_and_db[0]
+
+
+@pytest.fixture
+def db(app_and_db: tuple[Flask, SQLAlchemy]) -> SQLAlchemy:
+    return app_and_db[1]
+
+
+_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        database = "no database"
+        for name in DATABASES:
+            if f"[{name}" in report.nodeid or f"-{name}]" in report.nodeid or f"-{name}-" in (report.nodeid):
+                database = name
+        _outcomes[(database, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _outcomes:
+        return
+    terminalreporter.section("tests per database")
+    for database in (*DATABASES, "no database"):
+        counts = {outcome: n for (db_name, outcome), n in _outcomes.items() if db_name == database}
+        if counts:
+            parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            terminalreporter.write_line(f"{database}: {parts}")
