@@ -243,8 +243,11 @@ class Delivery:
     customer_id: Mapped[str | None] = mapped_column(HOST_ID)
     order_id: Mapped[str | None] = mapped_column(HOST_ID)
     package_id: Mapped[str | None] = mapped_column(HOST_ID)
+    # The role's name when the row was queued, so listings and /check read well without asking Discord.
+    role_name: Mapped[str | None] = mapped_column(sa.String(100))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a worker may run it; NULL while it waits for the customer (to link Discord, or to /claim).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     leased_by: Mapped[str | None] = mapped_column(sa.String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason_code: Mapped[str | None] = mapped_column(sa.String(64))

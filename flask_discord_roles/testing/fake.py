@@ -1,0 +1,450 @@
+"""FakeDiscord: a real HTTP server on loopback that behaves like Discord's API v10 for our purposes.
+
+Tests arrange the world with the Python methods here (guilds, roles, members, bots), point the code
+under test at ``api_base_url``, and assert on the resulting state, ``calls`` and rate-limit hits.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+from nacl.signing import SigningKey
+
+from . import payloads
+from .oauth import OAuthStore
+from .permissions import MANAGE_ROLES
+from .ratelimits import RateLimitHit
+from .recorder import RecordedCall
+from .routes_channels import build_message
+from .server import Backend, FakeDiscordApp, ServerThread
+from .signing import InteractionResult, deliver, sign_interaction
+from .state import (
+    FakeBot,
+    FakeChannel,
+    FakeGuild,
+    FakeRole,
+    FakeUser,
+    make_bot_token,
+    new_snowflake,
+)
+from .world import World
+
+ACKNOWLEDGING_TYPES = frozenset({4, 5, 6, 7, 8, 9})
+
+
+class FakeDiscord:
+    """A fake Discord API. Nothing listens until :meth:`start` (or ``with FakeDiscord() as fake``)."""
+
+    def __init__(self) -> None:
+        self._backend = Backend()
+        self._server: ServerThread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("FakeDiscord is already running")
+        self._backend.wake = threading.Event()
+        self._server = ServerThread(FakeDiscordApp(self._backend))
+        self._backend.base_url = f"http://127.0.0.1:{self._server.port}"
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._backend.wake.set()  # cut injected sleeps short so shutdown does not wait for them
+        self._server.stop()
+        self._server = None
+
+    def __enter__(self) -> FakeDiscord:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeDiscord is not running: call start() first")
+        return self._backend.base_url
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.base_url}/api/v10"
+
+    def reset(self) -> None:
+        """Forget everything (state, limits, faults, calls); the server keeps its port."""
+        backend = self._backend
+        backend.world = World()
+        backend.oauth = OAuthStore()
+        backend.limiter.reset()
+        backend.faults.configure()
+        backend.calls.clear()
+        backend.internal_errors.clear()
+        old_wake, backend.wake = backend.wake, threading.Event()
+        old_wake.set()
+
+    @property
+    def world(self) -> World:
+        """The raw state, for assertions this class has no helper for (hold ``world.lock``)."""
+        return self._backend.world
+
+    # -- bots, users, guilds, roles, members ----------------------------------------------------
+
+    def create_bot(self, name: str = "Store Bot", *, application_id: str | None = None) -> FakeBot:
+        return self.world.create_bot(name, application_id=application_id)
+
+    def revoke_bot_token(self, bot: FakeBot) -> None:
+        """Like an owner resetting the token: the old one answers 401 from now on."""
+        bot.is_token_valid = False
+
+    def rotate_bot_token(self, bot: FakeBot) -> str:
+        """Give the bot a new valid token (the old one stops working) and return it."""
+        with self.world.lock:
+            bot.token = make_bot_token(bot.user_id)
+            bot.is_token_valid = True
+            return bot.token
+
+    def create_user(
+        self, username: str, *, global_name: str | None = None, avatar: str | None = None
+    ) -> FakeUser:
+        return self.world.create_user(username, global_name=global_name, avatar=avatar)
+
+    def create_guild(self, name: str = "Test Guild", *, owner_id: str | None = None) -> FakeGuild:
+        return self.world.create_guild(name, owner_id=owner_id)
+
+    def guild(self, guild_id: str) -> FakeGuild:
+        return self.world.guild(guild_id)
+
+    def create_role(
+        self,
+        guild_id: str,
+        name: str,
+        *,
+        position: int | None = None,
+        permissions: int = 0,
+        managed: bool = False,
+        color: int = 0,
+    ) -> FakeRole:
+        return self.world.create_role(
+            guild_id, name, position=position, permissions=permissions, managed=managed, color=color
+        )
+
+    def move_role(self, guild_id: str, role_id: str, position: int) -> None:
+        self.world.move_role(guild_id, role_id, position)
+
+    def force_role_position(self, guild_id: str, role_id: str, position: int) -> None:
+        """Set a position without renumbering: produces the ties that old guilds really have."""
+        self.world.force_role_position(guild_id, role_id, position)
+
+    def add_bot_to_guild(
+        self,
+        bot: FakeBot,
+        guild_id: str,
+        *,
+        permissions: int = MANAGE_ROLES,
+        role_position: int | None = None,
+    ) -> FakeRole:
+        """Invite the bot: it joins with a managed role named after it (top of the list by default)."""
+        return self.world.add_bot_to_guild(
+            bot, guild_id, permissions=permissions, role_position=role_position
+        )
+
+    def add_member(self, guild_id: str, user_id: str, *, roles: Iterable[str] = ()) -> None:
+        self.world.add_member(guild_id, user_id, roles)
+
+    def remove_member(self, guild_id: str, user_id: str) -> None:
+        with self.world.lock:
+            self.world.guild(guild_id).members.pop(user_id, None)
+
+    def member_roles(self, guild_id: str, user_id: str) -> set[str]:
+        with self.world.lock:
+            return set(self.world.member(guild_id, user_id).roles)
+
+    def is_member(self, guild_id: str, user_id: str) -> bool:
+        with self.world.lock:
+            return user_id in self.world.guild(guild_id).members
+
+    def audit_log(self, guild_id: str) -> list[dict[str, Any]]:
+        """Role and join changes the bots made, with their URL-decoded X-Audit-Log-Reason."""
+        with self.world.lock:
+            return list(self.world.audit_log.get(guild_id, []))
+
+    # -- channels, messages, commands -----------------------------------------------------------
+
+    def create_channel(
+        self, guild_id: str, name: str = "general", *, overwrites: Iterable[Mapping[str, Any]] = ()
+    ) -> FakeChannel:
+        return self.world.create_channel(guild_id, name, [dict(ow) for ow in overwrites])
+
+    def messages(self, channel_id: str) -> list[dict[str, Any]]:
+        with self.world.lock:
+            return list(self.world.channels[channel_id].messages)
+
+    def dm_messages(self, bot: FakeBot, user: FakeUser | str) -> list[dict[str, Any]]:
+        """Messages the bot sent to the user by DM (empty if it never opened a DM)."""
+        with self.world.lock:
+            channel_id = self.world.dm_channels.get((bot.user_id, payloads.user_id_of(user)))
+            return list(self.world.channels[channel_id].messages) if channel_id else []
+
+    def commands(self, application_id: str, guild_id: str | None = None) -> list[dict[str, Any]]:
+        with self.world.lock:
+            return list(self.world.commands.get((application_id, guild_id), []))
+
+    # -- rate limits, faults, recorded calls ----------------------------------------------------
+
+    def set_route_limit(self, name: str, limit: int, window: float) -> None:
+        self._backend.limiter.set_route_limit(name, limit, window)
+
+    def set_global_limit(self, limit: int | None = 50, window: float = 1.0) -> None:
+        self._backend.limiter.set_global_limit(limit, window)
+
+    def set_faults(
+        self,
+        *,
+        error_rate: float = 0.0,
+        timeout_rate: float = 0.0,
+        timeout_seconds: float = 5.0,
+        slow_seconds: float = 0.0,
+        rate_limit_rate: float = 0.0,
+        rate_limit_retry_after: float = 0.5,
+        seed: int | None = None,
+        routes: Iterable[str] | None = None,
+    ) -> None:
+        """Replace the fault settings (call with no arguments to turn faults off)."""
+        self._backend.faults.configure(
+            error_rate=error_rate,
+            timeout_rate=timeout_rate,
+            timeout_seconds=timeout_seconds,
+            slow_seconds=slow_seconds,
+            rate_limit_rate=rate_limit_rate,
+            rate_limit_retry_after=rate_limit_retry_after,
+            seed=seed,
+            routes=routes,
+        )
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        return self._backend.calls.snapshot()
+
+    def calls_to(self, method: str, path_pattern: str) -> list[RecordedCall]:
+        return self._backend.calls.matching(method, path_pattern)
+
+    def clear_calls(self) -> None:
+        self._backend.calls.clear()
+
+    @property
+    def rate_limit_hits(self) -> list[RateLimitHit]:
+        return list(self._backend.limiter.hits)
+
+    @property
+    def invalid_requests(self) -> int:
+        """401, 403 and non-shared 429 answers: what Discord counts towards its IP ban."""
+        return self._backend.calls.invalid_requests
+
+    @property
+    def internal_errors(self) -> list[str]:
+        """Tracebacks of bugs in the fake itself (answered as 500); should stay empty."""
+        return list(self._backend.internal_errors)
+
+    def stats(self) -> dict[str, Any]:
+        hits = self.rate_limit_hits
+        return {
+            "total": len(self.calls),
+            "by_status": self._backend.calls.statuses(),
+            "invalid_requests": self.invalid_requests,
+            "rate_limited": {
+                scope: sum(1 for h in hits if h.scope == scope) for scope in ("user", "global", "shared")
+            },
+        }
+
+    # -- OAuth2 ---------------------------------------------------------------------------------
+
+    @property
+    def oauth_consent(self) -> str:
+        return self._backend.oauth.consent
+
+    @oauth_consent.setter
+    def oauth_consent(self, value: str) -> None:
+        if value not in ("allow", "deny"):
+            raise ValueError("oauth_consent is 'allow' or 'deny'")
+        self._backend.oauth.consent = value
+
+    def oauth_login_as(self, user: FakeUser | str) -> None:
+        """The user who 'clicks Authorize' on the next authorize requests."""
+        self._backend.oauth.login_user_id = payloads.user_id_of(user)
+
+    def allow_redirect_uri(self, uri: str) -> None:
+        """Register a redirect URI (``"*"`` allows any http(s) URI); loopback ones always pass."""
+        self._backend.oauth.allowed_redirects.add(uri)
+
+    def expire_user_tokens(self, user: FakeUser | str) -> None:
+        self._backend.oauth.expire_user(payloads.user_id_of(user))
+
+    def create_user_token(
+        self, bot: FakeBot, user: FakeUser | str, scopes: Iterable[str] = ("identify", "guilds.join")
+    ) -> str:
+        """Skip the browser: an access token the user granted to ``bot``'s application."""
+        grant = self._backend.oauth.issue_grant(bot.client_id, payloads.user_id_of(user), tuple(scopes))
+        return grant.access_token
+
+    def authorize_url(self, bot: FakeBot, redirect_uri: str, **params: str) -> str:
+        """The fake's authorize URL for ``bot`` with ``scope``, ``state``, PKCE... as given."""
+        query = {"response_type": "code", "client_id": bot.client_id, "redirect_uri": redirect_uri}
+        query.setdefault("scope", "identify guilds.join")
+        query.update(params)
+        return f"{self.base_url}/oauth2/authorize?{urlencode(query)}"
+
+    # -- interactions (the fake acting as Discord towards an app) -------------------------------
+
+    def command_payload(
+        self,
+        bot: FakeBot,
+        guild_id: str | None,
+        user: FakeUser | str,
+        name: str,
+        options: list[dict[str, Any]] | dict[str, Any] | None = None,
+        *,
+        member_permissions: str = "0",
+        app_permissions: str | None = None,
+        channel_id: str | None = None,
+        locale: str = "en-US",
+    ) -> dict[str, Any]:
+        data = payloads.command_data(self.world, bot, guild_id, name, options)
+        return payloads.interaction(
+            self.world,
+            bot,
+            2,
+            guild_id=guild_id,
+            user=user,
+            data=data,
+            member_permissions=member_permissions,
+            app_perms=app_permissions,
+            channel_id=channel_id,
+            locale=locale,
+        )
+
+    def component_payload(
+        self,
+        bot: FakeBot,
+        guild_id: str | None,
+        user: FakeUser | str,
+        custom_id: str,
+        *,
+        member_permissions: str = "0",
+        component_type: int = 2,
+        channel_id: str | None = None,
+    ) -> dict[str, Any]:
+        payload = payloads.interaction(
+            self.world,
+            bot,
+            3,
+            guild_id=guild_id,
+            user=user,
+            data={"custom_id": custom_id, "component_type": component_type},
+            member_permissions=member_permissions,
+            channel_id=channel_id,
+        )
+        payload["message"] = {
+            "id": new_snowflake(),
+            "channel_id": payload["channel_id"],
+            "author": self.world.users[bot.user_id].to_json(),
+            "content": "",
+            "components": [],
+            "embeds": [],
+            "flags": 0,
+            "type": 0,
+        }
+        return payload
+
+    def ping_payload(self, bot: FakeBot) -> dict[str, Any]:
+        return payloads.interaction(self.world, bot, 1, guild_id=None, user=None, data=None)
+
+    def send_interaction(
+        self,
+        url: str,
+        bot: FakeBot,
+        payload: Mapping[str, Any],
+        *,
+        timestamp: str | None = None,
+        client: Any = None,
+        signing_key: Any = None,
+    ) -> InteractionResult:
+        """Sign and POST ``payload`` to the app; an acknowledging answer is recorded as initial."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        stamp = timestamp if timestamp is not None else str(int(time.time()))
+        headers = sign_interaction(signing_key or bot.signing_key, stamp, body)
+        record = self.world.interactions.get(str(payload.get("token", "")))
+        if record is not None:
+            record.sent_at = time.monotonic()
+        result = deliver(url, body, headers, client)
+        if record is not None:
+            self._note_initial_response(record.token, result)
+        return result
+
+    def _note_initial_response(self, token: str, result: InteractionResult) -> None:
+        try:
+            answer = result.json() if result.status_code == 200 else None
+        except ValueError:
+            answer = None
+        with self.world.lock:
+            record = self.world.interactions.get(token)
+            if record is None or not isinstance(answer, dict):
+                return
+            if answer.get("type") in ACKNOWLEDGING_TYPES and not record.acknowledged:
+                record.acknowledged = True
+                if answer.get("type") == 4 and record.original is None:
+                    bot = self.world.bots[record.application_id]
+                    author = self.world.users[bot.user_id].to_json()
+                    record.original = build_message("0", author, answer.get("data") or {})
+            self.world.record_interaction_response(
+                token, "initial", answer, method="POST", acknowledged_before=False
+            )
+
+    def ping(self, url: str, bot: FakeBot, client: Any = None) -> InteractionResult:
+        return self.send_interaction(url, bot, self.ping_payload(bot), client=client)
+
+    def probe_invalid_signature(self, url: str, bot: FakeBot, client: Any = None) -> InteractionResult:
+        """A PING signed with the wrong key, as Discord sends to check the app rejects it (401)."""
+        payload = self.ping_payload(bot)
+        return self.send_interaction(url, bot, payload, client=client, signing_key=SigningKey.generate())
+
+    def check_interactions_endpoint(self, url: str, bot: FakeBot, client: Any = None) -> list[str]:
+        """What Discord checks when the URL is saved; returns the problems (empty list: accepted)."""
+        problems = []
+        pong = self.ping(url, bot, client)
+        content_type = pong.headers.get("Content-Type", "")
+        if pong.status_code != 200 or not content_type.startswith("application/json"):
+            problems.append(f"PING answered {pong.status_code} {content_type!r}")
+        elif pong.json() != {"type": 1}:
+            problems.append(f"PING answered {pong.text!r}, expected {{'type': 1}}")
+        probe = self.probe_invalid_signature(url, bot, client)
+        if probe.status_code != 401:
+            problems.append(f"invalid signature answered {probe.status_code}, expected 401")
+        return problems
+
+    @property
+    def interaction_responses(self) -> dict[str, list[dict[str, Any]]]:
+        """Per interaction token: the initial answer, callbacks, @original edits and follow-ups.
+
+        Each entry is ``{"kind", "method", "data", "acknowledged_before", "time"}``; ``kind`` is
+        initial, callback, edit_original, delete_original, followup or edit_followup.
+        """
+        with self.world.lock:
+            return {t: list(v) for t, v in self.world.interaction_responses.items()}
+
+    def new_interaction_token(self, bot: FakeBot) -> str:
+        """A live interaction token without a payload, for webhook-only tests."""
+        return self.world.mint_interaction(bot.application_id).token

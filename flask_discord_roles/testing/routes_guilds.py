@@ -1,0 +1,167 @@
+"""Guild, role and member routes: where Discord's hierarchy and permission rules bite.
+
+A guild that does not exist answers 404 10004; one that exists but the bot is not in answers 403 50001
+(Missing Access), which is what Discord sends for guilds a bot was removed from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import permissions as perms
+from . import protocol as p
+from .state import FakeGuild, FakeMember, iso_now
+
+MAX_AUDIT_REASON = 512
+
+
+def bot_guild(ctx: p.Context) -> FakeGuild:
+    bot = ctx.require_bot()
+    guild = ctx.world.guilds.get(ctx.params["guild_id"])
+    if guild is None:
+        raise p.discord_error(404, 10004, "Unknown Guild")
+    if bot.user_id not in guild.members:
+        raise p.missing_access()
+    return guild
+
+
+def member_json(ctx: p.Context, member: FakeMember) -> dict[str, Any]:
+    return {
+        "user": ctx.world.users[member.user_id].to_json(),
+        "nick": member.nick,
+        "avatar": None,
+        "banner": None,
+        "roles": list(member.roles),
+        "joined_at": member.joined_at,
+        "premium_since": None,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "communication_disabled_until": None,
+    }
+
+
+def _require(ctx: p.Context, guild: FakeGuild, bits: int) -> None:
+    if not ctx.world.guild_permissions(guild, ctx.require_bot().user_id) & bits:
+        raise p.missing_permissions()
+
+
+def _check_audit_reason(ctx: p.Context) -> None:
+    reason = ctx.audit_log_reason
+    if reason is not None and len(reason) > MAX_AUDIT_REASON:
+        raise p.invalid_form(
+            {
+                "audit_log_reason": p.field_error(
+                    "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_AUDIT_REASON} or fewer in length."
+                )
+            }
+        )
+
+
+@p.route("GET", "/guilds/{guild_id}", family="guild", major=("guild_id",))
+def get_guild(ctx: p.Context) -> p.Reply:
+    with_counts = ctx.request.args.get("with_counts", "").lower() == "true"
+    return p.json_reply(bot_guild(ctx).to_json(with_counts=with_counts))
+
+
+@p.route("GET", "/guilds/{guild_id}/roles", family="guild", major=("guild_id",))
+def get_roles(ctx: p.Context) -> p.Reply:
+    return p.json_reply([role.to_json() for role in bot_guild(ctx).roles.values()])
+
+
+@p.route("GET", "/guilds/{guild_id}/channels", major=("guild_id",))
+def get_channels(ctx: p.Context) -> p.Reply:
+    guild = bot_guild(ctx)
+    channels = [c for c in ctx.world.channels.values() if c.guild_id == guild.id]
+    return p.json_reply([c.to_json(ctx.world.users) for c in channels])
+
+
+@p.route("GET", "/guilds/{guild_id}/members/{user_id}", family="guild_member", major=("guild_id",))
+def get_member(ctx: p.Context) -> p.Reply:
+    member = bot_guild(ctx).members.get(ctx.params["user_id"])
+    if member is None:
+        raise p.discord_error(404, 10007, "Unknown Member")
+    return p.json_reply(member_json(ctx, member))
+
+
+@p.route("PUT", "/guilds/{guild_id}/members/{user_id}", family="guild_member", major=("guild_id",))
+def add_guild_member(ctx: p.Context) -> p.Reply:
+    guild = bot_guild(ctx)
+    bot = ctx.require_bot()
+    user_id = ctx.params["user_id"]
+    body = ctx.json_object()
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise p.invalid_form({"access_token": p.field_error("BASE_TYPE_REQUIRED", "This field is required")})
+    grant = ctx.oauth.live_grant(access_token)
+    if grant is None or grant.user_id != user_id or grant.client_id != bot.application_id:
+        raise p.discord_error(403, 50025, "Invalid OAuth2 access token")
+    if "guilds.join" not in grant.scopes:
+        raise p.missing_access()
+    if user_id in guild.members:
+        return p.no_content()  # Discord ignores roles and nick for existing members.
+    _require(ctx, guild, perms.CREATE_INSTANT_INVITE)
+    role_ids = body.get("roles") or []
+    if not isinstance(role_ids, list) or not all(isinstance(r, str) for r in role_ids):
+        raise p.invalid_form({"roles": p.field_error("LIST_TYPE_CONVERT", "Must be a list.")})
+    for role_id in role_ids:
+        role = guild.roles.get(role_id)
+        if role is None:
+            raise p.discord_error(404, 10011, "Unknown Role")
+        _require(ctx, guild, perms.MANAGE_ROLES)
+        if not ctx.world.can_assign(guild, bot.user_id, role):
+            raise p.missing_permissions()
+    if body.get("nick") is not None:
+        _require(ctx, guild, perms.MANAGE_NICKNAMES)
+    member = ctx.world.add_member(guild.id, user_id, role_ids)
+    member.nick = body.get("nick")
+    _audit(ctx, guild, "member_join", user_id, None)
+    return p.json_reply(member_json(ctx, member), 201)
+
+
+def _audit(ctx: p.Context, guild: FakeGuild, action: str, user_id: str, role_id: str | None) -> None:
+    entry = {
+        "action": action,
+        "user_id": user_id,
+        "role_id": role_id,
+        "actor_id": ctx.require_bot().user_id,
+        "reason": ctx.audit_log_reason,
+        "at": iso_now(),
+    }
+    ctx.world.audit_log.setdefault(guild.id, []).append(entry)
+
+
+def _change_role(ctx: p.Context, *, add: bool) -> p.Reply:
+    guild = bot_guild(ctx)
+    _check_audit_reason(ctx)
+    member = guild.members.get(ctx.params["user_id"])
+    if member is None:
+        raise p.discord_error(404, 10007, "Unknown Member")
+    role = guild.roles.get(ctx.params["role_id"])
+    if role is None:
+        raise p.discord_error(404, 10011, "Unknown Role")
+    _require(ctx, guild, perms.MANAGE_ROLES)
+    if not ctx.world.can_assign(guild, ctx.require_bot().user_id, role):
+        raise p.missing_permissions()
+    has_role = role.id in member.roles
+    if add and not has_role:
+        member.roles.append(role.id)
+        _audit(ctx, guild, "member_role_add", member.user_id, role.id)
+    elif not add and has_role:
+        member.roles.remove(role.id)
+        _audit(ctx, guild, "member_role_remove", member.user_id, role.id)
+    return p.no_content()
+
+
+MEMBER_ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+
+
+@p.route("PUT", MEMBER_ROLE, family="member_role", major=("guild_id",))
+def add_member_role(ctx: p.Context) -> p.Reply:
+    return _change_role(ctx, add=True)
+
+
+@p.route("DELETE", MEMBER_ROLE, family="member_role", major=("guild_id",))
+def remove_member_role(ctx: p.Context) -> p.Reply:
+    return _change_role(ctx, add=False)

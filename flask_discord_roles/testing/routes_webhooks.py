@@ -1,0 +1,132 @@
+"""Interaction webhooks and callbacks: how an app answers after the first 3 seconds.
+
+These routes take no Authorization and sit outside the global limit. Every call is recorded in
+``FakeDiscord.interaction_responses`` under the interaction token, with ``acknowledged`` telling whether
+the initial response had already reached the fake (a follow-up that beats it is a real-world race).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import protocol as p
+from .routes_channels import build_message, public_message
+from .state import InteractionRecord
+from .validation import validate_message
+
+CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9})
+
+
+def _interaction(ctx: p.Context) -> InteractionRecord:
+    record = ctx.world.interactions.get(ctx.params["token"])
+    if record is None or record.application_id != ctx.params["application_id"]:
+        raise p.discord_error(404, 10015, "Unknown Webhook")
+    if time.monotonic() - record.age_origin > ctx.world.interaction_ttl:
+        raise p.discord_error(401, 50027, "Invalid Webhook Token")
+    return record
+
+
+def _author(ctx: p.Context, record: InteractionRecord) -> dict[str, Any]:
+    bot = ctx.world.bots[record.application_id]
+    return ctx.world.users[bot.user_id].to_json()
+
+
+def _record(ctx: p.Context, record: InteractionRecord, kind: str, body: Any) -> None:
+    ctx.world.record_interaction_response(
+        record.token,
+        kind,
+        body,
+        method=ctx.request.method,
+        acknowledged_before=record.acknowledged,
+    )
+
+
+def _edit(message: dict[str, Any], body: dict[str, Any]) -> None:
+    for key in ("content", "embeds", "components", "allowed_mentions", "flags"):
+        if key in body:
+            message[key] = body[key]
+
+
+ORIGINAL = "/webhooks/{application_id}/{token}/messages/@original"
+MESSAGE = "/webhooks/{application_id}/{token}/messages/{message_id}"
+FOLLOWUPS = "/webhooks/{application_id}/{token}"
+CALLBACK = "/interactions/{interaction_id}/{token}/callback"
+
+
+@p.route("GET", ORIGINAL, family="webhook", auth="none", major=("application_id", "token"))
+def get_original(ctx: p.Context) -> p.Reply:
+    record = _interaction(ctx)
+    if record.original is None:
+        raise p.discord_error(404, 10008, "Unknown Message")
+    return p.json_reply(public_message(record.original))
+
+
+@p.route("PATCH", ORIGINAL, family="webhook", auth="none", major=("application_id", "token"))
+def edit_original(ctx: p.Context) -> p.Reply:
+    record = _interaction(ctx)
+    body = ctx.json_object()
+    validate_message(body, allow_empty=True)
+    if record.original is None:
+        record.original = build_message("0", _author(ctx, record), body)
+    _edit(record.original, body)
+    _record(ctx, record, "edit_original", body)
+    return p.json_reply(public_message(record.original))
+
+
+@p.route("DELETE", ORIGINAL, family="webhook", auth="none", major=("application_id", "token"))
+def delete_original(ctx: p.Context) -> p.Reply:
+    record = _interaction(ctx)
+    if record.original is None:
+        raise p.discord_error(404, 10008, "Unknown Message")
+    record.original = None
+    _record(ctx, record, "delete_original", None)
+    return p.no_content()
+
+
+@p.route("POST", FOLLOWUPS, family="webhook", auth="none", major=("application_id", "token"))
+def create_followup(ctx: p.Context) -> p.Reply:
+    record = _interaction(ctx)
+    body = ctx.json_object()
+    validate_message(body)
+    message = build_message("0", _author(ctx, record), body)
+    record.followups[message["id"]] = message
+    _record(ctx, record, "followup", body)
+    return p.json_reply(public_message(message))
+
+
+@p.route("PATCH", MESSAGE, family="webhook", auth="none", major=("application_id", "token"))
+def edit_followup(ctx: p.Context) -> p.Reply:
+    record = _interaction(ctx)
+    message = record.followups.get(ctx.params["message_id"])
+    if message is None:
+        raise p.discord_error(404, 10008, "Unknown Message")
+    body = ctx.json_object()
+    validate_message(body, allow_empty=True)
+    _edit(message, body)
+    _record(ctx, record, "edit_followup", body)
+    return p.json_reply(public_message(message))
+
+
+@p.route("POST", CALLBACK, family="interaction_callback", auth="none", major=("interaction_id",))
+def callback(ctx: p.Context) -> p.Reply:
+    record = ctx.world.interactions.get(ctx.params["token"])
+    late = record is not None and (time.monotonic() - record.age_origin > ctx.world.initial_response_deadline)
+    if record is None or record.id != ctx.params["interaction_id"] or late:
+        raise p.discord_error(404, 10062, "Unknown interaction")
+    if record.acknowledged:
+        raise p.discord_error(400, 40060, "Interaction has already been acknowledged.")
+    body = ctx.json_object()
+    kind = body.get("type")
+    if kind not in CALLBACK_TYPES:
+        raise p.invalid_form({"type": p.field_error("BASE_TYPE_CHOICES", "Invalid type")})
+    data = body.get("data") or {}
+    if kind in (4, 7):
+        validate_message(data)
+    record.acknowledged = True
+    if kind == 4:
+        record.original = build_message("0", _author(ctx, record), data)
+    ctx.world.record_interaction_response(
+        record.token, "callback", body, method="POST", acknowledged_before=False
+    )
+    return p.no_content()
