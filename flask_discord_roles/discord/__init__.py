@@ -1,0 +1,41 @@
+"""Discord's HTTP API as we use it: no Flask, no database.
+
+The client respects rate limits and retries what is worth retrying; its errors say whether a retry can
+help (:class:`TransientDiscordError`) or a person must fix something (:class:`PermanentDiscordError`).
+"""
+
+from __future__ import annotations
+
+from .client import DiscordClient
+from .errors import (
+    BadRequest,
+    DiscordConnectionError,
+    DiscordError,
+    DiscordServerError,
+    DiscordTimeout,
+    Forbidden,
+    NotFound,
+    PermanentDiscordError,
+    RateLimited,
+    TokenDisabled,
+    TransientDiscordError,
+    Unauthorized,
+)
+from .routes import Route
+
+__all__ = [
+    "BadRequest",
+    "DiscordClient",
+    "DiscordConnectionError",
+    "DiscordError",
+    "DiscordServerError",
+    "DiscordTimeout",
+    "Forbidden",
+    "NotFound",
+    "PermanentDiscordError",
+    "RateLimited",
+    "Route",
+    "TokenDisabled",
+    "TransientDiscordError",
+    "Unauthorized",
+]
