@@ -42,9 +42,14 @@ class CallLog:
         self._calls: list[RecordedCall] = []
         self._statuses: Counter[int] = Counter()
         self._invalid = 0
+        # Bumped by clear(): a request that began before (a fault still sleeping) must not land in the
+        # next test's log.
+        self.generation = 0
 
-    def add(self, call: RecordedCall) -> None:
+    def add(self, call: RecordedCall, *, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             self._calls.append(call)
             self._statuses[call.status] += 1
             # Discord does not count shared-scope 429s against the invalid-request limit.
@@ -63,6 +68,7 @@ class CallLog:
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._calls.clear()
             self._statuses.clear()
             self._invalid = 0

@@ -116,6 +116,7 @@ class FakeDiscordApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         request = Request(environ)
         request.get_data(cache=True)
+        generation = self.backend.calls.generation
         caller = _Caller()
         scope: list[str | None] = [None]
         try:
@@ -125,7 +126,7 @@ class FakeDiscordApp:
         except Exception:  # a bug in the fake must not look like a Discord outage
             self.backend.internal_errors.append(traceback.format_exc())
             reply = p.json_reply({"message": "500: Internal Server Error (fake bug)", "code": 0}, 500)
-        self._record(request, caller, reply, scope[0])
+        self._record(request, caller, reply, scope[0], generation)
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         if reply.content_type:
             response.content_type = reply.content_type
@@ -209,7 +210,9 @@ class FakeDiscordApp:
             return _rate_limited(headers, limited(fault.retry_after, is_global=False))
         return None
 
-    def _record(self, request: Request, caller: _Caller, reply: p.Reply, scope: str | None) -> None:
+    def _record(
+        self, request: Request, caller: _Caller, reply: p.Reply, scope: str | None, generation: int
+    ) -> None:
         raw = request.get_data(cache=True)
         body: Any = None
         if raw and request.mimetype == "application/json":
@@ -234,7 +237,8 @@ class FakeDiscordApp:
                 audit_log_reason=unquote(reason) if reason is not None else None,
                 rate_limit_scope=scope,
                 body=raw,
-            )
+            ),
+            generation=generation,
         )
 
 
