@@ -18,7 +18,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -66,7 +66,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-class StoreBot:
+class _Columns:
+    """Typing help: the mapped subclasses get SQLAlchemy's keyword constructor."""
+
+    if TYPE_CHECKING:
+
+        def __init__(self, **columns: Any) -> None: ...
+
+
+class StoreBot(_Columns):
     """A store's own Discord bot: credentials (token encrypted), state and the counters behind its stats."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -106,7 +114,7 @@ class StoreBot:
         )
 
 
-class LinkedGuild:
+class LinkedGuild(_Columns):
     """A Discord server linked to a store with a one-time code."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -132,7 +140,7 @@ class LinkedGuild:
         return f"<LinkedGuild store_id={self.store_id!r} guild_id={self.guild_id!r}>"
 
 
-class LinkCode:
+class LinkCode(_Columns):
     """A one-time code a store owner types as ``/link code:…``. Only its hash is stored."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -155,7 +163,7 @@ class LinkCode:
         return f"<LinkCode store_id={self.store_id!r} expires_at={self.expires_at!r}>"
 
 
-class RoleMapping:
+class RoleMapping(_Columns):
     """Buying ``package_id`` grants ``role_id`` in ``guild_id``; many-to-many by repeating rows."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -189,7 +197,7 @@ class RoleMapping:
         )
 
 
-class DiscordAccount:
+class DiscordAccount(_Columns):
     """A customer's linked Discord account in one store, with their OAuth tokens encrypted."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -223,7 +231,7 @@ class DiscordAccount:
         )
 
 
-class Delivery:
+class Delivery(_Columns):
     """One role change for one customer in one guild: the unit of the delivery queue.
 
     ``status`` is ``pending``, ``completed``, ``failed`` or ``expired``; a pending row that a worker is
@@ -302,7 +310,7 @@ class Delivery:
         )
 
 
-class StoreSettings:
+class StoreSettings(_Columns):
     """A store's Discord settings: the FluxStore list plus delivery mode and claim expiry."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -339,7 +347,7 @@ class StoreSettings:
         return f"<StoreSettings store_id={self.store_id!r} delivery_mode={self.delivery_mode!r}>"
 
 
-class ApiToken:
+class ApiToken(_Columns):
     """A tenant-API token: bound to one store, scoped, stored as a SHA-256 hash (shown once)."""
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -366,7 +374,7 @@ class ApiToken:
         return f"<ApiToken store_id={self.store_id!r} prefix={self.token_prefix!r} scopes={self.scopes!r}>"
 
 
-class ProcessedInteraction:
+class ProcessedInteraction(_Columns):
     """An interaction id already answered: Discord may deliver the same one twice."""
 
     interaction_id: Mapped[str] = mapped_column(SNOWFLAKE, primary_key=True)
@@ -385,7 +393,7 @@ class ProcessedInteraction:
         return f"<ProcessedInteraction {self.interaction_id!r}>"
 
 
-class PurchaseNotification:
+class PurchaseNotification(_Columns):
     """One purchase message to post in a store's channel, queued so checkout never waits on Discord."""
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)

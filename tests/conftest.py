@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import DiscordRoles
+from flask_discord_roles import DiscordRoles, get_state
 from flask_discord_roles.crypto import generate_key
 
 POSTGRES_URL = os.environ.get(
@@ -81,13 +81,18 @@ def make_app() -> Any:
 
 
 @pytest.fixture
-def app_and_db(database_url: str) -> Iterator[tuple[Flask, SQLAlchemy]]:
-    app, db, _ = build_host_app(database_url)
+def app_and_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[Flask, SQLAlchemy]]:
+    """The host app with our tables created; talking to FakeDiscord when the test uses ``fake_discord``."""
+    config: dict[str, Any] = {}
+    if "fake_discord" in request.fixturenames:
+        config["DISCORD_ROLES_API_BASE_URL"] = request.getfixturevalue("fake_discord").api_base_url
+    app, db, _ = build_host_app(database_url, **config)
     with app.app_context():
         db.create_all()
         yield app, db
         db.session.remove()
         db.engine.dispose()
+        get_state(app).clients.close()
 
 
 @pytest.fixture

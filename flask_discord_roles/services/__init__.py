@@ -1,0 +1,1 @@
+"""What the product does, as plain functions over the extension's state: no request objects here."""

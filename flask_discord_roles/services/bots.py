@@ -1,0 +1,100 @@
+"""A store's own Discord bot: saving its credentials and talking as it."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from ..discord.client import DiscordClient
+from ..discord.errors import Unauthorized
+from ..discord.snowflake import is_snowflake
+from ..extension import DiscordRolesState
+from ..models import StoreBot
+from .errors import ValidationError
+
+_PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def validate_credentials(
+    application_id: object, public_key: object, bot_token: object
+) -> dict[str, list[str]]:
+    """Check the shape of the three credentials; returns the errors per field (empty when fine)."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(application_id, str) or not is_snowflake(application_id):
+        errors["application_id"] = [
+            "Application ID must be a numeric Discord snowflake (General Information page)."
+        ]
+    if not isinstance(public_key, str) or not _PUBLIC_KEY.fullmatch(public_key):
+        errors["public_key"] = ["Public key must be 64 hexadecimal characters."]
+    if not isinstance(bot_token, str) or not bot_token.strip() or any(c.isspace() for c in bot_token):
+        errors["bot_token"] = ["Bot token is required (Bot page, Reset Token)."]
+    return errors
+
+
+def get_bot(state: DiscordRolesState, store_id: str) -> StoreBot | None:
+    """The store's bot, if it has saved one."""
+    model = state.models.StoreBot
+    return state.db.session.scalars(select(model).where(model.store_id == store_id)).one_or_none()
+
+
+def save_bot(
+    state: DiscordRolesState,
+    store_id: str,
+    *,
+    application_id: str,
+    public_key: str,
+    bot_token: str,
+) -> StoreBot:
+    """Validate the credentials, check the token with Discord, and store them (token encrypted).
+
+    Raises :class:`ValidationError` for malformed fields or a token Discord refuses; lets a
+    :class:`TransientDiscordError` through when Discord cannot be reached, so the caller can say "try
+    again" instead of "wrong token". Adds to the session without committing: the caller owns the
+    transaction.
+    """
+    errors = validate_credentials(application_id, public_key, bot_token)
+    if errors:
+        raise ValidationError(errors)
+    settings = state.settings
+    # A one-off client: an unverified token must not enter the shared pool.
+    with DiscordClient(
+        bot_token,
+        base_url=settings.api_base_url,
+        timeout=settings.http_timeout,
+        max_retries=settings.http_max_retries,
+        user_agent=settings.user_agent,
+    ) as probe:
+        try:
+            bot_user = probe.get_current_user()
+        except Unauthorized:
+            raise ValidationError(
+                {
+                    "bot_token": [
+                        "Discord refused this bot token. Reset it on the Bot page and paste it again."
+                    ]
+                }
+            ) from None
+
+    bot = get_bot(state, store_id)
+    if bot is None:
+        bot = state.models.StoreBot(store_id=store_id)
+        state.db.session.add(bot)
+    else:
+        # The old token's client (and its learned limits) belongs to a token we no longer use.
+        state.clients.discard(state.cipher.decrypt(bot.token_ciphertext))
+    bot.application_id = application_id
+    bot.public_key = public_key.lower()
+    bot.token_ciphertext = state.cipher.encrypt(bot_token)
+    bot.bot_user_id = str(bot_user["id"])
+    bot.bot_name = str(bot_user.get("global_name") or bot_user.get("username") or "")
+    bot.bot_avatar = bot_user.get("avatar")
+    bot.is_enabled = True
+    bot.disabled_reason = None
+    state.db.session.flush()
+    return bot
+
+
+def client_for(state: DiscordRolesState, bot: StoreBot) -> DiscordClient:
+    """The shared client that talks as ``bot`` (one per bot token per process)."""
+    return state.clients.for_token(state.cipher.decrypt(bot.token_ciphertext))
