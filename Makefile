@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both build their own virtualenv.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml constraints-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev,postgres,redis]'
+	touch $(STAMP)
+
+## Run the example storefront on its embedded SQLite database, with FakeDiscord as its sandbox.
+demo: $(STAMP)
+	$(BIN)/flask --app example_app db upgrade heads
+	$(BIN)/python -m example_app
+
+## Lint, type-check and run the whole suite on SQLite and PostgreSQL.
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## Benchmarks print ratios measured side by side; they are not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/client_drain.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output
