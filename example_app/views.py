@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_discord_roles.discord.errors import DiscordError
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from flask_discord_roles import get_state
+from flask_discord_roles.discord.errors import DiscordError
 from flask_discord_roles.services.bots import client_for, get_bot
 
 from . import db
