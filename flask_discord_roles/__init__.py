@@ -6,5 +6,16 @@ __version__ = "0.1.0"
 
 from .config import ConfigurationError
 from .extension import DiscordRoles, DiscordRolesState, get_state
+from .orders import InvalidOrderEvent, OrderEvent
+from .signals import order_completed
 
-__all__ = ["ConfigurationError", "DiscordRoles", "DiscordRolesState", "__version__", "get_state"]
+__all__ = [
+    "ConfigurationError",
+    "DiscordRoles",
+    "DiscordRolesState",
+    "InvalidOrderEvent",
+    "OrderEvent",
+    "__version__",
+    "get_state",
+    "order_completed",
+]

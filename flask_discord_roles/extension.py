@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from blinker import Signal
+from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from . import __version__
@@ -15,6 +17,8 @@ from .config import DEFAULTS, ConfigurationError, Settings, build_cipher, load_s
 from .crypto import TokenCipher
 from .migrations import register_with_flask_migrate
 from .models import Models, define_models
+from .orders import OrderAdapter, default_adapter
+from .signals import order_completed
 
 logger = logging.getLogger("flask_discord_roles")
 
@@ -28,6 +32,8 @@ class DiscordRolesState:
     models: Models
     cipher: TokenCipher = field(repr=False)
     clients: ClientPool = field(repr=False)
+    # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
+    receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
 
 class DiscordRoles:
@@ -70,12 +76,25 @@ class DiscordRoles:
         if app is not None:
             self.init_app(app, db)
 
-    def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
-        """Validate the settings, map the tables on ``db`` and register CLI commands for ``app``.
+    def init_app(
+        self,
+        app: Flask,
+        db: SQLAlchemy | None = None,
+        *,
+        order_completed_signal: Signal | None = None,
+        order_adapter: OrderAdapter | None = None,
+    ) -> None:
+        """Validate the settings, map the tables on ``db``, listen for orders and register CLI commands.
 
         ``db`` defaults to the one given to the constructor, then to the app's Flask-SQLAlchemy
-        extension. Raises :class:`ConfigurationError` naming the key when a setting is wrong.
+        extension. A host that already has its own order signal passes it as ``order_completed_signal``
+        with an ``order_adapter`` that turns ``(sender, kwargs)`` into an :class:`~.orders.OrderEvent`.
+        Raises :class:`ConfigurationError` naming the key when a setting is wrong.
         """
+        if order_completed_signal is not None and order_adapter is None:
+            raise ConfigurationError(
+                "order_completed_signal needs an order_adapter that turns its payload into an OrderEvent"
+            )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         db = db or self._db or app.extensions.get("sqlalchemy")
@@ -91,12 +110,16 @@ class DiscordRoles:
                 "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
                 "and stored tokens will not survive a restart."
             )
-        app.extensions["discord_roles"] = DiscordRolesState(
+        state = DiscordRolesState(
             settings=settings,
             db=db,
             models=define_models(db),
             cipher=cipher,
             clients=ClientPool(settings),
+        )
+        app.extensions["discord_roles"] = state
+        _listen_for_orders(
+            app, state, order_completed_signal or order_completed, order_adapter or default_adapter
         )
 
         from .cli import discord_roles_cli
@@ -109,6 +132,24 @@ class DiscordRoles:
     def models(self) -> Models:
         """The mapped model classes for the current app."""
         return get_state().models
+
+
+def _listen_for_orders(app: Flask, state: DiscordRolesState, signal: Signal, adapter: OrderAdapter) -> None:
+    """Queue deliveries when ``signal`` fires for this app (and only this app)."""
+    from .services.queue import enqueue_order
+
+    def on_order_completed(sender: Any, **payload: Any) -> None:
+        if isinstance(sender, Flask):
+            if sender is not app:
+                return
+        elif not has_app_context():
+            raise RuntimeError("send the order signal inside an app context (the host's request or job)")
+        elif current_app._get_current_object() is not app:  # type: ignore[attr-defined]
+            return
+        enqueue_order(state, adapter(sender, payload))
+
+    state.receivers.append(on_order_completed)
+    signal.connect(on_order_completed, weak=True)
 
 
 def get_state(app: Flask | None = None) -> DiscordRolesState:

@@ -325,7 +325,8 @@ class StoreSettings(_Columns):
     checkout_prompt: Mapped[str | None] = mapped_column(sa.Text)
     delivery_mode: Mapped[str] = mapped_column(sa.String(16), default="automatic")
     # None means pending deliveries never expire.
-    claim_expiry_hours: Mapped[int | None] = mapped_column(sa.Integer, default=72)
+    claims_expire: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    claim_expiry_hours: Mapped[int] = mapped_column(sa.Integer, default=72)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @declared_attr.directive
@@ -338,7 +339,7 @@ class StoreSettings(_Columns):
                 name=conv("ck_discord_roles_settings_delivery_mode"),
             ),
             sa.CheckConstraint(
-                "claim_expiry_hours IS NULL OR claim_expiry_hours > 0",
+                "claim_expiry_hours > 0",
                 name=conv("ck_discord_roles_settings_claim_expiry_hours"),
             ),
         )

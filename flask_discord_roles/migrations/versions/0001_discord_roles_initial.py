@@ -190,7 +190,8 @@ def upgrade() -> None:
         sa.Column("welcome_message", sa.Text(), nullable=True),
         sa.Column("checkout_prompt", sa.Text(), nullable=True),
         sa.Column("delivery_mode", sa.String(16), nullable=False),
-        sa.Column("claim_expiry_hours", sa.Integer(), nullable=True),
+        sa.Column("claims_expire", sa.Boolean(), nullable=False),
+        sa.Column("claim_expiry_hours", sa.Integer(), nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_discord_roles_settings")),
         sa.UniqueConstraint("store_id", name=op.f("uq_discord_roles_settings_store_id")),
@@ -199,7 +200,7 @@ def upgrade() -> None:
             name=op.f("ck_discord_roles_settings_delivery_mode"),
         ),
         sa.CheckConstraint(
-            "claim_expiry_hours IS NULL OR claim_expiry_hours > 0",
+            "claim_expiry_hours > 0",
             name=op.f("ck_discord_roles_settings_claim_expiry_hours"),
         ),
     )

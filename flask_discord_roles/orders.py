@@ -1,0 +1,70 @@
+"""What we need to know about a host's order, whatever shape the host's own signal has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .discord.snowflake import is_snowflake
+
+
+class InvalidOrderEvent(ValueError):
+    """An order signal carried something we cannot use; the message names the field."""
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """A completed (or revoked) order, in our terms. Ids are the host's, as text."""
+
+    store_id: str
+    order_id: str
+    customer_id: str | None = None
+    package_ids: tuple[str, ...] = ()
+    discord_user_id: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        store_id: object,
+        order_id: object,
+        customer_id: object = None,
+        package_ids: Iterable[object] = (),
+        discord_user_id: object = None,
+    ) -> OrderEvent:
+        """Normalise ids to text and check them, so a bad signal fails loudly in the host's request."""
+        store = _host_id("store_id", store_id)
+        order = _host_id("order_id", order_id)
+        customer = None if customer_id is None else _host_id("customer_id", customer_id)
+        if isinstance(package_ids, str | bytes):
+            raise InvalidOrderEvent("package_ids must be a list of ids, not one string")
+        packages = tuple(dict.fromkeys(_host_id("package_ids", package) for package in package_ids))
+        discord_id = None
+        if discord_user_id not in (None, ""):
+            discord_id = str(discord_user_id)
+            if not is_snowflake(discord_id):
+                raise InvalidOrderEvent("discord_user_id must be a Discord user id (a snowflake)")
+        return cls(store, order, customer, packages, discord_id)
+
+
+def _host_id(field: str, value: object) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidOrderEvent(f"{field} must be a string or an integer id, got {type(value).__name__}")
+    text = str(value).strip()
+    if not text or len(text) > 64:
+        raise InvalidOrderEvent(f"{field} must be 1 to 64 characters")
+    return text
+
+
+OrderAdapter = Callable[[Any, Mapping[str, Any]], OrderEvent]
+"""Turns a host signal's ``(sender, kwargs)`` into an :class:`OrderEvent`."""
+
+
+def default_adapter(sender: Any, payload: Mapping[str, Any]) -> OrderEvent:
+    """The adapter for our own signals: the keyword arguments are the order's fields."""
+    known = {"store_id", "order_id", "customer_id", "package_ids", "discord_user_id"}
+    unknown = set(payload) - known
+    if unknown:
+        raise InvalidOrderEvent(f"unexpected order field(s): {', '.join(sorted(unknown))}")
+    return OrderEvent.build(**payload)
