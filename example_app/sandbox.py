@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from flask_discord_roles import get_state
 from flask_discord_roles.services.bots import save_bot
@@ -22,6 +22,7 @@ class Sandbox:
     fake: FakeDiscord
     bot: FakeBot
     guild: FakeGuild
+    roles: dict[str, str]  # role name -> role id
 
 
 def start_sandbox() -> Sandbox:
@@ -30,25 +31,44 @@ def start_sandbox() -> Sandbox:
     fake.start()
     bot = fake.create_bot("Demo Store Bot")
     guild = fake.create_guild("Demo Server")
+    roles = {}
     for name, color in (("Supporter", 0x2ECC71), ("VIP", 0xF1C40F), ("Legend", 0x9B59B6)):
-        fake.create_role(guild.id, name, color=color)
+        roles[name] = fake.create_role(guild.id, name, color=color).id
     fake.add_bot_to_guild(bot, guild.id)
     # Above the bot on purpose: the bot can never hand this one out (diagnostics will say why).
     fake.create_role(guild.id, "Moderator", color=0xE74C3C)
     for username in ("alice", "bob"):
         user = fake.create_user(username)
         fake.add_member(guild.id, user.id)
-    return Sandbox(fake=fake, bot=bot, guild=guild)
+    return Sandbox(fake=fake, bot=bot, guild=guild, roles=roles)
 
 
 def seed_store(app: Flask, sandbox: Sandbox) -> None:
-    """Create the packages once, and save this run's bot credentials through the extension."""
+    """Create the packages once, save this run's bot, and map each package to its role in the server.
+
+    The sandbox's server is new on every start, so the mappings are rewritten to its role ids. (The
+    tenant API will offer mappings as endpoints; until then the demo writes the rows itself.)
+    """
+    store_id = app.config["STORE_ID"]
     with app.app_context():
         if db.session.scalars(select(Package).limit(1)).first() is None:
             db.session.add_all(Package(name=name, price_cents=cents) for name, cents in PACKAGES)
+            db.session.flush()
+        mapping = get_state().models.RoleMapping
+        db.session.execute(delete(mapping).where(mapping.store_id == store_id))
+        for package in db.session.scalars(select(Package)):
+            db.session.add(
+                mapping(
+                    store_id=store_id,
+                    package_id=str(package.id),
+                    guild_id=sandbox.guild.id,
+                    role_id=sandbox.roles[package.name],
+                    role_name=package.name,
+                )
+            )
         save_bot(
             get_state(),
-            app.config["STORE_ID"],
+            store_id,
             application_id=sandbox.bot.application_id,
             public_key=sandbox.bot.public_key,
             bot_token=sandbox.bot.token,

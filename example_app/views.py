@@ -8,8 +8,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from flask_discord_roles import get_state
+from flask_discord_roles import get_state, order_completed
 from flask_discord_roles.discord.errors import DiscordError
+from flask_discord_roles.discord.snowflake import is_snowflake
 from flask_discord_roles.services.bots import client_for, get_bot
 
 from . import db
@@ -37,6 +38,15 @@ def index() -> str:
     roles, roles_error = _guild_roles(bot)
     packages = db.session.scalars(select(Package).order_by(Package.price_cents)).all()
     orders = db.session.scalars(select(Order).order_by(Order.id.desc()).limit(20)).all()
+    delivery = get_state().models.Delivery
+    deliveries = db.session.scalars(
+        select(delivery)
+        .where(delivery.store_id == store_id, delivery.order_id.in_([str(order.id) for order in orders]))
+        .order_by(delivery.id)
+    ).all()
+    deliveries_by_order: dict[str, list[Any]] = {}
+    for row in deliveries:
+        deliveries_by_order.setdefault(row.order_id or "", []).append(row)
     return render_template(
         "index.html",
         bot=bot,
@@ -44,6 +54,7 @@ def index() -> str:
         roles_error=roles_error,
         packages=packages,
         orders=orders,
+        deliveries_by_order=deliveries_by_order,
         package_names={package.id: package.name for package in packages},
     )
 
@@ -59,8 +70,21 @@ def buy(package_id: int) -> Response:
         flash("Please enter an email address.", "error")
         return redirect(url_for("shop.index"))
     discord_user_id = request.form.get("discord_user_id", "").strip() or None
+    if discord_user_id is not None and not is_snowflake(discord_user_id):
+        flash("A Discord user id is a long number (Settings → Advanced → Developer Mode).", "error")
+        return redirect(url_for("shop.index"))
     order = Order(package_id=package.id, customer_email=email, discord_user_id=discord_user_id)
     db.session.add(order)
+    db.session.flush()
+    # In the same transaction as the order: its roles are queued if and only if the order commits.
+    order_completed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        store_id=current_app.config["STORE_ID"],
+        order_id=order.id,
+        customer_id=email,
+        package_ids=[package.id],
+        discord_user_id=discord_user_id,
+    )
     db.session.commit()
     flash(f"Order #{order.id} for {package.name} is paid.", "success")
     return redirect(url_for("shop.index"))

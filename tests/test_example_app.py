@@ -13,6 +13,7 @@ from flask_migrate import upgrade
 
 from example_app import MIGRATIONS_DIR, create_app, db
 from example_app.models import Order, Package
+from flask_discord_roles import get_state
 
 
 @pytest.fixture
@@ -90,9 +91,28 @@ def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: st
         for role in ("Supporter", "VIP", "Legend", "Moderator"):
             assert role in text, f"role {role} read live from the sandbox's server"
         assert sandbox.bot.token not in text
+
+        client = app.test_client()
         with app.app_context():
             assert db.session.scalar(sa.select(sa.func.count()).select_from(Package)) == 3
+            vip = db.session.scalars(sa.select(Package.id).where(Package.name == "VIP")).one()
+        buyer = "175928847299117063"
+        client.post(f"/buy/{vip}", data={"email": "ann@example.com", "discord_user_id": buyer})
+        client.post(f"/buy/{vip}", data={"email": "bo@example.com"})
+        refused = client.post(
+            f"/buy/{vip}", data={"email": "cy@example.com", "discord_user_id": "@cy"}, follow_redirects=True
+        )
+        assert "long number" in refused.get_data(as_text=True)
+        with app.app_context():
+            delivery = get_state().models.Delivery
+            rows = db.session.scalars(sa.select(delivery).order_by(delivery.id)).all()
+            assert [(r.role_id, r.discord_user_id, r.next_attempt_at is not None) for r in rows] == [
+                (sandbox.roles["VIP"], buyer, True),
+                (sandbox.roles["VIP"], None, False),
+            ], "each paid order queues its package's role; the refused one queues nothing"
             db.session.remove()
             db.engine.dispose()
+        page = client.get("/").get_data(as_text=True)
+        assert "VIP: pending" in page
     finally:
         sandbox.fake.stop()
