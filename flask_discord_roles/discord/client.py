@@ -30,7 +30,7 @@ from .errors import (
     TokenDisabled,
     Unauthorized,
 )
-from .ratelimit import BucketManager, GlobalLimiter, RateLimitHeaders
+from .ratelimit import Bucket, BucketManager, GlobalLimiter, RateLimitHeaders, WaitTooLong
 from .routes import Route
 
 logger = logging.getLogger("flask_discord_roles.discord")
@@ -54,6 +54,20 @@ class DiscordClient:
     call. Retries 5xx, timeouts and connection errors ``max_retries`` times with exponential backoff and
     full jitter; waits out 429s without spending those retries. After a 401 the token is considered
     revoked and every later call raises :class:`TokenDisabled` without touching the network.
+
+    :param token: the bot token; sent as ``Authorization: Bot …`` and never shown in reprs, errors, logs.
+    :param base_url: the API root (FakeDiscord's ``api_base_url`` in tests).
+    :param timeout: seconds, or ``(connect, read)``; a timed-out request may still have been applied.
+    :param max_retries: retries after a 5xx, timeout or connection error (429s do not count).
+    :param backoff_base: first retry waits up to this long; each further one up to twice as long...
+    :param backoff_cap: ...but never more than this.
+    :param global_limit: requests per ``global_period`` for this bot (Discord: 50 per 1 s).
+    :param global_period: seconds.
+    :param max_wait: total seconds one call may spend queueing, waiting out 429s and backing off.
+    :param max_rate_limit_retries: 429s one call may wait out before :class:`RateLimited` is raised.
+    :param user_agent: Discord requires ``DiscordBot (url, version)``.
+    :param session: a ``requests.Session`` to use (left open by :meth:`close`); by default one is made.
+    :param sleep: how to wait between retries (tests pass a recorder).
     """
 
     def __init__(
@@ -83,7 +97,9 @@ class DiscordClient:
         self.max_rate_limit_retries = max_rate_limit_retries
         self.user_agent = user_agent
         self._sleep = sleep
-        self._session = session or self._new_session()
+        # A session the caller passed in is theirs to close; one we made is ours.
+        self._owns_session = session is None
+        self._session = session if session is not None else self._new_session()
         self._buckets = BucketManager()
         self._global = GlobalLimiter(global_limit, global_period)
         self._disabled = threading.Event()
@@ -108,8 +124,9 @@ class DiscordClient:
         self.close()
 
     def close(self) -> None:
-        """Close the session's connections."""
-        self._session.close()
+        """Close the connections of the session this client created (a passed-in one is left open)."""
+        if self._owns_session:
+            self._session.close()
 
     @property
     def is_disabled(self) -> bool:
@@ -127,43 +144,58 @@ class DiscordClient:
         form: Mapping[str, str] | None = None,
         reason: str | None = None,
         auth: bool = True,
+        max_wait: float | None = None,
     ) -> Any:
-        """Send ``route`` and return the parsed JSON (None for 204). Raises a :class:`DiscordError`."""
+        """Send ``route`` and return the parsed JSON (None for 204). Raises a :class:`DiscordError`.
+
+        ``max_wait`` (default: the client's) bounds the time this call may spend queueing for rate
+        limits, waiting out 429s and backing off. A queue worker passes a small value to get
+        :class:`RateLimited` (with ``retry_after``) at once instead of blocking a thread for a busy guild.
+        """
         needs_token = auth and not route.is_webhook
         if needs_token and self._disabled.is_set():
-            raise TokenDisabled(
-                "this bot token was rejected by Discord earlier; save a new one", status=401, route=route.key
-            )
+            raise _token_disabled(route)
         headers = {"User-Agent": self.user_agent}
         if needs_token:
             headers["Authorization"] = f"Bot {self._token}"
         if reason:
             headers["X-Audit-Log-Reason"] = quote(reason[:AUDIT_LOG_REASON_LIMIT], safe="")
         url = self.base_url + route.path
-        deadline = time.monotonic() + self.max_wait
+        deadline = time.monotonic() + (self.max_wait if max_wait is None else max_wait)
         failures = 0
         rate_limited = 0
         while True:
             bucket = self._buckets.bucket_for(route.key, route.major)
             try:
-                if not bucket.acquire(deadline):
-                    continue  # the route moved to a shared bucket: look it up again
-            except TimeoutError:
+                window = bucket.acquire(deadline)
+            except WaitTooLong as busy:
                 raise RateLimited(
-                    "waited too long for a rate limit", retry_after=self.max_wait, route=route.key
+                    "the route's rate limit would make this call wait too long",
+                    retry_after=busy.retry_after,
+                    scope="bucket",
+                    route=route.key,
                 ) from None
+            if window is None:
+                continue  # the route moved to a shared bucket: look it up again
             if needs_token:
                 try:
                     self._global.acquire(deadline)
-                except TimeoutError:
-                    bucket.release(None)
+                except WaitTooLong as busy:
+                    bucket.release(window, None)
                     raise RateLimited(
-                        "waited too long for the global rate limit",
-                        retry_after=self.max_wait,
+                        "the global rate limit would make this call wait too long",
+                        retry_after=busy.retry_after,
                         is_global=True,
+                        scope="global",
                         route=route.key,
                     ) from None
+                if self._disabled.is_set():
+                    # Another thread got the 401 while this one queued: do not send a dead token.
+                    bucket.release(window, None)
+                    self._global.release()
+                    raise _token_disabled(route)
             limits: RateLimitHeaders | None = None
+            unanswered = False
             outcome: _Result | DiscordError
             try:
                 response = self._session.request(
@@ -177,48 +209,72 @@ class DiscordClient:
                 )
                 limits = RateLimitHeaders.parse(response.headers)
                 self._buckets.learn_hash(route.key, route.major, limits)
-                outcome = self._handle(route, response, limits, bucket)
-            except requests.Timeout:
-                outcome = DiscordTimeout("Discord did not answer in time", route=route.key)
-            except requests.ConnectionError:
-                outcome = DiscordConnectionError("could not connect to Discord", route=route.key)
+                outcome = self._handle(route, response, limits, bucket, sent_token=needs_token)
+            # requests' own messages hold the URL, which for webhooks holds an interaction token: only
+            # the exception's class name is kept.
+            except requests.Timeout as exc:
+                unanswered = not isinstance(exc, requests.ConnectTimeout)
+                outcome = DiscordTimeout(
+                    f"Discord did not answer in time ({type(exc).__name__})", route=route.key
+                )
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                outcome = DiscordConnectionError(
+                    f"could not talk to Discord ({type(exc).__name__})", route=route.key
+                )
+            except requests.RequestException as exc:
+                # Not a network hiccup (a malformed URL, say): retrying would fail the same way.
+                outcome = PermanentDiscordError(f"request not sent ({type(exc).__name__})", route=route.key)
             finally:
                 # Exactly once per acquire, whatever happened, or a slot would stay "in flight" for good.
-                bucket.release(limits)
+                bucket.release(window, limits)
                 if needs_token:
-                    self._global.release()
+                    self._global.release(unanswered=unanswered)
             if isinstance(outcome, _Result):
                 return outcome.value
             error = outcome
 
             if isinstance(error, RateLimited):
+                # Waiting out a 429 spends no retry: a queued burst must drain, not fail. The cap and
+                # the deadline only stop a client that something keeps refusing.
                 rate_limited += 1
-                if rate_limited > self.max_rate_limit_retries:
+                if (
+                    rate_limited > self.max_rate_limit_retries
+                    or time.monotonic() + error.retry_after > deadline
+                ):
                     raise error
-                continue  # the limiter now holds requests back for retry_after
+                continue  # the limiters now hold requests back for retry_after
             if isinstance(error, PermanentDiscordError):
                 raise error
             failures += 1
-            if failures > self.max_retries:
-                raise error
+            # Full jitter: many threads failing together must not come back together.
             delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1)))
+            if failures > self.max_retries or time.monotonic() + delay > deadline:
+                raise error
             logger.info("%s failed (%s); retry %d in %.2fs", route.key, error, failures, delay)
             self._sleep(delay)
 
     def _handle(
-        self, route: Route, response: requests.Response, limits: RateLimitHeaders, bucket: Any
+        self,
+        route: Route,
+        response: requests.Response,
+        limits: RateLimitHeaders,
+        bucket: Bucket,
+        *,
+        sent_token: bool,
     ) -> _Result | DiscordError:
+        """Turn a response into a result or an error, pausing limiters and disabling the token as due."""
         status = response.status_code
         logger.debug("%s -> %d (bucket %s)", route.key, status, limits.bucket)
         if status < 300:
             return _Result(None if status == 204 or not response.content else _json(response))
         body = _json(response)
-        code = body.get("code") if isinstance(body, dict) else None
-        message = body.get("message") if isinstance(body, dict) else None
+        fields = body if isinstance(body, dict) else {}
+        code = fields.get("code") if isinstance(fields.get("code"), int) else None
+        message = fields.get("message")
         if status == 429:
             retry_after = _retry_after(response, body)
             is_global = response.headers.get("X-RateLimit-Global", "").lower() == "true" or bool(
-                isinstance(body, dict) and body.get("global")
+                fields.get("global")
             )
             scope = response.headers.get("X-RateLimit-Scope")
             logger.warning(
@@ -245,10 +301,17 @@ class DiscordClient:
                 str(message or f"Discord answered {status}"), status=status, code=code, route=route.key
             )
         error_class = _PERMANENT_BY_STATUS.get(status, PermanentDiscordError)
-        if error_class is Unauthorized and not route.is_webhook:
+        if error_class is Unauthorized and sent_token:
             self._disabled.set()
             logger.warning("Discord rejected the bot token (401); no further requests with it")
-        return error_class(str(message or f"HTTP {status}"), status=status, code=code, route=route.key)
+        details = fields.get("errors")
+        return error_class(
+            str(message or f"HTTP {status}"),
+            status=status,
+            code=code,
+            route=route.key,
+            errors=details if isinstance(details, dict) else None,
+        )
 
     # -- the calls the product makes -------------------------------------------------------------
 
@@ -256,34 +319,53 @@ class DiscordClient:
         """The bot's own user (its id is not always the application id)."""
         return dict(self.request(Route("GET", "/users/@me")))
 
-    def get_guild(self, guild_id: str, *, with_counts: bool = False) -> dict[str, Any]:
+    def get_guild(self, guild_id: str, with_counts: bool = False) -> dict[str, Any]:
+        """The guild; ``with_counts`` adds ``approximate_member_count`` and presence count."""
         params = {"with_counts": "true"} if with_counts else None
         return dict(self.request(Route("GET", "/guilds/{guild_id}", guild_id=guild_id), params=params))
 
     def get_guild_roles(self, guild_id: str) -> list[dict[str, Any]]:
+        """Every role with ``position``, ``permissions`` (decimal string) and ``managed``."""
         return list(self.request(Route("GET", "/guilds/{guild_id}/roles", guild_id=guild_id)))
 
     def get_guild_channels(self, guild_id: str) -> list[dict[str, Any]]:
+        """Every channel of the guild, with its permission overwrites."""
         return list(self.request(Route("GET", "/guilds/{guild_id}/channels", guild_id=guild_id)))
 
     def get_channel(self, channel_id: str) -> dict[str, Any]:
+        """One channel (guild channel or DM)."""
         return dict(self.request(Route("GET", "/channels/{channel_id}", channel_id=channel_id)))
 
     def get_member(self, guild_id: str, user_id: str) -> dict[str, Any]:
+        """A member with their ``roles``; :class:`NotFound` code 10007 if they are not in the guild."""
         route = Route("GET", "/guilds/{guild_id}/members/{user_id}", guild_id=guild_id, user_id=user_id)
         return dict(self.request(route))
 
     def add_member_role(
-        self, guild_id: str, user_id: str, role_id: str, *, reason: str | None = None
+        self,
+        guild_id: str,
+        user_id: str,
+        role_id: str,
+        *,
+        reason: str | None = None,
+        max_wait: float | None = None,
     ) -> None:
-        """Give a member a role (204; a repeat is a no-op)."""
-        self.request(_member_role_route("PUT", guild_id, user_id, role_id), reason=reason)
+        """Give a member a role (204; a repeat is a no-op). ``max_wait``: see :meth:`request`."""
+        route = _member_role_route("PUT", guild_id, user_id, role_id)
+        self.request(route, reason=reason, max_wait=max_wait)
 
     def remove_member_role(
-        self, guild_id: str, user_id: str, role_id: str, *, reason: str | None = None
+        self,
+        guild_id: str,
+        user_id: str,
+        role_id: str,
+        *,
+        reason: str | None = None,
+        max_wait: float | None = None,
     ) -> None:
-        """Take a role from a member (204; a repeat is a no-op)."""
-        self.request(_member_role_route("DELETE", guild_id, user_id, role_id), reason=reason)
+        """Take a role from a member (204; a repeat is a no-op). ``max_wait``: see :meth:`request`."""
+        route = _member_role_route("DELETE", guild_id, user_id, role_id)
+        self.request(route, reason=reason, max_wait=max_wait)
 
     def add_guild_member(
         self, guild_id: str, user_id: str, access_token: str, *, roles: list[str] | None = None
@@ -302,6 +384,7 @@ class DiscordClient:
     def bulk_overwrite_commands(
         self, application_id: str, commands: list[dict[str, Any]], *, guild_id: str | None = None
     ) -> list[dict[str, Any]]:
+        """Replace the application's commands: global, or in one guild (instant) when ``guild_id``."""
         if guild_id is None:
             route = Route("PUT", "/applications/{application_id}/commands", application_id=application_id)
         else:
@@ -314,15 +397,18 @@ class DiscordClient:
         return list(self.request(route, json=commands))
 
     def create_message(self, channel_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Post a message; put ``allowed_mentions: {"parse": []}`` in payloads with others' text."""
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
         return dict(self.request(route, json=payload))
 
     def create_dm(self, user_id: str) -> dict[str, Any]:
+        """Open (or find) the DM channel with a user; post to its ``id`` with :meth:`create_message`."""
         return dict(self.request(Route("POST", "/users/@me/channels"), json={"recipient_id": user_id}))
 
     def edit_original_interaction_response(
         self, application_id: str, interaction_token: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
+        """Edit the answer to an interaction (after a deferred response): no bot token, no global limit."""
         route = Route(
             "PATCH",
             "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
@@ -334,6 +420,7 @@ class DiscordClient:
     def create_followup_message(
         self, application_id: str, interaction_token: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
+        """Send another message about an interaction, within its token's 15 minutes."""
         route = Route(
             "POST",
             "/webhooks/{webhook_id}/{interaction_token}",
@@ -348,6 +435,12 @@ class _Result:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+def _token_disabled(route: Route) -> TokenDisabled:
+    return TokenDisabled(
+        "Discord rejected this bot token earlier (401); save a new token", status=401, route=route.key
+    )
 
 
 def _member_role_route(method: str, guild_id: str, user_id: str, role_id: str) -> Route:
@@ -371,7 +464,7 @@ def _json(response: requests.Response) -> Any:
 def _retry_after(response: requests.Response, body: Any) -> float:
     if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
         return max(float(body["retry_after"]), 0.0)
-    for header in ("X-RateLimit-Reset-After", "Retry-After"):
+    for header in ("Retry-After", "X-RateLimit-Reset-After"):
         try:
             return max(float(response.headers[header]), 0.0)
         except (KeyError, ValueError):

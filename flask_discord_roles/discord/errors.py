@@ -8,6 +8,9 @@ never a token, never the request's headers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 UNKNOWN_GUILD = 10004
 UNKNOWN_MEMBER = 10007
 UNKNOWN_ROLE = 10011
@@ -32,11 +35,14 @@ class DiscordError(Exception):
         status: int | None = None,
         code: int | None = None,
         route: str | None = None,
+        errors: Mapping[str, Any] | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.route = route
+        # Discord's per-field details for 50035 (invalid form body), as it sent them.
+        self.errors = errors
         super().__init__(self._describe())
 
     def _describe(self) -> str:

@@ -19,9 +19,28 @@ EMBED_LINKS = 1 << 14
 MANAGE_ROLES = 1 << 28
 
 
+PERMISSION_NAMES = {
+    CREATE_INSTANT_INVITE: "Create Invite",
+    ADMINISTRATOR: "Administrator",
+    MANAGE_GUILD: "Manage Server",
+    VIEW_CHANNEL: "View Channel",
+    SEND_MESSAGES: "Send Messages",
+    EMBED_LINKS: "Embed Links",
+    MANAGE_ROLES: "Manage Roles",
+}
+
+
 def has_permission(permissions: int, flag: int) -> bool:
-    """ADMINISTRATOR grants every permission."""
-    return bool(permissions & ADMINISTRATOR) or bool(permissions & flag)
+    """Whether every bit of ``flag`` is granted; ADMINISTRATOR grants every permission."""
+    return bool(permissions & ADMINISTRATOR) or permissions & flag == flag
+
+
+def missing_permissions(permissions: int, required: int) -> list[str]:
+    """The names (as Discord's settings show them) of the ``required`` bits not granted."""
+    if permissions & ADMINISTRATOR:
+        return []
+    lacking = required & ~permissions
+    return [name for bit, name in PERMISSION_NAMES.items() if lacking & bit]
 
 
 def role_sort_key(role: Mapping[str, Any]) -> tuple[int, int]:
@@ -92,3 +111,14 @@ def can_assign(
             f"Move the bot's role above «{name}» in Server Settings → Roles (drag it higher).",
         )
     return Assignability(True)
+
+
+def can_manage_role(
+    guild_id: str,
+    bot_role_ids: Iterable[str],
+    role: Mapping[str, Any],
+    roles: Iterable[Mapping[str, Any]],
+) -> tuple[bool, str | None]:
+    """:func:`can_assign` as ``(ok, reason_code)``."""
+    verdict = can_assign(guild_id, bot_role_ids, role, roles)
+    return verdict.ok, verdict.reason_code

@@ -7,25 +7,55 @@ what is left and when it resets, and requests queue (block) instead of being sen
 - A bucket is (Discord's bucket hash, major parameters), so routes sharing a hash share it and each guild
   or channel has its own. We count down locally as requests leave, only ever *lower* what is left from a
   response (responses arrive out of order), and refill when our own reset time passes. Our reset time is
-  taken on receipt, so it is never earlier than Discord's.
+  taken on receipt, so it is never earlier than Discord's; a request still in flight when we refill may
+  land in Discord's next window, so it is counted against that window too, and replies to requests
+  sent before a refill are ignored (they describe Discord's old window, or were already counted).
+  A reply announcing a later reset than ours (Discord opened its next window first) postpones ours.
+- A 429 pauses its bucket (or, if global, every request) for its ``retry_after``, separately from the
+  window bookkeeping: a "shared" 429 says nothing about how much of our own window is left.
 - The global limit (50 per second per bot) is not announced in headers; it is enforced here by counting
   each request from when it leaves until one period after its response (see :class:`GlobalLimiter`).
+
+Every wait is a ``threading.Condition`` wait with a timeout, woken early by whatever could end it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
+# How long a waiter sleeps when nothing it can compute will wake it (it is also notified on every
+# response): a safety net against a lost notification, not a poll interval that matters.
+_IDLE_WAIT = 1.0
+
+
+def _number(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+class WaitTooLong(TimeoutError):
+    """Waiting for a slot would pass the caller's deadline; ``retry_after`` says when to come back."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 @dataclass(frozen=True)
 class RateLimitHeaders:
-    """What a response said about its bucket."""
+    """What a response said about its bucket (all ``None`` when it said nothing)."""
 
     bucket: str | None
     limit: int | None
@@ -34,27 +64,22 @@ class RateLimitHeaders:
 
     @classmethod
     def parse(cls, headers: Mapping[str, str]) -> RateLimitHeaders:
-        def number(name: str, kind: type[int] | type[float]) -> float | None:
-            raw = headers.get(name)
-            if raw is None:
-                return None
-            try:
-                return kind(float(raw)) if kind is int else float(raw)
-            except ValueError:
-                return None
-
-        limit = number("X-RateLimit-Limit", int)
-        remaining = number("X-RateLimit-Remaining", int)
+        limit = _number(headers, "X-RateLimit-Limit")
+        remaining = _number(headers, "X-RateLimit-Remaining")
         return cls(
             bucket=headers.get("X-RateLimit-Bucket"),
             limit=None if limit is None else int(limit),
             remaining=None if remaining is None else int(remaining),
-            reset_after=number("X-RateLimit-Reset-After", float),
+            reset_after=_number(headers, "X-RateLimit-Reset-After"),
         )
 
 
 class Bucket:
-    """One rate-limit bucket. ``acquire`` blocks until a request may leave; ``update`` learns from replies."""
+    """One rate-limit bucket. ``acquire`` blocks until a request may leave; ``release`` learns from replies.
+
+    Every ``acquire`` that returns a window number must be paired with exactly one ``release`` given
+    that number back.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -63,119 +88,172 @@ class Bucket:
         self.limit = 1
         self.remaining = 1
         self.reset_at: float | None = None
+        self.paused_until = 0.0
         self.in_flight = 0
-        # When our current window began (local refill), and the longest window Discord has described:
-        # together they tell a late reply from the previous window apart from one about this window.
-        self.window_started: float | None = None
-        self.window_length = 0.0
+        # Our local windows, counted. A reply to a request that left in an earlier one is ignored: it
+        # was either counted in Discord's old window (says nothing about this one) or already deducted
+        # from this one at the refill.
+        self.window = 1
         # Set when the route turned out to belong to a named bucket: waiters must look again.
         self.moved = False
 
     def _refill(self, now: float) -> None:
         if self.reset_at is not None and now >= self.reset_at:
-            self.remaining = self.limit
+            # Requests still in flight left in the old window but may reach Discord in the new one.
+            self.remaining = max(self.limit - self.in_flight, 0)
             self.reset_at = None
-            self.window_started = now
+            self.window += 1
 
-    def acquire(self, deadline: float) -> bool:
-        """Take a slot; False if the bucket was moved (look it up again). Raises TimeoutError at deadline."""
+    def acquire(self, deadline: float) -> int | None:
+        """Take a slot and return the local window it was taken in; None if the bucket was moved (look
+        the route up again). Raises :class:`WaitTooLong` at once if the slot is known to free only
+        after ``deadline``, or at ``deadline`` if nobody could say when.
+        """
         with self._cond:
             while True:
                 if self.moved:
-                    return False
+                    return None
                 now = self._clock()
                 self._refill(now)
-                if not self.known:
-                    # Until a response names the limits, one request at a time.
+                wait: float | None
+                if now < self.paused_until:
+                    wait = self.paused_until - now
+                elif not self.known or (self.remaining <= 0 and self.reset_at is None):
+                    # Limits unknown (or a reply left us at zero without saying when it resets): one
+                    # request at a time until a response tells us more.
                     if self.in_flight == 0:
                         self.in_flight += 1
-                        return True
+                        self.remaining = max(self.remaining - 1, 0)
+                        return self.window
                     wait = None
                 elif self.remaining > 0:
                     self.remaining -= 1
                     self.in_flight += 1
-                    return True
+                    return self.window
                 else:
-                    # Exhausted: wait for the reset, or for a response to tell us when it is.
+                    # Exhausted: wait for the reset (a response may move it, and will notify us).
                     wait = None if self.reset_at is None else self.reset_at - now
+                if wait is not None and now + wait > deadline:
+                    raise WaitTooLong("the rate-limit bucket frees after the deadline", wait)
                 if now >= deadline:
-                    raise TimeoutError("gave up waiting for a rate-limit bucket")
-                remaining_time = deadline - now
-                self._cond.wait(remaining_time if wait is None else max(min(wait, remaining_time), 0.001))
+                    raise WaitTooLong("gave up waiting for a rate-limit bucket", 0.0)
+                timeout = min(_IDLE_WAIT if wait is None else wait, deadline - now)
+                self._cond.wait(max(timeout, 0.001))
 
-    def release(self, headers: RateLimitHeaders | None) -> None:
-        """The request is done; learn what its response said."""
+    def release(self, window: int, headers: RateLimitHeaders | None) -> None:
+        """The request taken in ``window`` is done (answered or not); learn what its response said."""
         with self._cond:
+            # Refill first, while this request still counts as out: it may have opened Discord's new
+            # window, and the refill must leave room for it.
+            self._refill(self._clock())
             self.in_flight -= 1
-            if headers is not None:
+            if headers is not None and window == self.window:
                 self.learn(headers)
             self._cond.notify_all()
 
     def learn(self, headers: RateLimitHeaders) -> None:
-        """Adopt a response's view, never raising what is left above what we counted.
+        """Adopt a current response's view, never raising what is left above what we counted.
 
         The caller holds the lock, or the bucket is not shared yet.
         """
         if headers.limit is None or headers.remaining is None:
             return
         now = self._clock()
-        self._refill(now)
-        if headers.reset_after is not None:
-            self.window_length = max(self.window_length, headers.reset_after)
-            stale = (
-                self.window_started is not None
-                and now + headers.reset_after < self.window_started + self.window_length / 2
-            )
-            if stale:
-                # Describes the window before our refill; its "remaining" says nothing about this one.
-                return
         self.limit = max(headers.limit, 1)
-        if not self.known:
-            self.known = True
-            self.remaining = headers.remaining
-        else:
+        if self.known:
             self.remaining = min(self.remaining, headers.remaining)
+        else:
+            # The first answer. Anything still out (a probe of this bucket, when the answer came to a
+            # provisional bucket's probe) may not be in Discord's count yet.
+            self.known = True
+            self.remaining = max(headers.remaining - self.in_flight, 0)
         if headers.reset_after is not None:
             reset_at = now + headers.reset_after
+            # A later reset means Discord already opened its next window: keep the later one, so we
+            # never refill before Discord does.
             if self.reset_at is None or reset_at > self.reset_at:
                 self.reset_at = reset_at
+
+    def adopt(self, headers: RateLimitHeaders) -> None:
+        """Learn from a reply to a request another bucket sent (the probe of a provisional bucket)."""
+        with self._cond:
+            self._refill(self._clock())
+            self.learn(headers)
+            self._cond.notify_all()
 
     def pause(self, retry_after: float) -> None:
         """A 429 for this bucket: nothing leaves until ``retry_after`` has passed."""
         with self._cond:
-            self.remaining = 0
-            self.reset_at = max(self.reset_at or 0.0, self._clock() + retry_after)
-            self.known = True
+            self.paused_until = max(self.paused_until, self._clock() + retry_after)
             self._cond.notify_all()
 
     def move(self) -> None:
+        """Retire this bucket: anyone waiting on it (or about to) looks the route up again."""
         with self._cond:
             self.moved = True
             self._cond.notify_all()
+
+    def is_idle(self, now: float) -> bool:
+        """Nothing out, nothing paused, window over: forgetting it loses nothing but one re-probe."""
+        with self._cond:
+            return (
+                self.in_flight == 0
+                and now >= self.paused_until
+                and (self.reset_at is None or now >= self.reset_at)
+            )
+
+
+BucketKey = tuple[str, tuple[str, ...]]
 
 
 class BucketManager:
     """Finds the bucket for a route, learning route → bucket-hash mappings from responses."""
 
+    # Buckets are per guild, channel and interaction token, so a long-lived client keeps meeting new
+    # ones; idle ones are forgotten whenever the table doubles past this size.
+    SWEEP_AT = 1024
+
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._hash_for_route: dict[str, str] = {}
-        self._buckets: dict[tuple[str, tuple[str, ...]], Bucket] = {}
+        self._buckets: dict[BucketKey, Bucket] = {}
+        self._sweep_at = self.SWEEP_AT
 
     def bucket_for(self, route_key: str, major: tuple[str, ...]) -> Bucket:
+        """The bucket a request on this route (with these major parameters) must take a slot from."""
         with self._lock:
-            name = self._hash_for_route.get(route_key, f"route:{route_key}")
-            bucket = self._buckets.get((name, major))
+            # A provisional bucket stays in use until its probe is answered, even if another major
+            # parameter's answer has named the hash meanwhile: a second probe next to it would go out
+            # uncounted by the named bucket.
+            key = (f"route:{route_key}", major)
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                return bucket
+            name = self._hash_for_route.get(route_key)
+            if name is not None:
+                key = (name, major)  # otherwise a new provisional ("unknown") bucket for this route
+            bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[(name, major)] = Bucket(self._clock)
+                if len(self._buckets) >= self._sweep_at:
+                    self._sweep()
+                bucket = self._buckets[key] = Bucket(self._clock)
             return bucket
+
+    def _sweep(self) -> None:
+        """Drop idle buckets (the caller holds the lock). A thread holding one re-looks it up."""
+        now = self._clock()
+        for key, bucket in list(self._buckets.items()):
+            if bucket.is_idle(now):
+                del self._buckets[key]
+                bucket.move()
+        self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
 
     def learn_hash(self, route_key: str, major: tuple[str, ...], headers: RateLimitHeaders) -> None:
         """A response named the route's bucket: from now on the route shares that bucket.
 
         The provisional per-route bucket for these major parameters (if any) is retired, so two buckets
-        never count the same Discord bucket.
+        never count the same Discord bucket; its waiters are woken to look the route up again.
         """
         if headers.bucket is None:
             return
@@ -183,12 +261,13 @@ class BucketManager:
             self._hash_for_route[route_key] = headers.bucket
             provisional = self._buckets.pop((f"route:{route_key}", major), None)
             key = (headers.bucket, major)
-            if key not in self._buckets:
-                bucket = Bucket(self._clock)
-                bucket.learn(headers)
-                self._buckets[key] = bucket
+            named = self._buckets.get(key)
+            if named is None:
+                named = self._buckets[key] = Bucket(self._clock)
         if provisional is not None:
             provisional.move()
+            # The probe counted in Discord's bucket: the named bucket must know it.
+            named.adopt(headers)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -197,27 +276,32 @@ class BucketManager:
 class GlobalLimiter:
     """At most ``limit`` requests per ``period`` per bot, however long the network takes.
 
-    A request holds its slot while in flight and for one full ``period`` after its response. A response
-    comes after the request reached Discord, so counting from it can never let more than ``limit``
-    requests land in one of Discord's windows, whatever the latency: no margin to guess. A global 429
-    pauses everyone for its ``retry_after``.
+    A request holds its slot while in flight and for one full ``period`` after its response. Discord saw
+    the request at some moment between sending and the response, so two requests that use the same slot
+    one after the other reach Discord at least ``period`` apart: no window of ``period`` seconds, fixed
+    or sliding, wherever it starts, can see more than ``limit`` of ours, whatever the latency. The price
+    is one round trip per period (about 1% on a fast link, ~5-10% at 50-100 ms), paid instead of a
+    guessed safety margin that a slow request could exceed. A global 429 pauses everyone for its
+    ``retry_after``.
     """
 
     def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic) -> None:
+        if limit < 1 or period <= 0:
+            raise ValueError("the global limit needs limit >= 1 and period > 0")
         self.limit = limit
         self.period = period
         self._clock = clock
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._finished: deque[float] = deque()  # completion times, in order
+        self._finished: deque[float] = deque()  # when each recent request got its answer, in order
         self._paused_until = 0.0
 
     def acquire(self, deadline: float) -> None:
-        """Block until a request may leave; raises TimeoutError when that would be after ``deadline``."""
+        """Block until a request may leave; raises :class:`WaitTooLong` if that is after ``deadline``."""
         with self._cond:
             while True:
                 now = self._clock()
-                while self._finished and self._finished[0] <= now - self.period:
+                while self._finished and self._finished[0] + self.period <= now:
                     self._finished.popleft()
                 busy = self._in_flight + len(self._finished)
                 if now >= self._paused_until and busy < self.limit:
@@ -231,17 +315,23 @@ class GlobalLimiter:
                     # Every slot is in flight; none frees before one period after its reply.
                     ready_at = now + self.period
                 if ready_at > deadline:
-                    raise TimeoutError("gave up waiting for the global rate limit")
+                    raise WaitTooLong("the global limit frees a slot after the deadline", ready_at - now)
                 self._cond.wait(max(ready_at - now, 0.001))
 
-    def release(self) -> None:
-        """The request got its answer (or gave up): its slot frees one period from now."""
+    def release(self, *, unanswered: bool = False) -> None:
+        """The request got its answer: its slot frees one period from now.
+
+        ``unanswered`` (we stopped waiting for a request that was sent) holds the slot one period more:
+        with no answer, nothing proves the request reached Discord before now.
+        """
         with self._cond:
             self._in_flight -= 1
-            self._finished.append(self._clock())
-            self._cond.notify()
+            # Kept sorted: popping from the left must free the earliest slot first.
+            insort(self._finished, self._clock() + (self.period if unanswered else 0.0))
+            # Nobody can use this slot yet; waiters time out when the oldest one frees.
 
     def pause(self, retry_after: float) -> None:
+        """A global 429: no request leaves until ``retry_after`` has passed."""
         with self._cond:
             self._paused_until = max(self._paused_until, self._clock() + retry_after)
             self._cond.notify_all()

@@ -23,14 +23,24 @@ class Route:
         )
 
     @property
-    def path(self) -> str:
+    def url_path(self) -> str:
         """The path with each parameter URL-quoted (ids are digits; tokens may not be)."""
         return self.template.format(**{k: quote(v, safe="") for k, v in self.params.items()})
 
+    path = url_path
+
     @property
     def key(self) -> str:
-        """Method and template: what Discord maps to a bucket hash."""
+        """Method and template, e.g. ``PUT /guilds/{guild_id}/…``: what Discord maps to a bucket hash.
+
+        Safe to log: it holds no ids and no tokens.
+        """
         return f"{self.method} {self.template}"
+
+    @property
+    def bucket_key(self) -> tuple[str, tuple[str, ...]]:
+        """Where this request's rate limit is kept until Discord names the bucket: route and majors."""
+        return (self.key, self.major)
 
     @property
     def is_webhook(self) -> bool:

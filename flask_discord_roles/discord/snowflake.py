@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 DISCORD_EPOCH_MS = 1420070400000
+CDN = "https://cdn.discordapp.com"
 _MAX = 2**64 - 1
 
 
@@ -18,9 +19,14 @@ def created_at(snowflake: str) -> datetime:
     return datetime.fromtimestamp(((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC)
 
 
+def default_avatar_url(user_id: str) -> str:
+    """The avatar Discord shows for a user who has not set one (new username system)."""
+    return f"{CDN}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
+
+
 def avatar_url(user_id: str, avatar: str | None) -> str:
-    """The user's avatar, or Discord's default one for users without one."""
+    """The user's avatar (animated ones as GIF), or Discord's default one for users without one."""
     if not avatar:
-        return f"https://cdn.discordapp.com/embed/avatars/{(int(user_id) >> 22) % 6}.png"
+        return default_avatar_url(user_id)
     extension = "gif" if avatar.startswith("a_") else "png"
-    return f"https://cdn.discordapp.com/avatars/{user_id}/{avatar}.{extension}"
+    return f"{CDN}/avatars/{user_id}/{avatar}.{extension}"

@@ -6,8 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flask_discord_roles.discord.permissions import ADMINISTRATOR, MANAGE_ROLES, can_assign, highest_role
-from flask_discord_roles.discord.snowflake import avatar_url, created_at, is_snowflake
+from flask_discord_roles.discord.permissions import (
+    ADMINISTRATOR,
+    MANAGE_ROLES,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    base_permissions,
+    can_assign,
+    can_manage_role,
+    has_permission,
+    highest_role,
+    missing_permissions,
+)
+from flask_discord_roles.discord.snowflake import avatar_url, created_at, default_avatar_url, is_snowflake
 
 GUILD = "100000000000000000"
 
@@ -91,3 +102,28 @@ def test_created_at_and_avatar_urls() -> None:
     assert created_at("175928847299117063") == datetime(2016, 4, 30, 11, 18, 25, 796000, tzinfo=UTC)
     assert avatar_url("175928847299117063", "a_abc").endswith("/175928847299117063/a_abc.gif")
     assert avatar_url("175928847299117063", None).startswith("https://cdn.discordapp.com/embed/avatars/")
+
+
+def test_base_permissions_are_everyone_or_each_held_role() -> None:
+    roles = [role(GUILD, 0, VIEW_CHANNEL), role("200000000000000001", 1, SEND_MESSAGES), ROLES[3]]
+    assert base_permissions(GUILD, ["200000000000000001"], roles) == VIEW_CHANNEL | SEND_MESSAGES
+    assert base_permissions(GUILD, [], roles) == VIEW_CHANNEL, "@everyone applies to every member"
+
+
+def test_has_and_missing_permissions() -> None:
+    assert has_permission(ADMINISTRATOR, MANAGE_ROLES), "administrator means every permission"
+    assert not has_permission(VIEW_CHANNEL, VIEW_CHANNEL | SEND_MESSAGES), "every bit asked for is needed"
+    assert missing_permissions(VIEW_CHANNEL, VIEW_CHANNEL | SEND_MESSAGES) == ["Send Messages"]
+    assert missing_permissions(ADMINISTRATOR, MANAGE_ROLES) == []
+
+
+def test_can_manage_role_answers_with_a_reason_code() -> None:
+    assert can_manage_role(GUILD, BOT, ROLES[1], ROLES) == (True, None)
+    assert can_manage_role(GUILD, BOT, ROLES[3], ROLES) == (False, "role_above_bot")
+
+
+def test_default_avatar_is_picked_from_the_id() -> None:
+    assert default_avatar_url("175928847299117063") == "https://cdn.discordapp.com/embed/avatars/2.png"
+    assert avatar_url("175928847299117063", "abc") == (
+        "https://cdn.discordapp.com/avatars/175928847299117063/abc.png"
+    )

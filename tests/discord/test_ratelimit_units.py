@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+import random
+
 import pytest
 
 from flask_discord_roles.discord.ratelimit import Bucket, BucketManager, GlobalLimiter, RateLimitHeaders
@@ -19,45 +22,136 @@ def headers(remaining: int, reset_after: float, limit: int = 5, bucket: str = "a
     return RateLimitHeaders(bucket=bucket, limit=limit, remaining=remaining, reset_after=reset_after)
 
 
+def known_bucket(clock: Clock, limit: int = 5, reset_after: float = 1.0) -> Bucket:
+    """A bucket whose first reply said: ``limit`` per window, one used, resets in ``reset_after``."""
+    bucket = Bucket(clock)
+    window = bucket.acquire(clock.now + 1)
+    assert window is not None
+    bucket.release(window, headers(remaining=limit - 1, reset_after=reset_after, limit=limit))
+    return bucket
+
+
+def take(bucket: Bucket, clock: Clock) -> int | None:
+    """A slot if one is free right now, else None."""
+    try:
+        return bucket.acquire(deadline=clock.now)
+    except TimeoutError:
+        return None
+
+
+def can_acquire(bucket: Bucket, clock: Clock) -> bool:
+    return take(bucket, clock) is not None
+
+
+def test_headers_are_parsed_and_garbage_is_ignored() -> None:
+    parsed = RateLimitHeaders.parse(
+        {
+            "X-RateLimit-Bucket": "h",
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "9",
+            "X-RateLimit-Reset-After": "0.25",
+        }
+    )
+    assert parsed == RateLimitHeaders(bucket="h", limit=10, remaining=9, reset_after=0.25)
+    assert RateLimitHeaders.parse({"X-RateLimit-Limit": "many"}).limit is None
+
+
 def test_unknown_bucket_lets_one_request_out_until_a_reply_names_its_limits() -> None:
     clock = Clock()
     bucket = Bucket(clock)
-    assert bucket.acquire(deadline=clock.now + 10)
-    with pytest.raises(TimeoutError):
-        bucket.acquire(deadline=clock.now)  # a second probe must wait
-    bucket.release(headers(remaining=4, reset_after=1.0))
+    window = bucket.acquire(deadline=clock.now + 10)
+    assert window is not None
+    assert not can_acquire(bucket, clock), "a second request must wait for the first reply"
+    bucket.release(window, headers(remaining=4, reset_after=1.0))
     assert bucket.known
-    for _ in range(4):
-        assert bucket.acquire(deadline=clock.now)
-    with pytest.raises(TimeoutError):
-        bucket.acquire(deadline=clock.now)
+    for number in range(4):
+        assert can_acquire(bucket, clock), f"request {number + 2} of 5 should have been let out"
+    assert not can_acquire(bucket, clock), "a sixth request in a window of five must wait"
 
 
 def test_replies_only_lower_what_is_left_and_the_window_refills_after_reset() -> None:
     clock = Clock()
-    bucket = Bucket(clock)
-    bucket.acquire(clock.now + 1)
-    bucket.release(headers(remaining=4, reset_after=1.0))
-    bucket.acquire(clock.now)
-    bucket.acquire(clock.now)  # two in flight: 2 left locally
-    bucket.release(headers(remaining=3, reset_after=0.9))  # a reply that does not know the second one yet
+    bucket = known_bucket(clock)
+    first, second = take(bucket, clock), take(bucket, clock)  # two in flight: 2 left locally
+    assert first is not None
+    assert second is not None
+    bucket.release(first, headers(remaining=3, reset_after=0.9))  # Discord has not seen the second yet
     assert bucket.remaining == 2, "a reply must never raise what we counted ourselves"
+    bucket.release(second, headers(remaining=2, reset_after=0.9))
     clock.now += 1.01
-    assert bucket.acquire(clock.now)
+    assert can_acquire(bucket, clock)
     assert bucket.remaining == 4, "after the reset the bucket is full again (minus this request)"
 
 
-def test_a_late_reply_from_the_previous_window_is_ignored() -> None:
+def test_requests_in_flight_at_the_refill_count_against_the_new_window() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock)
+    for _ in range(3):
+        take(bucket, clock)  # sent late in the window, still unanswered at our reset
+    clock.now += 1.01
+    assert can_acquire(bucket, clock)
+    assert bucket.remaining == 1, "3 may land in Discord's next window: 5 - 3 - this one = 1 left"
+
+
+def test_replies_to_requests_sent_before_the_refill_are_ignored() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock)
+    old = [take(bucket, clock) for _ in range(2)]
+    clock.now += 1.05  # our window ends (Discord's already did)
+    new = take(bucket, clock)
+    assert new is not None
+    assert bucket.remaining == 2, "5 - the 2 still out - this one"
+    # A straggler from the old window: a small reset_after that would make us refill far too early,
+    # and a "remaining" about a window that is over.
+    assert old[0] is not None
+    bucket.release(old[0], headers(remaining=0, reset_after=0.15))
+    assert (bucket.remaining, bucket.reset_at) == (2, None), "a stale reply must change nothing"
+    bucket.release(new, headers(remaining=3, reset_after=0.95))
+    assert bucket.reset_at == pytest.approx(clock.now + 0.95), "a reply from this window sets the reset"
+    assert bucket.remaining == 2
+
+
+def test_a_request_answered_just_after_our_reset_still_counts_in_the_new_window() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock)
+    late = take(bucket, clock)  # sent just before our reset; it opens Discord's next window
+    assert late is not None
+    clock.now += 1.01
+    bucket.release(late, headers(remaining=4, reset_after=1.0))  # its answer is the first thing we see
+    left = sum(can_acquire(bucket, clock) for _ in range(5))
+    assert left == 4, f"Discord's new window already holds that request: 4 may follow, not {left}"
+
+
+def test_a_reply_from_discords_next_window_postpones_our_refill() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock)
+    window = take(bucket, clock)
+    assert window is not None
+    clock.now += 0.99
+    # Discord's window ended before ours and this request opened its next one.
+    bucket.release(window, headers(remaining=4, reset_after=1.0))
+    clock.now += 0.05
+    assert bucket.reset_at is not None
+    assert bucket.reset_at > clock.now, "we must not refill while Discord's new window is running"
+
+
+def test_a_429_pauses_for_retry_after_not_for_the_rest_of_the_window() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock, limit=100, reset_after=10.0)
+    bucket.pause(0.5)  # a "shared" 429: our own window still has 99 left
+    assert not can_acquire(bucket, clock), "nothing may leave during retry_after"
+    clock.now += 0.5
+    assert can_acquire(bucket, clock), "after retry_after requests flow again, long before the reset"
+
+
+def test_zero_left_without_a_reset_time_probes_one_at_a_time_instead_of_hanging() -> None:
     clock = Clock()
     bucket = Bucket(clock)
-    bucket.acquire(clock.now + 1)
-    bucket.release(headers(remaining=4, reset_after=1.0))
-    for _ in range(4):
-        bucket.acquire(clock.now)
-    clock.now += 1.05  # our window ends; Discord's already did
-    assert bucket.acquire(clock.now)  # the new window's first request
-    bucket.release(headers(remaining=0, reset_after=0.01))  # a straggler from the old window
-    assert bucket.remaining == 4, "a stale reply must not empty (and soon over-fill) the new window"
+    window = bucket.acquire(clock.now + 1)
+    assert window is not None
+    bucket.release(window, RateLimitHeaders(bucket="h", limit=5, remaining=0, reset_after=None))
+    assert can_acquire(bucket, clock), "with no reset time known, one request must still be let out"
+    assert not can_acquire(bucket, clock)
 
 
 def test_routes_sharing_a_bucket_hash_share_one_bucket_per_major_parameter() -> None:
@@ -67,9 +161,43 @@ def test_routes_sharing_a_bucket_hash_share_one_bucket_per_major_parameter() -> 
     provisional.acquire(clock.now + 1)
     manager.learn_hash("PUT /a", ("1",), headers(4, 1.0, bucket="shared"))
     assert provisional.moved, "waiters on the provisional bucket must look again"
+    assert provisional.acquire(clock.now + 1) is None, "a moved bucket sends its callers to look again"
     manager.learn_hash("DELETE /a", ("1",), headers(3, 1.0, bucket="shared"))
     assert manager.bucket_for("PUT /a", ("1",)) is manager.bucket_for("DELETE /a", ("1",))
     assert manager.bucket_for("PUT /a", ("1",)) is not manager.bucket_for("PUT /a", ("2",))
+    learned = manager.bucket_for("PUT /a", ("1",))
+    assert learned.known
+    assert learned.remaining == 4, "the named bucket starts from what the probe's reply said"
+
+
+def test_a_probe_still_out_keeps_its_route_on_the_provisional_bucket() -> None:
+    clock = Clock()
+    manager = BucketManager(clock)
+    guild_a = manager.bucket_for("PUT /roles", ("A",))
+    guild_b = manager.bucket_for("PUT /roles", ("B",))
+    guild_a.acquire(clock.now + 1)
+    guild_b.acquire(clock.now + 1)
+    manager.learn_hash("PUT /roles", ("A",), headers(9, 1.0, limit=10, bucket="h"))
+    # Guild B's probe is still out: a second probe from a fresh named bucket would go uncounted.
+    assert manager.bucket_for("PUT /roles", ("B",)) is guild_b
+    assert not can_acquire(guild_b, clock), "still one request at a time for guild B"
+    manager.learn_hash("PUT /roles", ("B",), headers(9, 1.0, limit=10, bucket="h"))
+    named_b = manager.bucket_for("PUT /roles", ("B",))
+    assert named_b is not guild_b
+    assert named_b.remaining == 9, "guild B's named bucket knows about the probe"
+
+
+def test_idle_buckets_are_forgotten_when_the_table_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(BucketManager, "SWEEP_AT", 4)
+    clock = Clock()
+    manager = BucketManager(clock)
+    busy = manager.bucket_for("PUT /a", ("busy",))
+    busy.acquire(clock.now + 1)
+    idle = [manager.bucket_for("PUT /a", (str(n),)) for n in range(3)]
+    manager.bucket_for("PUT /a", ("new",))  # the fifth bucket triggers a sweep
+    assert len(manager) == 2, "the three idle buckets should have been dropped"
+    assert all(bucket.moved for bucket in idle), "anyone holding a dropped bucket must look again"
+    assert manager.bucket_for("PUT /a", ("busy",)) is busy, "a bucket with a request out is kept"
 
 
 def test_global_slots_free_one_period_after_the_reply_not_after_sending() -> None:
@@ -88,6 +216,18 @@ def test_global_slots_free_one_period_after_the_reply_not_after_sending() -> Non
     limiter.acquire(clock.now)
 
 
+def test_a_request_we_gave_up_on_holds_its_global_slot_one_period_longer() -> None:
+    clock = Clock()
+    limiter = GlobalLimiter(1, 1.0, clock=clock)
+    limiter.acquire(clock.now)
+    limiter.release(unanswered=True)
+    clock.now += 1.5
+    with pytest.raises(TimeoutError):
+        limiter.acquire(clock.now)
+    clock.now += 0.5
+    limiter.acquire(clock.now)
+
+
 def test_a_global_429_pauses_everyone() -> None:
     clock = Clock()
     limiter = GlobalLimiter(10, 1.0, clock=clock)
@@ -96,3 +236,33 @@ def test_a_global_429_pauses_everyone() -> None:
         limiter.acquire(clock.now + 1.0)
     clock.now += 2.0
     limiter.acquire(clock.now)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_window_of_one_period_ever_sees_more_than_the_limit_whatever_the_latency(seed: int) -> None:
+    """Simulate a busy client with random, skewed latencies and check every window Discord could use."""
+    rng = random.Random(seed)
+    clock = Clock()
+    limit, period = 5, 1.0
+    limiter = GlobalLimiter(limit, period, clock=clock)
+    arrivals: list[float] = []
+    replies: list[float] = []  # heap of reply times
+    start = clock.now
+    while clock.now < start + 20:
+        while replies and replies[0] <= clock.now:
+            heapq.heappop(replies)
+            limiter.release()
+        try:
+            limiter.acquire(deadline=clock.now)
+        except TimeoutError:
+            clock.now += 0.001
+            continue
+        there = rng.choice((0.0, 0.001, rng.uniform(0, 0.3)))  # sometimes the request is slow to arrive
+        back = rng.choice((0.0, rng.uniform(0, 0.3)))
+        arrivals.append(clock.now + there)
+        heapq.heappush(replies, clock.now + there + back)
+    arrivals.sort()
+    assert len(arrivals) > 60, "the simulation should have kept the limiter busy"
+    for index, first in enumerate(arrivals):
+        in_window = sum(1 for arrival in arrivals[index:] if arrival < first + period)
+        assert in_window <= limit, f"{in_window} requests reached Discord within {period}s of {first}"
