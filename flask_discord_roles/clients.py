@@ -18,6 +18,26 @@ if TYPE_CHECKING:
     from .discord.client import DiscordClient
 
 
+def build_client(settings: Settings, token: str) -> DiscordClient:
+    """A client for ``token`` configured from the app's ``DISCORD_ROLES_*`` settings."""
+    from .discord.client import DiscordClient
+
+    return DiscordClient(
+        token,
+        base_url=settings.api_base_url,
+        timeout=settings.http_timeout,
+        max_retries=settings.http_max_retries,
+        global_limit=settings.global_rate_limit,
+        global_period=settings.global_rate_period,
+        user_agent=settings.user_agent,
+    )
+
+
+def _pool_key(token: str) -> str:
+    # A hash, so no token sits in a dict key.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 class ClientPool:
     """Hands out the :class:`DiscordClient` for a bot token, creating it on first use."""
 
@@ -31,8 +51,8 @@ class ClientPool:
         return f"<ClientPool clients={len(self._clients)}>"
 
     def for_token(self, token: str) -> DiscordClient:
-        """The client for ``token``. The pool is keyed by a hash so no token sits in a dict key."""
-        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        """The client for ``token``, created on first use."""
+        key = _pool_key(token)
         with self._lock:
             if self._pid != os.getpid():
                 # Forked: the inherited sessions' sockets and locks belong to the parent.
@@ -40,26 +60,13 @@ class ClientPool:
                 self._pid = os.getpid()
             client = self._clients.get(key)
             if client is None:
-                from .discord.client import DiscordClient
-
-                settings = self._settings
-                client = DiscordClient(
-                    token,
-                    base_url=settings.api_base_url,
-                    timeout=settings.http_timeout,
-                    max_retries=settings.http_max_retries,
-                    global_limit=settings.global_rate_limit,
-                    global_period=settings.global_rate_period,
-                    user_agent=settings.user_agent,
-                )
-                self._clients[key] = client
+                client = self._clients[key] = build_client(self._settings, token)
             return client
 
     def discard(self, token: str) -> None:
         """Forget (and close) the client for ``token``, e.g. after the store saved a new token."""
-        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
         with self._lock:
-            client = self._clients.pop(key, None)
+            client = self._clients.pop(_pool_key(token), None)
         if client is not None:
             client.close()
 

@@ -160,7 +160,7 @@ class DiscordClient:
             headers["Authorization"] = f"Bot {self._token}"
         if reason:
             headers["X-Audit-Log-Reason"] = quote(reason[:AUDIT_LOG_REASON_LIMIT], safe="")
-        url = self.base_url + route.path
+        url = self.base_url + route.url_path
         deadline = time.monotonic() + (self.max_wait if max_wait is None else max_wait)
         failures = 0
         rate_limited = 0

@@ -27,8 +27,6 @@ class Route:
         """The path with each parameter URL-quoted (ids are digits; tokens may not be)."""
         return self.template.format(**{k: quote(v, safe="") for k, v in self.params.items()})
 
-    path = url_path
-
     @property
     def key(self) -> str:
         """Method and template, e.g. ``PUT /guilds/{guild_id}/…``: what Discord maps to a bucket hash.

@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import select
 
+from ..clients import build_client
 from ..discord.client import DiscordClient
 from ..discord.errors import Unauthorized
 from ..discord.snowflake import is_snowflake
@@ -56,15 +57,8 @@ def save_bot(
     errors = validate_credentials(application_id, public_key, bot_token)
     if errors:
         raise ValidationError(errors)
-    settings = state.settings
     # A one-off client: an unverified token must not enter the shared pool.
-    with DiscordClient(
-        bot_token,
-        base_url=settings.api_base_url,
-        timeout=settings.http_timeout,
-        max_retries=settings.http_max_retries,
-        user_agent=settings.user_agent,
-    ) as probe:
+    with build_client(state.settings, bot_token) as probe:
         try:
             bot_user = probe.get_current_user()
         except Unauthorized:
