@@ -4,18 +4,26 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import deliveries
 from .config import ConfigurationError
+from .deliveries import DeliveryInfo
 from .extension import DiscordRoles, DiscordRolesState, get_state
 from .orders import InvalidOrderEvent, OrderEvent
-from .signals import order_completed
+from .signals import delivery_failed, order_completed, order_revoked, role_delivered, role_removed
 
 __all__ = [
     "ConfigurationError",
+    "DeliveryInfo",
     "DiscordRoles",
     "DiscordRolesState",
     "InvalidOrderEvent",
     "OrderEvent",
     "__version__",
+    "deliveries",
+    "delivery_failed",
     "get_state",
     "order_completed",
+    "order_revoked",
+    "role_delivered",
+    "role_removed",
 ]

@@ -49,3 +49,55 @@ def rotate_keys_command() -> None:
         raise click.ClickException(f"{exc} Nothing was changed.") from None
     session.commit()
     click.echo(f"Re-encrypted the secrets of {rotated} record(s) under the first key.")
+
+
+@discord_roles_cli.command("worker")
+@click.option("--once", is_flag=True, help="Process what is due now, then exit (for cron).")
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(1, 256), help="Threads (default DISCORD_ROLES_THREADS)."
+)
+@click.option("--batch-size", type=click.IntRange(1, 1000), help="Rows claimed at a time.")
+@click.option("--poll-interval", type=click.FloatRange(0.05), help="Seconds between looks at the queue.")
+@with_appcontext
+def worker_command(
+    once: bool, concurrency: int | None, batch_size: int | None, poll_interval: float | None
+) -> None:
+    """Run due deliveries and purchase notifications until SIGTERM (or once).
+
+    Several workers may run at once, on several machines: each row is claimed by exactly one of them
+    (SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite run a single worker). SIGTERM or Ctrl-C
+    finishes the Discord calls in flight and hands back the rows not started.
+    """
+    import logging
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from .worker import Worker
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("flask_discord_roles").setLevel(logging.INFO)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logging.getLogger("flask_discord_roles.worker").info(
+            "%s received: finishing calls in flight", signal.Signals(signum).name
+        )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = Worker(
+            app, threads=concurrency, batch_size=batch_size, poll_interval=poll_interval, stop=stop
+        )
+        totals = worker.run(once=once)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(
+        f"worker done: {totals.completed} completed, {totals.retried} retried, {totals.failed} failed, "
+        f"{totals.expired} expired"
+    )

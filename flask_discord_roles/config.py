@@ -31,7 +31,27 @@ DEFAULTS: dict[str, Any] = {
     ),
     # Add our Alembic branch to Flask-Migrate's version locations when Flask-Migrate is set up.
     "DISCORD_ROLES_REGISTER_MIGRATIONS": True,
+    # Who runs deliveries: "thread" (a small pool inside the app process), "worker" (only
+    # `flask discord-roles worker`), "celery" (a Celery task), or "inline" (right after commit; tests).
+    "DISCORD_ROLES_EXECUTOR": "thread",
+    # Threads of the "thread" executor, and of each `flask discord-roles worker` unless --concurrency.
+    "DISCORD_ROLES_THREADS": 4,
+    # Seconds between looks at the queue for retries that came due (thread executor and worker).
+    "DISCORD_ROLES_POLL_INTERVAL": 5.0,
+    # Attempts of one delivery on transient errors (5xx, timeouts, rate limits) before it fails.
+    "DISCORD_ROLES_MAX_ATTEMPTS": 8,
+    # Backoff between attempts: base * 2**(attempt-1) seconds with jitter, capped; never under retry_after.
+    "DISCORD_ROLES_RETRY_BASE": 15.0,
+    "DISCORD_ROLES_RETRY_CAP": 3600.0,
+    # Seconds a runner owns the rows it claimed; a killed runner's rows come back after this.
+    "DISCORD_ROLES_LEASE_SECONDS": 120.0,
+    # Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled instead.
+    "DISCORD_ROLES_RATE_LIMIT_WAIT": 2.0,
+    # Rows one runner claims at a time.
+    "DISCORD_ROLES_BATCH_SIZE": 20,
 }
+
+EXECUTORS = ("thread", "worker", "celery", "inline")
 
 
 class ConfigurationError(RuntimeError):
@@ -50,6 +70,15 @@ class Settings:
     user_agent: str
     register_migrations: bool
     ephemeral_encryption_key: bool
+    executor: str = "thread"
+    threads: int = 4
+    poll_interval: float = 5.0
+    max_attempts: int = 8
+    retry_base: float = 15.0
+    retry_cap: float = 3600.0
+    lease_seconds: float = 120.0
+    rate_limit_wait: float = 2.0
+    batch_size: int = 20
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -115,6 +144,16 @@ def build_cipher(config: Mapping[str, Any], *, testing: bool) -> tuple[TokenCiph
 
 def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: bool) -> Settings:
     """Validate the non-secret settings (defaults must already be applied)."""
+    lease = _positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float)
+    timeout = _positive_number(config, "DISCORD_ROLES_HTTP_TIMEOUT", float)
+    wait = _positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float)
+    # A delivery makes up to three calls, each bounded by the timeout plus the rate-limit wait; a lease
+    # shorter than that would hand a row still being worked on to a second runner.
+    if lease < 3 * (timeout + wait):
+        raise ConfigurationError(
+            "DISCORD_ROLES_LEASE_SECONDS must be at least 3 * (DISCORD_ROLES_HTTP_TIMEOUT + "
+            f"DISCORD_ROLES_RATE_LIMIT_WAIT) = {3 * (timeout + wait):g}, got {lease:g}"
+        )
     user_agent = config["DISCORD_ROLES_USER_AGENT"]
     if not isinstance(user_agent, str) or not user_agent.strip():
         raise ConfigurationError("DISCORD_ROLES_USER_AGENT must be non-empty text")
@@ -127,4 +166,20 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         user_agent=user_agent.replace("{version}", version),
         register_migrations=bool(config["DISCORD_ROLES_REGISTER_MIGRATIONS"]),
         ephemeral_encryption_key=ephemeral_key,
+        executor=_choice(config, "DISCORD_ROLES_EXECUTOR", EXECUTORS),
+        threads=_positive_number(config, "DISCORD_ROLES_THREADS", int),
+        poll_interval=_positive_number(config, "DISCORD_ROLES_POLL_INTERVAL", float),
+        max_attempts=_positive_number(config, "DISCORD_ROLES_MAX_ATTEMPTS", int),
+        retry_base=_positive_number(config, "DISCORD_ROLES_RETRY_BASE", float),
+        retry_cap=_positive_number(config, "DISCORD_ROLES_RETRY_CAP", float),
+        lease_seconds=_positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float),
+        rate_limit_wait=_positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float),
+        batch_size=_positive_number(config, "DISCORD_ROLES_BATCH_SIZE", int),
     )
+
+
+def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = config[key]
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return str(value)

@@ -15,10 +15,11 @@ from . import __version__
 from .clients import ClientPool
 from .config import DEFAULTS, ConfigurationError, Settings, build_cipher, load_settings
 from .crypto import TokenCipher
+from .executors import Executor, make_executor
 from .migrations import register_with_flask_migrate
 from .models import Models, define_models
 from .orders import OrderAdapter, default_adapter
-from .signals import order_completed
+from .signals import order_completed, order_revoked
 
 logger = logging.getLogger("flask_discord_roles")
 
@@ -32,6 +33,7 @@ class DiscordRolesState:
     models: Models
     cipher: TokenCipher = field(repr=False)
     clients: ClientPool = field(repr=False)
+    executor: Executor
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -67,6 +69,21 @@ class DiscordRoles:
         The User-Agent Discord asks bots to send; ``{version}`` is replaced by ours.
     ``DISCORD_ROLES_REGISTER_MIGRATIONS = True``
         Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).
+    ``DISCORD_ROLES_EXECUTOR = "thread"``
+        Who runs deliveries: ``thread`` (a small pool in the app process), ``worker`` (only
+        ``flask discord-roles worker``), ``celery``, or ``inline`` (right after commit; tests).
+    ``DISCORD_ROLES_THREADS = 4`` and ``DISCORD_ROLES_POLL_INTERVAL = 5.0``
+        Threads of the thread executor (and of each worker), and seconds between looks for due retries.
+    ``DISCORD_ROLES_MAX_ATTEMPTS = 8``
+        Attempts of one delivery on 5xx, timeouts and rate limits before it is ``failed``.
+    ``DISCORD_ROLES_RETRY_BASE = 15.0`` and ``DISCORD_ROLES_RETRY_CAP = 3600.0``
+        Backoff between attempts: ``base * 2**(attempt-1)`` seconds with jitter, at most ``cap``.
+    ``DISCORD_ROLES_LEASE_SECONDS = 120.0``
+        How long a runner owns the rows it claimed; a killed runner's rows come back after this.
+    ``DISCORD_ROLES_RATE_LIMIT_WAIT = 2.0``
+        Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled.
+    ``DISCORD_ROLES_BATCH_SIZE = 20``
+        Rows one runner claims at a time.
 
     The extension keeps no state on itself: one object may serve several apps.
     """
@@ -82,18 +99,20 @@ class DiscordRoles:
         db: SQLAlchemy | None = None,
         *,
         order_completed_signal: Signal | None = None,
+        order_revoked_signal: Signal | None = None,
         order_adapter: OrderAdapter | None = None,
     ) -> None:
         """Validate the settings, map the tables on ``db``, listen for orders and register CLI commands.
 
         ``db`` defaults to the one given to the constructor, then to the app's Flask-SQLAlchemy
-        extension. A host that already has its own order signal passes it as ``order_completed_signal``
-        with an ``order_adapter`` that turns ``(sender, kwargs)`` into an :class:`~.orders.OrderEvent`.
-        Raises :class:`ConfigurationError` naming the key when a setting is wrong.
+        extension. A host that already has its own order signals passes them as
+        ``order_completed_signal`` / ``order_revoked_signal`` with an ``order_adapter`` that turns
+        ``(sender, kwargs)`` into an :class:`~.orders.OrderEvent`. Raises :class:`ConfigurationError`
+        naming the key when a setting is wrong.
         """
-        if order_completed_signal is not None and order_adapter is None:
+        if (order_completed_signal or order_revoked_signal) is not None and order_adapter is None:
             raise ConfigurationError(
-                "order_completed_signal needs an order_adapter that turns its payload into an OrderEvent"
+                "a host order signal needs an order_adapter that turns its payload into an OrderEvent"
             )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
@@ -116,11 +135,15 @@ class DiscordRoles:
             models=define_models(db),
             cipher=cipher,
             clients=ClientPool(settings),
+            executor=make_executor(settings),
         )
         app.extensions["discord_roles"] = state
-        _listen_for_orders(
-            app, state, order_completed_signal or order_completed, order_adapter or default_adapter
-        )
+        adapter = order_adapter or default_adapter
+        _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
+        _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
+        if settings.executor == "thread":
+            # Lazily, but not only on a commit: rows due for a retry after a restart need the poller.
+            app.before_request(_start_executor)
 
         from .cli import discord_roles_cli
 
@@ -134,11 +157,14 @@ class DiscordRoles:
         return get_state().models
 
 
-def _listen_for_orders(app: Flask, state: DiscordRolesState, signal: Signal, adapter: OrderAdapter) -> None:
-    """Queue deliveries when ``signal`` fires for this app (and only this app)."""
-    from .services.queue import enqueue_order
+def _listen_for_orders(
+    app: Flask, state: DiscordRolesState, signal: Signal, adapter: OrderAdapter, *, revoke: bool
+) -> None:
+    """Queue deliveries (or removals) when ``signal`` fires for this app, and only this app."""
+    from .dispatch import dispatch_after_commit
+    from .services.queue import enqueue_order, revoke_order
 
-    def on_order_completed(sender: Any, **payload: Any) -> None:
+    def on_order(sender: Any, **payload: Any) -> None:
         if isinstance(sender, Flask):
             if sender is not app:
                 return
@@ -146,10 +172,20 @@ def _listen_for_orders(app: Flask, state: DiscordRolesState, signal: Signal, ada
             raise RuntimeError("send the order signal inside an app context (the host's request or job)")
         elif current_app._get_current_object() is not app:  # type: ignore[attr-defined]
             return
-        enqueue_order(state, adapter(sender, payload))
+        event = adapter(sender, payload)
+        queued = revoke_order(state, event) if revoke else enqueue_order(state, event)
+        if queued.due or queued.notifications:
+            dispatch_after_commit(
+                state.db.session(), app, delivery_ids=queued.due, notification_ids=queued.notifications
+            )
 
-    state.receivers.append(on_order_completed)
-    signal.connect(on_order_completed, weak=True)
+    state.receivers.append(on_order)
+    signal.connect(on_order, weak=True)
+
+
+def _start_executor() -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    get_state(app).executor.ensure_started(app)
 
 
 def get_state(app: Flask | None = None) -> DiscordRolesState:

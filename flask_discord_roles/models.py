@@ -402,11 +402,18 @@ class PurchaseNotification(_Columns):
     order_id: Mapped[str] = mapped_column(HOST_ID)
     customer_id: Mapped[str | None] = mapped_column(HOST_ID)
     package_ids: Mapped[list[str]] = mapped_column(sa.JSON)
+    # What the host called the packages at checkout, in package_ids' order (ids when it gave none).
+    package_names: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    # The buyer's Discord id when known at checkout, for a mention that does not ping.
+    discord_user_id: Mapped[str | None] = mapped_column(SNOWFLAKE)
     channel_id: Mapped[str] = mapped_column(SNOWFLAKE)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason_code: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

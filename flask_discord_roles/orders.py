@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .discord.snowflake import is_snowflake
@@ -22,6 +22,8 @@ class OrderEvent:
     customer_id: str | None = None
     package_ids: tuple[str, ...] = ()
     discord_user_id: str | None = None
+    # What the host calls each package, for purchase notifications; ids stand in for missing names.
+    package_names: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def build(
@@ -32,6 +34,7 @@ class OrderEvent:
         customer_id: object = None,
         package_ids: Iterable[object] = (),
         discord_user_id: object = None,
+        package_names: Mapping[object, object] | None = None,
     ) -> OrderEvent:
         """Normalise ids to text and check them, so a bad signal fails loudly in the host's request."""
         store = _host_id("store_id", store_id)
@@ -45,7 +48,15 @@ class OrderEvent:
             discord_id = str(discord_user_id)
             if not is_snowflake(discord_id):
                 raise InvalidOrderEvent("discord_user_id must be a Discord user id (a snowflake)")
-        return cls(store, order, customer, packages, discord_id)
+        names: dict[str, str] = {}
+        if package_names is not None:
+            if not isinstance(package_names, Mapping):
+                raise InvalidOrderEvent("package_names must map package ids to names")
+            for package, name in package_names.items():
+                if not isinstance(name, str) or not name.strip() or len(name) > 100:
+                    raise InvalidOrderEvent("each of package_names must be a name of 1 to 100 characters")
+                names[_host_id("package_names", package)] = name.strip()
+        return cls(store, order, customer, packages, discord_id, names)
 
 
 def _host_id(field: str, value: object) -> str:
@@ -63,7 +74,7 @@ OrderAdapter = Callable[[Any, Mapping[str, Any]], OrderEvent]
 
 def default_adapter(sender: Any, payload: Mapping[str, Any]) -> OrderEvent:
     """The adapter for our own signals: the keyword arguments are the order's fields."""
-    known = {"store_id", "order_id", "customer_id", "package_ids", "discord_user_id"}
+    known = {"store_id", "order_id", "customer_id", "package_ids", "discord_user_id", "package_names"}
     unknown = set(payload) - known
     if unknown:
         raise InvalidOrderEvent(f"unexpected order field(s): {', '.join(sorted(unknown))}")

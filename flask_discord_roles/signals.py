@@ -20,3 +20,40 @@ order_completed = _signals.signal(
     same order again queues nothing new; a package with no role mapping is not an error.
     """,
 )
+
+order_revoked = _signals.signal(
+    "discord-roles.order-revoked",
+    doc="""Send this when an order stops entitling its buyer: refund, chargeback, cancellation, ended
+    subscription. Same keyword arguments as :data:`order_completed` (``package_ids`` may be omitted).
+
+    Its roles are queued for removal in your current transaction, but a role is only removed if we
+    granted it and no other active order of that customer still grants it. Deliveries of the order that
+    had not happened yet are cancelled (status ``expired``, reason code ``order_revoked``).
+    """,
+)
+
+role_delivered = _signals.signal(
+    "discord-roles.role-delivered",
+    doc="""Sent (with the app as sender) after a role was given and the delivery saved as ``completed``.
+
+    Keyword argument: ``delivery``, a :class:`~flask_discord_roles.deliveries.DeliveryInfo`. Sent from the
+    thread or process that ran the delivery, inside an app context; keep receivers quick.
+    """,
+)
+
+role_removed = _signals.signal(
+    "discord-roles.role-removed",
+    doc="""Sent after a role was taken away (a revoked order, or the store owner by hand).
+
+    Keyword argument: ``delivery``, a :class:`~flask_discord_roles.deliveries.DeliveryInfo`.
+    """,
+)
+
+delivery_failed = _signals.signal(
+    "discord-roles.delivery-failed",
+    doc="""Sent when a delivery ends ``failed``: a permanent error, or transient ones past the last attempt.
+
+    Keyword argument: ``delivery``, a :class:`~flask_discord_roles.deliveries.DeliveryInfo` whose
+    ``reason_code`` and ``reason`` say what went wrong and what to do.
+    """,
+)

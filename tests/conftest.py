@@ -67,6 +67,8 @@ def build_host_app(database_url: str, **config: Any) -> tuple[Flask, SQLAlchemy,
         SQLALCHEMY_DATABASE_URI=database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
         DISCORD_ROLES_ENCRYPTION_KEYS=[generate_key()],
+        # No background threads outliving a test unless the test asks for the thread executor.
+        DISCORD_ROLES_EXECUTOR="inline",
     )
     app.config.update(config)
     db = SQLAlchemy(app)
@@ -81,15 +83,24 @@ def make_app() -> Any:
 
 
 @pytest.fixture
-def app_and_db(database_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[Flask, SQLAlchemy]]:
+def app_config() -> dict[str, Any]:
+    """Extra settings for the ``app`` fixture; a test module overrides this fixture to change them."""
+    return {"DISCORD_ROLES_EXECUTOR": "inline"}
+
+
+@pytest.fixture
+def app_and_db(
+    database_url: str, app_config: dict[str, Any], request: pytest.FixtureRequest
+) -> Iterator[tuple[Flask, SQLAlchemy]]:
     """The host app with our tables created; talking to FakeDiscord when the test uses ``fake_discord``."""
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = dict(app_config)
     if "fake_discord" in request.fixturenames:
         config["DISCORD_ROLES_API_BASE_URL"] = request.getfixturevalue("fake_discord").api_base_url
     app, db, _ = build_host_app(database_url, **config)
     with app.app_context():
         db.create_all()
         yield app, db
+        get_state(app).executor.shutdown()
         db.session.remove()
         db.engine.dispose()
         get_state(app).clients.close()

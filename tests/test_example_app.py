@@ -28,6 +28,8 @@ def shop(database_url: str) -> Iterator[Flask]:
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR, revision="heads")
         yield app
+        # The storefront runs the default thread executor; stop it before its schema goes away.
+        get_state(app).executor.shutdown()
         db.session.remove()
         db.engine.dispose()
 
@@ -78,6 +80,7 @@ def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: st
                 "SQLALCHEMY_ENGINE_OPTIONS": {"poolclass": sa.pool.NullPool},
                 "DISCORD_ROLES_API_BASE_URL": sandbox.fake.api_base_url,
                 "DEMO_GUILD_ID": sandbox.guild.id,
+                "DISCORD_ROLES_EXECUTOR": "inline",
             }
         )
         with app.app_context():
@@ -96,7 +99,8 @@ def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: st
         with app.app_context():
             assert db.session.scalar(sa.select(sa.func.count()).select_from(Package)) == 3
             vip = db.session.scalars(sa.select(Package.id).where(Package.name == "VIP")).one()
-        buyer = "175928847299117063"
+        buyer = sandbox.fake.create_user("ann").id
+        sandbox.fake.add_member(sandbox.guild.id, buyer)
         client.post(f"/buy/{vip}", data={"email": "ann@example.com", "discord_user_id": buyer})
         client.post(f"/buy/{vip}", data={"email": "bo@example.com"})
         refused = client.post(
@@ -106,13 +110,16 @@ def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: st
         with app.app_context():
             delivery = get_state().models.Delivery
             rows = db.session.scalars(sa.select(delivery).order_by(delivery.id)).all()
-            assert [(r.role_id, r.discord_user_id, r.next_attempt_at is not None) for r in rows] == [
-                (sandbox.roles["VIP"], buyer, True),
-                (sandbox.roles["VIP"], None, False),
+            assert [(r.role_id, r.discord_user_id, r.status) for r in rows] == [
+                (sandbox.roles["VIP"], buyer, "completed"),
+                (sandbox.roles["VIP"], None, "pending"),
             ], "each paid order queues its package's role; the refused one queues nothing"
+            assert rows[1].next_attempt_at is None, "a guest's role waits for them to link or /claim"
+            assert sandbox.roles["VIP"] in sandbox.fake.member_roles(sandbox.guild.id, buyer)
             db.session.remove()
             db.engine.dispose()
         page = client.get("/").get_data(as_text=True)
+        assert "VIP: completed" in page
         assert "VIP: pending" in page
     finally:
         sandbox.fake.stop()

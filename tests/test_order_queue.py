@@ -23,6 +23,12 @@ GUILD, VIP, SUPPORTER, EXTRA = (
 BUYER = "500000000000000001"
 
 
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    # Only the queueing is under test here: nothing runs in the web process.
+    return {"DISCORD_ROLES_EXECUTOR": "worker"}
+
+
 def _map(app: Flask, db: SQLAlchemy, package_id: str, role_id: str, store_id: str = "store-1") -> None:
     mapping = get_state(app).models.RoleMapping
     db.session.add(mapping(store_id=store_id, package_id=package_id, guild_id=GUILD, role_id=role_id))

@@ -324,9 +324,10 @@ class DiscordClient:
         params = {"with_counts": "true"} if with_counts else None
         return dict(self.request(Route("GET", "/guilds/{guild_id}", guild_id=guild_id), params=params))
 
-    def get_guild_roles(self, guild_id: str) -> list[dict[str, Any]]:
+    def get_guild_roles(self, guild_id: str, *, max_wait: float | None = None) -> list[dict[str, Any]]:
         """Every role with ``position``, ``permissions`` (decimal string) and ``managed``."""
-        return list(self.request(Route("GET", "/guilds/{guild_id}/roles", guild_id=guild_id)))
+        route = Route("GET", "/guilds/{guild_id}/roles", guild_id=guild_id)
+        return list(self.request(route, max_wait=max_wait))
 
     def get_guild_channels(self, guild_id: str) -> list[dict[str, Any]]:
         """Every channel of the guild, with its permission overwrites."""
@@ -336,10 +337,10 @@ class DiscordClient:
         """One channel (guild channel or DM)."""
         return dict(self.request(Route("GET", "/channels/{channel_id}", channel_id=channel_id)))
 
-    def get_member(self, guild_id: str, user_id: str) -> dict[str, Any]:
+    def get_member(self, guild_id: str, user_id: str, *, max_wait: float | None = None) -> dict[str, Any]:
         """A member with their ``roles``; :class:`NotFound` code 10007 if they are not in the guild."""
         route = Route("GET", "/guilds/{guild_id}/members/{user_id}", guild_id=guild_id, user_id=user_id)
-        return dict(self.request(route))
+        return dict(self.request(route, max_wait=max_wait))
 
     def add_member_role(
         self,
@@ -396,10 +397,12 @@ class DiscordClient:
             )
         return list(self.request(route, json=commands))
 
-    def create_message(self, channel_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def create_message(
+        self, channel_id: str, payload: dict[str, Any], *, max_wait: float | None = None
+    ) -> dict[str, Any]:
         """Post a message; put ``allowed_mentions: {"parse": []}`` in payloads with others' text."""
         route = Route("POST", "/channels/{channel_id}/messages", channel_id=channel_id)
-        return dict(self.request(route, json=payload))
+        return dict(self.request(route, json=payload, max_wait=max_wait))
 
     def create_dm(self, user_id: str) -> dict[str, Any]:
         """Open (or find) the DM channel with a user; post to its ``id`` with :meth:`create_message`."""

@@ -86,7 +86,26 @@ def save_bot(
     bot.is_enabled = True
     bot.disabled_reason = None
     state.db.session.flush()
+    # Deliveries that waited for a (working) bot can run once the caller commits.
+    bot_saved_requeue(state, store_id)
     return bot
+
+
+def bot_saved_requeue(state: DiscordRolesState, store_id: str) -> list[int]:
+    """Rows parked for want of a working bot come due; they are handed to the executor on commit."""
+    from flask import current_app, has_app_context
+
+    from ..dispatch import dispatch_after_commit
+    from .queue import requeue_parked
+
+    due = requeue_parked(state, store_id)
+    if due and has_app_context():
+        dispatch_after_commit(
+            state.db.session(),
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            delivery_ids=due,
+        )
+    return due
 
 
 def client_for(state: DiscordRolesState, bot: StoreBot) -> DiscordClient:

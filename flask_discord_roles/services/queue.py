@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState
-from ..models import utcnow
+from ..models import Delivery, utcnow
 from ..orders import OrderEvent
+from .errors import ValidationError
+from .notifications import queue_notification
+from .provenance import active_grant_exists
 from .settings import store_settings
+
+
+@dataclass
+class Queued:
+    """What one call put on the queue: rows created, those to run as soon as the host commits."""
+
+    created: list[int] = field(default_factory=list)
+    due: list[int] = field(default_factory=list)
+    notifications: list[int] = field(default_factory=list)
 
 
 def order_delivery_key(order_id: str, package_id: str, guild_id: str, role_id: str) -> str:
@@ -19,29 +34,32 @@ def order_delivery_key(order_id: str, package_id: str, guild_id: str, role_id: s
     return f"order:{order_id}:add:{package_id}:{guild_id}:{role_id}"
 
 
-def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime | None = None) -> list[int]:
+def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime | None = None) -> Queued:
     """Queue an ``add`` delivery for every role mapped to every package of a completed order.
 
-    Runs in the host's session and transaction; the host commits. Returns the ids of the rows this call
-    created (none when the order was already queued). Rows whose Discord user is known and whose store
-    delivers automatically are due at once; the others wait (``next_attempt_at`` NULL) for the customer
-    to link Discord or run ``/claim``.
+    Runs in the host's session and transaction; the host commits. Rows created by an earlier signal of
+    the same order are left alone. Rows whose Discord user is known and whose store delivers
+    automatically are due at once; the others wait (``next_attempt_at`` NULL) for the customer to link
+    Discord or run ``/claim``. Also queues the store's purchase notification when it has them on.
     """
-    if not event.package_ids:
-        return []
+    queued = Queued()
     session = state.db.session
-    models = state.models
-    mapping = models.RoleMapping
+    now = now or utcnow()
+    settings = store_settings(state, event.store_id)
+    discord_user_id = event.discord_user_id or _linked_discord_user(state, event)
+    notification = queue_notification(state, session(), event, settings, discord_user_id, now)
+    if notification is not None:
+        queued.notifications.append(notification)
+    if not event.package_ids:
+        return queued
+    mapping = state.models.RoleMapping
     mappings = session.execute(
         sa.select(mapping.package_id, mapping.guild_id, mapping.role_id, mapping.role_name)
         .where(mapping.store_id == event.store_id, mapping.package_id.in_(event.package_ids))
         .order_by(mapping.id)
     ).all()
     if not mappings:
-        return []
-    now = now or utcnow()
-    settings = store_settings(state, event.store_id)
-    discord_user_id = event.discord_user_id or _linked_discord_user(state, event)
+        return queued
     due = now if (discord_user_id and settings.delivery_mode == "automatic") else None
     expires_at = now + timedelta(hours=settings.claim_expiry_hours) if settings.claims_expire else None
     rows: list[dict[str, Any]] = [
@@ -66,7 +84,196 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
         }
         for package_id, guild_id, role_id, role_name in mappings
     ]
-    return _insert_new(state, rows)
+    queued.created = _insert_new(state, rows)
+    if due is not None:
+        queued.due = list(queued.created)
+    return queued
+
+
+def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime | None = None) -> Queued:
+    """An order no longer entitles its buyer: cancel what was not delivered, queue safe removals.
+
+    In the host's session. ``event.package_ids`` narrows the revocation to those packages (one item of
+    an order); empty means the whole order. A role is queued for removal only if this order's delivery
+    granted it (the member did not hold it before) and no other active grant of it remains; the runner
+    checks the second rule again just before removing. Revoking twice queues nothing new.
+    """
+    queued = Queued()
+    now = now or utcnow()
+    session = state.db.session
+    delivery = state.models.Delivery
+    query = sa.select(delivery).where(
+        delivery.store_id == event.store_id,
+        delivery.order_id == event.order_id,
+        delivery.action == "add",
+        delivery.revoked_at.is_(None),
+    )
+    if event.package_ids:
+        query = query.where(delivery.package_id.in_(event.package_ids))
+    grants = list(session.scalars(query.order_by(delivery.id).with_for_update()))
+    granted_by_this_order: dict[tuple[str, str, str], Delivery] = {}
+    for grant in grants:
+        grant.revoked_at = now
+        if grant.status == "pending":
+            grant.status = "expired"
+            grant.next_attempt_at = None
+            grant.reason_code = "order_revoked"
+            grant.reason = "The order was revoked before the role was delivered."
+        elif grant.status == "completed" and grant.role_was_present is False and grant.discord_user_id:
+            granted_by_this_order.setdefault((grant.guild_id, grant.role_id, grant.discord_user_id), grant)
+    session.flush()
+    removals = [
+        _removal_row(grant, event.order_id, now)
+        for grant in granted_by_this_order.values()
+        if not active_grant_exists(session(), delivery, grant)
+    ]
+    if removals:
+        queued.created = _insert_new(state, removals)
+        queued.due = list(queued.created)
+    return queued
+
+
+def _removal_row(grant: Delivery, order_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "store_id": grant.store_id,
+        "idempotency_key": f"order:{order_id}:remove:{grant.guild_id}:{grant.role_id}",
+        "action": "remove",
+        "status": "pending",
+        "source": "auto",
+        "guild_id": grant.guild_id,
+        "role_id": grant.role_id,
+        "role_name": grant.role_name,
+        "discord_user_id": grant.discord_user_id,
+        "customer_id": grant.customer_id,
+        "order_id": order_id,
+        "package_id": grant.package_id,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def queue_manual_change(
+    state: DiscordRolesState,
+    store_id: str,
+    *,
+    action: str,
+    guild_id: str,
+    role_id: str,
+    discord_user_id: str,
+    customer_id: str | None = None,
+    role_name: str | None = None,
+    now: datetime | None = None,
+) -> Delivery:
+    """The store owner gives or takes a role by hand (source ``manual``), in the host's session.
+
+    A manual removal is always carried out, whoever granted the role; it also ends our grants of that
+    role to that person, so a later ``/claim`` does not hand it back.
+    """
+    errors: dict[str, list[str]] = {}
+    if action not in ("add", "remove"):
+        errors["action"] = ["Action must be add or remove."]
+    for name, value in (("guild_id", guild_id), ("role_id", role_id), ("discord_user_id", discord_user_id)):
+        if not isinstance(value, str) or not is_snowflake(value):
+            errors[name] = [f"{name} must be a Discord id (a snowflake)."]
+    if errors:
+        raise ValidationError(errors)
+    now = now or utcnow()
+    session = state.db.session
+    model = state.models.Delivery
+    if action == "remove":
+        person = [model.discord_user_id == discord_user_id]
+        if customer_id is not None:
+            person.append(model.customer_id == customer_id)
+        session.execute(
+            sa.update(model)
+            .where(
+                model.store_id == store_id,
+                model.guild_id == guild_id,
+                model.role_id == role_id,
+                model.action == "add",
+                model.revoked_at.is_(None),
+                sa.or_(*person),
+            )
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    row = model(
+        store_id=store_id,
+        idempotency_key=f"manual:{uuid.uuid4().hex}",
+        action=action,
+        status="pending",
+        source="manual",
+        guild_id=guild_id,
+        role_id=role_id,
+        role_name=role_name,
+        discord_user_id=discord_user_id,
+        customer_id=customer_id,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def attach_discord_user(
+    state: DiscordRolesState,
+    store_id: str,
+    customer_id: str,
+    discord_user_id: str,
+    *,
+    now: datetime | None = None,
+) -> list[int]:
+    """A customer linked Discord: their queued rows get the Discord id; in automatic mode they come due.
+
+    Returns the ids of rows now due (to run once the host commits).
+    """
+    now = now or utcnow()
+    model = state.models.Delivery
+    session = state.db.session
+    waiting = list(
+        session.scalars(
+            sa.select(model).where(
+                model.store_id == store_id,
+                model.customer_id == customer_id,
+                model.status == "pending",
+                model.discord_user_id.is_(None),
+            )
+        )
+    )
+    automatic = store_settings(state, store_id).delivery_mode == "automatic"
+    for row in waiting:
+        row.discord_user_id = discord_user_id
+        if automatic:
+            row.next_attempt_at = now
+            row.reason_code = row.reason = None
+    session.flush()
+    return [row.id for row in waiting] if automatic else []
+
+
+def requeue_parked(state: DiscordRolesState, store_id: str, *, now: datetime | None = None) -> list[int]:
+    """Rows that waited for the store's bot (missing, off, unreadable token) come due again."""
+    now = now or utcnow()
+    model = state.models.Delivery
+    session = state.db.session
+    return list(
+        session.scalars(
+            sa.update(model)
+            .where(
+                model.store_id == store_id,
+                model.status == "pending",
+                model.reason_code.in_(("no_bot", "bot_disabled", "token_unreadable")),
+                model.discord_user_id.is_not(None),
+            )
+            .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _linked_discord_user(state: DiscordRolesState, event: OrderEvent) -> str | None:

@@ -1,0 +1,303 @@
+"""The Python API for a store owner's dashboard: list, retry, assign, remove, stats.
+
+Every function works on the current app, in your database session: changes are part of your transaction
+and run once you commit (never if you roll back). The tenant HTTP API exposes the same calls.
+
+    from flask_discord_roles import deliveries
+
+    page = deliveries.list_deliveries("store-1", status="failed")
+    deliveries.retry_deliveries("store-1", reason_code="member_not_in_guild")
+    db.session.commit()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .dispatch import dispatch_after_commit
+from .extension import DiscordRolesState, get_state
+from .models import utcnow
+from .services.errors import ValidationError
+from .services.queue import queue_manual_change
+from .services.records import DeliveryInfo
+from .services.settings import store_settings
+
+__all__ = [
+    "DeliveryInfo",
+    "DeliveryNotFound",
+    "DeliveryPage",
+    "StoreStats",
+    "assign_role",
+    "list_deliveries",
+    "remove_role",
+    "retry_deliveries",
+    "retry_delivery",
+    "store_stats",
+]
+
+STATUSES = ("pending", "completed", "failed", "expired")
+SOURCES = ("interaction", "auto", "manual")
+MAX_PAGE_SIZE = 100
+
+
+class DeliveryNotFound(LookupError):
+    """No delivery with that id in that store."""
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of deliveries, newest first. Pass ``next_before_id`` as ``before_id`` for the next page."""
+
+    items: list[DeliveryInfo]
+    next_before_id: int | None
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """A store's counters, read from one row (never by scanning the queue)."""
+
+    total_interactions: int
+    total_roles_assigned: int
+    total_roles_removed: int
+    total_errors: int
+    success_rate: float
+    last_interaction_at: datetime | None
+    is_active: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        if self.last_interaction_at is not None:
+            data["last_interaction_at"] = self.last_interaction_at.isoformat().replace("+00:00", "Z")
+        return data
+
+
+def _filters(
+    state: DiscordRolesState,
+    store_id: str,
+    *,
+    status: str | None,
+    source: str | None,
+    customer_id: str | None,
+    order_id: str | None,
+    discord_user_id: str | None,
+    reason_code: str | None = None,
+) -> list[Any]:
+    errors: dict[str, list[str]] = {}
+    if status is not None and status not in STATUSES:
+        errors["status"] = [f"Status must be one of {', '.join(STATUSES)}."]
+    if source is not None and source not in SOURCES:
+        errors["source"] = [f"Source must be one of {', '.join(SOURCES)}."]
+    if errors:
+        raise ValidationError(errors)
+    model = state.models.Delivery
+    conditions: list[Any] = [model.store_id == store_id]
+    for column, value in (
+        (model.status, status),
+        (model.source, source),
+        (model.customer_id, customer_id),
+        (model.order_id, order_id),
+        (model.discord_user_id, discord_user_id),
+        (model.reason_code, reason_code),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    return conditions
+
+
+def list_deliveries(
+    store_id: str,
+    *,
+    status: str | None = None,
+    source: str | None = None,
+    customer_id: str | None = None,
+    order_id: str | None = None,
+    discord_user_id: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> DeliveryPage:
+    """A store's deliveries matching every given filter, newest first, ``limit`` (1 to 100) per page."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError({"limit": [f"Limit must be a whole number from 1 to {MAX_PAGE_SIZE}."]})
+    state = get_state()
+    model = state.models.Delivery
+    conditions = _filters(
+        state,
+        store_id,
+        status=status,
+        source=source,
+        customer_id=customer_id,
+        order_id=order_id,
+        discord_user_id=discord_user_id,
+    )
+    if before_id is not None:
+        conditions.append(model.id < before_id)
+    rows = list(
+        state.db.session.scalars(
+            sa.select(model).where(*conditions).order_by(model.id.desc()).limit(limit + 1)
+        )
+    )
+    items = [DeliveryInfo.from_row(row) for row in rows[:limit]]
+    return DeliveryPage(items, items[-1].id if len(rows) > limit else None)
+
+
+def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
+    """Put one failed or expired delivery back to pending (attempts reset). Runs after you commit."""
+    state = get_state()
+    model = state.models.Delivery
+    row = state.db.session.scalar(
+        sa.select(model).where(model.store_id == store_id, model.id == delivery_id).with_for_update()
+    )
+    if row is None:
+        raise DeliveryNotFound(f"no delivery {delivery_id} in store {store_id}")
+    if row.status not in ("failed", "expired"):
+        raise ValidationError(
+            {"status": [f"Only failed or expired deliveries can be retried (this one is {row.status})."]}
+        )
+    if row.revoked_at is not None:
+        raise ValidationError(
+            {"status": ["The order behind this delivery was revoked; it cannot be retried."]}
+        )
+    due = _reset_for_retry(state, [row])
+    _dispatch(state, due)
+    return DeliveryInfo.from_row(row)
+
+
+def retry_deliveries(
+    store_id: str,
+    *,
+    status: str = "failed",
+    source: str | None = None,
+    customer_id: str | None = None,
+    order_id: str | None = None,
+    discord_user_id: str | None = None,
+    reason_code: str | None = None,
+) -> int:
+    """Retry every failed (or ``status="expired"``) delivery matching the filters; returns how many."""
+    if status not in ("failed", "expired"):
+        raise ValidationError({"status": ["Only failed or expired deliveries can be retried."]})
+    state = get_state()
+    model = state.models.Delivery
+    conditions = _filters(
+        state,
+        store_id,
+        status=status,
+        source=source,
+        customer_id=customer_id,
+        order_id=order_id,
+        discord_user_id=discord_user_id,
+        reason_code=reason_code,
+    )
+    rows = list(
+        state.db.session.scalars(
+            sa.select(model).where(*conditions, model.revoked_at.is_(None)).with_for_update()
+        )
+    )
+    due = _reset_for_retry(state, rows)
+    _dispatch(state, due)
+    return len(rows)
+
+
+def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:
+    now = utcnow()
+    due = []
+    settings_by_store: dict[str, Any] = {}
+    for row in rows:
+        settings = settings_by_store.get(row.store_id)
+        if settings is None:
+            settings = settings_by_store[row.store_id] = store_settings(state, row.store_id)
+        row.status = "pending"
+        row.attempts = 0
+        row.reason_code = None
+        row.reason = None
+        row.leased_by = None
+        row.lease_expires_at = None
+        row.completed_at = None
+        if row.action == "add" and settings.claims_expire:
+            row.expires_at = now + timedelta(hours=settings.claim_expiry_hours)
+        # An owner's retry is a request to deliver now, in either mode, if we know who to deliver to.
+        row.next_attempt_at = now if row.discord_user_id else None
+        if row.discord_user_id:
+            due.append(row.id)
+    state.db.session.flush()
+    return due
+
+
+def assign_role(
+    store_id: str,
+    *,
+    guild_id: str,
+    role_id: str,
+    discord_user_id: str,
+    customer_id: str | None = None,
+    role_name: str | None = None,
+) -> DeliveryInfo:
+    """Give a member a role by hand (source ``manual``). Runs after you commit."""
+    state = get_state()
+    row = queue_manual_change(
+        state,
+        store_id,
+        action="add",
+        guild_id=guild_id,
+        role_id=role_id,
+        discord_user_id=discord_user_id,
+        customer_id=customer_id,
+        role_name=role_name,
+    )
+    _dispatch(state, [row.id])
+    return DeliveryInfo.from_row(row)
+
+
+def remove_role(
+    store_id: str,
+    *,
+    guild_id: str,
+    role_id: str,
+    discord_user_id: str,
+    customer_id: str | None = None,
+    role_name: str | None = None,
+) -> DeliveryInfo:
+    """Take a role away by hand: always carried out, whoever granted it. Runs after you commit."""
+    state = get_state()
+    row = queue_manual_change(
+        state,
+        store_id,
+        action="remove",
+        guild_id=guild_id,
+        role_id=role_id,
+        discord_user_id=discord_user_id,
+        customer_id=customer_id,
+        role_name=role_name,
+    )
+    _dispatch(state, [row.id])
+    return DeliveryInfo.from_row(row)
+
+
+def store_stats(store_id: str) -> StoreStats:
+    """The store's counters. ``success_rate`` is roles assigned over assignments tried, in percent."""
+    state = get_state()
+    model = state.models.StoreBot
+    bot = state.db.session.scalar(sa.select(model).where(model.store_id == store_id))
+    if bot is None:
+        return StoreStats(0, 0, 0, 0, 100.0, None, False)
+    tried = bot.total_roles_assigned + bot.total_errors
+    rate = round(100.0 * bot.total_roles_assigned / tried, 1) if tried else 100.0
+    return StoreStats(
+        total_interactions=bot.total_interactions,
+        total_roles_assigned=bot.total_roles_assigned,
+        total_roles_removed=bot.total_roles_removed,
+        total_errors=bot.total_errors,
+        success_rate=rate,
+        last_interaction_at=bot.last_interaction_at,
+        is_active=bot.is_enabled,
+    )
+
+
+def _dispatch(state: DiscordRolesState, delivery_ids: list[int]) -> None:
+    if delivery_ids:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        dispatch_after_commit(state.db.session(), app, delivery_ids=delivery_ids)

@@ -1,0 +1,69 @@
+"""Handing new work to the executor only once the host's transaction has committed.
+
+Queueing happens in the host's session; if the host rolls back, the rows never existed and nothing may
+be sent. So the ids are parked in ``session.info`` and handed over from SQLAlchemy's ``after_commit``
+event, or dropped on rollback. The database stays the source of truth either way: a dispatch that is lost
+(a crash right after commit) only delays the rows until a runner polls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger("flask_discord_roles.dispatch")
+
+_PENDING = "flask_discord_roles.pending_dispatch"
+
+
+@dataclass
+class Work:
+    """Rows one commit made due: deliveries and purchase notifications."""
+
+    delivery_ids: set[int] = field(default_factory=set)
+    notification_ids: set[int] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.delivery_ids or self.notification_ids)
+
+
+def dispatch_after_commit(
+    session: Session,
+    app: Flask,
+    *,
+    delivery_ids: Iterable[int] = (),
+    notification_ids: Iterable[int] = (),
+) -> None:
+    """Run these rows once ``session`` commits (never if it rolls back)."""
+    pending: dict[Flask, Work] = session.info.setdefault(_PENDING, {})
+    work = pending.setdefault(app, Work())
+    work.delivery_ids.update(delivery_ids)
+    work.notification_ids.update(notification_ids)
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_over(session: Session) -> None:
+    pending: dict[Flask, Work] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    from .extension import get_state
+
+    for app, work in pending.items():
+        if not work:
+            continue
+        try:
+            get_state(app).executor.submit(app, work)
+        except Exception:
+            # The host's commit has happened; failing it now would lie. The rows wait for the next poll.
+            logger.exception("could not hand %s to the executor; a runner will pick them up", work)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session, *_: Any) -> None:
+    session.info.pop(_PENDING, None)

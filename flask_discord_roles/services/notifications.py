@@ -1,0 +1,229 @@
+"""Purchase notifications: one message per completed order in the store's chosen channel.
+
+Queued in the host's transaction like deliveries and sent by the same runners, never in the checkout
+request. A notification failing never touches a delivery: they are separate rows with separate outcomes.
+Mentions never ping: ``allowed_mentions`` is empty, whatever the package names contain.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..crypto import DecryptionError
+from ..discord import errors as discord_errors
+from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError, Unauthorized
+from ..extension import DiscordRolesState
+from ..models import PurchaseNotification, StoreSettings, utcnow
+from ..orders import OrderEvent
+
+logger = logging.getLogger("flask_discord_roles.notifications")
+
+EMBED_COLOUR = 0x57F287
+_MAX_LISTED_PACKAGES = 20
+
+
+def queue_notification(
+    state: DiscordRolesState,
+    session: Session,
+    event: OrderEvent,
+    settings: StoreSettings,
+    discord_user_id: str | None,
+    now: datetime,
+) -> int | None:
+    """Queue the order's purchase message if the store has notifications on; None when off or queued."""
+    if not settings.notifications_enabled or not settings.notification_channel_id:
+        return None
+    table = state.models.PurchaseNotification.__table__  # type: ignore[attr-defined]
+    names = [event.package_names.get(package, package) for package in event.package_ids]
+    row = {
+        "store_id": event.store_id,
+        "order_id": event.order_id,
+        "customer_id": event.customer_id,
+        "package_ids": list(event.package_ids),
+        "package_names": names,
+        "discord_user_id": discord_user_id,
+        "channel_id": settings.notification_channel_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(table)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["store_id", "order_id"])
+            .returning(table.c.id)
+        )
+        inserted: int | None = session.scalar(statement)
+        return inserted
+    model = state.models.PurchaseNotification
+    exists = session.scalar(
+        sa.select(model.id).where(model.store_id == event.store_id, model.order_id == event.order_id)
+    )
+    if exists is not None:
+        return None
+    created: int | None = session.scalar(sa.insert(table).values(row).returning(table.c.id))
+    return created
+
+
+def notification_message(notification: PurchaseNotification) -> dict[str, Any]:
+    """The message: an embed naming the packages and the buyer, with every mention switched off."""
+    names = notification.package_names or notification.package_ids
+    listed = ", ".join(f"**{name}**" for name in names[:_MAX_LISTED_PACKAGES])
+    if len(names) > _MAX_LISTED_PACKAGES:
+        listed += f" and {len(names) - _MAX_LISTED_PACKAGES} more"
+    buyer = f"<@{notification.discord_user_id}>" if notification.discord_user_id else "A customer"
+    return {
+        "embeds": [
+            {
+                "title": "New purchase",
+                "description": f"{buyer} bought {listed or 'an order'}."[:4096],
+                "color": EMBED_COLOUR,
+                "fields": [{"name": "Order", "value": notification.order_id, "inline": True}],
+                "timestamp": notification.created_at.isoformat(),
+            }
+        ],
+        # Nothing in this message may ping anyone: not the buyer, not @everyone in a package name.
+        "allowed_mentions": {"parse": []},
+    }
+
+
+class NotificationSender:
+    """Claims due purchase notifications under a lease and posts them."""
+
+    def __init__(
+        self,
+        state: DiscordRolesState,
+        engine: sa.Engine,
+        runner_id: str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.state = state
+        self.runner_id = runner_id
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._clock = clock
+        self._rng = random.Random()
+
+    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
+        model = self.state.models.PurchaseNotification
+        now = self._clock()
+        candidates = sa.select(model.id).where(
+            model.status == "pending",
+            model.next_attempt_at <= now,
+            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+        )
+        if only_ids is not None:
+            if not only_ids:
+                return []
+            candidates = candidates.where(model.id.in_(only_ids))
+        candidates = candidates.order_by(model.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        statement = (
+            sa.update(model)
+            .where(model.id.in_(candidates.scalar_subquery()))
+            .values(
+                leased_by=self.runner_id,
+                lease_expires_at=now + timedelta(seconds=self.state.settings.lease_seconds),
+                attempts=model.attempts + 1,
+            )
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+        with self._sessions.begin() as session:
+            return sorted(session.scalars(statement))
+
+    def run(self, notification_id: int) -> str:
+        """Post one claimed notification; returns ``sent``, ``retried``, ``failed`` or ``lost``."""
+        models = self.state.models
+        with self._sessions() as session:
+            notification = session.get(models.PurchaseNotification, notification_id)
+            if notification is None or notification.leased_by != self.runner_id:
+                return "lost"
+            bot = session.scalar(
+                sa.select(models.StoreBot).where(models.StoreBot.store_id == notification.store_id)
+            )
+            message = notification_message(notification)
+            channel_id, attempts = notification.channel_id, notification.attempts
+            token_ciphertext = bot.token_ciphertext if bot is not None and bot.is_enabled else None
+        if token_ciphertext is None:
+            return self._finish(
+                notification_id, "failed", "no_bot", "The store's bot is missing or switched off."
+            )
+        try:
+            client = self.state.clients.for_token(self.state.cipher.decrypt(token_ciphertext))
+            client.create_message(channel_id, message, max_wait=self.state.settings.rate_limit_wait)
+        except DecryptionError:
+            return self._finish(notification_id, "failed", "token_unreadable", "Save the bot token again.")
+        except RateLimited as limited:
+            return self._finish(notification_id, "pending", "rate_limited", None, delay=limited.retry_after)
+        except TransientDiscordError as error:
+            if attempts >= self.state.settings.max_attempts:
+                return self._finish(notification_id, "failed", "discord_unavailable", error.message)
+            delay = min(self.state.settings.retry_cap, self.state.settings.retry_base * 2 ** (attempts - 1))
+            return self._finish(
+                notification_id,
+                "pending",
+                "discord_unavailable",
+                error.message,
+                delay=delay * self._rng.uniform(0.5, 1),
+            )
+        except PermanentDiscordError as error:
+            code, reason = _explain(error)
+            return self._finish(notification_id, "failed", code, reason)
+        return self._finish(notification_id, "sent", None, None)
+
+    def _finish(
+        self, notification_id: int, status: str, code: str | None, reason: str | None, *, delay: float = 0.0
+    ) -> str:
+        model = self.state.models.PurchaseNotification
+        now = self._clock()
+        values: dict[str, Any] = {
+            "status": status,
+            "reason_code": code,
+            "reason": reason,
+            "leased_by": None,
+            "lease_expires_at": None,
+        }
+        if status == "sent":
+            values["sent_at"] = now
+        if status == "pending":
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        with self._sessions.begin() as session:
+            updated = session.execute(
+                sa.update(model)
+                .where(model.id == notification_id, model.leased_by == self.runner_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            return "lost"
+        if status == "failed":
+            logger.warning("purchase notification %s failed: %s (%s)", notification_id, code, reason)
+        return "retried" if status == "pending" else status
+
+
+def _explain(error: PermanentDiscordError) -> tuple[str, str]:
+    if isinstance(error, Unauthorized):
+        return "token_revoked", "Discord refused the bot token; save a new one."
+    if error.code in (discord_errors.MISSING_ACCESS, discord_errors.MISSING_PERMISSIONS):
+        return (
+            "missing_channel_permissions",
+            "Give the bot View Channel, Send Messages and Embed Links in the notification channel.",
+        )
+    if error.code == UNKNOWN_CHANNEL:
+        return "channel_deleted", "The notification channel no longer exists; choose another one."
+    return "discord_rejected", f"Discord refused the message: {error.message}"
+
+
+UNKNOWN_CHANNEL = 10003

@@ -1,0 +1,456 @@
+"""Running deliveries: claim due rows under a lease, make the role change, record what happened.
+
+A delivery is run in three short steps so that no database transaction is open while Discord is called:
+
+1. **claim** — one UPDATE marks up to N due rows as ours until ``lease_expires_at`` (on PostgreSQL the
+   candidates are picked ``FOR UPDATE SKIP LOCKED``, so concurrent runners never pick the same row; on
+   SQLite the single UPDATE is atomic). A runner killed mid-batch simply lets its leases run out and the
+   rows come back to whoever polls next.
+2. **call Discord** with the store's bot, outside any transaction.
+3. **finish** — one UPDATE records the outcome, guarded by ``leased_by``, so a runner that lost its lease
+   can never overwrite the row's newer state; the bot's counters move in the same transaction.
+
+The module knows nothing of Flask: it gets the extension's state, an engine, and a callback for outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from ..crypto import DecryptionError
+from ..discord.client import DiscordClient
+from ..discord.errors import (
+    PermanentDiscordError,
+    RateLimited,
+    TransientDiscordError,
+    Unauthorized,
+)
+from ..extension import DiscordRolesState
+from ..models import utcnow
+from .failures import Failure, describe_transient, diagnose
+from .provenance import active_grant_exists, granted_by_us_elsewhere
+from .records import DeliveryInfo
+
+logger = logging.getLogger("flask_discord_roles.runner")
+
+# Outcomes of running one claimed row.
+COMPLETED, RETRIED, FAILED, WAITING, LOST = "completed", "retried", "failed", "waiting", "lost"
+
+OutcomeCallback = Callable[[str, DeliveryInfo], None]
+"""Called after an outcome is committed, with the outcome and the row as it now stands."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    result: str
+    info: DeliveryInfo | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The values of a claimed row and its store's bot, read once, used outside any session."""
+
+    id: int
+    store_id: str
+    action: str
+    source: str
+    guild_id: str
+    role_id: str
+    role_name: str | None
+    discord_user_id: str | None
+    customer_id: str | None
+    order_id: str | None
+    attempts: int
+    bot_id: int | None
+    bot_enabled: bool
+    bot_user_id: str | None
+    token_ciphertext: str | None
+
+    @property
+    def audit_reason(self) -> str:
+        """What Discord's audit log shows next to the change: who asked for it, for which store."""
+        if self.source == "manual":
+            why = "manual change by the store owner"
+        elif self.order_id is not None:
+            why = f"order {self.order_id}" + (" revoked" if self.action == "remove" else "")
+        else:
+            why = "customer claim"
+        return f"flask-discord-roles · store {self.store_id} · {why}"
+
+
+def new_runner_id() -> str:
+    """A name for one runner, unique across machines, short enough for ``leased_by``."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DeliveryRunner:
+    """Claims and runs due deliveries for one app. Thread safe: each call uses its own session."""
+
+    def __init__(
+        self,
+        state: DiscordRolesState,
+        engine: sa.Engine,
+        *,
+        runner_id: str | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.state = state
+        self.runner_id = runner_id or new_runner_id()
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._on_outcome = on_outcome
+        self._clock = clock
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"<DeliveryRunner {self.runner_id!r}>"
+
+    # -- claiming -------------------------------------------------------------------------------------
+
+    def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
+        """Lease up to ``limit`` due rows (optionally only among ``only_ids``); returns their ids."""
+        delivery = self.state.models.Delivery
+        now = self._clock()
+        candidates = sa.select(delivery.id).where(
+            delivery.status == "pending",
+            delivery.next_attempt_at <= now,
+            sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
+        )
+        if only_ids is not None:
+            ids = list(only_ids)
+            if not ids:
+                return []
+            candidates = candidates.where(delivery.id.in_(ids))
+        candidates = (
+            candidates.order_by(delivery.next_attempt_at, delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            sa.update(delivery)
+            .where(delivery.id.in_(candidates.scalar_subquery()))
+            .values(
+                leased_by=self.runner_id,
+                lease_expires_at=now + timedelta(seconds=self.state.settings.lease_seconds),
+                # Counted when claimed, so a row that keeps killing its runner still runs out of attempts.
+                attempts=delivery.attempts + 1,
+            )
+            .returning(delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        with self._sessions.begin() as session:
+            return sorted(session.scalars(statement))
+
+    def release(self, delivery_ids: Iterable[int]) -> int:
+        """Give back claimed rows that were not started (a worker stopping); their attempt is not spent."""
+        ids = list(delivery_ids)
+        if not ids:
+            return 0
+        delivery = self.state.models.Delivery
+        with self._sessions.begin() as session:
+            result = session.execute(
+                sa.update(delivery)
+                .where(
+                    delivery.id.in_(ids),
+                    delivery.leased_by == self.runner_id,
+                    delivery.status == "pending",
+                )
+                .values(leased_by=None, lease_expires_at=None, attempts=delivery.attempts - 1)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- housekeeping ---------------------------------------------------------------------------------
+
+    def expire_unclaimed(self) -> int:
+        """Mark pending role grants past their claim window ``expired``. Removals never expire."""
+        delivery = self.state.models.Delivery
+        now = self._clock()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                sa.update(delivery)
+                .where(
+                    delivery.status == "pending",
+                    delivery.action == "add",
+                    delivery.expires_at <= now,
+                    sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
+                )
+                .values(
+                    status="expired",
+                    next_attempt_at=None,
+                    leased_by=None,
+                    lease_expires_at=None,
+                    reason_code="claim_expired",
+                    reason="Not claimed within the store's claim window. Retry it to give the customer "
+                    "another window.",
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def queue_depth(self) -> int:
+        """Pending rows that are scheduled (due now or retrying later); rows waiting for customers aside."""
+        delivery = self.state.models.Delivery
+        with self._sessions() as session:
+            return int(
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(delivery)
+                    .where(delivery.status == "pending", delivery.next_attempt_at.is_not(None))
+                )
+                or 0
+            )
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest scheduled row comes due (None when nothing is scheduled)."""
+        delivery = self.state.models.Delivery
+        with self._sessions() as session:
+            return session.scalar(
+                sa.select(sa.func.min(delivery.next_attempt_at)).where(delivery.status == "pending")
+            )
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def run(self, delivery_id: int) -> Outcome:
+        """Run one row this runner has claimed and record the outcome. Never raises for Discord errors."""
+        job = self._load(delivery_id)
+        if job is None:
+            return Outcome(delivery_id, LOST)
+        if job.bot_id is None or job.token_ciphertext is None:
+            return self._park(
+                job,
+                "no_bot",
+                "The store has not saved a Discord bot yet. It is delivered once the bot is saved.",
+            )
+        if not job.bot_enabled:
+            return self._park(
+                job,
+                "bot_disabled",
+                "The store's bot is switched off. It is delivered once the bot is enabled (or saved) again.",
+            )
+        if job.discord_user_id is None:
+            return self._park(
+                job,
+                "waiting_for_customer",
+                "Waiting for the customer to link Discord or run /claim.",
+            )
+        try:
+            client = self.state.clients.for_token(self.state.cipher.decrypt(job.token_ciphertext))
+        except DecryptionError:
+            return self._park(
+                job,
+                "token_unreadable",
+                "The bot token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS (was a key dropped "
+                "before `flask discord-roles rotate-keys` ran?). Save the bot token again.",
+            )
+        wait = self.state.settings.rate_limit_wait
+        try:
+            if job.action == "add":
+                return self._add(job, client, wait)
+            return self._remove(job, client, wait)
+        except RateLimited as limited:
+            # Our own throttle, not Discord failing: come back when the limit resets, attempt not spent.
+            delay = limited.retry_after + self._rng.uniform(0, 0.25)
+            return self._reschedule(
+                job, delay, "rate_limited", "Waiting for Discord's rate limit.", spent=False
+            )
+        except TransientDiscordError as error:
+            if job.attempts >= self.state.settings.max_attempts:
+                return self._fail(job, describe_transient(error))
+            delay = self._backoff(job.attempts)
+            return self._reschedule(
+                job, delay, "discord_unavailable", f"Discord failed ({error.message}); retrying.", spent=True
+            )
+        except PermanentDiscordError as error:
+            failure = diagnose(
+                error,
+                client=client,
+                guild_id=job.guild_id,
+                role_id=job.role_id,
+                role_name=job.role_name,
+                bot_user_id=job.bot_user_id,
+                max_wait=wait,
+            )
+            return self._fail(job, failure, disable_bot=isinstance(error, Unauthorized))
+
+    def _add(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
+        assert job.discord_user_id is not None
+        member = client.get_member(job.guild_id, job.discord_user_id, max_wait=wait)
+        if job.role_id in {str(role) for role in member.get("roles", [])}:
+            # They hold it already: ours (another purchase of theirs) or theirs from before us.
+            with self._sessions() as session:
+                ours = granted_by_us_elsewhere(session, self.state.models.Delivery, job)
+            return self._complete(job, role_was_present=not ours, counter="total_roles_assigned")
+        client.add_member_role(
+            job.guild_id, job.discord_user_id, job.role_id, reason=job.audit_reason, max_wait=wait
+        )
+        return self._complete(job, role_was_present=False, counter="total_roles_assigned")
+
+    def _remove(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
+        assert job.discord_user_id is not None
+        if job.source != "manual":
+            with self._sessions() as session:
+                still_granted = active_grant_exists(session, self.state.models.Delivery, job)
+            if still_granted:
+                return self._complete(
+                    job,
+                    counter=None,
+                    reason_code="still_granted",
+                    reason="Kept: another active purchase of this customer grants the same role.",
+                )
+        client.remove_member_role(
+            job.guild_id, job.discord_user_id, job.role_id, reason=job.audit_reason, max_wait=wait
+        )
+        return self._complete(job, counter="total_roles_removed")
+
+    # -- recording outcomes ---------------------------------------------------------------------------
+
+    def _load(self, delivery_id: int) -> _Job | None:
+        models = self.state.models
+        with self._sessions() as session:
+            row = session.get(models.Delivery, delivery_id)
+            if row is None or row.leased_by != self.runner_id or row.status != "pending":
+                return None
+            bot = session.scalar(sa.select(models.StoreBot).where(models.StoreBot.store_id == row.store_id))
+            return _Job(
+                id=row.id,
+                store_id=row.store_id,
+                action=row.action,
+                source=row.source,
+                guild_id=row.guild_id,
+                role_id=row.role_id,
+                role_name=row.role_name,
+                discord_user_id=row.discord_user_id,
+                customer_id=row.customer_id,
+                order_id=row.order_id,
+                attempts=row.attempts,
+                bot_id=bot.id if bot else None,
+                bot_enabled=bool(bot and bot.is_enabled),
+                bot_user_id=bot.bot_user_id if bot else None,
+                token_ciphertext=bot.token_ciphertext if bot else None,
+            )
+
+    def _backoff(self, attempts: int) -> float:
+        settings = self.state.settings
+        ceiling = min(settings.retry_cap, settings.retry_base * 2 ** max(attempts - 1, 0))
+        # Jitter keeps rows that failed together (a Discord outage) from all coming back together.
+        return float(ceiling * self._rng.uniform(0.5, 1.0))
+
+    def _complete(
+        self,
+        job: _Job,
+        *,
+        counter: str | None,
+        role_was_present: bool | None = None,
+        reason_code: str | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
+        now = self._clock()
+        values: dict[str, Any] = {
+            "status": "completed",
+            "next_attempt_at": None,
+            "completed_at": now,
+            "reason_code": reason_code,
+            "reason": reason,
+        }
+        if role_was_present is not None:
+            values["role_was_present"] = role_was_present
+        return self._finish(job, values, COMPLETED, counter=counter)
+
+    def _fail(self, job: _Job, failure: Failure, *, disable_bot: bool = False) -> Outcome:
+        values = {
+            "status": "failed",
+            "next_attempt_at": None,
+            "reason_code": failure.code,
+            "reason": failure.reason,
+        }
+        return self._finish(job, values, FAILED, counter="total_errors", disable_bot=disable_bot)
+
+    def _reschedule(self, job: _Job, delay: float, code: str, reason: str, *, spent: bool) -> Outcome:
+        delivery = self.state.models.Delivery
+        values: dict[str, Any] = {
+            "next_attempt_at": self._clock() + timedelta(seconds=delay),
+            "reason_code": code,
+            "reason": reason,
+        }
+        if not spent:
+            values["attempts"] = delivery.attempts - 1
+        return self._finish(job, values, RETRIED)
+
+    def _park(self, job: _Job, code: str, reason: str) -> Outcome:
+        """Nothing can run until someone acts (save the bot, link Discord): wait without spending attempts."""
+        delivery = self.state.models.Delivery
+        values = {
+            "next_attempt_at": None,
+            "reason_code": code,
+            "reason": reason,
+            "attempts": delivery.attempts - 1,
+        }
+        return self._finish(job, values, WAITING)
+
+    def _finish(
+        self,
+        job: _Job,
+        values: dict[str, Any],
+        result: str,
+        *,
+        counter: str | None = None,
+        disable_bot: bool = False,
+    ) -> Outcome:
+        models = self.state.models
+        delivery = models.Delivery
+        now = self._clock()
+        with self._sessions.begin() as session:
+            updated = session.execute(
+                sa.update(delivery)
+                .where(
+                    delivery.id == job.id,
+                    delivery.leased_by == self.runner_id,
+                    delivery.status == "pending",
+                )
+                .values(**values, leased_by=None, lease_expires_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                # The lease ran out and another runner (or a revocation) owns the row now.
+                logger.warning("delivery %s: lease lost before its outcome (%s) was saved", job.id, result)
+                return Outcome(job.id, LOST)
+            bot = models.StoreBot
+            if counter is not None:
+                session.execute(
+                    sa.update(bot)
+                    .where(bot.store_id == job.store_id)
+                    .values({counter: getattr(bot, counter) + 1})
+                    .execution_options(synchronize_session=False)
+                )
+            if disable_bot:
+                # Only the token that failed: if the owner saved a new one meanwhile, leave it on.
+                session.execute(
+                    sa.update(bot)
+                    .where(bot.store_id == job.store_id, bot.token_ciphertext == job.token_ciphertext)
+                    .values(is_enabled=False, disabled_reason="token_revoked", updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            row = session.get(delivery, job.id, populate_existing=True)
+            assert row is not None
+            info = DeliveryInfo.from_row(row)
+        if self._on_outcome is not None:
+            try:
+                self._on_outcome(result, info)
+            except Exception:  # a receiver's bug must not make us retry a delivery that happened
+                logger.exception("a receiver of delivery %s's outcome raised", job.id)
+        return Outcome(job.id, result, info)

@@ -1,0 +1,155 @@
+"""The polling loop behind ``flask discord-roles worker`` and the embedded thread executor.
+
+It expires unclaimed rows, drains what is due on a few threads, logs one line per pass, then sleeps until
+the next row comes due (or the poll interval, or a wake-up from a fresh commit). Stopping finishes the
+Discord calls in flight and hands back rows claimed but not started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from .drain import BatchReport, Drainer
+from .extension import get_state
+from .models import utcnow
+from .services.notifications import NotificationSender
+from .services.records import DeliveryInfo
+from .services.runner import COMPLETED, FAILED, DeliveryRunner, new_runner_id
+from .signals import delivery_failed, role_delivered, role_removed
+
+logger = logging.getLogger("flask_discord_roles.worker")
+
+
+def outcome_signaller(app: Flask) -> object:
+    """The runner's outcome callback: sends our signals with ``app`` as sender, inside its context."""
+
+    def send(result: str, info: DeliveryInfo) -> None:
+        if result == COMPLETED:
+            if info.reason_code == "still_granted":
+                return  # nothing changed in Discord
+            signal = role_delivered if info.action == "add" else role_removed
+        elif result == FAILED:
+            signal = delivery_failed
+        else:
+            return
+        with app.app_context():
+            signal.send(app, delivery=info)
+
+    return send
+
+
+def build_runners(app: Flask, runner_id: str | None = None) -> tuple[DeliveryRunner, NotificationSender]:
+    """A delivery runner and a notification sender for ``app``, sharing one runner id."""
+    state = get_state(app)
+    with app.app_context():
+        engine = state.db.engine
+    runner = DeliveryRunner(
+        state,
+        engine,
+        runner_id=runner_id or new_runner_id(),
+        on_outcome=outcome_signaller(app),  # type: ignore[arg-type]
+    )
+    return runner, NotificationSender(state, engine, runner.runner_id)
+
+
+@dataclass
+class WorkerTotals:
+    passes: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+
+
+class Worker:
+    """Processes due work for one app until stopped (or once, with ``once=True``)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        threads: int | None = None,
+        batch_size: int | None = None,
+        poll_interval: float | None = None,
+        runner_id: str | None = None,
+        stop: threading.Event | None = None,
+        wake: threading.Event | None = None,
+        name: str = "worker",
+    ) -> None:
+        settings = get_state(app).settings
+        self.app = app
+        self.name = name
+        self.poll_interval = poll_interval or settings.poll_interval
+        self.stop = stop or threading.Event()
+        self.wake = wake or threading.Event()
+        self.runner, self.notifier = build_runners(app, runner_id)
+        self.drainer = Drainer(
+            self.runner,
+            self.notifier,
+            threads=threads or settings.threads,
+            batch_size=batch_size or settings.batch_size,
+            stop=self.stop,
+        )
+        self.totals = WorkerTotals()
+
+    def run(self, *, once: bool = False) -> WorkerTotals:
+        """Loop until :attr:`stop` is set; with ``once``, a single pass over what is due now."""
+        logger.info(
+            "%s %s started: %d threads, polling every %gs",
+            self.name,
+            self.runner.runner_id,
+            self.drainer.threads,
+            self.poll_interval,
+        )
+        try:
+            while not self.stop.is_set():
+                self.run_pass()
+                if once:
+                    break
+                self._sleep()
+        finally:
+            self.drainer.close()
+            logger.info("%s %s stopped", self.name, self.runner.runner_id)
+        return self.totals
+
+    def run_pass(self) -> BatchReport | None:
+        """Expire what is past its claim window, then drain what is due; one log line if anything moved."""
+        try:
+            expired = self.runner.expire_unclaimed()
+            report = self.drainer.drain()
+            depth = self.runner.queue_depth() if (report.busy or expired) else 0
+        except SQLAlchemyError:
+            # The database is down or failing: nothing is lost (rows stay leased or pending); try later.
+            logger.exception("%s: the database failed; trying again in %gs", self.name, self.poll_interval)
+            self.stop.wait(self.poll_interval)
+            return None
+        self.totals.passes += 1
+        self.totals.expired += expired
+        self.totals.completed += report.results["completed"]
+        self.totals.retried += report.results["retried"]
+        self.totals.failed += report.results["failed"]
+        if report.busy or expired:
+            suffix = f"; {expired} expired unclaimed" if expired else ""
+            logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)
+        return report
+
+    def _sleep(self) -> None:
+        timeout = self.poll_interval
+        try:
+            next_due = self.runner.next_due_at()
+        except SQLAlchemyError:
+            next_due = None
+        if next_due is not None:
+            timeout = min(timeout, max(0.05, _seconds_until(next_due)))
+        if self.wake.wait(timeout):
+            self.wake.clear()
+
+
+def _seconds_until(moment: datetime) -> float:
+    return (moment - utcnow()).total_seconds()
