@@ -32,6 +32,7 @@ __all__ = [
     "DeliveryNotFound",
     "DeliveryPage",
     "StoreStats",
+    "ValidationError",
     "assign_role",
     "list_deliveries",
     "remove_role",

@@ -21,7 +21,7 @@ from flask_discord_roles.testing.state import FakeBot
 FAST_QUEUE = {
     "DISCORD_ROLES_EXECUTOR": "inline",
     "DISCORD_ROLES_HTTP_TIMEOUT": 2.0,
-    "DISCORD_ROLES_HTTP_MAX_RETRIES": 1,
+    "DISCORD_ROLES_HTTP_MAX_RETRIES": 0,  # the queue retries, not the client
     "DISCORD_ROLES_RATE_LIMIT_WAIT": 0.5,
     "DISCORD_ROLES_LEASE_SECONDS": 8.0,
     "DISCORD_ROLES_RETRY_BASE": 0.05,

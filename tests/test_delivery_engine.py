@@ -9,7 +9,6 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles.testing import FakeDiscord
-
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+$"
@@ -74,3 +73,147 @@ def test_claim_mode_waits_for_the_customer_even_when_their_discord_id_is_known(s
     assert (row.status, row.next_attempt_at) == ("pending", None), "claim mode waits for /claim"
     assert shop.roles_of(buyer) == set()
     assert shop.fake.calls == []
+
+
+# -- permanent failures: a reason code and a fix in plain words --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "hint"),
+    [
+        ("role_above_bot", "role_above_bot", "Move the bot's role above «Legend»"),
+        ("managed_role", "managed_role", "managed by an integration"),
+        ("role_deleted", "role_deleted", "no longer exists"),
+        ("member_not_in_guild", "member_not_in_guild", "Ask them to join it, then run /claim"),
+    ],
+)
+def test_each_permanent_error_fails_at_once_with_its_reason_and_fix(
+    shop: Shop, setup: str, code: str, hint: str
+) -> None:
+    buyer = shop.member("alice")
+    if setup == "role_above_bot":
+        shop.fake.move_role(shop.guild_id, shop.role("Legend"), 100)  # dragged above the bot's role
+    elif setup == "managed_role":
+        shop.role("Legend", managed=True)
+    else:
+        shop.role("Legend")
+    shop.map("legend", "Legend")
+    if setup == "role_deleted":
+        shop.fake.guild(shop.guild_id).roles.pop(shop.roles["Legend"])
+    if setup == "member_not_in_guild":
+        buyer = shop.fake.create_user("stranger").id
+
+    shop.buy("order-1", "legend", buyer=buyer)
+
+    (row,) = shop.deliveries()
+    assert (row.status, row.reason_code) == ("failed", code), f"expected {code}, got {row.reason}"
+    assert hint in (row.reason or ""), f"the fix hint should say {hint!r}; it says {row.reason!r}"
+    assert row.attempts == 1, "a permanent error is not retried"
+
+
+def test_missing_manage_roles_is_named_as_the_fix(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
+) -> None:
+    shop = open_shop(app, db, fake_discord, bot_permissions=0)
+    buyer = shop.member("alice")
+    shop.role("VIP", position=1)
+    shop.map("vip", "VIP")
+
+    shop.buy("order-1", "vip", buyer=buyer)
+
+    (row,) = shop.deliveries()
+    assert (row.status, row.reason_code) == ("failed", "missing_manage_roles"), row.reason
+    assert "Manage Roles" in (row.reason or "")
+
+
+def test_a_revoked_token_fails_the_delivery_and_switches_the_bot_off_until_it_is_saved_again(
+    shop: Shop,
+) -> None:
+    from flask_discord_roles import get_state
+    from flask_discord_roles.services.bots import get_bot, save_bot
+
+    shop.map("vip", "VIP")
+    alice, bob = shop.member("alice"), shop.member("bob")
+    shop.fake.revoke_bot_token(shop.bot)
+
+    shop.buy("order-1", "vip", buyer=alice)
+    shop.buy("order-2", "vip", buyer=bob)
+
+    first, second = shop.deliveries()
+    assert (first.status, first.reason_code) == ("failed", "token_revoked")
+    assert "paste a new token" in (first.reason or "")
+    bot = get_bot(get_state(shop.app), shop.store_id)
+    assert bot is not None
+    assert (bot.is_enabled, bot.disabled_reason) == (False, "token_revoked")
+    assert (second.status, second.reason_code, second.next_attempt_at) == ("pending", "bot_disabled", None), (
+        "later orders wait for a working bot instead of failing one by one"
+    )
+
+    new_token = shop.fake.rotate_bot_token(shop.bot)
+    save_bot(
+        get_state(shop.app),
+        shop.store_id,
+        application_id=shop.bot.application_id,
+        public_key=shop.bot.public_key,
+        bot_token=new_token,
+    )
+    shop.db.session.commit()
+
+    assert shop.roles_of(bob) == {"VIP"}, "saving a working token delivers what waited for it"
+    assert shop.deliveries()[1].status == "completed"
+
+
+def test_transient_errors_are_retried_with_backoff_until_they_succeed(shop: Shop) -> None:
+    from flask_discord_roles.worker import Worker
+
+    shop.map("vip", "VIP")
+    buyer = shop.member("alice")
+    shop.fake.set_faults(error_rate=1.0)
+
+    shop.buy("order-1", "vip", buyer=buyer)
+
+    (row,) = shop.deliveries()
+    assert (row.status, row.reason_code) == ("pending", "discord_unavailable")
+    assert row.next_attempt_at is not None and row.next_attempt_at > row.updated_at, "scheduled later"
+    shop.fake.set_faults(error_rate=0.0)
+    Worker(shop.app, poll_interval=0.05).run_pass()  # too early: not due yet, or due; either is fine
+    _run_worker_until_settled(shop)
+    (row,) = shop.deliveries()
+    assert row.status == "completed"
+    assert shop.roles_of(buyer) == {"VIP"}
+
+
+def test_transient_errors_past_the_last_attempt_fail_with_a_retry_later_hint(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
+) -> None:
+    shop = open_shop(app, db, fake_discord)
+    shop.map("vip", "VIP")
+    buyer = shop.member("alice")
+    shop.fake.set_faults(error_rate=1.0)
+
+    shop.buy("order-1", "vip", buyer=buyer)
+    _run_worker_until_settled(shop)
+
+    (row,) = shop.deliveries()
+    assert (row.status, row.reason_code) == ("failed", "discord_unavailable"), row.reason
+    assert row.attempts == 8, "the default DISCORD_ROLES_MAX_ATTEMPTS"
+    assert "retry the delivery later" in (row.reason or "")
+
+
+def _run_worker_until_settled(shop: Shop, timeout: float = 20.0) -> None:
+    """Run worker passes until no delivery is pending and scheduled (retries included)."""
+    import time
+
+    from flask_discord_roles.worker import Worker
+
+    worker = Worker(shop.app, poll_interval=0.05)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            worker.run_pass()
+            if not [r for r in shop.deliveries(status="pending") if r.next_attempt_at is not None]:
+                return
+            time.sleep(0.05)
+    finally:
+        worker.drainer.close()
+    raise AssertionError(f"deliveries still pending after {timeout}s: {shop.statuses()}")

@@ -33,12 +33,17 @@ class GrantKey(Protocol):
 
 
 def _same_grant(model: type[Delivery], key: GrantKey) -> list[Any]:
-    """Rows for the same role, guild and store, for the same person (by Discord id or customer id)."""
+    """Rows for the same role, guild and store, for the same person.
+
+    The person is their Discord id; the customer id only stands in for rows that do not know the
+    Discord id yet (a purchase waiting for its buyer to link). One customer may buy for several Discord
+    users (gifts), so a customer match alone never keeps someone else's role.
+    """
     person = []
     if key.discord_user_id is not None:
         person.append(model.discord_user_id == key.discord_user_id)
     if key.customer_id is not None:
-        person.append(model.customer_id == key.customer_id)
+        person.append(sa.and_(model.discord_user_id.is_(None), model.customer_id == key.customer_id))
     conditions = [
         model.store_id == key.store_id,
         model.guild_id == key.guild_id,

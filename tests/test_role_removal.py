@@ -1,0 +1,135 @@
+"""Refunds take away only what we granted and nothing else still grants; owners can do anything by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_discord_roles import deliveries
+from flask_discord_roles.testing import FakeDiscord
+from tests.shop import FAST_QUEUE, Shop, open_shop
+
+ROLE_DELETE = r"/guilds/\d+/members/\d+/roles/\d+$"
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return dict(FAST_QUEUE)
+
+
+@pytest.fixture
+def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
+    shop = open_shop(app, db, fake_discord)
+    shop.map("vip-monthly", "VIP")
+    shop.map("vip-lifetime", "VIP")
+    return shop
+
+
+def test_a_role_two_orders_grant_stays_until_both_are_refunded(shop: Shop) -> None:
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    shop.buy("order-2", "vip-lifetime", buyer=buyer)
+    assert shop.roles_of(buyer) == {"VIP"}
+
+    shop.refund("order-1")
+    assert shop.roles_of(buyer) == {"VIP"}, "order-2 still grants VIP: it must stay"
+    assert shop.fake.calls_to("DELETE", ROLE_DELETE) == [], "no removal may even be attempted"
+
+    shop.refund("order-2")
+    assert shop.roles_of(buyer) == set(), "nothing grants VIP any more: it goes"
+    removal = shop.deliveries(action="remove")
+    assert [(r.status, r.order_id) for r in removal] == [("completed", "order-2")]
+    audit = shop.fake.audit_log(shop.guild_id)
+    assert any("order order-2 revoked" in (entry.get("reason") or "") for entry in audit), audit
+
+
+def test_a_role_the_customer_had_before_us_is_never_removed(shop: Shop) -> None:
+    buyer = shop.member("alice", roles=("VIP",))
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    (grant,) = shop.deliveries()
+    assert (grant.status, grant.role_was_present) == ("completed", True)
+
+    shop.refund("order-1")
+
+    assert shop.roles_of(buyer) == {"VIP"}, "we did not grant VIP, so a refund must not take it"
+    assert shop.deliveries(action="remove") == []
+
+
+def test_refunding_twice_queues_one_removal(shop: Shop) -> None:
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    shop.refund("order-1")
+    shop.refund("order-1")
+    assert len(shop.deliveries(action="remove")) == 1
+    assert len(shop.fake.calls_to("DELETE", ROLE_DELETE)) == 1
+
+
+def test_refunding_an_undelivered_order_cancels_it_and_removes_nothing(shop: Shop) -> None:
+    shop.settings(delivery_mode="claim")
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    shop.refund("order-1")
+
+    (grant,) = shop.deliveries()
+    assert (grant.status, grant.reason_code) == ("expired", "order_revoked")
+    with pytest.raises(deliveries.ValidationError):
+        deliveries.retry_delivery(shop.store_id, grant.id)
+    assert shop.fake.calls == []
+
+
+def test_a_repurchase_after_a_refund_grants_the_role_again(shop: Shop) -> None:
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    shop.refund("order-1")
+    shop.buy("order-2", "vip-monthly", buyer=buyer)
+    assert shop.roles_of(buyer) == {"VIP"}
+
+
+def test_the_owner_can_give_and_take_any_role_by_hand(shop: Shop) -> None:
+    buyer = shop.member("alice", roles=("VIP",))  # theirs before us
+    moderator = shop.role("Helper")
+
+    given = deliveries.assign_role(
+        shop.store_id, guild_id=shop.guild_id, role_id=moderator, discord_user_id=buyer, role_name="Helper"
+    )
+    shop.db.session.commit()
+    assert shop.roles_of(buyer) == {"VIP", "Helper"}
+
+    deliveries.remove_role(
+        shop.store_id, guild_id=shop.guild_id, role_id=shop.roles["VIP"], discord_user_id=buyer
+    )
+    shop.db.session.commit()
+    assert shop.roles_of(buyer) == {"Helper"}, (
+        "a manual removal is carried out even for a role we did not grant"
+    )
+
+    rows = shop.deliveries(source="manual")
+    assert [(r.id == given.id, r.action, r.status) for r in rows] == [
+        (True, "add", "completed"),
+        (False, "remove", "completed"),
+    ]
+    audit = [entry.get("reason") or "" for entry in shop.fake.audit_log(shop.guild_id)]
+    assert all("manual change by the store owner" in reason for reason in audit[-2:]), audit
+
+
+def test_a_manual_change_with_a_bad_id_changes_nothing(shop: Shop) -> None:
+    with pytest.raises(deliveries.ValidationError) as refused:
+        deliveries.assign_role(
+            shop.store_id, guild_id=shop.guild_id, role_id="not-a-role", discord_user_id="1"
+        )
+    assert set(refused.value.errors) == {"role_id", "discord_user_id"}
+    shop.db.session.commit()
+    assert shop.deliveries() == []
+
+
+def test_a_gift_bought_by_the_same_customer_does_not_keep_the_refunded_buyers_role(shop: Shop) -> None:
+    alice, bob = shop.member("alice"), shop.member("bob")
+    shop.buy("order-1", "vip-monthly", buyer=alice, customer="payer")
+    shop.buy("order-2", "vip-monthly", buyer=bob, customer="payer")  # a gift for bob
+
+    shop.refund("order-1", customer="payer")
+
+    assert (shop.roles_of(alice), shop.roles_of(bob)) == (set(), {"VIP"})
