@@ -49,7 +49,8 @@ def test_listing_filters_by_status_customer_order_and_discord_user_and_pages_new
     ] == ["order-1"]
     assert deliveries.list_deliveries("another-store").items == [], "stores never see each other's rows"
     payload = failed[0].to_dict()
-    assert payload["created_at"].endswith("Z") and payload["status"] == "failed"
+    assert payload["status"] == "failed"
+    assert payload["created_at"].endswith("Z"), "times are ISO 8601 in UTC"
 
 
 @pytest.mark.parametrize(

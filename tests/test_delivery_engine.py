@@ -174,7 +174,8 @@ def test_transient_errors_are_retried_with_backoff_until_they_succeed(shop: Shop
 
     (row,) = shop.deliveries()
     assert (row.status, row.reason_code) == ("pending", "discord_unavailable")
-    assert row.next_attempt_at is not None and row.next_attempt_at > row.updated_at, "scheduled later"
+    assert row.next_attempt_at is not None, "a transient error schedules another attempt"
+    assert row.next_attempt_at > row.updated_at, "...later, not at once"
     shop.fake.set_faults(error_rate=0.0)
     Worker(shop.app, poll_interval=0.05).run_pass()  # too early: not due yet, or due; either is fine
     _run_worker_until_settled(shop)
