@@ -23,7 +23,7 @@ from .dispatch import dispatch_after_commit
 from .extension import DiscordRolesState, get_state
 from .models import utcnow
 from .services.errors import ValidationError
-from .services.queue import queue_manual_change
+from .services.queue import claim_owed, queue_manual_change
 from .services.records import DeliveryInfo
 from .services.settings import store_settings
 
@@ -34,6 +34,7 @@ __all__ = [
     "StoreStats",
     "ValidationError",
     "assign_role",
+    "claim",
     "list_deliveries",
     "remove_role",
     "retry_deliveries",
@@ -276,6 +277,17 @@ def remove_role(
     )
     _dispatch(state, [row.id])
     return DeliveryInfo.from_row(row)
+
+
+def claim(store_id: str, *, guild_id: str, discord_user_id: str) -> list[int]:
+    """What ``/claim`` does: everything this Discord user is owed in this guild comes due now.
+
+    Works in both delivery modes. Returns the ids that will run once you commit.
+    """
+    state = get_state()
+    due = claim_owed(state, store_id, guild_id, discord_user_id)
+    _dispatch(state, due)
+    return due
 
 
 def store_stats(store_id: str) -> StoreStats:

@@ -15,14 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from ..crypto import DecryptionError
 from ..discord import errors as discord_errors
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError, Unauthorized
 from ..extension import DiscordRolesState
-from ..models import PurchaseNotification, StoreSettings, utcnow
+from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
+from .settings import QueueSettings
 
 logger = logging.getLogger("flask_discord_roles.notifications")
 
@@ -32,9 +33,9 @@ _MAX_LISTED_PACKAGES = 20
 
 def queue_notification(
     state: DiscordRolesState,
-    session: Session,
+    connection: sa.Connection,
     event: OrderEvent,
-    settings: StoreSettings,
+    settings: QueueSettings,
     discord_user_id: str | None,
     now: datetime,
 ) -> int | None:
@@ -56,7 +57,7 @@ def queue_notification(
         "next_attempt_at": now,
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = (
@@ -65,15 +66,15 @@ def queue_notification(
             .on_conflict_do_nothing(index_elements=["store_id", "order_id"])
             .returning(table.c.id)
         )
-        inserted: int | None = session.scalar(statement)
+        inserted: int | None = connection.scalar(statement)
         return inserted
     model = state.models.PurchaseNotification
-    exists = session.scalar(
+    exists = connection.scalar(
         sa.select(model.id).where(model.store_id == event.store_id, model.order_id == event.order_id)
     )
     if exists is not None:
         return None
-    created: int | None = session.scalar(sa.insert(table).values(row).returning(table.c.id))
+    created: int | None = connection.scalar(sa.insert(table).values(row).returning(table.c.id))
     return created
 
 
