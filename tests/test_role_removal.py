@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import deliveries
 from flask_discord_roles.testing import FakeDiscord
+from flask_discord_roles.worker import Worker, build_runners
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 ROLE_DELETE = r"/guilds/\d+/members/\d+/roles/\d+$"
@@ -133,3 +136,36 @@ def test_a_gift_bought_by_the_same_customer_does_not_keep_the_refunded_buyers_ro
     shop.refund("order-1", customer="payer")
 
     assert (shop.roles_of(alice), shop.roles_of(bob)) == (set(), {"VIP"})
+
+
+def test_an_order_refunded_while_its_role_is_being_delivered_still_ends_without_the_role(
+    make_app: Any, database_url: str, fake_discord: FakeDiscord
+) -> None:
+    config = {**FAST_QUEUE, "DISCORD_ROLES_EXECUTOR": "worker"}  # rows wait for the runner we drive
+    app, db, _ = make_app(database_url, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **config)
+    with app.app_context():
+        db.create_all()
+        shop = open_shop(app, db, fake_discord)
+        shop.map("vip", "VIP")
+        buyer = shop.member("alice")
+        shop.buy("order-1", "vip", buyer=buyer)
+        runner, _ = build_runners(app)
+        (claimed,) = runner.claim(10)
+        shop.fake.set_faults(slow_seconds=0.5)  # each Discord call takes a while...
+        delivering = threading.Thread(target=runner.run, args=(claimed,))
+        delivering.start()
+        time.sleep(0.25)
+        shop.refund("order-1")  # ...and the refund lands while the role is on its way
+        (row,) = shop.deliveries()
+        assert (row.status, row.revoked_at is not None) == ("pending", True), "in flight: left to its runner"
+        delivering.join(timeout=10)
+        shop.fake.set_faults(slow_seconds=0.0)
+        Worker(app).run(once=True)
+
+        assert shop.roles_of(buyer) == set(), "the role that went out during the refund is taken back"
+        assert [(r.action, r.status) for r in shop.deliveries()] == [
+            ("add", "completed"),
+            ("remove", "completed"),
+        ]
+        db.session.remove()
+        db.engine.dispose()

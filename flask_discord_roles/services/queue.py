@@ -131,6 +131,10 @@ def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime |
     granted_by_this_order: dict[tuple[str, str, str], Delivery] = {}
     for grant in grants:
         grant.revoked_at = now
+        if grant.status == "pending" and grant.lease_expires_at is not None and grant.lease_expires_at > now:
+            # A runner is delivering it right now: it sees revoked_at when it records the outcome and
+            # queues the removal itself if the role did go out.
+            continue
         if grant.status == "pending":
             grant.status = "expired"
             grant.next_attempt_at = None

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
@@ -35,7 +35,7 @@ from ..discord.errors import (
     Unauthorized,
 )
 from ..extension import DiscordRolesState
-from ..models import utcnow
+from ..models import Delivery, utcnow
 from .failures import Failure, describe_transient, diagnose
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .records import DeliveryInfo
@@ -67,6 +67,8 @@ class _Job:
     guild_id: str
     role_id: str
     role_name: str | None
+    package_id: str | None
+    revoked: bool
     discord_user_id: str | None
     customer_id: str | None
     order_id: str | None
@@ -230,6 +232,14 @@ class DeliveryRunner:
         job = self._load(delivery_id)
         if job is None:
             return Outcome(delivery_id, LOST)
+        if job.revoked and job.action == "add":
+            values = {
+                "status": "expired",
+                "next_attempt_at": None,
+                "reason_code": "order_revoked",
+                "reason": "The order was revoked before the role was delivered.",
+            }
+            return self._finish(job, values, WAITING)
         if job.bot_id is None or job.token_ciphertext is None:
             return self._park(
                 job,
@@ -334,6 +344,8 @@ class DeliveryRunner:
                 guild_id=row.guild_id,
                 role_id=row.role_id,
                 role_name=row.role_name,
+                package_id=row.package_id,
+                revoked=row.revoked_at is not None,
                 discord_user_id=row.discord_user_id,
                 customer_id=row.customer_id,
                 order_id=row.order_id,
@@ -447,6 +459,8 @@ class DeliveryRunner:
                 )
             row = session.get(delivery, job.id, populate_existing=True)
             assert row is not None
+            if row.action == "add" and row.status == "completed" and row.revoked_at is not None:
+                _remove_if_revoked_in_flight(session, delivery, row, now)
             info = DeliveryInfo.from_row(row)
         if self._on_outcome is not None:
             try:
@@ -454,3 +468,37 @@ class DeliveryRunner:
             except Exception:  # a receiver's bug must not make us retry a delivery that happened
                 logger.exception("a receiver of delivery %s's outcome raised", job.id)
         return Outcome(job.id, result, info)
+
+
+def _remove_if_revoked_in_flight(
+    session: Session, model: type[Delivery], row: Delivery, now: datetime
+) -> None:
+    """The order was revoked while this grant was being delivered: take the role back, by the usual rules."""
+    if row.role_was_present is not False or active_grant_exists(session, model, row):
+        return
+    key = f"order:{row.order_id}:remove:{row.guild_id}:{row.role_id}"
+    exists = session.scalar(
+        sa.select(model.id).where(model.store_id == row.store_id, model.idempotency_key == key)
+    )
+    if exists is not None:
+        return
+    session.add(
+        model(
+            store_id=row.store_id,
+            idempotency_key=key,
+            action="remove",
+            status="pending",
+            source="auto",
+            guild_id=row.guild_id,
+            role_id=row.role_id,
+            role_name=row.role_name,
+            discord_user_id=row.discord_user_id,
+            customer_id=row.customer_id,
+            order_id=row.order_id,
+            package_id=row.package_id,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
