@@ -165,7 +165,8 @@ def test_only_the_app_the_signal_is_for_queues(
 def test_a_hosts_own_signal_works_through_an_adapter(
     database_url: str, make_app: Callable[..., tuple[Flask, SQLAlchemy, DiscordRoles]]
 ) -> None:
-    paid = Namespace().signal("shop.order-paid")
+    signals = Namespace()
+    paid, refunded = signals.signal("shop.order-paid"), signals.signal("shop.order-refunded")
 
     def adapter(sender: Any, payload: dict[str, Any]) -> OrderEvent:
         order = payload["order"]
@@ -175,7 +176,9 @@ def test_a_hosts_own_signal_works_through_an_adapter(
 
     app, db, _ = make_app(database_url)
     app.extensions.pop("discord_roles")
-    DiscordRoles().init_app(app, db, order_completed_signal=paid, order_adapter=adapter)
+    DiscordRoles().init_app(
+        app, db, order_completed_signal=paid, order_revoked_signal=refunded, order_adapter=adapter
+    )
     with app.app_context():
         db.create_all()
         _map(app, db, "sku-9", VIP, store_id="7")
@@ -183,5 +186,12 @@ def test_a_hosts_own_signal_works_through_an_adapter(
         db.session.commit()
         rows = _deliveries(app, db)
         assert [(row.store_id, row.order_id, row.role_id) for row in rows] == [("7", "1001", VIP)]
+
+        refunded.send("checkout-service", order={"shop": 7, "number": 1001, "skus": ["sku-9"]})
+        db.session.commit()
+        (row,) = _deliveries(app, db)
+        assert (row.status, row.reason_code) == ("expired", "order_revoked"), (
+            "the host's refund signal works too"
+        )
         db.session.remove()
         db.engine.dispose()
