@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml constraints-dev.txt
+$(STAMP): pyproject.toml constraints-dev.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev,postgres,redis]'
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev,postgres,redis,celery]'
 	touch $(STAMP)
 
 ## Run the example storefront on its embedded SQLite database, with FakeDiscord as its sandbox.

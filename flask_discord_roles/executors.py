@@ -166,5 +166,8 @@ def run_now(app: Flask, delivery_ids: list[int], notification_ids: list[int]) ->
     runner, notifier = build_runners(app)
     for notification_id in notifier.claim(max(len(notification_ids), 1), only_ids=notification_ids):
         notifier.run(notification_id)
-    for delivery_id in runner.claim(max(len(delivery_ids), 1), only_ids=delivery_ids):
-        runner.run(delivery_id)
+    # One at a time: a lease covers one row's calls, so rows claimed together at the end of a large
+    # order could lose theirs before this thread reached them.
+    for delivery_id in delivery_ids:
+        for claimed in runner.claim(1, only_ids=[delivery_id]):
+            runner.run(claimed)

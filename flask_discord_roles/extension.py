@@ -141,9 +141,9 @@ class DiscordRoles:
         adapter = order_adapter or default_adapter
         _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
         _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
-        if settings.executor == "thread":
-            # Lazily, but not only on a commit: rows due for a retry after a restart need the poller.
-            app.before_request(_start_executor)
+        # Lazily, but not only on a commit: rows due for a retry after a restart need the thread
+        # executor's poller, and a celery executor without a Celery app should fail a request, loudly.
+        app.before_request(_start_executor)
 
         from .cli import discord_roles_cli
 
