@@ -169,3 +169,34 @@ def test_an_order_refunded_while_its_role_is_being_delivered_still_ends_without_
         ]
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_role_whose_put_timed_out_but_was_applied_is_still_ours_to_remove(shop: Shop) -> None:
+    buyer = shop.member("alice")
+    # The PUT times out on our side, yet Discord applies it: the retry finds the role already there.
+    shop.fake.set_faults(timeout_rate=1.0, timeout_seconds=2.5, routes=["member_role"])
+    shop.buy("order-1", "vip-monthly", buyer=buyer)
+    (row,) = shop.deliveries()
+    assert (row.status, row.reason_code) == ("pending", "discord_unavailable"), shop.statuses()
+    shop.fake.set_faults()
+    time.sleep(1.0)  # the fake applies the timed-out PUT 2.5 s after it arrived, i.e. about now
+    assert shop.roles_of(buyer) == {"VIP"}, "the timed-out PUT landed"
+    _settle(shop)
+    (row,) = shop.deliveries()
+    assert (row.status, row.role_was_present) == ("completed", False), "we granted it, even if unconfirmed"
+
+    shop.refund("order-1")
+
+    assert shop.roles_of(buyer) == set(), "a refund takes back a role whose grant timed out but landed"
+
+
+def _settle(shop: Shop, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    worker = Worker(shop.app, poll_interval=0.05)
+    try:
+        while any(r.next_attempt_at is not None for r in shop.deliveries(status="pending")):
+            assert time.monotonic() < deadline, f"still pending: {shop.statuses()}"
+            worker.run_pass()
+            time.sleep(0.05)
+    finally:
+        worker.drainer.close()

@@ -69,6 +69,7 @@ class _Job:
     role_name: str | None
     package_id: str | None
     revoked: bool
+    role_was_present: bool | None
     discord_user_id: str | None
     customer_id: str | None
     order_id: str | None
@@ -301,10 +302,18 @@ class DeliveryRunner:
         assert job.discord_user_id is not None
         member = client.get_member(job.guild_id, job.discord_user_id, max_wait=wait)
         if job.role_id in {str(role) for role in member.get("roles", [])}:
+            if job.role_was_present is False:
+                # An earlier attempt saw the role missing and sent the PUT, which timed out (or its
+                # runner died) but was applied: the role is ours.
+                return self._complete(job, role_was_present=False, counter="total_roles_assigned")
             # They hold it already: ours (another purchase of theirs) or theirs from before us.
             with self._sessions() as session:
                 ours = granted_by_us_elsewhere(session, self.state.models.Delivery, job)
             return self._complete(job, role_was_present=not ours, counter="total_roles_assigned")
+        if job.role_was_present is None:
+            # Written before the PUT: if the PUT times out yet is applied, or this runner dies, the next
+            # attempt finds the role and must still know it was absent before us.
+            self._note_role_absent(job)
         client.add_member_role(
             job.guild_id, job.discord_user_id, job.role_id, reason=job.audit_reason, max_wait=wait
         )
@@ -327,6 +336,16 @@ class DeliveryRunner:
         )
         return self._complete(job, counter="total_roles_removed")
 
+    def _note_role_absent(self, job: _Job) -> None:
+        delivery = self.state.models.Delivery
+        with self._sessions.begin() as session:
+            session.execute(
+                sa.update(delivery)
+                .where(delivery.id == job.id, delivery.leased_by == self.runner_id)
+                .values(role_was_present=False)
+                .execution_options(synchronize_session=False)
+            )
+
     # -- recording outcomes ---------------------------------------------------------------------------
 
     def _load(self, delivery_id: int) -> _Job | None:
@@ -346,6 +365,7 @@ class DeliveryRunner:
                 role_name=row.role_name,
                 package_id=row.package_id,
                 revoked=row.revoked_at is not None,
+                role_was_present=row.role_was_present,
                 discord_user_id=row.discord_user_id,
                 customer_id=row.customer_id,
                 order_id=row.order_id,
