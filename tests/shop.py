@@ -22,8 +22,8 @@ FAST_QUEUE = {
     "DISCORD_ROLES_EXECUTOR": "inline",
     "DISCORD_ROLES_HTTP_TIMEOUT": 2.0,
     "DISCORD_ROLES_HTTP_MAX_RETRIES": 0,  # the queue retries, not the client
-    "DISCORD_ROLES_RATE_LIMIT_WAIT": 0.5,
-    "DISCORD_ROLES_LEASE_SECONDS": 8.0,
+    "DISCORD_ROLES_RATE_LIMIT_WAIT": 2.0,  # the first calls of a bucket go one at a time: slack for busy CI
+    "DISCORD_ROLES_LEASE_SECONDS": 12.0,
     "DISCORD_ROLES_RETRY_BASE": 0.05,
     "DISCORD_ROLES_RETRY_CAP": 0.2,
     "DISCORD_ROLES_POLL_INTERVAL": 0.1,
