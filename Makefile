@@ -33,6 +33,8 @@ pytest: $(STAMP)
 ## Benchmarks print ratios measured side by side; they are not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/client_drain.py
+	$(BIN)/python benchmarks/checkout_overhead.py
+	$(BIN)/python benchmarks/worker_drain.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output
