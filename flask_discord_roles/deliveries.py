@@ -239,19 +239,7 @@ def assign_role(
     role_name: str | None = None,
 ) -> DeliveryInfo:
     """Give a member a role by hand (source ``manual``). Runs after you commit."""
-    state = get_state()
-    row = queue_manual_change(
-        state,
-        store_id,
-        action="add",
-        guild_id=guild_id,
-        role_id=role_id,
-        discord_user_id=discord_user_id,
-        customer_id=customer_id,
-        role_name=role_name,
-    )
-    _dispatch(state, [row.id])
-    return DeliveryInfo.from_row(row)
+    return _manual("add", store_id, guild_id, role_id, discord_user_id, customer_id, role_name)
 
 
 def remove_role(
@@ -264,11 +252,23 @@ def remove_role(
     role_name: str | None = None,
 ) -> DeliveryInfo:
     """Take a role away by hand: always carried out, whoever granted it. Runs after you commit."""
+    return _manual("remove", store_id, guild_id, role_id, discord_user_id, customer_id, role_name)
+
+
+def _manual(
+    action: str,
+    store_id: str,
+    guild_id: str,
+    role_id: str,
+    discord_user_id: str,
+    customer_id: str | None,
+    role_name: str | None,
+) -> DeliveryInfo:
     state = get_state()
     row = queue_manual_change(
         state,
         store_id,
-        action="remove",
+        action=action,
         guild_id=guild_id,
         role_id=role_id,
         discord_user_id=discord_user_id,

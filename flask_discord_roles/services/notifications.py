@@ -23,6 +23,7 @@ from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscor
 from ..extension import DiscordRolesState
 from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
+from .leasing import claim_statement
 from .settings import QueueSettings
 
 logger = logging.getLogger("flask_discord_roles.notifications")
@@ -118,29 +119,17 @@ class NotificationSender:
         self._rng = random.Random()
 
     def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
-        model = self.state.models.PurchaseNotification
-        now = self._clock()
-        candidates = sa.select(model.id).where(
-            model.status == "pending",
-            model.next_attempt_at <= now,
-            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+        """Lease up to ``limit`` due notifications (optionally only among ``only_ids``)."""
+        statement = claim_statement(
+            self.state.models.PurchaseNotification,
+            runner_id=self.runner_id,
+            now=self._clock(),
+            lease_seconds=self.state.settings.lease_seconds,
+            limit=limit,
+            only_ids=only_ids,
         )
-        if only_ids is not None:
-            if not only_ids:
-                return []
-            candidates = candidates.where(model.id.in_(only_ids))
-        candidates = candidates.order_by(model.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
-        statement = (
-            sa.update(model)
-            .where(model.id.in_(candidates.scalar_subquery()))
-            .values(
-                leased_by=self.runner_id,
-                lease_expires_at=now + timedelta(seconds=self.state.settings.lease_seconds),
-                attempts=model.attempts + 1,
-            )
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
+        if statement is None:
+            return []
         with self._sessions.begin() as session:
             return sorted(session.scalars(statement))
 

@@ -37,6 +37,7 @@ from ..discord.errors import (
 from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
 from .failures import Failure, describe_transient, diagnose
+from .leasing import claim_statement
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .records import DeliveryInfo
 
@@ -125,35 +126,16 @@ class DeliveryRunner:
 
     def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
         """Lease up to ``limit`` due rows (optionally only among ``only_ids``); returns their ids."""
-        delivery = self.state.models.Delivery
-        now = self._clock()
-        candidates = sa.select(delivery.id).where(
-            delivery.status == "pending",
-            delivery.next_attempt_at <= now,
-            sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
+        statement = claim_statement(
+            self.state.models.Delivery,
+            runner_id=self.runner_id,
+            now=self._clock(),
+            lease_seconds=self.state.settings.lease_seconds,
+            limit=limit,
+            only_ids=only_ids,
         )
-        if only_ids is not None:
-            ids = list(only_ids)
-            if not ids:
-                return []
-            candidates = candidates.where(delivery.id.in_(ids))
-        candidates = (
-            candidates.order_by(delivery.next_attempt_at, delivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            sa.update(delivery)
-            .where(delivery.id.in_(candidates.scalar_subquery()))
-            .values(
-                leased_by=self.runner_id,
-                lease_expires_at=now + timedelta(seconds=self.state.settings.lease_seconds),
-                # Counted when claimed, so a row that keeps killing its runner still runs out of attempts.
-                attempts=delivery.attempts + 1,
-            )
-            .returning(delivery.id)
-            .execution_options(synchronize_session=False)
-        )
+        if statement is None:
+            return []
         with self._sessions.begin() as session:
             return sorted(session.scalars(statement))
 

@@ -1,0 +1,52 @@
+"""Claiming due rows of a queue table under a lease: one statement, safe for concurrent runners.
+
+Deliveries and purchase notifications are both queues with ``status``, ``next_attempt_at``, ``attempts``,
+``leased_by`` and ``lease_expires_at``. One UPDATE marks up to N due rows as a runner's until the lease
+runs out; on PostgreSQL the candidates are picked ``FOR UPDATE SKIP LOCKED`` so concurrent runners never
+pick the same row, and on SQLite the single statement is atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def claim_statement(
+    model: Any,
+    *,
+    runner_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    only_ids: Iterable[int] | None = None,
+) -> Any:
+    """The UPDATE … RETURNING id that leases up to ``limit`` due rows of ``model`` (None: nothing to do)."""
+    candidates = sa.select(model.id).where(
+        model.status == "pending",
+        model.next_attempt_at <= now,
+        sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+    )
+    if only_ids is not None:
+        ids = list(only_ids)
+        if not ids:
+            return None
+        candidates = candidates.where(model.id.in_(ids))
+    candidates = (
+        candidates.order_by(model.next_attempt_at, model.id).limit(limit).with_for_update(skip_locked=True)
+    )
+    return (
+        sa.update(model)
+        .where(model.id.in_(candidates.scalar_subquery()))
+        .values(
+            leased_by=runner_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            # Counted when claimed, so a row that keeps killing its runner still runs out of attempts.
+            attempts=model.attempts + 1,
+        )
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
