@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import DiscordRoles, InvalidOrderEvent, OrderEvent, get_state, order_completed
+from flask_discord_roles.services.queue import enqueue_order
 from flask_discord_roles.testing import FakeDiscord
 
 GUILD, VIP, SUPPORTER, EXTRA = (
@@ -111,6 +113,42 @@ def test_claim_mode_and_never_expire_follow_the_store_settings(app: Flask, db: S
     (row,) = _deliveries(app, db)
     assert row.next_attempt_at is None, "claim mode waits for /claim even when the user is known"
     assert row.expires_at is None
+
+
+def test_the_claim_window_is_the_stores_own_to_the_microsecond(app: Flask, db: SQLAlchemy) -> None:
+    """The database computes the expiry inside the INSERT: it must be exactly ``now`` + the store's hours."""
+    models = get_state(app).models
+    db.session.add(models.StoreSettings(store_id="store-1", claim_expiry_hours=5))
+    _map(app, db, "vip", VIP)
+    moment = datetime(2026, 11, 23, 23, 30, 15, 123456, tzinfo=UTC)
+    enqueue_order(
+        get_state(app),
+        OrderEvent.build(
+            store_id="store-1", order_id="order-1", customer_id="customer-1", package_ids=["vip"]
+        ),
+        now=moment,
+    )
+    db.session.commit()
+    (row,) = _deliveries(app, db)
+    assert (row.created_at, row.next_attempt_at) == (moment, None), "no Discord user yet: not due"
+    assert row.expires_at == moment + timedelta(hours=5), (
+        f"expected {moment + timedelta(hours=5)} (5 h after checkout, across midnight), got {row.expires_at}"
+    )
+
+
+def test_a_linked_account_makes_the_delivery_due_and_a_given_id_wins(app: Flask, db: SQLAlchemy) -> None:
+    models = get_state(app).models
+    db.session.add(models.DiscordAccount(store_id="store-1", customer_id="customer-1", discord_user_id=BUYER))
+    _map(app, db, "vip", VIP)
+    _checkout(app, package_ids=["vip"])
+    _checkout(app, order_id="order-2", package_ids=["vip"], discord_user_id="500000000000000009")
+    db.session.commit()
+    rows = _deliveries(app, db)
+    assert [(row.order_id, row.discord_user_id) for row in rows] == [
+        ("order-1", BUYER),
+        ("order-2", "500000000000000009"),
+    ], "the account linked earlier fills in a missing id; an id given at checkout is used as given"
+    assert all(row.next_attempt_at is not None for row in rows), "both have a Discord user: due at once"
 
 
 def test_mappings_of_another_store_are_not_used(app: Flask, db: SQLAlchemy) -> None:

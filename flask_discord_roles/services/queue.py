@@ -16,6 +16,7 @@ from ..models import Delivery, utcnow
 from ..orders import OrderEvent
 from .errors import ValidationError
 from .notifications import queue_notification
+from .order_statements import NOTIFICATION, order_parameters, order_statements
 from .provenance import active_grant_exists
 from .settings import QueueSettings, queue_settings, settings_columns
 
@@ -42,11 +43,40 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
     automatically are due at once; the others wait (``next_attempt_at`` NULL) for the customer to link
     Discord or run ``/claim``. Also queues the store's purchase notification when it has them on.
     """
-    queued = Queued()
     now = now or utcnow()
-    # Core statements on the session's connection: this runs inside every checkout, and skipping the
-    # ORM's per-statement work (and autoflush) is most of what keeps it cheap.
     connection = state.db.session.connection()
+    statements = order_statements(state.models, connection.dialect.name)
+    if statements is None:
+        return _enqueue_row_by_row(state, connection, event, now)
+    queued = Queued()
+    parameters = order_parameters(
+        store_id=event.store_id,
+        order_id=event.order_id,
+        customer_id=event.customer_id,
+        discord_user_id=event.discord_user_id,
+        package_ids=list(event.package_ids),
+        package_names=[event.package_names.get(package, package) for package in event.package_ids],
+        now=now,
+    )
+    executed = [statements.deliveries]
+    if statements.notification is not None:
+        executed.append(statements.notification)
+    for statement in executed:
+        for kind, row_id, due in connection.execute(statement, parameters):
+            if kind == NOTIFICATION:
+                queued.notifications.append(row_id)
+                continue
+            queued.created.append(row_id)
+            if due:
+                queued.due.append(row_id)
+    return queued
+
+
+def _enqueue_row_by_row(
+    state: DiscordRolesState, connection: sa.Connection, event: OrderEvent, now: datetime
+) -> Queued:
+    """:func:`enqueue_order` for databases without :func:`order_statements`: read, then INSERT rows."""
+    queued = Queued()
     mappings: list[Any] = []
     settings = None
     if event.package_ids:

@@ -1,0 +1,240 @@
+"""The statements a checkout runs for us: set-based INSERT … SELECTs, built once per app and dialect.
+
+A paid order's deliveries are the store's role mappings for its packages, joined with the store's
+settings (delivery mode, claim expiry) and the customer's linked Discord account. Letting the database
+do that join inside the INSERT means a checkout costs us one statement, with a handful of scalar
+parameters, instead of a SELECT, rows built in Python and a multi-row INSERT. On PostgreSQL the purchase
+notification rides in the same statement as a data-modifying CTE; on SQLite (in-process, so a statement
+costs microseconds) it is a second, equally set-based INSERT.
+
+Only PostgreSQL and SQLite have these statements (``ON CONFLICT DO NOTHING`` and the date arithmetic are
+theirs); :func:`order_statements` returns None elsewhere and the caller queues row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
+from .settings import DEFAULT_CLAIM_EXPIRY_HOURS
+
+NOTIFICATION = "notification"
+DELIVERY = "delivery"
+
+
+@dataclass(frozen=True)
+class OrderStatements:
+    """The compiled-once statements; each returns rows of (kind, id, due) for what it created."""
+
+    deliveries: sa.Executable
+    """Deliveries (and, on PostgreSQL, the notification) in one statement."""
+    notification: sa.Executable | None
+    """The notification on its own, where it cannot join the first statement; None when it does."""
+
+
+def order_parameters(
+    *,
+    store_id: str,
+    order_id: str,
+    customer_id: str | None,
+    discord_user_id: str | None,
+    package_ids: list[str],
+    package_names: list[str],
+    now: Any,
+) -> dict[str, Any]:
+    """The bound values for :class:`OrderStatements`: all that differs from one checkout to the next."""
+    return {
+        "store_id": store_id,
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "given_discord_user_id": discord_user_id,
+        "package_ids": package_ids,
+        "notified_package_ids": package_ids,
+        "notified_package_names": package_names,
+        # Must match services.queue.order_delivery_key: the same order signalled again finds its rows.
+        "key_prefix": f"order:{order_id}:add:",
+        "now": now,
+    }
+
+
+@lru_cache(maxsize=64)
+def order_statements(models: Models, dialect: str) -> OrderStatements | None:
+    """The statements for ``models`` on ``dialect``, built once: building costs more than running them."""
+    if dialect not in ("postgresql", "sqlite"):
+        return None
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    mappings = models.RoleMapping.__table__  # type: ignore[attr-defined]
+    settings = models.StoreSettings.__table__  # type: ignore[attr-defined]
+    accounts = models.DiscordAccount.__table__  # type: ignore[attr-defined]
+    deliveries = models.Delivery.__table__  # type: ignore[attr-defined]
+    notifications = models.PurchaseNotification.__table__  # type: ignore[attr-defined]
+
+    store_id = sa.bindparam("store_id", type_=HOST_ID)
+    customer_id = sa.bindparam("customer_id", type_=HOST_ID)
+    order_id = sa.bindparam("order_id", type_=HOST_ID)
+    now = sa.bindparam("now", type_=UTCDateTime())
+    # The id given at checkout wins; otherwise the account the customer linked earlier, if any.
+    discord_user_id = sa.func.coalesce(
+        sa.bindparam("given_discord_user_id", type_=SNOWFLAKE), accounts.c.discord_user_id
+    )
+    linked_account = sa.and_(accounts.c.store_id == store_id, accounts.c.customer_id == customer_id)
+    automatic = sa.func.coalesce(settings.c.delivery_mode, _text("automatic")) == _text("automatic")
+    hours = sa.func.coalesce(settings.c.claim_expiry_hours, _number(DEFAULT_CLAIM_EXPIRY_HOURS))
+
+    delivery_rows = (
+        sa.select(
+            mappings.c.store_id,
+            sa.bindparam("key_prefix", type_=sa.String)
+            + mappings.c.package_id
+            + _text(":")
+            + mappings.c.guild_id
+            + _text(":")
+            + mappings.c.role_id,
+            _text("add"),
+            _text("pending"),
+            _text("auto"),
+            mappings.c.guild_id,
+            mappings.c.role_id,
+            mappings.c.role_name,
+            discord_user_id,
+            customer_id,
+            order_id,
+            mappings.c.package_id,
+            _number(0),
+            # Due now when Discord knows who to give it to and the store delivers without a /claim.
+            sa.case((sa.and_(discord_user_id.is_not(None), automatic), now), else_=sa.null()),
+            sa.case(
+                (sa.func.coalesce(settings.c.claims_expire, sa.true()), _plus_hours(dialect, now, hours)),
+                else_=sa.null(),
+            ),
+            now,
+            now,
+        )
+        .select_from(
+            mappings.outerjoin(settings, settings.c.store_id == mappings.c.store_id).outerjoin(
+                accounts, linked_account
+            )
+        )
+        .where(
+            mappings.c.store_id == store_id,
+            mappings.c.package_id.in_(sa.bindparam("package_ids", expanding=True)),
+        )
+        .order_by(mappings.c.id)
+    )
+    add_deliveries = (
+        insert(deliveries)
+        .from_select(
+            [
+                "store_id",
+                "idempotency_key",
+                "action",
+                "status",
+                "source",
+                "guild_id",
+                "role_id",
+                "role_name",
+                "discord_user_id",
+                "customer_id",
+                "order_id",
+                "package_id",
+                "attempts",
+                "next_attempt_at",
+                "expires_at",
+                "created_at",
+                "updated_at",
+            ],
+            delivery_rows,
+        )
+        .on_conflict_do_nothing(index_elements=["store_id", "idempotency_key"])
+    )
+
+    notification_rows = (
+        sa.select(
+            settings.c.store_id,
+            order_id,
+            customer_id,
+            sa.bindparam("notified_package_ids", type_=sa.JSON),
+            sa.bindparam("notified_package_names", type_=sa.JSON),
+            discord_user_id,
+            settings.c.notification_channel_id,
+            _text("pending"),
+            _number(0),
+            now,
+            now,
+        )
+        .select_from(settings.outerjoin(accounts, linked_account))
+        .where(
+            settings.c.store_id == store_id,
+            settings.c.notifications_enabled == sa.true(),
+            settings.c.notification_channel_id.is_not(None),
+        )
+    )
+    add_notification = (
+        insert(notifications)
+        .from_select(
+            [
+                "store_id",
+                "order_id",
+                "customer_id",
+                "package_ids",
+                "package_names",
+                "discord_user_id",
+                "channel_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            notification_rows,
+        )
+        .on_conflict_do_nothing(index_elements=["store_id", "order_id"])
+    )
+
+    delivery_returning = (
+        _text(DELIVERY),
+        deliveries.c.id,
+        deliveries.c.next_attempt_at.is_not(None),
+    )
+    notification_returning = (_text(NOTIFICATION), notifications.c.id, sa.true())
+    if dialect == "sqlite":
+        # SQLite has no INSERT inside a WITH; its second statement costs no network round trip.
+        return OrderStatements(
+            deliveries=add_deliveries.returning(*delivery_returning),
+            notification=add_notification.returning(*notification_returning),
+        )
+    queued_deliveries = add_deliveries.returning(
+        deliveries.c.id, deliveries.c.next_attempt_at.is_not(None).label("due")
+    ).cte("queued_deliveries")
+    queued_notification = add_notification.returning(notifications.c.id).cte("queued_notification")
+    both = sa.union_all(
+        sa.select(_text(DELIVERY), queued_deliveries.c.id, queued_deliveries.c.due),
+        sa.select(_text(NOTIFICATION), queued_notification.c.id, sa.true()),
+    )
+    return OrderStatements(deliveries=both, notification=None)
+
+
+def _plus_hours(dialect: str, moment: Any, hours: Any) -> Any:
+    """``moment`` plus ``hours`` hours, in SQL, stored the way :class:`UTCDateTime` stores it."""
+    if dialect == "postgresql":
+        return moment + hours * sa.literal_column("interval '1 hour'", sa.Interval)
+    # SQLite keeps times as 'YYYY-MM-DD HH:MM:SS.ffffff' text: shift the whole seconds, keep the fraction.
+    shifted = sa.func.strftime(
+        "%Y-%m-%d %H:%M:%S", moment, _text("+") + sa.cast(hours, sa.String) + _text(" hours"), type_=sa.String
+    )
+    return shifted + sa.func.substr(moment, 20, type_=sa.String)
+
+
+def _text(value: str) -> Any:
+    """A constant written into the SQL, not bound: fewer parameters for every checkout to send and parse."""
+    if "'" in value or "\\" in value:
+        raise ValueError(f"not a plain SQL constant: {value!r}")
+    return sa.literal_column(f"'{value}'", sa.String)
+
+
+def _number(value: int) -> Any:
+    return sa.literal_column(str(int(value)), sa.Integer)
