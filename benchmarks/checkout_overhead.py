@@ -6,15 +6,16 @@ difference is that one of them has ``DiscordRoles`` initialised, with three pack
 so every checkout there queues exactly three deliveries (a few SELECTs and one multi-row INSERT in the
 host's transaction). ``DISCORD_ROLES_EXECUTOR = "worker"``, so nothing else runs in the web process: what
 is measured is the enqueue inside the request. The other copy sends the signal too, but nothing listens
-(the signal is muted during its rounds, since the first copy's receiver lives in the same process).
+(the signal is muted during its requests, since the first copy's receiver lives in the same process).
 
 Each copy gets its own database, as a host would have: a new SQLite file in a temporary directory, or a
 new PostgreSQL schema (dropped at the end), both behind SQLAlchemy's normal connection pool. Requests go
 through ``app.test_client()``, so the figures are Flask + SQLAlchemy + the database, without HTTP.
 
-After a warm-up the two copies take turns, one round of ``--checkouts`` requests each (which copy goes
-first alternates, so a slow drift cannot favour either), for ``--rounds`` rounds. Each request is timed on
-its own; the figure per copy is the median over all its requests, and the ratio with/without is the number
+After a warm-up the two copies take turns request by request: each round is ``--checkouts`` pairs, one
+checkout on each copy (which copy goes first in a pair alternates by round), for ``--rounds`` rounds, so a
+slow patch of a shared machine lands on both alike. Each request is timed on its own; the figure per copy
+is the median over all its requests, and the ratio with/without is the number
 to watch (target <= 1.10). At the end the benchmark checks that the extension's copy holds exactly three
 deliveries per checkout, so the ratio is known to include the real work, and counts the SQL statements of
 one more checkout on each copy.
@@ -252,23 +253,38 @@ def listeners(store: Storefront) -> AbstractContextManager[None]:
     return nullcontext() if store.with_extension else order_completed.muted()
 
 
-def shop(store: Storefront, count: int, *, timed: bool) -> None:
-    """``count`` checkouts, one request each; record each request's time when ``timed``."""
-    payloads = [checkout_payload(store.checkouts + number) for number in range(count)]
-    times: list[float] = []
-    clock = time.perf_counter
+def checkout_once(store: Storefront) -> float:
+    """One checkout request on ``store``; its time in seconds (payload and muting outside the clock)."""
+    payload = checkout_payload(store.checkouts)
     with listeners(store):
-        for payload in payloads:
-            started = clock()
-            response = store.client.post("/checkout", json=payload)
-            elapsed = clock() - started
-            if response.status_code != 201:
-                raise RuntimeError(f"{store.name}: checkout answered {response.status_code}: {response.text}")
-            times.append(elapsed)
-    store.checkouts += count
-    if timed:
-        store.times.extend(times)
-        store.round_medians.append(statistics.median(times))
+        started = time.perf_counter()
+        response = store.client.post("/checkout", json=payload)
+        elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise RuntimeError(f"{store.name}: checkout answered {response.status_code}: {response.text}")
+    store.checkouts += 1
+    return elapsed
+
+
+def shop(store: Storefront, count: int) -> None:
+    """``count`` untimed checkouts: warm-up, or the extra one whose statements are counted."""
+    for _ in range(count):
+        checkout_once(store)
+
+
+def shop_side_by_side(first: Storefront, second: Storefront, count: int) -> None:
+    """``count`` pairs of checkouts, one on each copy in turn, each request timed on its own.
+
+    Alternating request by request (not block by block) means a slow patch of the machine, which on a
+    shared host comes and goes within a second, lands on both copies alike instead of on one.
+    """
+    times: dict[str, list[float]] = {first.name: [], second.name: []}
+    for _ in range(count):
+        for store in (first, second):
+            times[store.name].append(checkout_once(store))
+    for store in (first, second):
+        store.times.extend(times[store.name])
+        store.round_medians.append(statistics.median(times[store.name]))
 
 
 def count_statements(store: Storefront) -> int:
@@ -286,7 +302,7 @@ def count_statements(store: Storefront) -> int:
     sa.event.listen(engine, "before_cursor_execute", on_execute)
     sa.event.listen(engine, "commit", on_commit)
     try:
-        shop(store, 1, timed=False)
+        shop(store, 1)
     finally:
         sa.event.remove(engine, "before_cursor_execute", on_execute)
         sa.event.remove(engine, "commit", on_commit)
@@ -377,11 +393,11 @@ def measure(database: str, *, checkouts: int, rounds: int, warmup: int) -> bool:
         executor = getattr(get_state(with_roles.app).settings, "executor", "(setting unknown)")
 
         for store in (without, with_roles):
-            shop(store, warmup, timed=False)
+            shop(store, warmup)
         for number in range(rounds):
-            order = (without, with_roles) if number % 2 == 0 else (with_roles, without)
-            for store in order:
-                shop(store, checkouts, timed=True)
+            # Which copy goes first in each pair alternates by round, so neither always follows the other.
+            first, second = (without, with_roles) if number % 2 == 0 else (with_roles, without)
+            shop_side_by_side(first, second, checkouts)
 
         statements = {store.name: count_statements(store) for store in (without, with_roles)}
         deliveries = verify(without, with_roles)

@@ -489,5 +489,9 @@ def define_models(db: SQLAlchemy) -> Models:
             {"__tablename__": table_name, "__module__": __name__},
         )
     models = Models(**mapped)
+    # Imported here: sql_functions is about the deliveries table, and this module is what defines it.
+    from .sql_functions import install_with
+
+    install_with(models.Delivery.__table__)  # type: ignore[attr-defined]
     _models_by_db[db] = models
     return models

@@ -15,6 +15,7 @@ from flask_migrate import Migrate, downgrade, init, upgrade
 
 from flask_discord_roles import get_state
 from flask_discord_roles.migrations import BRANCH_LABEL, VERSIONS_DIR
+from flask_discord_roles.sql_functions import ENQUEUE_ORDER_SIGNATURE as SIGNATURE
 
 
 @pytest.fixture(autouse=True)
@@ -52,12 +53,36 @@ def test_flask_db_upgrade_heads_matches_the_models(database_url: str, tmp_path: 
         assert differences == [], f"migration and models disagree: {differences}"
         expected = {table.name for table in get_state(app).models.tables}
         assert expected <= tables
+        if db.engine.dialect.name == "postgresql":
+            assert _enqueue_function_exists(db), "upgrade heads must install discord_roles_enqueue_order"
 
         downgrade(directory=directory, revision=f"{BRANCH_LABEL}@base")
         with db.engine.connect() as connection:
             left = set(sa.inspect(connection).get_table_names()) & expected
         assert left == set(), f"downgrade left tables behind: {left}"
+        if db.engine.dialect.name == "postgresql":
+            assert not _enqueue_function_exists(db), "downgrade must drop discord_roles_enqueue_order"
         db.engine.dispose()
+
+
+def test_create_all_and_drop_all_install_and_remove_the_postgresql_function(
+    database_url: str, make_app: Any
+) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        db.create_all()
+        installed = db.engine.dialect.name != "postgresql" or _enqueue_function_exists(db)
+        db.drop_all()
+        removed = db.engine.dialect.name != "postgresql" or not _enqueue_function_exists(db)
+        db.engine.dispose()
+    assert installed, "db.create_all() must create discord_roles_enqueue_order on PostgreSQL"
+    assert removed, "db.drop_all() must drop discord_roles_enqueue_order on PostgreSQL"
+
+
+def _enqueue_function_exists(db: Any) -> bool:
+    with db.engine.connect() as connection:
+        found = connection.scalar(sa.text("SELECT to_regprocedure(:name) IS NOT NULL"), {"name": SIGNATURE})
+    return bool(found)
 
 
 def test_init_app_registers_the_branch_when_flask_migrate_comes_first(tmp_path: Path) -> None:

@@ -1,14 +1,17 @@
-"""The statements a checkout runs for us: set-based INSERT … SELECTs, built once per app and dialect.
+"""The statements a checkout runs for us: set-based INSERTs, built once per app and dialect.
 
 A paid order's deliveries are the store's role mappings for its packages, joined with the store's
 settings (delivery mode, claim expiry) and the customer's linked Discord account. Letting the database
-do that join inside the INSERT means a checkout costs us one statement, with a handful of scalar
-parameters, instead of a SELECT, rows built in Python and a multi-row INSERT. On PostgreSQL the purchase
-notification rides in the same statement as a data-modifying CTE; on SQLite (in-process, so a statement
-costs microseconds) it is a second, equally set-based INSERT.
+do that join inside the INSERT means a checkout costs us one call with a handful of scalar parameters,
+instead of a SELECT, rows built in Python and a multi-row INSERT.
 
-Only PostgreSQL and SQLite have these statements (``ON CONFLICT DO NOTHING`` and the date arithmetic are
-theirs); :func:`order_statements` returns None elsewhere and the caller queues row by row.
+- PostgreSQL: one call to ``discord_roles_enqueue_order`` (:mod:`flask_discord_roles.sql_functions`), which
+  runs the same INSERTs from plans it keeps for the life of the connection.
+- SQLite: an ``INSERT … SELECT`` for the deliveries and another for the notification; in-process, each
+  costs microseconds, and SQLite parses nothing twice thanks to its statement cache.
+
+Both return rows of (kind, id, due). Other databases get None from :func:`order_statements` and the
+caller queues row by row.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class OrderStatements:
     """The compiled-once statements; each returns rows of (kind, id, due) for what it created."""
 
     deliveries: sa.Executable
-    """Deliveries (and, on PostgreSQL, the notification) in one statement."""
+    """Deliveries (and, on PostgreSQL, the notification) in one call."""
     notification: sa.Executable | None
     """The notification on its own, where it cannot join the first statement; None when it does."""
 
@@ -65,9 +68,11 @@ def order_parameters(
 @lru_cache(maxsize=64)
 def order_statements(models: Models, dialect: str) -> OrderStatements | None:
     """The statements for ``models`` on ``dialect``, built once: building costs more than running them."""
-    if dialect not in ("postgresql", "sqlite"):
+    if dialect == "postgresql":
+        return OrderStatements(deliveries=ENQUEUE_ORDER_CALL, notification=None)
+    if dialect != "sqlite":
         return None
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = sqlite.insert
     mappings = models.RoleMapping.__table__  # type: ignore[attr-defined]
     settings = models.StoreSettings.__table__  # type: ignore[attr-defined]
     accounts = models.DiscordAccount.__table__  # type: ignore[attr-defined]
@@ -109,7 +114,7 @@ def order_statements(models: Models, dialect: str) -> OrderStatements | None:
             # Due now when Discord knows who to give it to and the store delivers without a /claim.
             sa.case((sa.and_(discord_user_id.is_not(None), automatic), now), else_=sa.null()),
             sa.case(
-                (sa.func.coalesce(settings.c.claims_expire, sa.true()), _plus_hours(dialect, now, hours)),
+                (sa.func.coalesce(settings.c.claims_expire, sa.true()), _plus_hours(now, hours)),
                 else_=sa.null(),
             ),
             now,
@@ -201,27 +206,29 @@ def order_statements(models: Models, dialect: str) -> OrderStatements | None:
         deliveries.c.next_attempt_at.is_not(None),
     )
     notification_returning = (_text(NOTIFICATION), notifications.c.id, sa.true())
-    if dialect == "sqlite":
-        # SQLite has no INSERT inside a WITH; its second statement costs no network round trip.
-        return OrderStatements(
-            deliveries=add_deliveries.returning(*delivery_returning),
-            notification=add_notification.returning(*notification_returning),
-        )
-    queued_deliveries = add_deliveries.returning(
-        deliveries.c.id, deliveries.c.next_attempt_at.is_not(None).label("due")
-    ).cte("queued_deliveries")
-    queued_notification = add_notification.returning(notifications.c.id).cte("queued_notification")
-    both = sa.union_all(
-        sa.select(_text(DELIVERY), queued_deliveries.c.id, queued_deliveries.c.due),
-        sa.select(_text(NOTIFICATION), queued_notification.c.id, sa.true()),
+    return OrderStatements(
+        deliveries=add_deliveries.returning(*delivery_returning),
+        notification=add_notification.returning(*notification_returning),
     )
-    return OrderStatements(deliveries=both, notification=None)
 
 
-def _plus_hours(dialect: str, moment: Any, hours: Any) -> Any:
-    """``moment`` plus ``hours`` hours, in SQL, stored the way :class:`UTCDateTime` stores it."""
-    if dialect == "postgresql":
-        return moment + hours * sa.literal_column("interval '1 hour'", sa.Interval)
+ENQUEUE_ORDER_CALL = sa.text(
+    "SELECT queued_kind, queued_id, queued_due FROM discord_roles_enqueue_order("
+    ":store_id, :order_id, :customer_id, :given_discord_user_id, :package_ids, :notified_package_names, :now)"
+).bindparams(
+    sa.bindparam("store_id", type_=sa.Text),
+    sa.bindparam("order_id", type_=sa.Text),
+    sa.bindparam("customer_id", type_=sa.Text),
+    sa.bindparam("given_discord_user_id", type_=sa.Text),
+    sa.bindparam("package_ids", type_=postgresql.ARRAY(sa.Text)),
+    sa.bindparam("notified_package_names", type_=postgresql.JSON),
+    sa.bindparam("now", type_=UTCDateTime()),
+)
+"""PostgreSQL's statement: the function does the two INSERTs (see :mod:`..sql_functions`)."""
+
+
+def _plus_hours(moment: Any, hours: Any) -> Any:
+    """``moment`` plus ``hours`` hours, in SQLite, stored the way :class:`UTCDateTime` stores it there."""
     # SQLite keeps times as 'YYYY-MM-DD HH:MM:SS.ffffff' text: shift the whole seconds, keep the fraction.
     shifted = sa.func.strftime(
         "%Y-%m-%d %H:%M:%S", moment, _text("+") + sa.cast(hours, sa.String) + _text(" hours"), type_=sa.String
