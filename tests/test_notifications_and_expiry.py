@@ -82,6 +82,18 @@ def test_a_notification_that_cannot_be_posted_never_blocks_the_role(shop: Shop) 
     assert shop.roles_of(buyer) == {"VIP"}, "the role is delivered whatever happened to the message"
 
 
+def test_an_order_with_no_mapped_role_is_still_announced(shop: Shop) -> None:
+    channel = shop.fake.create_channel(shop.guild_id, "purchases")
+    shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
+    buyer = shop.member("alice")
+
+    _buy_with_names(shop, "order-1", buyer, ebook="The Ebook")  # a package with no role mapped
+
+    (message,) = shop.fake.messages(channel.id)
+    assert "The Ebook" in message["embeds"][0]["description"]
+    assert shop.roles_of(buyer) == set(), "no mapping, no role: the purchase message is all there is"
+
+
 def test_notifications_are_off_unless_the_store_turns_them_on(shop: Shop) -> None:
     buyer = shop.member("alice")
     _buy_with_names(shop, "order-1", buyer, vip="VIP")

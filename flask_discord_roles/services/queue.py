@@ -58,17 +58,13 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
         package_names=[event.package_names.get(package, package) for package in event.package_ids],
         now=now,
     )
-    executed = [statements.deliveries]
-    if statements.notification is not None:
-        executed.append(statements.notification)
-    for statement in executed:
-        for kind, row_id, due in connection.execute(statement, parameters):
-            if kind == NOTIFICATION:
-                queued.notifications.append(row_id)
-                continue
-            queued.created.append(row_id)
-            if due:
-                queued.due.append(row_id)
+    for kind, row_id, due in statements.run(connection, parameters):
+        if kind == NOTIFICATION:
+            queued.notifications.append(row_id)
+            continue
+        queued.created.append(row_id)
+        if due:
+            queued.due.append(row_id)
     return queued
 
 
