@@ -455,3 +455,31 @@ def test_a_call_with_a_short_max_wait_fails_fast_with_a_useful_retry_after(
     assert not excinfo.value.is_global
     assert len(fake_discord.calls_to("PUT", ROLE_ROUTE)) == 2, "nothing may be sent to be refused"
     assert fake_discord.rate_limit_hits == []
+
+
+def test_a_netrc_entry_for_discord_never_replaces_the_bot_token(
+    fake_discord: FakeDiscord,
+    make_client: Callable[..., DiscordClient],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests would send ~/.netrc credentials for a matching host instead of our Authorization header.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-a-bot-token\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    bot = fake_discord.create_bot("Shop Bot")
+    assert make_client(bot).get_current_user()["id"] == bot.user_id, "the bot's own token must be sent"
+
+
+def test_proxies_and_ca_bundle_come_from_the_environment_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company.pem")
+    with (
+        DiscordClient("token") as proxied,
+        DiscordClient("token", base_url="http://localhost:9/api") as local,
+    ):
+        assert proxied._session.proxies.get("https") == "http://proxy.internal:3128"
+        assert proxied._session.verify == "/etc/ssl/certs/company.pem"
+        assert "http" not in local._session.proxies, "NO_PROXY hosts are reached directly"
