@@ -57,7 +57,11 @@ def _same_grant(model: type[Delivery], key: GrantKey) -> list[Any]:
 
 
 def active_grant_exists(
-    session: Session, model: type[Delivery], key: GrantKey, *, excluding_order: str | None = None
+    session: Session | sa.Connection,
+    model: type[Delivery],
+    key: GrantKey,
+    *,
+    excluding_order: str | None = None,
 ) -> bool:
     """Does another pending or completed, unrevoked ``add`` still give this person this role?"""
     conditions = _same_grant(model, key)
@@ -67,7 +71,7 @@ def active_grant_exists(
     return bool(session.scalar(sa.select(sa.exists().where(*conditions))))
 
 
-def granted_by_us_elsewhere(session: Session, model: type[Delivery], key: GrantKey) -> bool:
+def granted_by_us_elsewhere(session: Session | sa.Connection, model: type[Delivery], key: GrantKey) -> bool:
     """Is a role the member already holds there because of another active grant of ours?
 
     Decides ``role_was_present`` when an ``add`` finds the role in place: if one of our unrevoked grants

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from ..models import Delivery
 
 
@@ -39,7 +41,7 @@ class DeliveryInfo:
     completed_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Delivery) -> DeliveryInfo:
+    def from_row(cls, row: Delivery | sa.Row[Any]) -> DeliveryInfo:
         return cls(
             id=row.id,
             store_id=row.store_id,
