@@ -131,6 +131,12 @@ def test_the_claim_window_is_the_stores_own_to_the_microsecond(app: Flask, db: S
     db.session.commit()
     (row,) = _deliveries(app, db)
     assert (row.created_at, row.next_attempt_at) == (moment, None), "no Discord user yet: not due"
+    if db.engine.dialect.name == "sqlite":  # stored exactly as SQLAlchemy stores times there
+        stored = db.session.execute(
+            sa.text("SELECT created_at, expires_at FROM discord_roles_deliveries WHERE id = :id"),
+            {"id": row.id},
+        ).one()
+        assert tuple(stored) == ("2026-11-23 23:30:15.123456", "2026-11-24 04:30:15.123456")
     assert row.expires_at == moment + timedelta(hours=5), (
         f"expected {moment + timedelta(hours=5)} (5 h after checkout, across midnight), got {row.expires_at}"
     )

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
@@ -43,63 +44,75 @@ class OrderStatements(Protocol):
 
 
 @dataclass(frozen=True)
-class FunctionCall:
-    """PostgreSQL: one call to ``discord_roles_enqueue_order``, which does both INSERTs."""
+class DriverStatement:
+    """A statement compiled once, for the connection's dialect, to the driver's own SQL.
 
-    call: sa.TextClause
+    Sent with ``exec_driver_sql``: the host's engine events still see it, but SQLAlchemy does not work out
+    a cache key and bind values for a large statement on every checkout (about a fifth of what queueing
+    cost a checkout, where the statement itself takes a fraction of a millisecond).
+    """
 
-    def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
-        return [(kind, row_id, due) for kind, row_id, due in connection.execute(self.call, values)]
+    sql: str
+    names: tuple[str, ...]
+    """The values the driver takes, in its order (positional paramstyles repeat a name per use)."""
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
 
+    @classmethod
+    def compile(cls, statement: sa.ClauseElement, dialect: Dialect) -> DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        unnamed = set(compiled.binds) - set(PARAMETER_NAMES)
+        if unnamed:  # a literal left as a bind: its value would be missing at every checkout
+            raise TypeError(f"order statement binds values order_parameters does not give: {unnamed}")
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        # The dialect's own implementation of each type, as SQLAlchemy itself would bind it.
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+        return cls(str(compiled), names, processors, compiled.positional)
 
-Compiled = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
-"""A statement in the driver's own SQL, with the bind processor (if any) of each named value."""
+    def execute(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Any]:
+        processed = [
+            process(values[name]) if process is not None else values[name]
+            for name, process in zip(self.names, self.processors, strict=True)
+        ]
+        parameters: Any = (
+            tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
+        )
+        return list(connection.exec_driver_sql(self.sql, parameters))
 
 
 @dataclass(frozen=True)
-class DriverStatements:
-    """SQLite: two statements compiled once to the driver's own SQL, sent with ``exec_driver_sql``.
+class FunctionCall:
+    """PostgreSQL: one call to ``discord_roles_enqueue_order``, which does both INSERTs."""
 
-    That way the host's engine events still see them, but SQLAlchemy does not work out a cache key for
-    a large statement on every checkout (about a fifth of what queueing cost a SQLite checkout). The
-    deliveries statement also returns whether the store has purchase notifications on, so the second
-    statement only runs when it can insert something, or when the order had no mapped role to tell.
-    """
-
-    deliveries: Compiled
-    notification: Compiled
-
-    @classmethod
-    def compile(cls, deliveries: sa.ClauseElement, notification: sa.ClauseElement) -> DriverStatements:
-        return cls(_compile_for_driver(deliveries), _compile_for_driver(notification))
+    call: DriverStatement
 
     def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
-        rows = _execute(connection, self.deliveries, values)
+        return [(kind, row_id, bool(due)) for kind, row_id, due in self.call.execute(connection, values)]
+
+
+@dataclass(frozen=True)
+class TwoInserts:
+    """SQLite: the deliveries INSERT, then the notification INSERT only when it can insert something.
+
+    The deliveries statement returns, with each row, whether the store announces purchases; the second
+    statement runs when one says yes, or when no role was mapped to tell.
+    """
+
+    deliveries: DriverStatement
+    notification: DriverStatement
+
+    def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
+        rows = self.deliveries.execute(connection, values)
         created: list[Created] = [(kind, row_id, bool(due)) for kind, row_id, due, _ in rows]
         if not rows or any(notify for *_, notify in rows):
             created.extend(
                 (kind, row_id, bool(due))
-                for kind, row_id, due in _execute(connection, self.notification, values)
+                for kind, row_id, due in self.notification.execute(connection, values)
             )
         return created
-
-
-def _compile_for_driver(statement: sa.ClauseElement) -> Compiled:
-    dialect = sqlite.dialect(paramstyle="named")
-    sql = statement.compile(dialect=dialect)
-    assert isinstance(sql, SQLCompiler)
-    unnamed = set(sql.binds) - set(PARAMETER_NAMES)
-    if unnamed:  # a literal left as a bind: its value would be missing at every checkout
-        raise TypeError(f"order statement binds values order_parameters does not give: {unnamed}")
-    return str(sql), tuple((name, bind.type.bind_processor(dialect)) for name, bind in sql.binds.items())
-
-
-def _execute(connection: sa.Connection, statement: Compiled, values: Mapping[str, Any]) -> list[Any]:
-    sql, processors = statement
-    parameters = {
-        name: process(values[name]) if process is not None else values[name] for name, process in processors
-    }
-    return list(connection.exec_driver_sql(sql, parameters))
 
 
 PARAMETER_NAMES = (
@@ -143,11 +156,11 @@ def order_parameters(
 
 
 @lru_cache(maxsize=64)
-def order_statements(models: Models, dialect: str) -> OrderStatements | None:
+def order_statements(models: Models, dialect: Dialect) -> OrderStatements | None:
     """The statements for ``models`` on ``dialect``, built once: building costs more than running them."""
-    if dialect == "postgresql":
-        return FunctionCall(ENQUEUE_ORDER_CALL)
-    if dialect != "sqlite":
+    if dialect.name == "postgresql":
+        return FunctionCall(DriverStatement.compile(ENQUEUE_ORDER_CALL, dialect))
+    if dialect.name != "sqlite":
         return None
     insert = sqlite.insert
     mappings = models.RoleMapping.__table__  # type: ignore[attr-defined]
@@ -298,8 +311,9 @@ def order_statements(models: Models, dialect: str) -> OrderStatements | None:
         notifications_on,
     )
     notification_returning = (_text(NOTIFICATION), notifications.c.id, sa.true())
-    return DriverStatements.compile(
-        add_deliveries.returning(*delivery_returning), add_notification.returning(*notification_returning)
+    return TwoInserts(
+        DriverStatement.compile(add_deliveries.returning(*delivery_returning), dialect),
+        DriverStatement.compile(add_notification.returning(*notification_returning), dialect),
     )
 
 

@@ -45,7 +45,7 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
     """
     now = now or utcnow()
     connection = state.db.session.connection()
-    statements = order_statements(state.models, connection.dialect.name)
+    statements = order_statements(state.models, connection.dialect)
     if statements is None:
         return _enqueue_row_by_row(state, connection, event, now)
     queued = Queued()
