@@ -49,6 +49,12 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_RATE_LIMIT_WAIT": 2.0,
     # Rows one runner claims at a time.
     "DISCORD_ROLES_BATCH_SIZE": 20,
+    # Where Discord posts interactions: <path>/<store_slug> for a store's own bot.
+    "DISCORD_ROLES_INTERACTIONS_PATH": "/webhook/discord/interactions",
+    # Interactions are small; a larger body is refused (413) before it is read.
+    "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
+    # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
+    "DISCORD_ROLES_INTERACTION_MAX_AGE": 300.0,
 }
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
@@ -79,6 +85,9 @@ class Settings:
     lease_seconds: float = 120.0
     rate_limit_wait: float = 2.0
     batch_size: int = 20
+    interactions_path: str = "/webhook/discord/interactions"
+    interaction_max_bytes: int = 65536
+    interaction_max_age: float = 300.0
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -175,7 +184,19 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         lease_seconds=_positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float),
         rate_limit_wait=_positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float),
         batch_size=_positive_number(config, "DISCORD_ROLES_BATCH_SIZE", int),
+        interactions_path=_url_path(config, "DISCORD_ROLES_INTERACTIONS_PATH"),
+        interaction_max_bytes=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_BYTES", int),
+        interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),
     )
+
+
+def _url_path(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    if not isinstance(value, str) or not value.startswith("/") or "<" in value or value.endswith("/"):
+        raise ConfigurationError(
+            f"{key} must be a URL path such as /webhook/discord/interactions, got {value!r}"
+        )
+    return value
 
 
 def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:

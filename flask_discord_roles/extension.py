@@ -24,6 +24,20 @@ from .signals import order_completed, order_revoked
 logger = logging.getLogger("flask_discord_roles")
 
 
+class Loaders:
+    """The host's callbacks registered on :class:`DiscordRoles`; shared by every app it serves."""
+
+    def __init__(self) -> None:
+        self.slug_to_store: Callable[[str], object | None] | None = None
+
+    def store_for_slug(self, slug: str) -> str | None:
+        """The store id behind ``slug`` in an interactions URL; by default the slug is the store id."""
+        if self.slug_to_store is None:
+            return slug
+        store_id = self.slug_to_store(slug)
+        return None if store_id is None else str(store_id)
+
+
 @dataclass(eq=False)
 class DiscordRolesState:
     """Everything the extension keeps for one app, stored at ``app.extensions["discord_roles"]``."""
@@ -34,6 +48,7 @@ class DiscordRolesState:
     cipher: TokenCipher = field(repr=False)
     clients: ClientPool = field(repr=False)
     executor: Executor
+    loaders: Loaders = field(default_factory=lambda: Loaders(), repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -90,6 +105,7 @@ class DiscordRoles:
 
     def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
         self._db = db
+        self._loaders = Loaders()
         if app is not None:
             self.init_app(app, db)
 
@@ -136,6 +152,7 @@ class DiscordRoles:
             cipher=cipher,
             clients=ClientPool(settings),
             executor=make_executor(settings),
+            loaders=self._loaders,
         )
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter
@@ -145,11 +162,35 @@ class DiscordRoles:
         # executor's poller, and a celery executor without a Celery app should fail a request, loudly.
         app.before_request(_start_executor)
 
+        from .web.interactions import interactions
+
+        if interactions.name not in app.blueprints:  # init_app may run again on the same app
+            app.register_blueprint(interactions, url_prefix=settings.interactions_path)
+        # Discord signs its requests and has no CSRF token: exempt our webhook from Flask-WTF's
+        # CSRFProtect whether the host set that up before us (now) or after us (before its first check).
+        _exempt_from_csrf(app)
+        app.before_request(lambda: _exempt_from_csrf(current_app))
+
         from .cli import discord_roles_cli
 
         app.cli.add_command(discord_roles_cli)
         if settings.register_migrations:
             register_with_flask_migrate(app)
+
+    def store_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register how a store slug in an interactions URL maps to your store id.
+
+        ``loader(slug)`` returns the store id (any value, used as text) or None for no such store::
+
+            @discord_roles.store_loader
+            def store_for_slug(slug):
+                store = Store.query.filter_by(slug=slug).first()
+                return store.id if store else None
+
+        Without one, the slug *is* the store id: ``/webhook/discord/interactions/<store_id>``.
+        """
+        self._loaders.slug_to_store = loader
+        return loader
 
     @property
     def models(self) -> Models:
@@ -181,6 +222,15 @@ def _listen_for_orders(
 
     state.receivers.append(on_order)
     signal.connect(on_order, weak=True)
+
+
+def _exempt_from_csrf(app: Flask) -> None:
+    from .web.interactions import interactions
+
+    csrf = app.extensions.get("csrf")
+    exempt = getattr(csrf, "exempt", None)
+    if exempt is not None and interactions not in getattr(csrf, "_exempt_blueprints", ()):
+        exempt(interactions)
 
 
 def _start_executor() -> None:

@@ -1,0 +1,78 @@
+"""Interaction payloads and answers, as Discord defines them: types, flags and message shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Interaction types Discord sends.
+PING = 1
+APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+AUTOCOMPLETE = 4
+MODAL_SUBMIT = 5
+
+# Answer types.
+PONG = 1
+CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
+AUTOCOMPLETE_RESULT = 8
+
+EPHEMERAL = 1 << 6
+"""Message flag: only the person who ran the command sees the answer."""
+
+# Discord's limits on what a message may hold.
+MAX_CONTENT = 2000
+MAX_EMBED_DESCRIPTION = 4096
+
+BRAND_COLOUR = 0x5865F2
+
+
+def pong() -> dict[str, Any]:
+    return {"type": PONG}
+
+
+def ephemeral_message(
+    content: str | None = None,
+    *,
+    embeds: Sequence[Mapping[str, Any]] = (),
+    components: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """An answer only the invoking user sees; mentions never ping anyone."""
+    data: dict[str, Any] = {"flags": EPHEMERAL, "allowed_mentions": {"parse": []}}
+    if content is not None:
+        data["content"] = content[:MAX_CONTENT]
+    if embeds:
+        data["embeds"] = [dict(embed) for embed in embeds]
+    if components:
+        data["components"] = [dict(component) for component in components]
+    return {"type": CHANNEL_MESSAGE, "data": data}
+
+
+def embed(title: str, description: str, *, fields: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description[:MAX_EMBED_DESCRIPTION],
+        "color": BRAND_COLOUR,
+        "fields": [{"name": name, "value": value, "inline": False} for name, value in fields],
+    }
+
+
+def no_choices() -> dict[str, Any]:
+    """The answer to an autocomplete request when there is nothing to suggest."""
+    return {"type": AUTOCOMPLETE_RESULT, "data": {"choices": []}}
+
+
+def invoking_user_id(payload: Mapping[str, Any]) -> str | None:
+    """Who ran the command: ``member.user`` in a server, ``user`` in a DM."""
+    member = payload.get("member")
+    user = member.get("user") if isinstance(member, Mapping) else payload.get("user")
+    if isinstance(user, Mapping) and isinstance(user.get("id"), str):
+        return str(user["id"])
+    return None
+
+
+def command_name(payload: Mapping[str, Any]) -> str | None:
+    data = payload.get("data")
+    name = data.get("name") if isinstance(data, Mapping) else None
+    return name if isinstance(name, str) else None

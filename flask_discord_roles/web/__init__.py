@@ -1,0 +1,1 @@
+"""Thin blueprints over the services: parse, authorise, call a service, answer."""

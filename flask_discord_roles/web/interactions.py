@@ -1,0 +1,72 @@
+"""``POST <DISCORD_ROLES_INTERACTIONS_PATH>/<store_slug>``: where a store's Discord bot sends interactions.
+
+Thin on purpose: find the store's bot, check Discord's signature on the raw body before reading
+anything else out of it, then hand the payload to :mod:`..services.interactions`. Every refusal is JSON:
+401 for a signature (what Discord's own probe expects), 404 for a store we do not know, 413 for a body
+too large to be an interaction, 400 for a signed body that is not an interaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ..discord import interactions as discord
+from ..discord.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_is_valid, timestamp_is_fresh
+from ..extension import get_state
+from ..services.interactions import answer_interaction, find_bot
+
+interactions = Blueprint("discord_roles_interactions", __name__)
+
+
+@interactions.post("/<store_slug>")
+def store_bot(store_slug: str) -> tuple[Response, int]:
+    state = get_state()
+    store_id = state.loaders.store_for_slug(store_slug)
+    bot = find_bot(state, store_id) if store_id is not None else None
+    if bot is None:
+        return _refusal(404, "Not Found", "No store's bot answers at this address.")
+    body = _read_body(state.settings.interaction_max_bytes)
+    if body is None:
+        return _refusal(413, "Payload Too Large", "An interaction is never this large.")
+    timestamp = request.headers.get(TIMESTAMP_HEADER)
+    if not signature_is_valid(bot.public_key, request.headers.get(SIGNATURE_HEADER), timestamp, body):
+        return _refusal(401, "Unauthorized", "Invalid request signature.")
+    assert timestamp is not None  # a valid signature has one
+    if not timestamp_is_fresh(timestamp, time.time(), state.settings.interaction_max_age):
+        return _refusal(401, "Unauthorized", "The request's signature timestamp is too old or too new.")
+    payload = _interaction(body)
+    if payload is None:
+        return _refusal(400, "Bad Request", "The body is not a Discord interaction.")
+    if payload["type"] == discord.PING:
+        # Even for a switched-off bot: Discord removes an endpoint URL that stops answering PING.
+        return jsonify(discord.pong()), 200
+    answer = answer_interaction(state, bot, payload)
+    state.db.session.commit()
+    return jsonify(answer), 200
+
+
+def _read_body(limit: int) -> bytes | None:
+    """The raw body as sent, or None when it is over ``limit`` bytes (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = request.stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _interaction(body: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
+        return None
+    return payload
+
+
+def _refusal(status: int, error: str, message: str) -> tuple[Response, int]:
+    current_app.logger.debug("interaction refused: %s %s", status, message)
+    return jsonify({"success": False, "error": error, "message": message}), status

@@ -1,0 +1,270 @@
+"""The interactions webhook, driven the way Discord drives it: signed by FakeDiscord, body as sent."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_sqlalchemy import SQLAlchemy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flask_discord_roles import get_state
+from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles.testing import FakeDiscord
+from flask_discord_roles.testing.signing import deliver, sign_interaction
+from tests.shop import Shop, open_shop
+
+URL = "/webhook/discord/interactions/store-1"
+EPHEMERAL = 64
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return {"DISCORD_ROLES_EXECUTOR": "worker"}
+
+
+@pytest.fixture
+def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
+    return open_shop(app, db, fake_discord)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _bot_row(shop: Shop) -> Any:
+    bot = get_state(shop.app).models.StoreBot
+    shop.db.session.expire_all()
+    return shop.db.session.scalar(sa.select(bot).where(bot.store_id == shop.store_id))
+
+
+def test_discord_accepts_the_endpoint_ping_answers_pong_and_a_bad_signature_401(
+    shop: Shop, client: FlaskClient
+) -> None:
+    assert shop.fake.check_interactions_endpoint(URL, shop.bot, client) == []
+    pong = shop.fake.ping(URL, shop.bot, client)
+    assert pong.headers["Content-Type"] == "application/json"
+    assert pong.json() == {"type": 1}
+    probe = shop.fake.probe_invalid_signature(URL, shop.bot, client)
+    assert probe.status_code == 401
+    assert probe.json() == {
+        "success": False,
+        "error": "Unauthorized",
+        "message": "Invalid request signature.",
+    }
+
+
+def test_help_answers_ephemerally_and_counts_the_interaction(shop: Shop, client: FlaskClient) -> None:
+    member = shop.member("alice")
+    bot = _bot_row(shop)
+    before = (bot.total_interactions, bot.updated_at)
+    answer = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.command_payload(shop.bot, shop.guild_id, member, "help"), client=client
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["type"] == 4
+    assert body["data"]["flags"] == EPHEMERAL, "only the member sees the answer"
+    assert body["data"]["allowed_mentions"] == {"parse": []}
+    assert {field["name"] for field in body["data"]["embeds"][0]["fields"]} >= {"/claim", "/check"}
+    after = _bot_row(shop)
+    assert after.total_interactions == before[0] + 1
+    assert after.last_interaction_at is not None
+    assert after.updated_at == before[1], "a customer's command is not a change to the bot's settings"
+
+
+def test_the_same_interaction_delivered_twice_is_handled_once(shop: Shop, client: FlaskClient) -> None:
+    payload = shop.fake.command_payload(shop.bot, shop.guild_id, shop.member("alice"), "help")
+    first = shop.fake.send_interaction(URL, shop.bot, payload, client=client)
+    again = shop.fake.send_interaction(URL, shop.bot, payload, client=client)
+    assert "embeds" in first.json()["data"]
+    assert again.json()["data"]["content"] == "This request was already handled."
+    assert _bot_row(shop).total_interactions == 1, "a redelivery is not a second interaction"
+
+
+def test_unknown_commands_old_buttons_and_autocomplete_get_polite_answers(
+    shop: Shop, client: FlaskClient
+) -> None:
+    member = shop.member("alice")
+    fake = shop.fake
+    unknown = fake.send_interaction(
+        URL,
+        shop.bot,
+        fake.command_payload(shop.bot, shop.guild_id, member, "help") | {"data": {"name": "dance"}},
+        client=client,
+    )
+    assert unknown.status_code == 200
+    assert "/help" in unknown.json()["data"]["content"]
+    button = fake.send_interaction(
+        URL, shop.bot, fake.component_payload(shop.bot, shop.guild_id, member, "gone:1"), client=client
+    )
+    assert button.status_code == 200
+    assert button.json()["data"]["flags"] == EPHEMERAL
+    autocomplete = fake.command_payload(shop.bot, shop.guild_id, member, "help") | {"type": 4}
+    assert fake.send_interaction(URL, shop.bot, autocomplete, client=client).json() == {
+        "type": 8,
+        "data": {"choices": []},
+    }
+
+
+def test_a_switched_off_bot_still_answers_ping_but_not_commands(shop: Shop, client: FlaskClient) -> None:
+    _bot_row(shop).is_enabled = False
+    shop.db.session.commit()
+    assert shop.fake.ping(URL, shop.bot, client).json() == {"type": 1}
+    answer = shop.fake.send_interaction(
+        URL,
+        shop.bot,
+        shop.fake.command_payload(shop.bot, shop.guild_id, shop.member("alice"), "help"),
+        client=client,
+    )
+    assert answer.status_code == 200
+    assert "not available" in answer.json()["data"]["content"]
+
+
+def test_an_unknown_store_is_404_and_a_huge_body_413(shop: Shop, client: FlaskClient) -> None:
+    missing = shop.fake.ping("/webhook/discord/interactions/no-such-store", shop.bot, client)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "Not Found"
+    body = b'{"type":1,"padding":"' + b"x" * 70_000 + b'"}'
+    stamp = str(int(time.time()))
+    huge = deliver(URL, body, sign_interaction(shop.bot.signing_key, stamp, body), client)
+    assert huge.status_code == 413
+
+
+def test_an_old_signed_request_is_a_replay_and_refused(shop: Shop, client: FlaskClient) -> None:
+    stale = str(int(time.time()) - 301)
+    answer = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.ping_payload(shop.bot), client=client, timestamp=stale
+    )
+    assert answer.status_code == 401
+    assert "timestamp" in answer.json()["message"]
+
+
+def test_two_stores_bots_in_one_app_each_verify_only_with_their_own_key(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, client: FlaskClient
+) -> None:
+    shop = open_shop(app, db, fake_discord)
+    other = fake_discord.create_bot("Other Shop Bot")
+    save_bot(
+        get_state(app),
+        "store-2",
+        application_id=other.application_id,
+        public_key=other.public_key,
+        bot_token=other.token,
+    )
+    db.session.commit()
+    other_url = "/webhook/discord/interactions/store-2"
+    assert fake_discord.ping(other_url, other, client).json() == {"type": 1}
+    assert fake_discord.ping(URL, shop.bot, client).json() == {"type": 1}
+    # Each bot's request sent to the other store's address: signed with the wrong key there.
+    assert fake_discord.ping(other_url, shop.bot, client).status_code == 401
+    assert fake_discord.ping(URL, other, client).status_code == 401
+
+
+def test_a_store_loader_maps_slugs_to_store_ids(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, client: FlaskClient
+) -> None:
+    shop = open_shop(app, db, fake_discord)
+    app.extensions["discord_roles"].loaders.slug_to_store = {"my-shop": "store-1"}.get
+    assert fake_discord.ping("/webhook/discord/interactions/my-shop", shop.bot, client).json() == {"type": 1}
+    assert fake_discord.ping(URL, shop.bot, client).status_code == 404, "only the loader's slugs exist now"
+
+
+MUTABLE_HEADERS = ("X-Signature-Ed25519", "X-Signature-Timestamp")
+_members: dict[str, str] = {}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_mutation_of_a_signed_request_is_refused_with_401_or_400_never_5xx(
+    shop: Shop, client: FlaskClient, data: st.DataObject
+) -> None:
+    if shop.guild_id not in _members:  # one member for all examples of a run: the fixture outlives them
+        _members[shop.guild_id] = shop.member("alice")
+    payload = shop.fake.command_payload(shop.bot, shop.guild_id, _members[shop.guild_id], "help")
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    stamp = str(int(time.time()))
+    headers = sign_interaction(shop.bot.signing_key, stamp, body)
+    mutation = data.draw(
+        st.sampled_from(["drop_header", "replace_header", "flip_body", "truncate", "append", "timestamp"])
+    )
+    if mutation == "drop_header":
+        del headers[data.draw(st.sampled_from(MUTABLE_HEADERS))]
+    elif mutation == "replace_header":
+        name = data.draw(st.sampled_from(MUTABLE_HEADERS))
+        replacement = data.draw(
+            st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=140)
+        )
+        if replacement == headers[name]:
+            return
+        headers[name] = replacement
+    elif mutation == "flip_body":
+        index = data.draw(st.integers(0, len(body) - 1))
+        bit = 1 << data.draw(st.integers(0, 7))
+        body = body[:index] + bytes([body[index] ^ bit]) + body[index + 1 :]
+    elif mutation == "truncate":
+        body = body[: data.draw(st.integers(0, len(body) - 1))]
+    elif mutation == "append":
+        body = body + data.draw(st.binary(min_size=1, max_size=64))
+    else:
+        shifted = int(stamp) + data.draw(st.sampled_from([-1, 1])) * data.draw(st.integers(1, 10**6))
+        headers["X-Signature-Timestamp"] = str(shifted)
+    answer = deliver(URL, body, headers, client)
+    assert answer.status_code in (400, 401), f"{mutation} answered {answer.status_code}: {answer.text[:200]}"
+    assert answer.json()["success"] is False
+
+
+def test_a_signed_body_that_is_not_an_interaction_is_400(shop: Shop, client: FlaskClient) -> None:
+    stamp = str(int(time.time()))
+    for body in (b"not json", b"[1, 2]", b'{"type": "1"}'):
+        answer = deliver(URL, body, sign_interaction(shop.bot.signing_key, stamp, body), client)
+        assert answer.status_code == 400, f"{body!r} answered {answer.status_code}"
+        assert answer.json()["error"] == "Bad Request"
+
+
+@pytest.mark.parametrize("csrf_first", [True, False], ids=["csrf-before-us", "csrf-after-us"])
+def test_a_host_with_csrf_protection_still_receives_discords_webhooks(
+    csrf_first: bool, database_url: str, fake_discord: FakeDiscord
+) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    from flask_discord_roles import DiscordRoles
+
+    host = Flask("csrf_host")
+    host.config.update(
+        TESTING=True,
+        SECRET_KEY="host secret",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url,
+        DISCORD_ROLES_EXECUTOR="worker",
+    )
+    db = SQLAlchemy(host)
+    csrf = CSRFProtect()
+    if csrf_first:
+        csrf.init_app(host)
+    DiscordRoles(host, db=db)
+    if not csrf_first:
+        csrf.init_app(host)
+
+    @host.post("/cart")
+    def cart() -> str:
+        return "added"
+
+    with host.app_context():
+        db.create_all()
+        try:
+            shop = open_shop(host, db, fake_discord)
+            client = host.test_client()
+            assert client.post("/cart").status_code == 400, "the host's own forms stay protected"
+            assert fake_discord.ping(URL, shop.bot, client).json() == {"type": 1}
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
