@@ -99,6 +99,10 @@ class DiscordRoles:
         Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled.
     ``DISCORD_ROLES_BATCH_SIZE = 20``
         Rows one runner claims at a time.
+    ``DISCORD_ROLES_INTERACTIONS_PATH = "/webhook/discord/interactions"``
+        Where Discord posts interactions: ``<path>/<store_slug>`` for a store's own bot.
+    ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
+        Larger bodies are refused unread; signatures further than this many seconds from now are replays.
 
     The extension keeps no state on itself: one object may serve several apps.
     """
