@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .drain import BatchReport, Drainer
 from .extension import get_state
 from .models import utcnow
+from .services.interactions import forget_old_interactions
 from .services.notifications import NotificationSender
 from .services.records import DeliveryInfo
 from .services.runner import COMPLETED, FAILED, DeliveryRunner, new_runner_id
@@ -67,6 +69,10 @@ class WorkerTotals:
     expired: int = 0
 
 
+HOUSEKEEPING_INTERVAL = 3600.0
+"""Seconds between a worker's housekeeping passes (each worker keeps its own schedule)."""
+
+
 class Worker:
     """Processes due work for one app until stopped (or once, with ``once=True``)."""
 
@@ -97,6 +103,7 @@ class Worker:
             stop=self.stop,
         )
         self.totals = WorkerTotals()
+        self._housekeeping_due = 0.0
 
     def run(self, *, once: bool = False) -> WorkerTotals:
         """Loop until :attr:`stop` is set; with ``once``, a single pass over what is due now."""
@@ -122,6 +129,7 @@ class Worker:
         """Expire what is past its claim window, then drain what is due; one log line if anything moved."""
         try:
             expired = self.runner.expire_unclaimed()
+            self._housekeeping()
             report = self.drainer.drain()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
@@ -138,6 +146,18 @@ class Worker:
             suffix = f"; {expired} expired unclaimed" if expired else ""
             logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)
         return report
+
+    def _housekeeping(self) -> None:
+        """Once an hour: forget interaction ids old enough that Discord will never redeliver them."""
+        if time.monotonic() < self._housekeeping_due:
+            return
+        self._housekeeping_due = time.monotonic() + HOUSEKEEPING_INTERVAL
+        state = get_state(self.app)
+        with self.app.app_context():
+            engine = state.db.engine
+        forgotten = forget_old_interactions(state, engine)
+        if forgotten:
+            logger.info("%s: forgot %d interaction ids older than a day", self.name, forgotten)
 
     def _sleep(self) -> None:
         timeout = self.poll_interval

@@ -268,3 +268,28 @@ def test_a_host_with_csrf_protection_still_receives_discords_webhooks(
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+def test_a_worker_forgets_interaction_ids_after_a_day(shop: Shop, client: FlaskClient) -> None:
+    from datetime import timedelta
+
+    from flask_discord_roles.models import utcnow
+    from flask_discord_roles.worker import Worker
+
+    model = get_state(shop.app).models.ProcessedInteraction
+    old = utcnow() - timedelta(days=1, minutes=1)
+    shop.db.session.add(model(interaction_id="100000000000000001", store_id=shop.store_id, received_at=old))
+    shop.db.session.commit()
+    shop.fake.send_interaction(
+        URL,
+        shop.bot,
+        shop.fake.command_payload(shop.bot, shop.guild_id, shop.member("alice"), "help"),
+        client=client,
+    )
+
+    Worker(shop.app, threads=1).run(once=True)
+
+    shop.db.session.expire_all()
+    remembered = shop.db.session.scalars(sa.select(model.interaction_id)).all()
+    assert len(remembered) == 1, "yesterday's id is forgotten, the one just handled is kept"
+    assert remembered != ["100000000000000001"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..discord import interactions as discord
 from ..extension import DiscordRolesState
 from ..models import utcnow
+
+INTERACTION_MEMORY = timedelta(days=1)
+"""How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
 
 
 @dataclass(frozen=True)
@@ -142,3 +145,14 @@ def _count(state: DiscordRolesState, bot: InteractionBot, now: datetime) -> None
             updated_at=model.updated_at,
         )
     )
+
+
+def forget_old_interactions(
+    state: DiscordRolesState, engine: sa.Engine, *, now: datetime | None = None
+) -> int:
+    """Delete remembered interaction ids older than :data:`INTERACTION_MEMORY`; returns how many."""
+    table = state.models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
+    cutoff = (now or utcnow()) - INTERACTION_MEMORY
+    with engine.begin() as connection:
+        result = connection.execute(sa.delete(table).where(table.c.received_at < cutoff))
+        return int(result.rowcount)
