@@ -51,6 +51,41 @@ def rotate_keys_command() -> None:
     click.echo(f"Re-encrypted the secrets of {rotated} record(s) under the first key.")
 
 
+@discord_roles_cli.command("register-commands")
+@click.option("--store", "store_id", help="Only this store's bot (default: every saved bot).")
+@with_appcontext
+def register_commands_command(store_id: str | None) -> None:
+    """Register /claim, /check, /help and /link with Discord again, for one store's bot or all of them.
+
+    Run it after upgrading flask-discord-roles (commands may have changed) or when a store's bot shows
+    slash_commands_registered false. Exits 1 if any bot could not be registered.
+    """
+    from .services.bots import register_commands
+
+    state = get_state()
+    session = state.db.session
+    bot_model = state.models.StoreBot
+    query = select(bot_model).order_by(bot_model.store_id)
+    if store_id is not None:
+        query = query.where(bot_model.store_id == store_id)
+    bots = list(session.scalars(query))
+    if not bots:
+        raise click.ClickException(
+            f"No bot is saved for store {store_id!r}." if store_id else "No bot is saved."
+        )
+    failed = 0
+    for bot in bots:
+        problem = register_commands(state, bot)
+        session.commit()
+        if problem is None:
+            click.echo(f"{bot.store_id}: commands registered")
+        else:
+            failed += 1
+            click.echo(f"{bot.store_id}: not registered: {problem}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
 @discord_roles_cli.command("worker")
 @click.option("--once", is_flag=True, help="Process what is due now, then exit (for cron).")
 @click.option(

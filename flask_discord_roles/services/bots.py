@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from sqlalchemy import select
 
 from ..clients import build_client
+from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
-from ..discord.errors import Unauthorized
+from ..discord.commands import command_definitions
+from ..discord.errors import DiscordError, Unauthorized
 from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState
 from ..models import StoreBot
 from .errors import ValidationError
 
 _PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")
+logger = logging.getLogger("flask_discord_roles")
 
 
 def validate_credentials(
@@ -88,7 +92,30 @@ def save_bot(
     state.db.session.flush()
     # Deliveries that waited for a (working) bot can run once the caller commits.
     bot_saved_requeue(state, store_id)
+    # A bot whose commands could not be registered is still saved: the owner can register them again
+    # (`flask discord-roles register-commands`), and slash_commands_registered says they must.
+    problem = register_commands(state, bot)
+    if problem is not None:
+        logger.warning("store %s: slash commands not registered: %s", store_id, problem)
     return bot
+
+
+def register_commands(state: DiscordRolesState, bot: StoreBot) -> str | None:
+    """Replace the bot's global commands with ours and record it; the problem in words if that failed.
+
+    Changes ``bot.slash_commands_registered`` without committing.
+    """
+    try:
+        client_for(state, bot).bulk_overwrite_commands(bot.application_id, command_definitions())
+    except DecryptionError:
+        problem = "the bot token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS; save it again"
+    except DiscordError as error:
+        problem = f"Discord answered {error.status or 'nothing'}: {error.message}"
+    else:
+        bot.slash_commands_registered = True
+        return None
+    bot.slash_commands_registered = False
+    return problem
 
 
 def bot_saved_requeue(state: DiscordRolesState, store_id: str) -> list[int]:
