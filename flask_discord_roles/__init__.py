@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import deliveries
+from . import deliveries, guilds
 from .config import ConfigurationError
 from .deliveries import DeliveryInfo
 from .extension import DiscordRoles, DiscordRolesState, get_state
@@ -22,6 +22,7 @@ __all__ = [
     "deliveries",
     "delivery_failed",
     "get_state",
+    "guilds",
     "order_completed",
     "order_revoked",
     "role_delivered",

@@ -29,6 +29,7 @@ class Loaders:
 
     def __init__(self) -> None:
         self.slug_to_store: Callable[[str], object | None] | None = None
+        self.store_to_name: Callable[[str], object | None] | None = None
 
     def store_for_slug(self, slug: str) -> str | None:
         """The store id behind ``slug`` in an interactions URL; by default the slug is the store id."""
@@ -36,6 +37,11 @@ class Loaders:
             return slug
         store_id = self.slug_to_store(slug)
         return None if store_id is None else str(store_id)
+
+    def name_of_store(self, store_id: str) -> str:
+        """What to call the store in Discord messages; by default its id."""
+        name = self.store_to_name(store_id) if self.store_to_name is not None else None
+        return str(name) if name else store_id
 
 
 @dataclass(eq=False)
@@ -194,6 +200,14 @@ class DiscordRoles:
         Without one, the slug *is* the store id: ``/webhook/discord/interactions/<store_id>``.
         """
         self._loaders.slug_to_store = loader
+        return loader
+
+    def store_name_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register how to name a store in Discord messages (``/link``'s answer, for one).
+
+        ``loader(store_id)`` returns the name, or None to fall back to the store id.
+        """
+        self._loaders.store_to_name = loader
         return loader
 
     @property

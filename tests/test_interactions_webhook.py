@@ -293,3 +293,78 @@ def test_a_worker_forgets_interaction_ids_after_a_day(shop: Shop, client: FlaskC
     remembered = shop.db.session.scalars(sa.select(model.interaction_id)).all()
     assert len(remembered) == 1, "yesterday's id is forgotten, the one just handled is kept"
     assert remembered != ["100000000000000001"]
+
+
+MANAGE_SERVER = str(1 << 5)
+
+
+def _link(
+    shop: Shop, client: FlaskClient, code: str, *, permissions: str = MANAGE_SERVER, guild: str | None = None
+) -> str:
+    payload = shop.fake.command_payload(
+        shop.bot,
+        guild or shop.guild_id,
+        shop.member("owner"),
+        "link",
+        {"code": code},
+        member_permissions=permissions,
+    )
+    answer = shop.fake.send_interaction(URL, shop.bot, payload, client=client)
+    assert answer.status_code == 200
+    assert answer.json()["data"]["flags"] == EPHEMERAL
+    return str(answer.json()["data"]["content"])
+
+
+def _linked_guilds(shop: Shop) -> list[tuple[str, str]]:
+    model = get_state(shop.app).models.LinkedGuild
+    shop.db.session.expire_all()
+    return [(row.store_id, row.guild_id) for row in shop.db.session.scalars(sa.select(model))]
+
+
+def test_link_connects_the_server_for_a_manager_and_names_the_store(shop: Shop, client: FlaskClient) -> None:
+    from flask_discord_roles import guilds
+
+    get_state(shop.app).loaders.store_to_name = {"store-1": "Pixel Shop"}.get
+    with shop.app.app_context():
+        issued = guilds.create_link_code("store-1")
+        shop.db.session.commit()
+    assert "***" in repr(issued), "the code is a credential: never in a repr"
+
+    refused = _link(shop, client, issued.code, permissions="0")
+    assert "Manage Server" in refused
+    assert _linked_guilds(shop) == [], "a member without Manage Server cannot link"
+
+    answer = _link(shop, client, issued.code.lower().replace("-", " "))  # typed loosely
+    assert "Pixel Shop" in answer
+    assert _linked_guilds(shop) == [("store-1", shop.guild_id)]
+
+
+def test_a_link_code_works_once_and_not_after_it_expires(shop: Shop, client: FlaskClient) -> None:
+    from datetime import timedelta
+
+    from flask_discord_roles.models import utcnow
+    from flask_discord_roles.services.guilds import create_link_code
+
+    state = get_state(shop.app)
+    with shop.app.app_context():
+        used = create_link_code(state, "store-1")
+        stale = create_link_code(state, "store-1", now=utcnow() - timedelta(minutes=31))
+        elsewhere = create_link_code(state, "store-2")
+        shop.db.session.commit()
+    assert "another store" in _link(shop, client, elsewhere.code), (
+        "store-2's code cannot link via store-1's bot"
+    )
+    assert "now linked" in _link(shop, client, used.code)
+    assert "already used" in _link(shop, client, used.code, guild=shop.fake.create_guild("Second").id)
+    assert "expired" in _link(shop, client, stale.code)
+    assert "not valid" in _link(shop, client, "NOPE-NOPE0")
+    assert _linked_guilds(shop) == [("store-1", shop.guild_id)]
+
+
+def test_administrators_may_link_too(shop: Shop, client: FlaskClient) -> None:
+    from flask_discord_roles import guilds
+
+    with shop.app.app_context():
+        issued = guilds.create_link_code("store-1")
+        shop.db.session.commit()
+    assert "now linked" in _link(shop, client, issued.code, permissions=str(1 << 3))

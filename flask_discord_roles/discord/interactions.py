@@ -76,3 +76,27 @@ def command_name(payload: Mapping[str, Any]) -> str | None:
     data = payload.get("data")
     name = data.get("name") if isinstance(data, Mapping) else None
     return name if isinstance(name, str) else None
+
+
+def option_value(payload: Mapping[str, Any], name: str) -> Any:
+    """The value of a top-level command option, or None when it was not given."""
+    data = payload.get("data")
+    options = data.get("options") if isinstance(data, Mapping) else None
+    for option in options if isinstance(options, list) else ():
+        if isinstance(option, Mapping) and option.get("name") == name:
+            return option.get("value")
+    return None
+
+
+def member_permissions(payload: Mapping[str, Any]) -> int:
+    """The invoking member's permissions in the channel (0 outside a server or when malformed)."""
+    member = payload.get("member")
+    value = member.get("permissions") if isinstance(member, Mapping) else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0
+
+
+def guild_id_of(payload: Mapping[str, Any]) -> str | None:
+    guild_id = payload.get("guild_id")
+    return guild_id if isinstance(guild_id, str) else None

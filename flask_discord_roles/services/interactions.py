@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..discord import interactions as discord
+from ..discord.permissions import ADMINISTRATOR, MANAGE_GUILD
 from ..extension import DiscordRolesState
 from ..models import utcnow
+from .guilds import link_guild
 
 INTERACTION_MEMORY = timedelta(days=1)
 """How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
@@ -108,9 +110,32 @@ def help_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[
     )
 
 
+def link_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``/link code``: a server manager connects this server to the store that issued the code."""
+    guild_id = discord.guild_id_of(payload)
+    user_id = discord.invoking_user_id(payload)
+    if guild_id is None or user_id is None:
+        return discord.ephemeral_message("Run /link in the server you want to connect to the store.")
+    # Discord hides /link from members without Manage Server, but a server's admins can change that.
+    if not discord.member_permissions(payload) & (MANAGE_GUILD | ADMINISTRATOR):
+        return discord.ephemeral_message("You need the Manage Server permission to link this server.")
+    code = discord.option_value(payload, "code")
+    if not isinstance(code, str) or not code.strip():
+        return discord.ephemeral_message(
+            "Give the code from the store's Discord settings: `/link code:ABCDE-FGHJK`."
+        )
+    refusal = link_guild(state, bot.store_id, code, guild_id, user_id)
+    if refusal is not None:
+        return discord.ephemeral_message(refusal.value)
+    name = state.loaders.name_of_store(bot.store_id)
+    return discord.ephemeral_message(
+        f"This server is now linked to **{name}**. Its role mappings can be set up in the store's dashboard."
+    )
+
+
 Command = Callable[[DiscordRolesState, InteractionBot, Mapping[str, Any]], dict[str, Any]]
 
-COMMANDS: dict[str, Command] = {"help": help_answer}
+COMMANDS: dict[str, Command] = {"help": help_answer, "link": link_answer}
 """Slash commands by name. Their definitions for Discord live with them, in one place."""
 
 
