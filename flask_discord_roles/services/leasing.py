@@ -50,3 +50,23 @@ def claim_statement(
         .returning(model.id)
         .execution_options(synchronize_session=False)
     )
+
+
+def claim_due(
+    engine: sa.Engine,
+    model: Any,
+    *,
+    runner_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    only_ids: Iterable[int] | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` due rows of ``model`` to ``runner_id`` in one transaction; their ids."""
+    statement = claim_statement(
+        model, runner_id=runner_id, now=now, lease_seconds=lease_seconds, limit=limit, only_ids=only_ids
+    )
+    if statement is None:
+        return []
+    with engine.begin() as connection:
+        return sorted(connection.scalars(statement))

@@ -23,7 +23,7 @@ from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscor
 from ..extension import DiscordRolesState
 from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
-from .leasing import claim_statement
+from .leasing import claim_due
 from .settings import QueueSettings
 
 logger = logging.getLogger("flask_discord_roles.notifications")
@@ -114,13 +114,15 @@ class NotificationSender:
     ) -> None:
         self.state = state
         self.runner_id = runner_id
+        self._engine = engine
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self._clock = clock
         self._rng = random.Random()
 
     def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
         """Lease up to ``limit`` due notifications (optionally only among ``only_ids``)."""
-        statement = claim_statement(
+        return claim_due(
+            self._engine,
             self.state.models.PurchaseNotification,
             runner_id=self.runner_id,
             now=self._clock(),
@@ -128,10 +130,6 @@ class NotificationSender:
             limit=limit,
             only_ids=only_ids,
         )
-        if statement is None:
-            return []
-        with self._sessions.begin() as session:
-            return sorted(session.scalars(statement))
 
     def run(self, notification_id: int) -> str:
         """Post one claimed notification; returns ``sent``, ``retried``, ``failed`` or ``lost``."""

@@ -36,7 +36,7 @@ from ..discord.errors import (
 from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
 from .failures import Failure, describe_transient, diagnose
-from .leasing import claim_statement
+from .leasing import claim_due
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .records import DeliveryInfo
 
@@ -129,7 +129,8 @@ class DeliveryRunner:
 
     def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
         """Lease up to ``limit`` due rows (optionally only among ``only_ids``); returns their ids."""
-        statement = claim_statement(
+        return claim_due(
+            self._engine,
             self.state.models.Delivery,
             runner_id=self.runner_id,
             now=self._clock(),
@@ -137,10 +138,6 @@ class DeliveryRunner:
             limit=limit,
             only_ids=only_ids,
         )
-        if statement is None:
-            return []
-        with self._engine.begin() as session:
-            return sorted(session.scalars(statement))
 
     def release(self, delivery_ids: Iterable[int]) -> int:
         """Give back claimed rows that were not started (a worker stopping); their attempt is not spent."""
