@@ -9,7 +9,14 @@ from .config import ConfigurationError
 from .deliveries import DeliveryInfo
 from .extension import DiscordRoles, DiscordRolesState, get_state
 from .orders import InvalidOrderEvent, OrderEvent
-from .signals import delivery_failed, order_completed, order_revoked, role_delivered, role_removed
+from .signals import (
+    delivery_failed,
+    guild_linked,
+    order_completed,
+    order_revoked,
+    role_delivered,
+    role_removed,
+)
 
 __all__ = [
     "ConfigurationError",
@@ -22,6 +29,7 @@ __all__ = [
     "deliveries",
     "delivery_failed",
     "get_state",
+    "guild_linked",
     "guilds",
     "order_completed",
     "order_revoked",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from blinker import Signal
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger("flask_discord_roles.dispatch")
 
 _PENDING = "flask_discord_roles.pending_dispatch"
+_SIGNALS = "flask_discord_roles.pending_signals"
 
 
 @dataclass
@@ -47,6 +49,24 @@ def dispatch_after_commit(
     work.notification_ids.update(notification_ids)
 
 
+def send_after_commit(session: Session, app: Flask, signal: Signal, **payload: Any) -> None:
+    """Send ``signal`` (with ``app`` as sender) once ``session`` commits; never if it rolls back.
+
+    A receiver then sees what the signal announces in the database, and never hears of a change that
+    did not happen.
+    """
+    session.info.setdefault(_SIGNALS, []).append((app, signal, payload))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_signals(session: Session) -> None:
+    for app, signal, payload in session.info.pop(_SIGNALS, ()):
+        try:
+            signal.send(app, **payload)
+        except Exception:  # the commit has happened: a receiver's bug must not turn it into an error
+            logger.exception("a receiver of %s raised", signal.name)
+
+
 @event.listens_for(Session, "after_commit")
 def _hand_over(session: Session) -> None:
     pending: dict[Flask, Work] | None = session.info.pop(_PENDING, None)
@@ -67,3 +87,4 @@ def _hand_over(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session, *_: Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_SIGNALS, None)

@@ -57,3 +57,12 @@ delivery_failed = _signals.signal(
     ``reason_code`` and ``reason`` say what went wrong and what to do.
     """,
 )
+
+guild_linked = _signals.signal(
+    "discord-roles.guild-linked",
+    doc="""Sent (with the app as sender) after a server manager linked a Discord server to a store with
+    ``/link`` and the link was committed.
+
+    Keyword arguments: ``store_id``, ``guild_id``, and ``linked_by_user_id`` (the manager's Discord id).
+    """,
+)

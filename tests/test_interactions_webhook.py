@@ -368,3 +368,33 @@ def test_administrators_may_link_too(shop: Shop, client: FlaskClient) -> None:
         issued = guilds.create_link_code("store-1")
         shop.db.session.commit()
     assert "now linked" in _link(shop, client, issued.code, permissions=str(1 << 3))
+
+
+def test_guild_linked_is_sent_once_the_link_is_committed_and_never_on_rollback(
+    shop: Shop, client: FlaskClient
+) -> None:
+    from flask_discord_roles import guild_linked, guilds
+    from flask_discord_roles.services.guilds import link_guild
+
+    heard: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, **payload: Any) -> None:
+        assert sender is shop.app
+        heard.append(payload)
+
+    guild_linked.connect(receiver)
+    try:
+        with shop.app.app_context():
+            rolled_back = guilds.create_link_code("store-1")
+            kept = guilds.create_link_code("store-1")
+            shop.db.session.commit()
+            assert link_guild(get_state(shop.app), "store-1", rolled_back.code, shop.guild_id, "1") is None
+            shop.db.session.rollback()
+            assert heard == [], "a link that was rolled back never happened"
+        assert "now linked" in _link(shop, client, kept.code)
+    finally:
+        guild_linked.disconnect(receiver)
+    (payload,) = heard
+    assert payload["store_id"] == "store-1"
+    assert payload["guild_id"] == shop.guild_id
+    assert payload["linked_by_user_id"].isdigit()

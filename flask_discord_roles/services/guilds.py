@@ -14,9 +14,13 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
+from sqlalchemy.dialects import postgresql, sqlite
 
+from ..dispatch import send_after_commit
 from ..extension import DiscordRolesState
 from ..models import utcnow
+from ..signals import guild_linked
 
 LINK_CODE_LIFETIME = timedelta(minutes=30)
 # No 0/O, 1/I/L: the code is read off a screen and typed into Discord.
@@ -83,16 +87,42 @@ def link_guild(
     ).first()
     if spent is None:
         return _why_not(state, code_hash, store_id, now)
-    guild = state.models.LinkedGuild
-    linked = session.scalar(sa.select(guild).where(guild.store_id == store_id, guild.guild_id == guild_id))
-    if linked is None:
-        session.add(
-            guild(store_id=store_id, guild_id=guild_id, linked_by_user_id=linked_by_user_id, linked_at=now)
+    _upsert_link(state, store_id, guild_id, linked_by_user_id, now)
+    if has_app_context():
+        send_after_commit(
+            session(),
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            guild_linked,
+            store_id=store_id,
+            guild_id=guild_id,
+            linked_by_user_id=linked_by_user_id,
         )
-    else:
-        linked.linked_by_user_id = linked_by_user_id
-        linked.linked_at = now
     return None
+
+
+def _upsert_link(state: DiscordRolesState, store_id: str, guild_id: str, user_id: str, now: datetime) -> None:
+    """Link (or link again) in one statement, so two managers linking at once cannot collide."""
+    table = state.models.LinkedGuild.__table__  # type: ignore[attr-defined]
+    connection = state.db.session.connection()
+    values = {"store_id": store_id, "guild_id": guild_id, "linked_by_user_id": user_id, "linked_at": now}
+    dialect = connection.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(table).values(values)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["store_id", "guild_id"],
+                set_={"linked_by_user_id": statement.excluded.linked_by_user_id, "linked_at": now},
+            )
+        )
+        return
+    updated = connection.execute(
+        sa.update(table)
+        .where(table.c.store_id == store_id, table.c.guild_id == guild_id)
+        .values(linked_by_user_id=user_id, linked_at=now)
+    )
+    if updated.rowcount == 0:
+        connection.execute(sa.insert(table).values(values))
 
 
 def _why_not(state: DiscordRolesState, code_hash: str, store_id: str, now: datetime) -> LinkRefusal:
