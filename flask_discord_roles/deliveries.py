@@ -61,7 +61,11 @@ class DeliveryPage:
 
 @dataclass(frozen=True)
 class StoreStats:
-    """A store's counters, read from one row (never by scanning the queue)."""
+    """A store's counters, read from one row (never by scanning the queue).
+
+    ``total_roles_assigned`` counts roles we actually gave: a delivery that found the member already
+    holding the role completes without adding to it.
+    """
 
     total_interactions: int
     total_roles_assigned: int

@@ -115,6 +115,14 @@ def test_stats_are_counters_on_the_bot_row(shop: Shop) -> None:
     assert deliveries.store_stats("no-bot-store").success_rate == 100.0
 
 
+def test_a_role_the_member_already_held_is_not_counted_as_assigned(shop: Shop) -> None:
+    carol = shop.member("carol", roles=("VIP",))
+    shop.buy("order-1", "vip", buyer=carol, customer="carol")
+    (delivery,) = shop.deliveries()
+    assert delivery.status == "completed"
+    assert deliveries.store_stats(shop.store_id).total_roles_assigned == 0, "no role was assigned"
+
+
 def test_signals_report_each_outcome_with_the_delivery(shop: Shop) -> None:
     seen: list[tuple[str, DeliveryInfo]] = []
 

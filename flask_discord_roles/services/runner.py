@@ -284,12 +284,13 @@ class DeliveryRunner:
         if job.role_id in {str(role) for role in member.get("roles", [])}:
             if job.role_was_present is False:
                 # An earlier attempt saw the role missing and sent the PUT, which timed out (or its
-                # runner died) but was applied: the role is ours.
+                # runner died) but was applied: the role is ours, and that PUT assigned it.
                 return self._complete(job, role_was_present=False, counter="total_roles_assigned")
-            # They hold it already: ours (another purchase of theirs) or theirs from before us.
+            # They hold it already: ours (another purchase of theirs) or theirs from before us. Nothing
+            # was assigned now, so the store's count of assigned roles stays as it is.
             with self._engine.connect() as session:
                 ours = granted_by_us_elsewhere(session, self.state.models.Delivery, job)
-            return self._complete(job, role_was_present=not ours, counter="total_roles_assigned")
+            return self._complete(job, role_was_present=not ours, counter=None)
         if job.role_was_present is None:
             # Written before the PUT: if the PUT times out yet is applied, or this runner dies, the next
             # attempt finds the role and must still know it was absent before us.
