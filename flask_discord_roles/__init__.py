@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import deliveries, guilds
+from .claim_codes import claim_code
 from .config import ConfigurationError
 from .deliveries import DeliveryInfo
 from .extension import DiscordRoles, DiscordRolesState, get_state
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidOrderEvent",
     "OrderEvent",
     "__version__",
+    "claim_code",
     "deliveries",
     "delivery_failed",
     "get_state",

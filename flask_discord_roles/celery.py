@@ -96,6 +96,9 @@ class CeleryExecutor:
             "delivery_ids": sorted(work.delivery_ids),
             "notification_ids": sorted(work.notification_ids),
         }
+        if work.reply_ids:
+            # Only when there are some: a worker still on an older release then keeps accepting the task.
+            kwargs["reply_ids"] = sorted(work.reply_ids)
         if celery_app.conf.task_always_eager:
             # send_task would ignore eagerness (with a warning) and publish to the broker.
             task = celery_app.tasks.get(RUN_DELIVERIES)
@@ -161,18 +164,28 @@ def register_tasks(celery_app: Any, flask_app: Flask) -> None:
             )
 
         def run_deliveries(
-            delivery_ids: Iterable[int] = (), notification_ids: Iterable[int] = ()
+            delivery_ids: Iterable[int] = (),
+            notification_ids: Iterable[int] = (),
+            reply_ids: Iterable[int] = (),
         ) -> dict[str, int]:
-            """Claim and run these rows, if they are still due (someone else may have run them)."""
+            """Claim and run these rows, if they are still due (someone else may have run them).
+
+            A /claim answer still waiting on a delivery that is retrying is sent by a later
+            ``process_due``.
+            """
             deliveries = sorted({int(i) for i in delivery_ids})
             notifications = sorted({int(i) for i in notification_ids})
-            if not (deliveries or notifications):
-                return {"deliveries": 0, "notifications": 0}
+            replies = sorted({int(i) for i in reply_ids})
+            counts = {"deliveries": len(deliveries), "notifications": len(notifications)}
+            if replies:
+                counts["replies"] = len(replies)
+            if not (deliveries or notifications or replies):
+                return counts
             from .executors import run_now
 
             with flask_app.app_context():
-                run_now(flask_app, deliveries, notifications)
-            return {"deliveries": len(deliveries), "notifications": len(notifications)}
+                run_now(flask_app, deliveries, notifications, replies)
+            return counts
 
         def process_due() -> dict[str, int]:
             """One pass over everything due: retries, expiry, and rows whose task was lost."""

@@ -33,6 +33,10 @@ def build_client(settings: Settings, token: str) -> DiscordClient:
     )
 
 
+_NO_BOT_TOKEN = ""
+"""The token of the webhook client: never sent, since webhook routes are called without auth."""
+
+
 def _pool_key(token: str) -> str:
     # A hash, so no token sits in a dict key.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -62,6 +66,13 @@ class ClientPool:
             if client is None:
                 client = self._clients[key] = build_client(self._settings, token)
             return client
+
+    def for_webhooks(self) -> DiscordClient:
+        """A client for interaction webhooks, which carry their own token in the URL and need no bot's.
+
+        Discord keeps those routes out of the bot's global limit, so they share no limiter with a bot.
+        """
+        return self.for_token(_NO_BOT_TOKEN)
 
     def discard(self, token: str) -> None:
         """Forget (and close) the client for ``token``, e.g. after the store saved a new token."""

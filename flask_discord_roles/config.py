@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_INTERACTIONS_PATH": "/webhook/discord/interactions",
     # Interactions are small; a larger body is refused (413) before it is read.
     "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
+    # Keys the HMAC in order claim codes (`/claim code:…`); None uses the app's SECRET_KEY.
+    "DISCORD_ROLES_CLAIM_CODE_SECRET": None,
     # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
     "DISCORD_ROLES_INTERACTION_MAX_AGE": 300.0,
 }

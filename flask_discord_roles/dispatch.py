@@ -26,13 +26,14 @@ _SIGNALS = "flask_discord_roles.pending_signals"
 
 @dataclass
 class Work:
-    """Rows one commit made due: deliveries and purchase notifications."""
+    """Rows one commit made due: deliveries, purchase notifications and deferred /claim answers."""
 
     delivery_ids: set[int] = field(default_factory=set)
     notification_ids: set[int] = field(default_factory=set)
+    reply_ids: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.delivery_ids or self.notification_ids)
+        return bool(self.delivery_ids or self.notification_ids or self.reply_ids)
 
 
 def dispatch_after_commit(
@@ -41,12 +42,14 @@ def dispatch_after_commit(
     *,
     delivery_ids: Iterable[int] = (),
     notification_ids: Iterable[int] = (),
+    reply_ids: Iterable[int] = (),
 ) -> None:
     """Run these rows once ``session`` commits (never if it rolls back)."""
     pending: dict[Flask, Work] = session.info.setdefault(_PENDING, {})
     work = pending.setdefault(app, Work())
     work.delivery_ids.update(delivery_ids)
     work.notification_ids.update(notification_ids)
+    work.reply_ids.update(reply_ids)
 
 
 def send_after_commit(session: Session, app: Flask, signal: Signal, **payload: Any) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from .services.claim_replies import ClaimReplySender
 from .services.notifications import NotificationSender
 from .services.runner import DeliveryRunner
 
@@ -26,11 +27,12 @@ class BatchReport:
 
     results: Counter[str] = field(default_factory=Counter)
     notifications: Counter[str] = field(default_factory=Counter)
+    replies: Counter[str] = field(default_factory=Counter)
     errors: int = 0
 
     @property
     def busy(self) -> bool:
-        return bool(self.results or self.notifications or self.errors)
+        return bool(self.results or self.notifications or self.replies["sent"] or self.errors)
 
     def line(self, queue_depth: int) -> str:
         r = self.results
@@ -42,6 +44,8 @@ class BatchReport:
             text += f", {r['lost']} taken over by another runner"
         if self.notifications:
             text += f"; {self.notifications['sent']} notifications sent"
+        if self.replies["sent"]:
+            text += f"; {self.replies['sent']} /claim answers sent"
         if self.errors:
             text += f"; {self.errors} crashed (their leases will run out and they will be retried)"
         return f"{text}; queue depth {queue_depth}"
@@ -55,6 +59,7 @@ class Drainer:
         runner: DeliveryRunner,
         notifier: NotificationSender,
         *,
+        replier: ClaimReplySender | None = None,
         threads: int,
         batch_size: int,
         stop: threading.Event,
@@ -62,6 +67,7 @@ class Drainer:
     ) -> None:
         self.runner = runner
         self.notifier = notifier
+        self.replier = replier
         self.threads = threads
         self.batch_size = batch_size
         self.stop = stop
@@ -101,6 +107,8 @@ class Drainer:
                     last_progress = time.monotonic()
         finally:
             self._stop_inflight(inflight, report)
+        # After the deliveries: a /claim's answer reports how they went.
+        self._send_replies(report)
         return report
 
     def _collect(self, future: Future[object], delivery_id: int, report: BatchReport) -> None:
@@ -121,6 +129,21 @@ class Drainer:
         for future, delivery_id in inflight.items():
             if not future.cancelled():
                 self._collect(future, delivery_id, report)  # result() waits for it to finish
+
+    def _send_replies(self, report: BatchReport) -> None:
+        if self.replier is None:
+            return
+        # Each due reply once per pass: one still waiting on its deliveries is due again later.
+        ids = self.replier.claim(self.batch_size * 4)
+        for reply_id in ids:
+            if self.stop.is_set():
+                self.replier.release([reply_id])
+                continue
+            try:
+                report.replies[self.replier.run(reply_id)] += 1
+            except Exception:
+                report.errors += 1
+                logger.exception("claim reply %s crashed", reply_id)
 
     def _send_notifications(self, report: BatchReport) -> None:
         # Few and cheap next to role changes: sent one after another, before the deliveries.

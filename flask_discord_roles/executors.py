@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from flask import Flask
@@ -51,7 +52,7 @@ class InlineExecutor:
     name = "inline"
 
     def submit(self, app: Flask, work: Work) -> None:
-        run_now(app, sorted(work.delivery_ids), sorted(work.notification_ids))
+        run_now(app, sorted(work.delivery_ids), sorted(work.notification_ids), sorted(work.reply_ids))
 
     def ensure_started(self, app: Flask) -> None:
         return None
@@ -159,15 +160,24 @@ def make_executor(settings: Settings) -> Executor:
     return ThreadExecutor(settings)
 
 
-def run_now(app: Flask, delivery_ids: list[int], notification_ids: list[int]) -> None:
-    """Claim and run exactly these rows (those still due) in this thread."""
-    from .worker import build_runners
+def run_now(
+    app: Flask,
+    delivery_ids: Sequence[int],
+    notification_ids: Sequence[int],
+    reply_ids: Sequence[int] = (),
+) -> None:
+    """Claim and run exactly these rows (those still due) in this thread; claim answers last."""
+    from .worker import build_reply_sender, build_runners
 
     runner, notifier = build_runners(app)
-    for notification_id in notifier.claim(max(len(notification_ids), 1), only_ids=notification_ids):
+    for notification_id in notifier.claim(max(len(notification_ids), 1), only_ids=list(notification_ids)):
         notifier.run(notification_id)
     # One at a time: a lease covers one row's calls, so rows claimed together at the end of a large
     # order could lose theirs before this thread reached them.
     for delivery_id in delivery_ids:
         for claimed in runner.claim(1, only_ids=[delivery_id]):
             runner.run(claimed)
+    if reply_ids:
+        replier = build_reply_sender(app, runner.runner_id)
+        for reply_id in replier.claim(len(reply_ids), only_ids=list(reply_ids)):
+            replier.run(reply_id)

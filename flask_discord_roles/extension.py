@@ -55,6 +55,8 @@ class DiscordRolesState:
     clients: ClientPool = field(repr=False)
     executor: Executor
     loaders: Loaders = field(default_factory=lambda: Loaders(), repr=False)
+    # Keys claim codes; None when neither DISCORD_ROLES_CLAIM_CODE_SECRET nor SECRET_KEY is set.
+    claim_secret: bytes | None = field(default=None, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -107,6 +109,9 @@ class DiscordRoles:
         Rows one runner claims at a time.
     ``DISCORD_ROLES_INTERACTIONS_PATH = "/webhook/discord/interactions"``
         Where Discord posts interactions: ``<path>/<store_slug>`` for a store's own bot.
+    ``DISCORD_ROLES_CLAIM_CODE_SECRET = None``
+        Keys the HMAC of order claim codes (:func:`~flask_discord_roles.claim_code`); by default the
+        app's ``SECRET_KEY``. Changing it invalidates codes already shown to customers.
     ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
         Larger bodies are refused unread; signatures further than this many seconds from now are replays.
 
@@ -163,6 +168,7 @@ class DiscordRoles:
             clients=ClientPool(settings),
             executor=make_executor(settings),
             loaders=self._loaders,
+            claim_secret=_claim_secret(app),
         )
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter
@@ -240,6 +246,15 @@ def _listen_for_orders(
 
     state.receivers.append(on_order)
     signal.connect(on_order, weak=True)
+
+
+def _claim_secret(app: Flask) -> bytes | None:
+    secret = app.config.get("DISCORD_ROLES_CLAIM_CODE_SECRET") or app.config.get("SECRET_KEY")
+    if secret is None:
+        return None
+    if not isinstance(secret, str | bytes) or not secret:
+        raise ConfigurationError("DISCORD_ROLES_CLAIM_CODE_SECRET (or SECRET_KEY) must be non-empty text")
+    return secret.encode() if isinstance(secret, str) else secret
 
 
 def _exempt_from_csrf(app: Flask) -> None:

@@ -433,6 +433,46 @@ class PurchaseNotification(_Columns):
         return f"<PurchaseNotification store_id={self.store_id!r} order_id={self.order_id!r}>"
 
 
+class ClaimReply(_Columns):
+    """A deferred ``/claim`` answer: the interaction's @original message is edited once its roles settle.
+
+    Leased and retried like a delivery. The interaction token lets anyone edit the message for 15
+    minutes, so it is stored encrypted and never shown.
+    """
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(HOST_ID)
+    application_id: Mapped[str] = mapped_column(SNOWFLAKE)
+    token_ciphertext: Mapped[str] = mapped_column(sa.Text)
+    # The deliveries this /claim made due, and what it found it could not deliver (already explained).
+    delivery_ids: Mapped[list[int]] = mapped_column(sa.JSON)
+    notes: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Past this the answer is sent even if some roles are still queued: the token dies at 15 minutes.
+    answer_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_claim_replies")),
+            sa.CheckConstraint(
+                "status IN ('pending', 'sent', 'failed')",
+                name=conv("ck_discord_roles_claim_replies_status"),
+            ),
+            sa.Index(conv("ix_discord_roles_claim_replies_due"), "status", "next_attempt_at"),
+        )
+
+    def __repr__(self) -> str:
+        return f"<ClaimReply id={self.id!r} store_id={self.store_id!r} status={self.status!r}>"
+
+
 _TABLES: dict[str, tuple[type[Any], str]] = {
     "StoreBot": (StoreBot, "discord_roles_bots"),
     "LinkedGuild": (LinkedGuild, "discord_roles_guilds"),
@@ -444,6 +484,7 @@ _TABLES: dict[str, tuple[type[Any], str]] = {
     "ApiToken": (ApiToken, "discord_roles_api_tokens"),
     "ProcessedInteraction": (ProcessedInteraction, "discord_roles_interactions"),
     "PurchaseNotification": (PurchaseNotification, "discord_roles_notifications"),
+    "ClaimReply": (ClaimReply, "discord_roles_claim_replies"),
 }
 
 
@@ -461,6 +502,7 @@ class Models:
     ApiToken: type[ApiToken]
     ProcessedInteraction: type[ProcessedInteraction]
     PurchaseNotification: type[PurchaseNotification]
+    ClaimReply: type[ClaimReply]
 
     @property
     def tables(self) -> list[sa.Table]:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .drain import BatchReport, Drainer
 from .extension import get_state
 from .models import utcnow
+from .services.claim_replies import ClaimReplySender
 from .services.interactions import forget_old_interactions
 from .services.notifications import NotificationSender
 from .services.records import DeliveryInfo
@@ -60,6 +61,14 @@ def build_runners(app: Flask, runner_id: str | None = None) -> tuple[DeliveryRun
     return runner, NotificationSender(state, engine, runner.runner_id)
 
 
+def build_reply_sender(app: Flask, runner_id: str) -> ClaimReplySender:
+    """The sender of deferred /claim answers for ``app``, under ``runner_id``."""
+    state = get_state(app)
+    with app.app_context():
+        engine = state.db.engine
+    return ClaimReplySender(state, engine, runner_id)
+
+
 @dataclass
 class WorkerTotals:
     passes: int = 0
@@ -95,9 +104,11 @@ class Worker:
         self.stop = stop or threading.Event()
         self.wake = wake or threading.Event()
         self.runner, self.notifier = build_runners(app, runner_id)
+        self.replier = build_reply_sender(app, self.runner.runner_id)
         self.drainer = Drainer(
             self.runner,
             self.notifier,
+            replier=self.replier,
             threads=threads or settings.threads,
             batch_size=batch_size or settings.batch_size,
             stop=self.stop,
@@ -162,9 +173,10 @@ class Worker:
     def _sleep(self) -> None:
         timeout = self.poll_interval
         try:
-            next_due = self.runner.next_due_at()
+            due_times = [self.runner.next_due_at(), self.replier.next_due_at()]
         except SQLAlchemyError:
-            next_due = None
+            due_times = []
+        next_due = min((moment for moment in due_times if moment is not None), default=None)
         if next_due is not None:
             timeout = min(timeout, max(0.05, _seconds_until(next_due)))
         if self.wake.wait(timeout):

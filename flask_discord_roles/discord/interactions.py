@@ -18,6 +18,11 @@ CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
 AUTOCOMPLETE_RESULT = 8
 
+# Message components.
+ACTION_ROW = 1
+BUTTON = 2
+PRIMARY = 1
+
 EPHEMERAL = 1 << 6
 """Message flag: only the person who ran the command sees the answer."""
 
@@ -47,6 +52,29 @@ def ephemeral_message(
     if components:
         data["components"] = [dict(component) for component in components]
     return {"type": CHANNEL_MESSAGE, "data": data}
+
+
+def deferred_ephemeral() -> dict[str, Any]:
+    """ "Thinking…", seen only by the invoking user; the answer comes later as an @original edit."""
+    return {"type": DEFERRED_CHANNEL_MESSAGE, "data": {"flags": EPHEMERAL}}
+
+
+def button_row(*buttons: tuple[str, str]) -> dict[str, Any]:
+    """An action row of primary buttons, each given as ``(label, custom_id)``."""
+    return {
+        "type": ACTION_ROW,
+        "components": [
+            {"type": BUTTON, "style": PRIMARY, "label": label, "custom_id": custom_id}
+            for label, custom_id in buttons
+        ],
+    }
+
+
+def custom_id_of(payload: Mapping[str, Any]) -> str | None:
+    """The ``custom_id`` of the button a component interaction is about."""
+    data = payload.get("data")
+    value = data.get("custom_id") if isinstance(data, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def embed(title: str, description: str, *, fields: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:

@@ -7,19 +7,31 @@ primary key), and each command gets a short, friendly, ephemeral answer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..discord import interactions as discord
 from ..discord.permissions import ADMINISTRATOR, MANAGE_GUILD
+from ..discord.snowflake import created_at, is_snowflake
+from ..dispatch import dispatch_after_commit
 from ..extension import DiscordRolesState
 from ..models import utcnow
+from .claim_codes import order_of_claim_code
+from .claim_replies import claim_answer, queue_claim_reply
+from .claims import Listed, claim_for_member, member_deliveries
 from .guilds import link_guild
+
+logger = logging.getLogger("flask_discord_roles.interactions")
+
+CLAIM_BUTTON = "discord_roles:claim"
+"""custom_id of /check's Claim button: pressing it is the same as running /claim."""
 
 INTERACTION_MEMORY = timedelta(days=1)
 """How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
@@ -62,7 +74,14 @@ def answer_interaction(
     interaction_id = payload.get("id")
     if not isinstance(interaction_id, str) or not _first_delivery(state, interaction_id, bot.store_id, now):
         return discord.ephemeral_message("This request was already handled.")
+    answer = _answer(state, bot, payload)
+    # Counted last: runners lock a delivery and then the bot row (its counters), so a /claim that
+    # locked the bot row before its deliveries could deadlock with them.
     _count(state, bot, now)
+    return answer
+
+
+def _answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
     if not bot.is_enabled:
         return discord.ephemeral_message(
             "This store's Discord bot is not available right now. Please try again later."
@@ -76,6 +95,8 @@ def answer_interaction(
     if kind == discord.AUTOCOMPLETE:
         return discord.no_choices()
     if kind == discord.MESSAGE_COMPONENT:
+        if discord.custom_id_of(payload) == CLAIM_BUTTON:
+            return claim_command(state, bot, payload)
         return discord.ephemeral_message(
             "That button is from an older message and no longer works. Run `/check` for a fresh one."
         )
@@ -110,6 +131,111 @@ def help_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[
     )
 
 
+def claim_command(
+    state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``/claim [code]`` (and /check's Claim button): deliver what this member is owed in this server.
+
+    When there is something to deliver, Discord gets a deferred answer at once and the executor edits
+    it with the outcome; the request never waits on a role change.
+    """
+    guild_id = discord.guild_id_of(payload)
+    user_id = discord.invoking_user_id(payload)
+    if guild_id is None or user_id is None:
+        return discord.ephemeral_message("Run /claim in the server where you want your roles.")
+    code = discord.option_value(payload, "code")
+    order_id = None
+    if isinstance(code, str) and code.strip():
+        if state.claim_secret is None:
+            logger.warning("a /claim code was given but no claim code secret is configured")
+            return discord.ephemeral_message("This store does not use claim codes. Run /claim without one.")
+        order_id = order_of_claim_code(state.claim_secret, bot.store_id, code)
+        if order_id is None:
+            return discord.ephemeral_message(
+                "That claim code is not right. Copy it exactly from your order confirmation."
+            )
+    now = utcnow()
+    member = payload.get("member") or {}
+    claimed = claim_for_member(
+        state,
+        bot.store_id,
+        guild_id,
+        user_id,
+        held_role_ids={str(role) for role in member.get("roles") or ()},
+        roles_seen_at=_interaction_time(payload, now),
+        code_order_id=order_id,
+        now=now,
+    )
+    if not claimed.due_ids:
+        if not claimed.owns_anything and not claimed.notes:
+            return discord.ephemeral_message(embeds=[_nothing_found()])
+        return {"type": discord.CHANNEL_MESSAGE, "data": _ephemeral(claim_answer([], claimed.notes))}
+    reply_id = queue_claim_reply(
+        state,
+        store_id=bot.store_id,
+        application_id=bot.application_id,
+        interaction_token=str(payload["token"]),
+        delivery_ids=claimed.due_ids,
+        notes=claimed.notes,
+        now=now,
+    )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    dispatch_after_commit(state.db.session(), app, delivery_ids=claimed.due_ids, reply_ids=[reply_id])
+    return discord.deferred_ephemeral()
+
+
+def check_command(
+    state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``/check``: this member's pending and recent deliveries here, with a Claim button if any wait."""
+    guild_id = discord.guild_id_of(payload)
+    user_id = discord.invoking_user_id(payload)
+    if guild_id is None or user_id is None:
+        return discord.ephemeral_message("Run /check in the server where you bought roles.")
+    listed = member_deliveries(state, bot.store_id, guild_id, user_id)
+    if not listed:
+        return discord.ephemeral_message(embeds=[_nothing_found()])
+    lines = [_check_line(row) for row in listed]
+    waiting = any(row.status == "pending" for row in listed)
+    components = [discord.button_row(("Claim", CLAIM_BUTTON))] if waiting else []
+    return discord.ephemeral_message(
+        embeds=[discord.embed("Your deliveries", "\n".join(lines))], components=components
+    )
+
+
+def _check_line(row: Listed) -> str:
+    order = f" · order {row.order_id}" if row.order_id else ""
+    if row.status == "pending":
+        expiry = f", claim before <t:{int(row.expires_at.timestamp())}:f>" if row.expires_at else ""
+        return f"⏳ {row.role}{order}: waiting{expiry}."
+    if row.status == "completed":
+        return f"✅ {row.role}{order}: delivered."
+    if row.status == "expired":
+        return f"⌛ {row.role}{order}: expired. {row.reason or ''}".rstrip()
+    return f"❌ {row.role}{order}: failed. {row.reason or ''}".rstrip()
+
+
+def _nothing_found() -> dict[str, Any]:
+    return discord.embed(
+        "No purchases found",
+        "I found nothing bought for your Discord account in this server. If you checked out as a guest, "
+        "run `/claim code:` with the code from your order confirmation, or link Discord in the store "
+        "and run /claim again.",
+    )
+
+
+def _ephemeral(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "flags": discord.EPHEMERAL}
+
+
+def _interaction_time(payload: Mapping[str, Any], fallback: datetime) -> datetime:
+    """When Discord created the interaction (its id says), which is when it listed the member's roles."""
+    interaction_id = payload.get("id")
+    if isinstance(interaction_id, str) and is_snowflake(interaction_id):
+        return min(created_at(interaction_id), fallback)
+    return fallback
+
+
 def link_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
     """``/link code``: a server manager connects this server to the store that issued the code."""
     guild_id = discord.guild_id_of(payload)
@@ -135,7 +261,12 @@ def link_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[
 
 Command = Callable[[DiscordRolesState, InteractionBot, Mapping[str, Any]], dict[str, Any]]
 
-COMMANDS: dict[str, Command] = {"help": help_answer, "link": link_answer}
+COMMANDS: dict[str, Command] = {
+    "claim": claim_command,
+    "check": check_command,
+    "help": help_answer,
+    "link": link_answer,
+}
 """Slash commands by name. Their definitions for Discord live with them, in one place."""
 
 

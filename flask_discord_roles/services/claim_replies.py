@@ -1,0 +1,226 @@
+"""Deferred ``/claim`` answers: edit the interaction's message once the roles it queued have settled.
+
+The webhook answers Discord at once with a deferred (type 5) response and queues a :class:`ClaimReply`
+in the same transaction as the deliveries. Whatever runs deliveries (thread, worker, celery, inline)
+then runs the reply: while a delivery it waits for is still scheduled, the reply is looked at again
+when that delivery comes due; once all have settled (or the answer cannot wait any longer, because the
+interaction token dies after 15 minutes), it edits ``@original`` with what was delivered and what was
+not, in words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..crypto import DecryptionError
+from ..discord import interactions as discord
+from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
+from ..extension import DiscordRolesState
+from ..models import utcnow
+from .claims import Listed, deliveries_by_id
+from .leasing import claim_due
+
+logger = logging.getLogger("flask_discord_roles.claim_replies")
+
+ANSWER_WITHIN = timedelta(minutes=12)
+"""How long a reply waits for its deliveries: Discord's interaction token dies at 15 minutes."""
+
+RECHECK = timedelta(seconds=0.25)
+"""How soon a reply looks again when a delivery it waits for is due now (another runner has it)."""
+
+
+def queue_claim_reply(
+    state: DiscordRolesState,
+    *,
+    store_id: str,
+    application_id: str,
+    interaction_token: str,
+    delivery_ids: Sequence[int],
+    notes: Sequence[str],
+    now: datetime,
+) -> int:
+    """Queue the answer to a deferred /claim in the request's session; its id, to run after commit."""
+    table = state.models.ClaimReply.__table__  # type: ignore[attr-defined]
+    reply_id: int = state.db.session.connection().scalar(
+        sa.insert(table)
+        .values(
+            store_id=store_id,
+            application_id=application_id,
+            token_ciphertext=state.cipher.encrypt(interaction_token),
+            delivery_ids=list(delivery_ids),
+            notes=list(notes),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            answer_by=now + ANSWER_WITHIN,
+            created_at=now,
+        )
+        .returning(table.c.id)
+    )
+    return reply_id
+
+
+def claim_answer(listed: Sequence[Listed], notes: Sequence[str], *, final: bool = True) -> dict[str, Any]:
+    """The message a /claim leaves: one line per role it tried, then what it already knew."""
+    lines = [_line(row, final=final) for row in listed]
+    lines.extend(f"⚠️ {note}" for note in notes)
+    delivered = sum(row.status == "completed" for row in listed)
+    if not lines:
+        title, lines = "Nothing to claim", ["Everything you bought is already yours."]
+    elif delivered == len(listed) and not notes:
+        title = "Your roles are here"
+    else:
+        title = f"{delivered} of {len(listed)} roles delivered" if listed else "Nothing could be delivered"
+    return {
+        "embeds": [discord.embed(title, _fit(lines))],
+        "allowed_mentions": {"parse": []},
+    }
+
+
+def _line(row: Listed, *, final: bool) -> str:
+    order = f" (order {row.order_id})" if row.order_id else ""
+    if row.status == "completed":
+        return f"✅ {row.role}{order}: delivered."
+    if row.status == "failed":
+        return f"❌ {row.role}{order}: not delivered. {row.reason or 'Discord refused it.'}"
+    if row.status == "expired":
+        return f"⌛ {row.role}{order}: {row.reason or 'expired.'}"
+    if row.next_attempt_at is None:
+        return f"⏸️ {row.role}{order}: waiting. {row.reason or ''}".rstrip()
+    if final:
+        return f"⏳ {row.role}{order}: still queued; Discord is busy. Run /check in a few minutes."
+    return f"⏳ {row.role}{order}: on its way."
+
+
+def _fit(lines: list[str]) -> str:
+    """Join lines into an embed description, saying how many did not fit rather than cutting one."""
+    text = ""
+    for index, line in enumerate(lines):
+        more = f"\n…and {len(lines) - index} more. Run /check to see them."
+        candidate = f"{text}\n{line}" if text else line
+        if len(candidate) + len(more) > discord.MAX_EMBED_DESCRIPTION and index < len(lines) - 1:
+            return text + more
+        text = candidate
+    return text[: discord.MAX_EMBED_DESCRIPTION]
+
+
+class ClaimReplySender:
+    """Claims due claim replies under a lease; edits the message once their deliveries settled."""
+
+    def __init__(
+        self,
+        state: DiscordRolesState,
+        engine: sa.Engine,
+        runner_id: str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.state = state
+        self.runner_id = runner_id
+        self._engine = engine
+        self._clock = clock
+
+    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
+        """Lease up to ``limit`` due replies (optionally only among ``only_ids``)."""
+        return claim_due(
+            self._engine,
+            self.state.models.ClaimReply,
+            runner_id=self.runner_id,
+            now=self._clock(),
+            lease_seconds=self.state.settings.lease_seconds,
+            limit=limit,
+            only_ids=only_ids,
+        )
+
+    def release(self, reply_ids: Sequence[int]) -> None:
+        """Give back claimed replies that were not run (a worker stopping); no attempt is spent."""
+        for reply_id in reply_ids:
+            self._finish(reply_id, "pending", None, spent=False)
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest pending reply comes due."""
+        reply = self.state.models.ClaimReply
+        with self._engine.connect() as connection:
+            return connection.scalar(
+                sa.select(sa.func.min(reply.next_attempt_at)).where(reply.status == "pending")
+            )
+
+    def run(self, reply_id: int) -> str:
+        """Send one claimed reply if its deliveries settled: ``sent``, ``waiting``, ``retried``, ``failed``
+        or ``lost``."""
+        model = self.state.models.ClaimReply
+        now = self._clock()
+        with self._engine.connect() as connection:
+            reply = connection.execute(sa.select(model).where(model.id == reply_id)).first()
+            if reply is None or reply.leased_by != self.runner_id:
+                return "lost"
+            listed = deliveries_by_id(connection, self.state.models.Delivery, reply.delivery_ids)
+        scheduled = [row.next_attempt_at for row in listed if row.status == "pending" and row.next_attempt_at]
+        if scheduled and now < reply.answer_by:
+            # Look again when the last of them is due to have run (but not before RECHECK).
+            look_again = min(reply.answer_by, max(max(scheduled), now) + RECHECK)
+            return self._finish(reply_id, "pending", None, at=look_again, spent=False)
+        try:
+            token = self.state.cipher.decrypt(reply.token_ciphertext)
+        except DecryptionError:
+            return self._finish(reply_id, "failed", "token_unreadable")
+        message = claim_answer(listed, reply.notes or [])
+        try:
+            self.state.clients.for_webhooks().edit_original_interaction_response(
+                reply.application_id, token, message
+            )
+        except RateLimited as limited:
+            return self._finish(
+                reply_id, "pending", "rate_limited", at=now + timedelta(seconds=limited.retry_after)
+            )
+        except TransientDiscordError:
+            if reply.attempts >= self.state.settings.max_attempts or now >= reply.answer_by + timedelta(
+                minutes=2
+            ):
+                return self._finish(reply_id, "failed", "discord_unavailable")
+            return self._finish(reply_id, "pending", "discord_unavailable", at=now + timedelta(seconds=2))
+        except PermanentDiscordError as error:
+            # Most often the token expired (the user's answer was too long in coming) or the message
+            # was dismissed; the roles themselves are delivered either way.
+            logger.info("claim reply %s could not be sent: %s", reply_id, error.message)
+            return self._finish(reply_id, "failed", f"discord_{error.code or error.status}")
+        return self._finish(reply_id, "sent", None)
+
+    def _finish(
+        self,
+        reply_id: int,
+        status: str,
+        code: str | None,
+        *,
+        at: datetime | None = None,
+        spent: bool = True,
+    ) -> str:
+        model = self.state.models.ClaimReply
+        values: dict[str, Any] = {
+            "status": status,
+            "reason_code": code,
+            "leased_by": None,
+            "lease_expires_at": None,
+        }
+        if at is not None:
+            values["next_attempt_at"] = at
+        if not spent:
+            values["attempts"] = model.attempts - 1  # waiting on deliveries is not a failed attempt
+        if status == "sent":
+            values["sent_at"] = self._clock()
+        with self._engine.begin() as connection:
+            updated = connection.execute(
+                sa.update(model)
+                .where(model.id == reply_id, model.leased_by == self.runner_id)
+                .values(**values)
+            )
+        if updated.rowcount == 0:
+            return "lost"
+        if status == "pending":
+            return "waiting" if not spent else "retried"
+        return status

@@ -1,0 +1,423 @@
+"""/claim, /check and the Claim button, driven as Discord drives them: signed by FakeDiscord.
+
+The webhook answers at once; whatever runs deliveries then edits the deferred answer with the outcome.
+FakeDiscord is the judge of which roles a member holds and of what the @original message says.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_discord_roles import claim_code, get_state
+from flask_discord_roles.models import utcnow
+from flask_discord_roles.services.interactions import CLAIM_BUTTON
+from flask_discord_roles.testing import FakeDiscord
+from flask_discord_roles.testing.signing import InteractionResult
+from flask_discord_roles.worker import Worker
+from tests.shop import FAST_QUEUE, Shop, open_shop
+
+URL = "/webhook/discord/interactions/store-1"
+DEFERRED, MESSAGE = 5, 4
+EPHEMERAL = 64
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    # Nothing runs in the web process: a test sees the deferred answer, then runs the worker itself.
+    return FAST_QUEUE | {"DISCORD_ROLES_EXECUTOR": "worker", "SECRET_KEY": "test secret"}
+
+
+@pytest.fixture
+def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
+    shop = open_shop(app, db, fake_discord)
+    shop.settings(delivery_mode="claim")  # roles wait for /claim unless a test says otherwise
+    return shop
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def run_claim(
+    shop: Shop, client: Any, user: str, *, code: str | None = None
+) -> tuple[str, InteractionResult]:
+    """/claim as ``user`` runs it; returns the interaction token and the webhook's answer."""
+    payload = shop.fake.command_payload(
+        shop.bot, shop.guild_id, user, "claim", {"code": code} if code is not None else None
+    )
+    return payload["token"], shop.fake.send_interaction(URL, shop.bot, payload, client=client)
+
+
+def run_worker(app: Flask, *, passes: int = 20) -> None:
+    """Passes of a worker until no reply is waiting (a reply waits while its deliveries retry)."""
+    worker = Worker(app, threads=4, poll_interval=0.05)
+    try:
+        for _ in range(passes):
+            worker.run_pass()
+            if _pending_replies(app) == 0:
+                return
+            time.sleep(0.1)
+    finally:
+        worker.drainer.close()
+    raise AssertionError("a /claim answer was still waiting after the worker's passes")
+
+
+def _pending_replies(app: Flask) -> int:
+    model = get_state(app).models.ClaimReply
+    with get_state(app).db.engine.connect() as connection:
+        return int(connection.scalar(sa.select(sa.func.count()).where(model.status == "pending")) or 0)
+
+
+def edited_answer(shop: Shop, token: str) -> dict[str, Any]:
+    """The @original message after the executor's edit (fails if it was never edited)."""
+    edits = [r for r in shop.fake.interaction_responses.get(token, []) if r["kind"] == "edit_original"]
+    assert edits, "the deferred /claim answer was never edited with the outcome"
+    assert len(edits) == 1, f"the answer was edited {len(edits)} times"
+    return edits[0]["data"]  # type: ignore[no-any-return]
+
+
+def description(message: dict[str, Any]) -> str:
+    return str(message["embeds"][0]["description"])
+
+
+def role_puts(shop: Shop) -> list[str]:
+    return [call.path for call in shop.fake.calls if call.method == "PUT" and "/roles/" in call.path]
+
+
+def test_claim_delivers_pending_roles_and_edits_its_deferred_answer(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    shop.map("vip", "Supporter")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    assert shop.roles_of(alice) == set(), "claim mode: nothing is delivered before /claim"
+
+    token, answer = run_claim(shop, client, alice)
+
+    assert answer.status_code == 200
+    assert answer.json() == {"type": DEFERRED, "data": {"flags": EPHEMERAL}}, "answered at once, deferred"
+    assert role_puts(shop) == [], "no Discord call is made inside the request"
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP", "Supporter"}
+    text = description(edited_answer(shop, token))
+    assert "✅ **VIP** (order order-1): delivered." in text
+    assert "✅ **Supporter** (order order-1): delivered." in text
+    assert {row.source for row in shop.deliveries()} == {"interaction"}
+
+
+def test_claim_with_nothing_owed_answers_at_once(shop: Shop, client: FlaskClient) -> None:
+    bob = shop.member("bob")
+    _, answer = run_claim(shop, client, bob)
+    body = answer.json()
+    assert body["type"] == MESSAGE
+    assert body["data"]["flags"] == EPHEMERAL
+    assert body["data"]["embeds"][0]["title"] == "No purchases found"
+    assert "/claim code:" in body["data"]["embeds"][0]["description"], "tells a guest what to do"
+
+
+def test_claim_gives_back_an_active_role_that_went_missing(shop: Shop, client: FlaskClient) -> None:
+    shop.settings(delivery_mode="automatic")
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}
+    shop.fake.remove_member(shop.guild_id, alice)  # left the server, and came back without roles
+    shop.fake.add_member(shop.guild_id, alice)
+
+    token, answer = run_claim(shop, client, alice)
+
+    assert answer.json()["type"] == DEFERRED
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}, "the still-active purchase's role is applied again"
+    assert "✅ **VIP**" in description(edited_answer(shop, token))
+    (row,) = shop.deliveries()
+    assert (row.status, row.role_was_present) == ("completed", False), "still recorded as our grant"
+
+
+def test_claim_does_not_reapply_a_refunded_or_held_role(shop: Shop, client: FlaskClient) -> None:
+    shop.settings(delivery_mode="automatic")
+    shop.map("vip", "VIP")
+    shop.map("gold", "Gold")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    shop.buy("order-2", "gold", buyer=alice)
+    run_worker(shop.app)
+    shop.refund("order-2", "gold")
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}
+    shop.fake.clear_calls()
+
+    _, answer = run_claim(shop, client, alice)
+
+    body = answer.json()
+    assert body["type"] == MESSAGE, "nothing to run: answered at once"
+    assert body["data"]["embeds"][0]["title"] == "Nothing to claim"
+    assert role_puts(shop) == [], "neither the held VIP nor the refunded Gold is sent again"
+
+
+def test_claim_honours_the_claim_window(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    (row,) = shop.deliveries()
+    row.expires_at = utcnow() - timedelta(minutes=5)  # the worker has not swept it yet
+    shop.db.session.commit()
+
+    _, answer = run_claim(shop, client, alice)
+
+    body = answer.json()
+    assert body["type"] == MESSAGE
+    assert "time to claim it ran out" in body["data"]["embeds"][0]["description"]
+    assert shop.statuses() == [("add", "expired", "claim_expired")]
+    assert shop.roles_of(alice) == set()
+    assert role_puts(shop) == []
+
+
+def test_a_claim_code_ties_a_guest_order_to_whoever_types_it_once(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    shop.buy("order-7", "vip", buyer=None, customer="guest-1")
+    with shop.app.app_context():
+        code = claim_code("store-1", "order-7")
+    assert code.startswith("order-7-")
+    assert len(code) == len("order-7-") + 12
+    alice, mallory = shop.member("alice"), shop.member("mallory")
+
+    _, wrong = run_claim(shop, client, alice, code="order-7-AAAAAAAAAAAA")
+    assert "not right" in wrong.json()["data"]["content"]
+    assert shop.deliveries()[0].discord_user_id is None, "a wrong code ties nothing"
+
+    token, answer = run_claim(shop, client, alice, code=code.lower())  # typed in lower case
+    assert answer.json()["type"] == DEFERRED
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}
+    assert "✅ **VIP**" in description(edited_answer(shop, token))
+
+    _, again = run_claim(shop, client, mallory, code=code)
+    assert "already claimed by another Discord account" in again.json()["data"]["embeds"][0]["description"]
+    assert shop.roles_of(mallory) == set()
+
+
+def test_a_claim_code_from_another_store_is_refused(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    shop.buy("order-7", "vip", buyer=None, customer="guest-1")
+    with shop.app.app_context():
+        other_store_code = claim_code("store-2", "order-7")
+    _, answer = run_claim(shop, client, shop.member("alice"), code=other_store_code)
+    assert "not right" in answer.json()["data"]["content"]
+
+
+def test_claim_reports_a_hierarchy_failure_in_words(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    shop.fake.move_role(shop.guild_id, shop.role("Legend"), 100)  # dragged above the bot's role
+    shop.map("vip", "Legend")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+
+    token, _ = run_claim(shop, client, alice)
+    run_worker(shop.app)
+
+    message = edited_answer(shop, token)
+    text = description(message)
+    assert message["embeds"][0]["title"] == "1 of 2 roles delivered"
+    assert "✅ **VIP**" in text
+    assert "❌ **Legend** (order order-1): not delivered. Move the bot's role above «Legend»" in text
+
+
+def test_a_linked_customer_claims_purchases_made_before_linking(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    shop.buy("order-1", "vip", buyer=None, customer="customer-9")
+    alice = shop.member("alice")
+    account = get_state(shop.app).models.DiscordAccount
+    shop.db.session.add(account(store_id="store-1", customer_id="customer-9", discord_user_id=alice))
+    shop.db.session.commit()
+
+    _, answer = run_claim(shop, client, alice)
+
+    assert answer.json()["type"] == DEFERRED
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}
+
+
+def test_check_lists_deliveries_and_its_claim_button_claims(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    check = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.command_payload(shop.bot, shop.guild_id, alice, "check"), client=client
+    )
+    data = check.json()["data"]
+    assert data["flags"] == EPHEMERAL
+    assert "⏳ **VIP** · order order-1: waiting, claim before <t:" in data["embeds"][0]["description"]
+    (button,) = data["components"][0]["components"]
+    assert (button["label"], button["custom_id"]) == ("Claim", CLAIM_BUTTON)
+
+    press = shop.fake.component_payload(shop.bot, shop.guild_id, alice, button["custom_id"])
+    pressed = shop.fake.send_interaction(URL, shop.bot, press, client=client)
+
+    assert pressed.json()["type"] == DEFERRED
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}
+    assert "✅ **VIP**" in description(edited_answer(shop, press["token"]))
+    after = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.command_payload(shop.bot, shop.guild_id, alice, "check"), client=client
+    ).json()["data"]
+    assert "✅ **VIP** · order order-1: delivered." in after["embeds"][0]["description"]
+    assert "components" not in after, "nothing pending: no Claim button"
+
+
+def test_the_answer_waits_while_a_delivery_retries_and_reports_the_outcome(
+    shop: Shop, client: FlaskClient
+) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    token, _ = run_claim(shop, client, alice)
+    shop.fake.set_faults(error_rate=1.0, routes=["member_role"])  # Discord answers 500 for a while
+
+    worker = Worker(shop.app, threads=2)
+    worker.run_pass()
+    worker.drainer.close()
+
+    assert shop.statuses() == [("add", "pending", "discord_unavailable")], "the delivery is retrying"
+    assert not [r for r in shop.fake.interaction_responses[token] if r["kind"] == "edit_original"], (
+        "the answer is not sent while its delivery is still being retried"
+    )
+    shop.fake.set_faults()
+    time.sleep(0.3)  # FAST_QUEUE's backoff
+    run_worker(shop.app)
+    assert "✅ **VIP**" in description(edited_answer(shop, token))
+
+
+def test_an_answer_that_cannot_wait_longer_says_what_is_still_queued(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    token, _ = run_claim(shop, client, alice)
+    delivery = get_state(shop.app).models.Delivery
+    reply = get_state(shop.app).models.ClaimReply
+    later = utcnow() + timedelta(hours=1)
+    shop.db.session.execute(sa.update(delivery).values(next_attempt_at=later))  # stuck behind a limit
+    shop.db.session.execute(sa.update(reply).values(answer_by=utcnow()))  # the token is about to die
+    shop.db.session.commit()
+
+    run_worker(shop.app)
+
+    text = description(edited_answer(shop, token))
+    assert "⏳ **VIP** (order order-1): still queued; Discord is busy. Run /check in a few minutes." in text
+
+
+def test_claim_and_check_outside_a_server_get_a_polite_answer(shop: Shop, client: FlaskClient) -> None:
+    alice = shop.member("alice")
+    for command in ("claim", "check"):
+        payload = shop.fake.command_payload(shop.bot, None, alice, command)
+        answer = shop.fake.send_interaction(URL, shop.bot, payload, client=client).json()
+        assert answer["type"] == MESSAGE
+        assert "in the server" in answer["data"]["content"]
+
+
+THREAD_EXECUTOR = FAST_QUEUE | {
+    "DISCORD_ROLES_EXECUTOR": "thread",
+    "DISCORD_ROLES_THREADS": 4,
+    "SECRET_KEY": "test secret",
+}
+
+
+def wait_for_edit(shop: Shop, token: str, *, timeout: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r["kind"] == "edit_original" for r in shop.fake.interaction_responses.get(token, [])):
+            return edited_answer(shop, token)
+        time.sleep(0.05)
+    raise AssertionError(f"no @original edit within {timeout}s")
+
+
+def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(
+    make_app: Any, database_url: str, fake_discord: FakeDiscord
+) -> None:
+    app, db, _ = make_app(
+        database_url, **THREAD_EXECUTOR, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url
+    )
+    with app.app_context():
+        db.create_all()
+        try:
+            shop = open_shop(app, db, fake_discord)
+            shop.settings(delivery_mode="claim")
+            for number in range(30):
+                shop.map("bundle", f"Role {number:02}")
+            alice = shop.member("alice")
+            shop.buy("order-1", "bundle", buyer=alice)
+            fake_discord.set_faults(slow_seconds=0.1)  # every Discord call takes 100 ms
+
+            token, answer = run_claim(shop, app.test_client(), alice)
+
+            assert answer.json()["type"] == DEFERRED
+            initial = shop.fake.interaction_responses[token][0]
+            assert initial["kind"] == "initial"
+            message = wait_for_edit(shop, token)
+            (edit,) = [r for r in shop.fake.interaction_responses[token] if r["kind"] == "edit_original"]
+            assert edit["acknowledged_before"], "the edit came after Discord had the deferred answer"
+            assert message["embeds"][0]["title"] == "Your roles are here"
+            assert description(message).count("✅") == 30
+            assert len(shop.roles_of(alice)) == 30
+        finally:
+            fake_discord.set_faults()
+            get_state(app).executor.shutdown()
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_twenty_concurrent_claims_by_one_user_deliver_each_role_once(
+    make_app: Any, database_url: str, fake_discord: FakeDiscord
+) -> None:
+    app, db, _ = make_app(
+        database_url, **THREAD_EXECUTOR, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url
+    )
+    with app.app_context():
+        db.create_all()
+        try:
+            shop = open_shop(app, db, fake_discord)
+            shop.settings(delivery_mode="claim")
+            for number in range(5):
+                shop.map("bundle", f"Role {number}")
+            alice = shop.member("alice")
+            shop.buy("order-1", "bundle", buyer=alice)
+            payloads = [shop.fake.command_payload(shop.bot, shop.guild_id, alice, "claim") for _ in range(20)]
+            start = threading.Barrier(20)
+            answers: list[int] = []
+
+            def claim(payload: dict[str, Any]) -> None:
+                client = app.test_client()
+                start.wait()
+                answers.append(shop.fake.send_interaction(URL, shop.bot, payload, client=client).status_code)
+
+            threads = [threading.Thread(target=claim, args=(payload,)) for payload in payloads]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            assert answers == [200] * 20
+            for payload in payloads:
+                responses = shop.fake.interaction_responses[payload["token"]]
+                if responses[0]["data"]["type"] == DEFERRED:
+                    wait_for_edit(shop, payload["token"])
+            puts = role_puts(shop)
+            assert sorted(puts) == sorted(set(puts)), f"a role was sent twice: {puts}"
+            assert len(puts) == 5, f"each of the 5 roles is sent once, got {puts}"
+            assert len(shop.roles_of(alice)) == 5
+            assert {row.status for row in shop.deliveries()} == {"completed"}
+        finally:
+            get_state(app).executor.shutdown()
+            db.session.remove()
+            db.engine.dispose()
