@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_BATCH_SIZE": 20,
     # Where Discord posts interactions: <path>/<store_slug> for a store's own bot.
     "DISCORD_ROLES_INTERACTIONS_PATH": "/webhook/discord/interactions",
+    # Seconds a process remembers a store's bot (its public key) between interactions; 0 reads it each time.
+    "DISCORD_ROLES_BOT_CACHE_SECONDS": 10.0,
     # Interactions are small; a larger body is refused (413) before it is read.
     "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
     # Keys the HMAC in order claim codes (`/claim code:…`); None uses the app's SECRET_KEY.
@@ -90,6 +92,7 @@ class Settings:
     interactions_path: str = "/webhook/discord/interactions"
     interaction_max_bytes: int = 65536
     interaction_max_age: float = 300.0
+    bot_cache_seconds: float = 10.0
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -115,6 +118,17 @@ def _non_negative_int(config: Mapping[str, Any], key: str) -> int:
         raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}") from None
     if number < 0:
         raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}")
+    return number
+
+
+def _non_negative_float(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also refuses NaN
+        raise ConfigurationError(f"{key} must be a number of seconds ≥ 0, got {value!r}")
     return number
 
 
@@ -189,6 +203,7 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         interactions_path=_url_path(config, "DISCORD_ROLES_INTERACTIONS_PATH"),
         interaction_max_bytes=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_BYTES", int),
         interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),
+        bot_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_BOT_CACHE_SECONDS"),
     )
 
 

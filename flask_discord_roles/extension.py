@@ -19,6 +19,7 @@ from .executors import Executor, make_executor
 from .migrations import register_with_flask_migrate
 from .models import Models, define_models
 from .orders import OrderAdapter, default_adapter
+from .services.bot_cache import BotCache
 from .signals import order_completed, order_revoked
 
 logger = logging.getLogger("flask_discord_roles")
@@ -57,6 +58,7 @@ class DiscordRolesState:
     loaders: Loaders = field(default_factory=lambda: Loaders(), repr=False)
     # Keys claim codes; None when neither DISCORD_ROLES_CLAIM_CODE_SECRET nor SECRET_KEY is set.
     claim_secret: bytes | None = field(default=None, repr=False)
+    bot_cache: BotCache = field(default_factory=lambda: BotCache(0.0), repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -112,6 +114,10 @@ class DiscordRoles:
     ``DISCORD_ROLES_CLAIM_CODE_SECRET = None``
         Keys the HMAC of order claim codes (:func:`~flask_discord_roles.claim_code`); by default the
         app's ``SECRET_KEY``. Changing it invalidates codes already shown to customers.
+    ``DISCORD_ROLES_BOT_CACHE_SECONDS = 10.0``
+        How long each process remembers a store's bot (its public key) between interactions. Saving a
+        bot forgets it at once in that process; a signature that fails against a remembered key is
+        checked again against the database (at most once a second per store). 0 reads it every time.
     ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
         Larger bodies are refused unread; signatures further than this many seconds from now are replays.
 
@@ -169,6 +175,7 @@ class DiscordRoles:
             executor=make_executor(settings),
             loaders=self._loaders,
             claim_secret=_claim_secret(app),
+            bot_cache=BotCache(settings.bot_cache_seconds),
         )
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter

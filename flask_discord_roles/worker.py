@@ -20,7 +20,7 @@ from .drain import BatchReport, Drainer
 from .extension import get_state
 from .models import utcnow
 from .services.claim_replies import ClaimReplySender
-from .services.interactions import forget_old_interactions
+from .services.interaction_log import forget_old_interactions
 from .services.notifications import NotificationSender
 from .services.records import DeliveryInfo
 from .services.runner import COMPLETED, FAILED, DeliveryRunner, new_runner_id
@@ -166,7 +166,7 @@ class Worker:
         state = get_state(self.app)
         with self.app.app_context():
             engine = state.db.engine
-        forgotten = forget_old_interactions(state, engine)
+        forgotten = forget_old_interactions(state.models, engine)
         if forgotten:
             logger.info("%s: forgot %d interaction ids older than a day", self.name, forgotten)
 

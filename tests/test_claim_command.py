@@ -316,6 +316,28 @@ def test_an_answer_that_cannot_wait_longer_says_what_is_still_queued(shop: Shop,
     assert "⏳ **VIP** (order order-1): still queued; Discord is busy. Run /check in a few minutes." in text
 
 
+def test_check_is_answered_and_counted_once_when_delivered_twice(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    alice, bob = shop.member("alice"), shop.member("bob")
+    shop.buy("order-1", "vip", buyer=alice)
+    payload = shop.fake.command_payload(shop.bot, shop.guild_id, alice, "check")
+
+    first = shop.fake.send_interaction(URL, shop.bot, payload, client=client).json()
+    again = shop.fake.send_interaction(URL, shop.bot, payload, client=client).json()
+    nothing = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.command_payload(shop.bot, shop.guild_id, bob, "check"), client=client
+    ).json()
+
+    assert "**VIP**" in first["data"]["embeds"][0]["description"]
+    assert again["data"]["content"] == "This request was already handled."
+    assert nothing["data"]["embeds"][0]["title"] == "No purchases found"
+    stats = get_state(shop.app).models.StoreBot
+    shop.db.session.expire_all()
+    bot = shop.db.session.scalar(sa.select(stats))
+    assert bot.total_interactions == 2, "a redelivered /check is not counted again"
+    assert bot.last_interaction_at is not None
+
+
 def test_claim_and_check_outside_a_server_get_a_polite_answer(shop: Shop, client: FlaskClient) -> None:
     alice = shop.member("alice")
     for command in ("claim", "check"):

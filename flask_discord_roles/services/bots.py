@@ -90,6 +90,7 @@ def save_bot(
     bot.is_enabled = True
     bot.disabled_reason = None
     state.db.session.flush()
+    state.bot_cache.forget(store_id)
     # Deliveries that waited for a (working) bot can run once the caller commits.
     bot_saved_requeue(state, store_id)
     # A bot whose commands could not be registered is still saved: the owner can register them again

@@ -19,12 +19,14 @@ import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..extension import DiscordRolesState
-from ..models import Delivery
+from ..models import Delivery, Models
+from .interaction_log import QueryRecorder
 from .queue import claim_owed
 
 CHECK_LIMIT = 10
@@ -281,14 +283,35 @@ class Listed:
 
 
 def member_deliveries(
-    state: DiscordRolesState, store_id: str, guild_id: str, user_id: str, *, limit: int = CHECK_LIMIT
+    reader: QueryRecorder,
+    models: Models,
+    store_id: str,
+    guild_id: str,
+    user_id: str,
+    *,
+    limit: int = CHECK_LIMIT,
 ) -> list[Listed]:
     """``/check``: this user's grants in this guild, pending ones first, then the most recent.
 
     Includes purchases of customers who linked this Discord account and are not attached to it yet:
     they are the user's too, and ``/claim`` will attach them.
     """
-    model, account = state.models.Delivery, state.models.DiscordAccount
+    rows = reader.read(
+        _member_deliveries_query(models),
+        {"store_id": store_id, "guild_id": guild_id, "user_id": user_id, "limit": limit},
+    )
+    listed = [_listed(row) for row in rows]
+    # The reader does not promise the query's order (it may run inside a larger statement).
+    return sorted(listed, key=lambda row: (row.status != "pending", -row.id))
+
+
+@cache
+def _member_deliveries_query(models: Models) -> sa.Select[Any]:
+    # Built once: /check is the command members run most, and building the expression costs more
+    # than running it.
+    model, account = models.Delivery, models.DiscordAccount
+    store_id: Any = sa.bindparam("store_id")
+    user_id: Any = sa.bindparam("user_id")
     linked_customers = sa.select(account.customer_id).where(
         account.store_id == store_id, account.discord_user_id == user_id
     )
@@ -299,13 +322,17 @@ def member_deliveries(
             model.customer_id.in_(linked_customers.scalar_subquery()),
         ),
     )
-    rows = state.db.session.connection().execute(
+    return (
         sa.select(*_listed_columns(model))
-        .where(model.store_id == store_id, model.guild_id == guild_id, model.action == "add", mine)
+        .where(
+            model.store_id == store_id,
+            model.guild_id == sa.bindparam("guild_id"),
+            model.action == "add",
+            mine,
+        )
         .order_by(sa.case((model.status == "pending", 0), else_=1), model.id.desc())
-        .limit(limit)
+        .limit(sa.bindparam("limit"))
     )
-    return [_listed(row) for row in rows]
 
 
 def deliveries_by_id(connection: sa.Connection, model: type[Delivery], ids: Sequence[int]) -> list[Listed]:
@@ -331,15 +358,17 @@ def _listed_columns(model: type[Delivery]) -> tuple[Any, ...]:
     )
 
 
-def _listed(row: Any) -> Listed:
+def _listed(row: Sequence[Any]) -> Listed:
+    # By position: rows come from SQLAlchemy or straight from the driver (see QueryRecorder).
+    delivery_id, status, role_name, role_id, order_id, expires_at, next_attempt_at, reason = row
     return Listed(
-        id=row.id,
-        status=row.status,
-        role=_role(row.role_name, row.role_id),
-        order_id=row.order_id,
-        expires_at=row.expires_at,
-        next_attempt_at=row.next_attempt_at,
-        reason=row.reason,
+        id=delivery_id,
+        status=status,
+        role=_role(role_name, role_id),
+        order_id=order_id,
+        expires_at=expires_at,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
     )
 
 

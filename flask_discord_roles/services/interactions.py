@@ -9,58 +9,55 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..discord import interactions as discord
 from ..discord.permissions import ADMINISTRATOR, MANAGE_GUILD
 from ..discord.snowflake import created_at, is_snowflake
 from ..dispatch import dispatch_after_commit
 from ..extension import DiscordRolesState
-from ..models import utcnow
+from ..models import Models, utcnow
+from . import interaction_log
+from .bot_cache import InteractionBot
 from .claim_codes import order_of_claim_code
 from .claim_replies import claim_answer, queue_claim_reply
 from .claims import Listed, claim_for_member, member_deliveries
 from .guilds import link_guild
+from .interaction_log import QueryRecorder
 
 logger = logging.getLogger("flask_discord_roles.interactions")
 
 CLAIM_BUTTON = "discord_roles:claim"
 """custom_id of /check's Claim button: pressing it is the same as running /claim."""
 
-INTERACTION_MEMORY = timedelta(days=1)
-"""How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
+
+def find_bot(
+    state: DiscordRolesState, store_id: str, *, max_age: float | None = None
+) -> InteractionBot | None:
+    """The store's saved bot, or None when it has none; remembered per process (see :mod:`.bot_cache`)."""
+
+    def load() -> InteractionBot | None:
+        row = state.db.session.connection().execute(_bot_query(state.models), {"store_id": store_id}).first()
+        if row is None:
+            return None
+        bot_id, store, application_id, public_key, is_enabled = row
+        return InteractionBot(bot_id, store, application_id, public_key, is_enabled)
+
+    return state.bot_cache.get(store_id, load, max_age=max_age)
 
 
-@dataclass(frozen=True)
-class InteractionBot:
-    """The store's bot as an interaction needs it: who it is and whether it may answer."""
-
-    id: int
-    store_id: str
-    application_id: str
-    public_key: str
-    is_enabled: bool
-
-
-def find_bot(state: DiscordRolesState, store_id: str) -> InteractionBot | None:
-    """The store's saved bot, or None when it has none."""
-    bot = state.models.StoreBot
-    row = (
-        state.db.session.connection()
-        .execute(
-            sa.select(bot.id, bot.store_id, bot.application_id, bot.public_key, bot.is_enabled).where(
-                bot.store_id == store_id
-            )
-        )
-        .first()
+@cache
+def _bot_query(models: Models) -> sa.Select[int, str, str, str, bool]:
+    # Built once: every interaction runs it, and building the expression costs more than sending it.
+    bot = models.StoreBot
+    return sa.select(bot.id, bot.store_id, bot.application_id, bot.public_key, bot.is_enabled).where(
+        bot.store_id == sa.bindparam("store_id")
     )
-    return InteractionBot(*row) if row is not None else None
 
 
 def answer_interaction(
@@ -68,17 +65,57 @@ def answer_interaction(
 ) -> dict[str, Any]:
     """The answer to one verified interaction (PING aside), recorded so a redelivery is not handled again.
 
-    Runs in the request's session; the caller commits.
+    Commands that change something run in the request's session (the caller commits): the id is
+    recorded first, so a redelivery changes nothing twice. Queries (/check, /help) change nothing, so
+    they are recorded and counted with their first read (on PostgreSQL, in that one statement).
     """
     now = now or utcnow()
     interaction_id = payload.get("id")
-    if not isinstance(interaction_id, str) or not _first_delivery(state, interaction_id, bot.store_id, now):
+    if not isinstance(interaction_id, str):
+        return discord.ephemeral_message("This request was already handled.")
+    query = _query_for(bot, payload)
+    if query is not None:
+        return _answer_query(state, bot, payload, query, interaction_id, now)
+    session_connection = state.db.session.connection()
+    if not interaction_log.remember(session_connection, state.models, interaction_id, bot.store_id, now):
         return discord.ephemeral_message("This request was already handled.")
     answer = _answer(state, bot, payload)
     # Counted last: runners lock a delivery and then the bot row (its counters), so a /claim that
     # locked the bot row before its deliveries could deadlock with them.
-    _count(state, bot, now)
+    interaction_log.count(state.db.session.connection(), state.models, bot.id, now)
     return answer
+
+
+def _query_for(bot: InteractionBot, payload: Mapping[str, Any]) -> Query | None:
+    if not bot.is_enabled or payload.get("type") != discord.APPLICATION_COMMAND:
+        return None
+    return QUERIES.get(discord.command_name(payload) or "")
+
+
+def _answer_query(
+    state: DiscordRolesState,
+    bot: InteractionBot,
+    payload: Mapping[str, Any],
+    query: Query,
+    interaction_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    with state.db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # One statement, one round trip: no BEGIN and COMMIT around what changes nothing else.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        reader = QueryRecorder(
+            connection,
+            state.models,
+            interaction_id=interaction_id,
+            store_id=bot.store_id,
+            bot_id=bot.id,
+            now=now,
+        )
+        answer = query(state, bot, payload, reader)
+        first = reader.finish()
+        connection.commit()
+    return answer if first else discord.ephemeral_message("This request was already handled.")
 
 
 def _answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,7 +140,9 @@ def _answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str,
     return discord.ephemeral_message("I can't handle that here. Run `/help` to see what I can do.")
 
 
-def help_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
+def help_answer(
+    state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any], reader: QueryRecorder
+) -> dict[str, Any]:
     """What each command does, and what to do when a role does not arrive."""
     return discord.ephemeral_message(
         embeds=[
@@ -185,14 +224,14 @@ def claim_command(
 
 
 def check_command(
-    state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]
+    state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any], reader: QueryRecorder
 ) -> dict[str, Any]:
     """``/check``: this member's pending and recent deliveries here, with a Claim button if any wait."""
     guild_id = discord.guild_id_of(payload)
     user_id = discord.invoking_user_id(payload)
     if guild_id is None or user_id is None:
         return discord.ephemeral_message("Run /check in the server where you bought roles.")
-    listed = member_deliveries(state, bot.store_id, guild_id, user_id)
+    listed = member_deliveries(reader, state.models, bot.store_id, guild_id, user_id)
     if not listed:
         return discord.ephemeral_message(embeds=[_nothing_found()])
     lines = [_check_line(row) for row in listed]
@@ -263,52 +302,12 @@ Command = Callable[[DiscordRolesState, InteractionBot, Mapping[str, Any]], dict[
 
 COMMANDS: dict[str, Command] = {
     "claim": claim_command,
-    "check": check_command,
-    "help": help_answer,
     "link": link_answer,
 }
-"""Slash commands by name. Their definitions for Discord live with them, in one place."""
+"""Slash commands that change something, by name. Their definitions for Discord are in
+:mod:`..discord.commands`."""
 
+Query = Callable[[DiscordRolesState, InteractionBot, Mapping[str, Any], QueryRecorder], dict[str, Any]]
 
-def _first_delivery(state: DiscordRolesState, interaction_id: str, store_id: str, now: datetime) -> bool:
-    """Record ``interaction_id``; False if it was recorded before (Discord delivered it again)."""
-    table = state.models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
-    connection = state.db.session.connection()
-    row = {"interaction_id": interaction_id, "store_id": store_id, "received_at": now}
-    dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(table).values(row).on_conflict_do_nothing(index_elements=["interaction_id"])
-        return bool(connection.execute(statement.returning(table.c.interaction_id)).first())
-    seen = connection.scalar(
-        sa.select(table.c.interaction_id).where(table.c.interaction_id == interaction_id)
-    )
-    if seen is not None:
-        return False
-    connection.execute(sa.insert(table).values(row))
-    return True
-
-
-def _count(state: DiscordRolesState, bot: InteractionBot, now: datetime) -> None:
-    model = state.models.StoreBot
-    state.db.session.connection().execute(
-        sa.update(model)
-        .where(model.id == bot.id)
-        # updated_at is the bot's settings' time: a command run by a customer leaves it alone.
-        .values(
-            total_interactions=model.total_interactions + 1,
-            last_interaction_at=now,
-            updated_at=model.updated_at,
-        )
-    )
-
-
-def forget_old_interactions(
-    state: DiscordRolesState, engine: sa.Engine, *, now: datetime | None = None
-) -> int:
-    """Delete remembered interaction ids older than :data:`INTERACTION_MEMORY`; returns how many."""
-    table = state.models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
-    cutoff = (now or utcnow()) - INTERACTION_MEMORY
-    with engine.begin() as connection:
-        result = connection.execute(sa.delete(table).where(table.c.received_at < cutoff))
-        return int(result.rowcount)
+QUERIES: dict[str, Query] = {"check": check_command, "help": help_answer}
+"""Slash commands that only read: they read through the recorder, which records the interaction."""

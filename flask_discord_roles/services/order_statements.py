@@ -16,7 +16,7 @@ caller queues row by row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
+from .driver_sql import DriverStatement
 from .settings import DEFAULT_CLAIM_EXPIRY_HOURS
 
 NOTIFICATION = "notification"
@@ -41,46 +41,6 @@ class OrderStatements(Protocol):
     """What queues one order: run it on the host's connection, in the host's transaction."""
 
     def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]: ...
-
-
-@dataclass(frozen=True)
-class DriverStatement:
-    """A statement compiled once, for the connection's dialect, to the driver's own SQL.
-
-    Sent with ``exec_driver_sql``: the host's engine events still see it, but SQLAlchemy does not work out
-    a cache key and bind values for a large statement on every checkout (about a fifth of what queueing
-    cost a checkout, where the statement itself takes a fraction of a millisecond).
-    """
-
-    sql: str
-    names: tuple[str, ...]
-    """The values the driver takes, in its order (positional paramstyles repeat a name per use)."""
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    @classmethod
-    def compile(cls, statement: sa.ClauseElement, dialect: Dialect) -> DriverStatement:
-        compiled = statement.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)
-        unnamed = set(compiled.binds) - set(PARAMETER_NAMES)
-        if unnamed:  # a literal left as a bind: its value would be missing at every checkout
-            raise TypeError(f"order statement binds values order_parameters does not give: {unnamed}")
-        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
-        # The dialect's own implementation of each type, as SQLAlchemy itself would bind it.
-        processors = tuple(
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        )
-        return cls(str(compiled), names, processors, compiled.positional)
-
-    def execute(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Any]:
-        processed = [
-            process(values[name]) if process is not None else values[name]
-            for name, process in zip(self.names, self.processors, strict=True)
-        ]
-        parameters: Any = (
-            tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
-        )
-        return list(connection.exec_driver_sql(self.sql, parameters))
 
 
 @dataclass(frozen=True)
@@ -159,7 +119,7 @@ def order_parameters(
 def order_statements(models: Models, dialect: Dialect) -> OrderStatements | None:
     """The statements for ``models`` on ``dialect``, built once: building costs more than running them."""
     if dialect.name == "postgresql":
-        return FunctionCall(DriverStatement.compile(ENQUEUE_ORDER_CALL, dialect))
+        return FunctionCall(DriverStatement.compile(ENQUEUE_ORDER_CALL, dialect, parameters=PARAMETER_NAMES))
     if dialect.name != "sqlite":
         return None
     insert = sqlite.insert
@@ -312,8 +272,12 @@ def order_statements(models: Models, dialect: Dialect) -> OrderStatements | None
     )
     notification_returning = (_text(NOTIFICATION), notifications.c.id, sa.true())
     return TwoInserts(
-        DriverStatement.compile(add_deliveries.returning(*delivery_returning), dialect),
-        DriverStatement.compile(add_notification.returning(*notification_returning), dialect),
+        DriverStatement.compile(
+            add_deliveries.returning(*delivery_returning), dialect, parameters=PARAMETER_NAMES
+        ),
+        DriverStatement.compile(
+            add_notification.returning(*notification_returning), dialect, parameters=PARAMETER_NAMES
+        ),
     )
 
 

@@ -482,6 +482,7 @@ class DeliveryRunner:
                     .where(bot.store_id == job.store_id, bot.token_ciphertext == job.token_ciphertext)
                     .values(is_enabled=False, disabled_reason="token_revoked", updated_at=now)
                 )
+                self.state.bot_cache.forget(job.store_id)
             if row.action == "add" and row.status == "completed" and row.revoked_at is not None:
                 _remove_if_revoked_in_flight(session, delivery, row, now)
             info = DeliveryInfo.from_row(row)

@@ -21,20 +21,35 @@ from ..services.interactions import answer_interaction, find_bot
 
 interactions = Blueprint("discord_roles_interactions", __name__)
 
+RECHECK_SECONDS = 1.0
+"""How often per store a request that does not match the remembered bot may make us read it again."""
+
 
 @interactions.post("/<store_slug>")
 def store_bot(store_slug: str) -> tuple[Response, int]:
     state = get_state()
     store_id = state.loaders.store_for_slug(store_slug)
-    bot = find_bot(state, store_id) if store_id is not None else None
+    if store_id is None:
+        return _refusal(404, "Not Found", "No store's bot answers at this address.")
+    # The bot is remembered for a few seconds; when it seems wrong (none, or a key that does not
+    # verify) it is read again, since it may have been saved a moment ago in another process.
+    bot = find_bot(state, store_id) or find_bot(state, store_id, max_age=RECHECK_SECONDS)
     if bot is None:
         return _refusal(404, "Not Found", "No store's bot answers at this address.")
     body = _read_body(state.settings.interaction_max_bytes)
     if body is None:
         return _refusal(413, "Payload Too Large", "An interaction is never this large.")
     timestamp = request.headers.get(TIMESTAMP_HEADER)
-    if not signature_is_valid(bot.public_key, request.headers.get(SIGNATURE_HEADER), timestamp, body):
-        return _refusal(401, "Unauthorized", "Invalid request signature.")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature_is_valid(bot.public_key, signature, timestamp, body):
+        fresh = find_bot(state, store_id, max_age=RECHECK_SECONDS)
+        if (
+            fresh is None
+            or fresh == bot
+            or not signature_is_valid(fresh.public_key, signature, timestamp, body)
+        ):
+            return _refusal(401, "Unauthorized", "Invalid request signature.")
+        bot = fresh
     assert timestamp is not None  # a valid signature has one
     if not timestamp_is_fresh(timestamp, time.time(), state.settings.interaction_max_age):
         return _refusal(401, "Unauthorized", "The request's signature timestamp is too old or too new.")

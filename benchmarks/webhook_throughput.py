@@ -1,0 +1,398 @@
+"""What our interactions webhook costs next to the least any Discord bot endpoint can do.
+
+Two WSGI apps are served side by side, each by Werkzeug's threaded WSGI server in its own process on
+loopback:
+
+``ours``
+    A host app with ``DiscordRoles`` and a store bot, at ``/webhook/discord/interactions/store-1``:
+    the real route, so every request finds the store's bot, checks the signature and timestamp,
+    and (for commands) records the interaction id, answers and counts it in the database.
+``bare``
+    A Flask app with one route that only checks the Ed25519 signature with PyNaCl and answers PING with
+    PONG, or any command with a fixed ephemeral message.
+
+Two request kinds are measured: a signed PING, and a signed ``/check`` by a member who has 10
+deliveries in the server (ours reads them, lists them in an embed and adds the Claim button; bare
+answers a static message). Every ``/check`` carries a new interaction id, as Discord's do, so ours
+really records and counts each one.
+
+The client keeps ``--connections`` keep-alive connections busy from as many threads, with requests
+signed before each round. Rounds alternate between the apps (which goes first alternates too), so a
+slow patch of a shared machine lands on both. Per app and kind it prints requests per second over
+all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput (targets: >= 0.85 for PING;
+>= 0.5 for /check on PostgreSQL).
+
+    python benchmarks/webhook_throughput.py [--database postgresql|sqlite] [--seconds 2] [--rounds 6]
+
+PostgreSQL is reached at DISCORD_ROLES_TEST_POSTGRES_URL (the test suite's variable), by default
+postgresql+psycopg://postgres@127.0.0.1:5432/test; the run uses its own schema, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, jsonify, request
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._bench_host import build_app
+from flask_discord_roles import get_state
+from flask_discord_roles.crypto import generate_key
+from flask_discord_roles.models import utcnow
+from flask_discord_roles.testing.state import new_snowflake
+
+POSTGRES_URL = os.environ.get(
+    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TARGETS = {"ping": 0.85, "check": 0.5}
+STORE_ID = "store-1"
+APPLICATION_ID = "300000000000000001"
+GUILD_ID = "400000000000000001"
+MEMBER_ID = "500000000000000001"
+OURS_PATH = f"/webhook/discord/interactions/{STORE_ID}"
+BARE_PATH = "/interactions"
+
+
+# -- the two servers -----------------------------------------------------------------------------------
+
+
+def bare_app(public_key: str) -> Flask:
+    """The least a bot endpoint can do: verify, then answer PING or a fixed message."""
+    app = Flask("bare_bot")
+    verify_key = VerifyKey(bytes.fromhex(public_key))
+    static = {
+        "type": 4,
+        "data": {
+            "flags": 64,
+            "allowed_mentions": {"parse": []},
+            "embeds": [{"title": "Your deliveries", "description": "Nothing to see here."}],
+        },
+    }
+
+    @app.post(BARE_PATH)
+    def interactions() -> Any:
+        body = request.get_data()
+        signature = request.headers.get("X-Signature-Ed25519", "")
+        timestamp = request.headers.get("X-Signature-Timestamp", "")
+        try:
+            verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
+        except (BadSignatureError, ValueError):
+            return jsonify({"error": "invalid request signature"}), 401
+        payload = json.loads(body)
+        return jsonify({"type": 1} if payload.get("type") == 1 else static)
+
+    return app
+
+
+def serve(kind: str, port: int, database_url: str, keys: str, public_key: str) -> None:
+    """A child process: build the app, then serve it until killed."""
+    from werkzeug.serving import make_server
+
+    # One log line per request would be measured along with the app; both servers run without it.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if kind == "bare":
+        app = bare_app(public_key)
+    else:
+        app, _ = build_app(database_url, "http://127.0.0.1:9", keys, {})
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server on port {port} did not start")
+
+
+# -- the store's data --------------------------------------------------------------------------------
+
+
+def seed(database_url: str, keys: str, public_key: str) -> None:
+    """Our app's tables, the store's bot and 10 deliveries of the member's."""
+    app, db = build_app(database_url, "http://127.0.0.1:9", keys, {})
+    with app.app_context():
+        db.create_all()
+        state = get_state(app)
+        models = state.models
+        db.session.add(
+            models.StoreBot(
+                store_id=STORE_ID,
+                application_id=APPLICATION_ID,
+                public_key=public_key,
+                token_ciphertext=state.cipher.encrypt("bench-token"),
+                is_enabled=True,
+                slash_commands_registered=True,
+            )
+        )
+        now = utcnow()
+        for number in range(10):
+            pending = number < 3
+            db.session.add(
+                models.Delivery(
+                    store_id=STORE_ID,
+                    idempotency_key=f"order-{number}:vip:{number}",
+                    action="add",
+                    status="pending" if pending else "completed",
+                    source="auto",
+                    guild_id=GUILD_ID,
+                    role_id=str(410000000000000000 + number),
+                    role_name=f"Role {number}",
+                    discord_user_id=MEMBER_ID,
+                    customer_id="customer-1",
+                    order_id=f"order-{number}",
+                    package_id="vip",
+                    expires_at=now + timedelta(hours=72) if pending else None,
+                    completed_at=None if pending else now,
+                )
+            )
+        db.session.commit()
+        db.engine.dispose()
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/bench.db"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+
+# -- the client ----------------------------------------------------------------------------------------
+
+
+def interaction(kind: str) -> dict[str, Any]:
+    if kind == "ping":
+        return {
+            "id": new_snowflake(),
+            "application_id": APPLICATION_ID,
+            "type": 1,
+            "token": "t",
+            "version": 1,
+        }
+    return {
+        "id": new_snowflake(),
+        "application_id": APPLICATION_ID,
+        "type": 2,
+        "token": uuid.uuid4().hex,
+        "version": 1,
+        "guild_id": GUILD_ID,
+        "channel_id": "600000000000000001",
+        "member": {"user": {"id": MEMBER_ID, "username": "member"}, "roles": [], "permissions": "0"},
+        "data": {"id": "700000000000000001", "name": "check", "type": 1},
+    }
+
+
+def signed_requests(key: SigningKey, kind: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    signed = []
+    for _ in range(count):
+        body = json.dumps(interaction(kind), separators=(",", ":")).encode()
+        stamp = str(int(time.time()))
+        signature = key.sign(stamp.encode() + body).signature.hex()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Signature-Ed25519": signature,
+            "X-Signature-Timestamp": stamp,
+        }
+        signed.append((body, headers))
+    return signed
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+def run_round(
+    port: int, path: str, signed: list[tuple[bytes, dict[str, str]]], connections: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """Keep ``connections`` connections busy for ``seconds``; returns requests, wall time, latencies."""
+    stop = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    failures: list[str] = []
+    cursor = iter(range(len(signed)))
+    lock = threading.Lock()
+
+    def client(slot: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = latencies[slot]
+        while time.monotonic() < stop:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                failures.append("ran out of signed requests; raise --prepared")
+                return
+            body, headers = signed[index]
+            started = time.perf_counter()
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            mine.append(time.perf_counter() - started)
+            if response.status != 200:
+                failures.append(f"{response.status} {answer[:200]!r}")
+                return
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(connections)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"a request failed: {failures[0]}")
+    flat = [latency for per_connection in latencies for latency in per_connection]
+    return len(flat), elapsed, flat
+
+
+def measure(database_kind: str, *, seconds: float, rounds: int, connections: int, prepared: int) -> bool:
+    key = SigningKey.generate()
+    public_key = key.verify_key.encode().hex()
+    keys = generate_key()
+    context = multiprocessing.get_context("spawn")
+    with database(database_kind) as url:
+        seed(url, keys, public_key)
+        ports = {"ours": free_port(), "bare": free_port()}
+        servers = [
+            context.Process(target=serve, args=(name, port, url, keys, public_key), daemon=True)
+            for name, port in ports.items()
+        ]
+        for server in servers:
+            server.start()
+        try:
+            for port in ports.values():
+                wait_until_listening(port)
+            paths = {"ours": OURS_PATH, "bare": BARE_PATH}
+            results: dict[tuple[str, str], Tally] = {}
+            for kind in ("ping", "check"):
+                for name in ports:  # warm-up: connections, caches, the first statements
+                    run_round(
+                        ports[name], paths[name], signed_requests(key, kind, prepared), connections, 0.5
+                    )
+                for round_number in range(rounds):
+                    order = list(ports) if round_number % 2 == 0 else list(reversed(ports))
+                    for name in order:
+                        signed = signed_requests(key, kind, prepared)
+                        count, elapsed, latencies = run_round(
+                            ports[name], paths[name], signed, connections, seconds
+                        )
+                        tally = results.setdefault((name, kind), Tally())
+                        tally.requests += count
+                        tally.seconds += elapsed
+                        tally.latencies.extend(latencies)
+            checked = verify_recorded(url, keys, results[("ours", "check")].requests)
+        finally:
+            for server in servers:
+                server.kill()
+                server.join()
+    return report(database_kind, results, checked)
+
+
+def verify_recorded(url: str, keys: str, measured_checks: int) -> int:
+    """Ours really handled every /check: each id recorded and counted (warm-up included)."""
+    app, db = build_app(url, "http://127.0.0.1:9", keys, {})
+    with app.app_context():
+        models = get_state(app).models
+        counted = db.session.scalar(sa.select(models.StoreBot.total_interactions))
+        recorded = db.session.scalar(sa.select(sa.func.count()).select_from(models.ProcessedInteraction))
+        db.engine.dispose()
+    assert counted == recorded, f"{counted} interactions counted but {recorded} ids recorded"
+    assert counted is not None, "the bot's counter row is missing"
+    assert counted >= measured_checks, "ours did not record every /check"
+    return int(counted)
+
+
+def report(database_kind: str, results: dict[tuple[str, str], Tally], checked: int) -> bool:
+    print(f"\n== {database_kind}: Werkzeug threaded server, loopback ==")
+    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    met = True
+    for kind in ("ping", "check"):
+        for name in ("ours", "bare"):
+            tally = results[(name, kind)]
+            print(
+                f"{kind:8}{name:6}{tally.per_second:9.0f}{tally.percentile(0.5):9.2f}"
+                f"{tally.percentile(0.99):9.2f}"
+            )
+        ratio = results[("ours", kind)].per_second / results[("bare", kind)].per_second
+        target = TARGETS[kind]
+        applies = kind == "ping" or database_kind == "postgresql"
+        verdict = ("met" if ratio >= target else "NOT met") if applies else "(target is for PostgreSQL)"
+        met = met and (ratio >= target or not applies)
+        print(f"{kind:8}ours/bare throughput {ratio:.3f}  target >= {target}  {verdict}")
+    print(f"ours recorded and counted {checked} /check interactions")
+    return met
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per app and request kind")
+    parser.add_argument("--connections", type=int, default=4, help="concurrent keep-alive connections")
+    parser.add_argument("--prepared", type=int, default=6000, help="requests signed before each round")
+    arguments = parser.parse_args(argv)
+    met = measure(
+        arguments.database,
+        seconds=arguments.seconds,
+        rounds=arguments.rounds,
+        connections=arguments.connections,
+        prepared=arguments.prepared,
+    )
+    raise SystemExit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()

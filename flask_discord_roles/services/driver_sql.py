@@ -1,0 +1,63 @@
+"""Statements compiled once to the driver's own SQL, for the few that run on every request.
+
+SQLAlchemy works out a cache key and the bind values of a statement each time it runs; for a small,
+hot statement that is a good part of what the call costs (a checkout, an interaction). A
+:class:`DriverStatement` is compiled once for a dialect and sent with ``exec_driver_sql``: the host's
+engine events still see it, and values are bound as SQLAlchemy itself would bind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once, for one dialect, to the driver's SQL; run with :meth:`execute`."""
+
+    sql: str
+    names: tuple[str, ...]
+    """The values the driver takes, in its order (positional paramstyles repeat a name per use)."""
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+    literals: Mapping[str, Any]
+    """Values written into the statement itself (``status == "pending"``), bound like the others."""
+
+    @classmethod
+    def compile(
+        cls, statement: sa.ClauseElement, dialect: Dialect, *, parameters: Collection[str]
+    ) -> DriverStatement:
+        """Compile ``statement``; every bind must be one of ``parameters`` or hold a literal value."""
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        literals = {}
+        for name, bind in compiled.binds.items():
+            if name in parameters:
+                continue
+            if bind.required or bind.callable is not None:
+                # Its value would be missing at every call.
+                raise TypeError(f"statement binds {name!r}, which is not among its parameters")
+            literals[name] = bind.value
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        # The dialect's own implementation of each type, as SQLAlchemy itself would bind it.
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+        return cls(str(compiled), names, processors, compiled.positional, literals)
+
+    def execute(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Any]:
+        """Run with ``values`` (by parameter name); the rows, as the driver returned them."""
+        processed = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = values[name] if name in values else self.literals[name]
+            processed.append(process(value) if process is not None else value)
+        parameters: Any = (
+            tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
+        )
+        return list(connection.exec_driver_sql(self.sql, parameters))
