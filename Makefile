@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/client_drain.py
 	$(BIN)/python benchmarks/checkout_overhead.py
 	$(BIN)/python benchmarks/worker_drain.py
+	$(BIN)/python benchmarks/webhook_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output

@@ -22,7 +22,7 @@ slow patch of a shared machine lands on both. Per app and kind it prints request
 all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput (targets: >= 0.85 for PING;
 >= 0.5 for /check on PostgreSQL).
 
-    python benchmarks/webhook_throughput.py [--database postgresql|sqlite] [--seconds 2] [--rounds 6]
+    python benchmarks/webhook_throughput.py [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10]
 
 PostgreSQL is reached at DISCORD_ROLES_TEST_POSTGRES_URL (the test suite's variable), by default
 postgresql+psycopg://postgres@127.0.0.1:5432/test; the run uses its own schema, dropped at the end.
@@ -379,8 +379,8 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
-    parser.add_argument("--rounds", type=int, default=6, help="rounds per app and request kind")
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds per app and request kind")
     parser.add_argument("--connections", type=int, default=4, help="concurrent keep-alive connections")
     parser.add_argument("--prepared", type=int, default=6000, help="requests signed before each round")
     arguments = parser.parse_args(argv)

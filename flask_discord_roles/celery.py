@@ -5,7 +5,8 @@ The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in
 
 ``flask_discord_roles.run_deliveries``
     Sent once per commit that made rows due, with the ids of those rows (``delivery_ids`` and
-    ``notification_ids``, lists of ints). It claims and runs exactly those rows that are still due.
+    ``notification_ids``, lists of ints, and ``reply_ids`` when a ``/claim`` is waiting for its answer).
+    It claims and runs exactly those rows that are still due, answers last.
 ``flask_discord_roles.process_due``
     One pass of the worker loop: retries whose backoff is over, expiry of unclaimed deliveries, and rows
     whose task was lost (a broker hiccup, a web process killed right after its commit).

@@ -59,6 +59,7 @@ class DiscordRolesState:
     # Keys claim codes; None when neither DISCORD_ROLES_CLAIM_CODE_SECRET nor SECRET_KEY is set.
     claim_secret: bytes | None = field(default=None, repr=False)
     bot_cache: BotCache = field(default_factory=lambda: BotCache(0.0), repr=False)
+    first_request_seen: bool = field(default=False, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -181,18 +182,15 @@ class DiscordRoles:
         adapter = order_adapter or default_adapter
         _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
         _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
-        # Lazily, but not only on a commit: rows due for a retry after a restart need the thread
-        # executor's poller, and a celery executor without a Celery app should fail a request, loudly.
-        app.before_request(_start_executor)
 
         from .web.interactions import interactions
 
         if interactions.name not in app.blueprints:  # init_app may run again on the same app
             app.register_blueprint(interactions, url_prefix=settings.interactions_path)
         # Discord signs its requests and has no CSRF token: exempt our webhook from Flask-WTF's
-        # CSRFProtect whether the host set that up before us (now) or after us (before its first check).
+        # CSRFProtect whether the host set that up before us (now) or after us (see _before_request).
         _exempt_from_csrf(app)
-        app.before_request(lambda: _exempt_from_csrf(current_app))
+        app.before_request(_before_request)
 
         from .cli import discord_roles_cli
 
@@ -273,9 +271,18 @@ def _exempt_from_csrf(app: Flask) -> None:
         exempt(interactions)
 
 
-def _start_executor() -> None:
+def _before_request() -> None:
+    """Runs before every request of the host's app, so it does almost nothing after the first."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    get_state(app).executor.ensure_started(app)
+    state = get_state(app)
+    if not state.first_request_seen:
+        # Extensions are set up before an app serves: CSRFProtect, if any, is there by now.
+        _exempt_from_csrf(app)
+        state.first_request_seen = True
+    # Lazily, but not only on a commit: rows due for a retry after a restart need the thread
+    # executor's poller, and a celery executor without a Celery app should fail a request, loudly.
+    # Cheap once started (a thread and pid check), and a forked child starts its own.
+    state.executor.ensure_started(app)
 
 
 def get_state(app: Flask | None = None) -> DiscordRolesState:

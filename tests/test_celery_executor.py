@@ -145,6 +145,36 @@ def test_in_eager_mode_the_commit_delivers_the_role(
         celery_app.close()
 
 
+def test_in_eager_mode_a_claim_is_delivered_and_its_deferred_answer_edited(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
+) -> None:
+    celery_app = Celery("eager", set_as_current=False)
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
+    register_tasks(celery_app, app)
+    app.extensions["celery"] = celery_app
+    try:
+        shop = open_shop(app, db, fake_discord)
+        shop.settings(delivery_mode="claim")
+        shop.map("vip", "VIP")
+        buyer = shop.member("alice")
+        shop.buy("order-1", "vip", buyer=buyer)
+        payload = fake_discord.command_payload(shop.bot, shop.guild_id, buyer, "claim")
+
+        answer = fake_discord.send_interaction(
+            "/webhook/discord/interactions/store-1", shop.bot, payload, client=app.test_client()
+        )
+
+        assert answer.json()["type"] == 5, "the webhook defers; the task answers"
+        assert shop.roles_of(buyer) == {"VIP"}
+        edits = [
+            r for r in fake_discord.interaction_responses[payload["token"]] if r["kind"] == "edit_original"
+        ]
+        assert len(edits) == 1, "run_deliveries should have edited the deferred answer once"
+        assert "✅ **VIP**" in edits[0]["data"]["embeds"][0]["description"]
+    finally:
+        celery_app.close()
+
+
 # -- the broker ----------------------------------------------------------------------------------------
 
 

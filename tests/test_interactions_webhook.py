@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from flask_discord_roles import get_state
 from flask_discord_roles.services.bots import save_bot
@@ -398,3 +399,48 @@ def test_guild_linked_is_sent_once_the_link_is_committed_and_never_on_rollback(
     assert payload["store_id"] == "store-1"
     assert payload["guild_id"] == shop.guild_id
     assert payload["linked_by_user_id"].isdigit()
+
+
+def _bot_lookups(app: Flask) -> list[str]:
+    """Collects the SELECTs of a store's bot that reach the database from now on."""
+    seen: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM discord_roles_bots" in statement:
+            seen.append(statement)
+
+    with app.app_context():
+        sa.event.listen(get_state(app).db.engine, "before_cursor_execute", on_execute)
+    return seen
+
+
+def test_a_ping_after_the_first_does_not_read_the_database(shop: Shop, client: FlaskClient) -> None:
+    shop.fake.ping(URL, shop.bot, client)
+    lookups = _bot_lookups(shop.app)
+    for _ in range(5):
+        assert shop.fake.ping(URL, shop.bot, client).json() == {"type": 1}
+    assert lookups == [], "the store's bot is remembered between interactions"
+
+
+def test_a_key_saved_by_another_process_verifies_at_once_and_junk_cannot_flood_the_database(
+    shop: Shop, client: FlaskClient
+) -> None:
+    shop.fake.ping(URL, shop.bot, client)  # this process now remembers the old key
+    new_key = SigningKey.generate()
+    bot = _bot_row(shop)
+    bot.public_key = new_key.verify_key.encode().hex()  # as another web process's save_bot would
+    shop.db.session.commit()
+    time.sleep(1.05)  # a remembered bot is read again for a failing signature once it is a second old
+
+    signed_with_new = shop.fake.send_interaction(
+        URL, shop.bot, shop.fake.ping_payload(shop.bot), client=client, signing_key=new_key
+    )
+    assert signed_with_new.json() == {"type": 1}, "the new key works without waiting for the cache"
+
+    lookups = _bot_lookups(shop.app)
+    for _ in range(20):
+        junk = shop.fake.send_interaction(
+            URL, shop.bot, shop.fake.ping_payload(shop.bot), client=client, signing_key=SigningKey.generate()
+        )
+        assert junk.status_code == 401
+    assert len(lookups) <= 2, f"20 bad signatures read the bot {len(lookups)} times; at most once a second"

@@ -60,7 +60,8 @@ def store_bot(store_slug: str) -> tuple[Response, int]:
         # Even for a switched-off bot: Discord removes an endpoint URL that stops answering PING.
         return jsonify(discord.pong()), 200
     answer = answer_interaction(state, bot, payload)
-    state.db.session.commit()
+    if state.db.session.registry.has():  # queries (/check, /help) never open the request's session
+        state.db.session.commit()
     return jsonify(answer), 200
 
 
