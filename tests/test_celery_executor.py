@@ -120,59 +120,56 @@ def test_registering_twice_registers_once_and_a_second_flask_app_is_refused() ->
 # -- eager mode ----------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def eager_celery(app: Flask) -> Iterator[Celery]:
+    """A Celery app that runs our tasks in the committing thread, registered for ``app``."""
+    celery_app = Celery("eager", set_as_current=False)
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
+    register_tasks(celery_app, app)
+    app.extensions["celery"] = celery_app
+    yield celery_app
+    celery_app.close()
+
+
+@pytest.mark.usefixtures("eager_celery")
 def test_in_eager_mode_the_commit_delivers_the_role(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
 ) -> None:
-    celery_app = Celery("eager", set_as_current=False)
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
-    register_tasks(celery_app, app)
-    app.extensions["celery"] = celery_app
-    try:
-        shop = open_shop(app, db, fake_discord)
-        shop.map("vip", "VIP")
-        buyer = shop.member("alice")
-        order_completed.send(
-            app, store_id="store-1", order_id="order-1", package_ids=["vip"], discord_user_id=buyer
-        )
-        assert shop.roles_of(buyer) == set(), "nothing may run before the host commits"
-        db.session.commit()
+    shop = open_shop(app, db, fake_discord)
+    shop.map("vip", "VIP")
+    buyer = shop.member("alice")
+    order_completed.send(
+        app, store_id="store-1", order_id="order-1", package_ids=["vip"], discord_user_id=buyer
+    )
+    assert shop.roles_of(buyer) == set(), "nothing may run before the host commits"
+    db.session.commit()
 
-        assert fake_discord.member_roles(shop.guild_id, buyer) == {shop.roles["VIP"]}, (
-            "the eager run_deliveries task should have given the role during the commit"
-        )
-        assert shop.statuses() == [("add", "completed", None)]
-    finally:
-        celery_app.close()
+    assert fake_discord.member_roles(shop.guild_id, buyer) == {shop.roles["VIP"]}, (
+        "the eager run_deliveries task should have given the role during the commit"
+    )
+    assert shop.statuses() == [("add", "completed", None)]
 
 
+@pytest.mark.usefixtures("eager_celery")
 def test_in_eager_mode_a_claim_is_delivered_and_its_deferred_answer_edited(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
 ) -> None:
-    celery_app = Celery("eager", set_as_current=False)
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
-    register_tasks(celery_app, app)
-    app.extensions["celery"] = celery_app
-    try:
-        shop = open_shop(app, db, fake_discord)
-        shop.settings(delivery_mode="claim")
-        shop.map("vip", "VIP")
-        buyer = shop.member("alice")
-        shop.buy("order-1", "vip", buyer=buyer)
-        payload = fake_discord.command_payload(shop.bot, shop.guild_id, buyer, "claim")
+    shop = open_shop(app, db, fake_discord)
+    shop.settings(delivery_mode="claim")
+    shop.map("vip", "VIP")
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=buyer)
+    payload = fake_discord.command_payload(shop.bot, shop.guild_id, buyer, "claim")
 
-        answer = fake_discord.send_interaction(
-            "/webhook/discord/interactions/store-1", shop.bot, payload, client=app.test_client()
-        )
+    answer = fake_discord.send_interaction(
+        "/webhook/discord/interactions/store-1", shop.bot, payload, client=app.test_client()
+    )
 
-        assert answer.json()["type"] == 5, "the webhook defers; the task answers"
-        assert shop.roles_of(buyer) == {"VIP"}
-        edits = [
-            r for r in fake_discord.interaction_responses[payload["token"]] if r["kind"] == "edit_original"
-        ]
-        assert len(edits) == 1, "run_deliveries should have edited the deferred answer once"
-        assert "✅ **VIP**" in edits[0]["data"]["embeds"][0]["description"]
-    finally:
-        celery_app.close()
+    assert answer.json()["type"] == 5, "the webhook defers; the task answers"
+    assert shop.roles_of(buyer) == {"VIP"}
+    edits = [r for r in fake_discord.interaction_responses[payload["token"]] if r["kind"] == "edit_original"]
+    assert len(edits) == 1, "run_deliveries should have edited the deferred answer once"
+    assert "✅ **VIP**" in edits[0]["data"]["embeds"][0]["description"]
 
 
 # -- the broker ----------------------------------------------------------------------------------------

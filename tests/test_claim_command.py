@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -363,9 +364,9 @@ def wait_for_edit(shop: Shop, token: str, *, timeout: float = 90.0) -> dict[str,
     raise AssertionError(f"no @original edit within {timeout}s")
 
 
-def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(
-    make_app: Any, database_url: str, fake_discord: FakeDiscord
-) -> None:
+@pytest.fixture
+def threaded_shop(make_app: Any, database_url: str, fake_discord: FakeDiscord) -> Iterator[Shop]:
+    """A shop whose deliveries run on the thread executor, in the background as in production."""
     app, db, _ = make_app(
         database_url, **THREAD_EXECUTOR, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url
     )
@@ -374,23 +375,7 @@ def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(
         try:
             shop = open_shop(app, db, fake_discord)
             shop.settings(delivery_mode="claim")
-            for number in range(30):
-                shop.map("bundle", f"Role {number:02}")
-            alice = shop.member("alice")
-            shop.buy("order-1", "bundle", buyer=alice)
-            fake_discord.set_faults(slow_seconds=0.1)  # every Discord call takes 100 ms
-
-            token, answer = run_claim(shop, app.test_client(), alice)
-
-            assert answer.json()["type"] == DEFERRED
-            initial = shop.fake.interaction_responses[token][0]
-            assert initial["kind"] == "initial"
-            message = wait_for_edit(shop, token)
-            (edit,) = [r for r in shop.fake.interaction_responses[token] if r["kind"] == "edit_original"]
-            assert edit["acknowledged_before"], "the edit came after Discord had the deferred answer"
-            assert message["embeds"][0]["title"] == "Your roles are here"
-            assert description(message).count("✅") == 30
-            assert len(shop.roles_of(alice)) == 30
+            yield shop
         finally:
             fake_discord.set_faults()
             get_state(app).executor.shutdown()
@@ -398,48 +383,56 @@ def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(
             db.engine.dispose()
 
 
+def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(threaded_shop: Shop) -> None:
+    shop = threaded_shop
+    for number in range(30):
+        shop.map("bundle", f"Role {number:02}")
+    alice = shop.member("alice")
+    shop.buy("order-1", "bundle", buyer=alice)
+    shop.fake.set_faults(slow_seconds=0.1)  # every Discord call takes 100 ms
+
+    token, answer = run_claim(shop, shop.app.test_client(), alice)
+
+    assert answer.json()["type"] == DEFERRED
+    initial = shop.fake.interaction_responses[token][0]
+    assert initial["kind"] == "initial"
+    message = wait_for_edit(shop, token)
+    (edit,) = [r for r in shop.fake.interaction_responses[token] if r["kind"] == "edit_original"]
+    assert edit["acknowledged_before"], "the edit came after Discord had the deferred answer"
+    assert message["embeds"][0]["title"] == "Your roles are here"
+    assert description(message).count("✅") == 30
+    assert len(shop.roles_of(alice)) == 30
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_twenty_concurrent_claims_by_one_user_deliver_each_role_once(
-    make_app: Any, database_url: str, fake_discord: FakeDiscord
-) -> None:
-    app, db, _ = make_app(
-        database_url, **THREAD_EXECUTOR, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url
-    )
-    with app.app_context():
-        db.create_all()
-        try:
-            shop = open_shop(app, db, fake_discord)
-            shop.settings(delivery_mode="claim")
-            for number in range(5):
-                shop.map("bundle", f"Role {number}")
-            alice = shop.member("alice")
-            shop.buy("order-1", "bundle", buyer=alice)
-            payloads = [shop.fake.command_payload(shop.bot, shop.guild_id, alice, "claim") for _ in range(20)]
-            start = threading.Barrier(20)
-            answers: list[int] = []
+def test_twenty_concurrent_claims_by_one_user_deliver_each_role_once(threaded_shop: Shop) -> None:
+    shop = threaded_shop
+    for number in range(5):
+        shop.map("bundle", f"Role {number}")
+    alice = shop.member("alice")
+    shop.buy("order-1", "bundle", buyer=alice)
+    payloads = [shop.fake.command_payload(shop.bot, shop.guild_id, alice, "claim") for _ in range(20)]
+    start = threading.Barrier(20)
+    answers: list[int] = []
 
-            def claim(payload: dict[str, Any]) -> None:
-                client = app.test_client()
-                start.wait()
-                answers.append(shop.fake.send_interaction(URL, shop.bot, payload, client=client).status_code)
+    def claim(payload: dict[str, Any]) -> None:
+        client = shop.app.test_client()
+        start.wait()
+        answers.append(shop.fake.send_interaction(URL, shop.bot, payload, client=client).status_code)
 
-            threads = [threading.Thread(target=claim, args=(payload,)) for payload in payloads]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+    threads = [threading.Thread(target=claim, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
-            assert answers == [200] * 20
-            for payload in payloads:
-                responses = shop.fake.interaction_responses[payload["token"]]
-                if responses[0]["data"]["type"] == DEFERRED:
-                    wait_for_edit(shop, payload["token"])
-            puts = role_puts(shop)
-            assert sorted(puts) == sorted(set(puts)), f"a role was sent twice: {puts}"
-            assert len(puts) == 5, f"each of the 5 roles is sent once, got {puts}"
-            assert len(shop.roles_of(alice)) == 5
-            assert {row.status for row in shop.deliveries()} == {"completed"}
-        finally:
-            get_state(app).executor.shutdown()
-            db.session.remove()
-            db.engine.dispose()
+    assert answers == [200] * 20
+    for payload in payloads:
+        responses = shop.fake.interaction_responses[payload["token"]]
+        if responses[0]["data"]["type"] == DEFERRED:
+            wait_for_edit(shop, payload["token"])
+    puts = role_puts(shop)
+    assert sorted(puts) == sorted(set(puts)), f"a role was sent twice: {puts}"
+    assert len(puts) == 5, f"each of the 5 roles is sent once, got {puts}"
+    assert len(shop.roles_of(alice)) == 5
+    assert {row.status for row in shop.deliveries()} == {"completed"}

@@ -11,7 +11,7 @@ not, in words.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,9 @@ from ..crypto import DecryptionError
 from ..discord import interactions as discord
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
 from ..extension import DiscordRolesState
-from ..models import utcnow
+from ..models import ClaimReply
 from .claims import Listed, deliveries_by_id
-from .leasing import claim_due
+from .leasing import LeasedQueue
 
 logger = logging.getLogger("flask_discord_roles.claim_replies")
 
@@ -109,33 +109,12 @@ def _fit(lines: list[str]) -> str:
     return text[: discord.MAX_EMBED_DESCRIPTION]
 
 
-class ClaimReplySender:
+class ClaimReplySender(LeasedQueue):
     """Claims due claim replies under a lease; edits the message once their deliveries settled."""
 
-    def __init__(
-        self,
-        state: DiscordRolesState,
-        engine: sa.Engine,
-        runner_id: str,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.state = state
-        self.runner_id = runner_id
-        self._engine = engine
-        self._clock = clock
-
-    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
-        """Lease up to ``limit`` due replies (optionally only among ``only_ids``)."""
-        return claim_due(
-            self._engine,
-            self.state.models.ClaimReply,
-            runner_id=self.runner_id,
-            now=self._clock(),
-            lease_seconds=self.state.settings.lease_seconds,
-            limit=limit,
-            only_ids=only_ids,
-        )
+    @property
+    def model(self) -> type[ClaimReply]:
+        return self.state.models.ClaimReply
 
     def release(self, reply_ids: Sequence[int]) -> None:
         """Give back claimed replies that were not run (a worker stopping); no attempt is spent."""

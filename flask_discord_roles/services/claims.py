@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from ..extension import DiscordRolesState
 from ..models import Delivery, Models
 from .interaction_log import QueryRecorder
-from .queue import claim_owed
+from .queue import claim_owed, claim_window_closed, due_on_claim
 
 CHECK_LIMIT = 10
 """Rows ``/check`` lists: everything pending first, then the most recent others."""
@@ -157,14 +157,7 @@ def _expire_overdue(
             model.expires_at <= now,
             sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
         )
-        .values(
-            status="expired",
-            next_attempt_at=None,
-            reason_code="claim_expired",
-            reason="Not claimed within the store's claim window. Retry it to give the customer "
-            "another window.",
-            updated_at=now,
-        )
+        .values(claim_window_closed(now))
         .returning(model.role_name, model.role_id, model.order_id, model.expires_at)
         .execution_options(synchronize_session=False)
     ).all()
@@ -233,18 +226,8 @@ def _reapply_missing(
         connection.scalars(
             sa.update(model)
             .where(model.id.in_(list(chosen.values())), model.status == "completed")
-            .values(
-                status="pending",
-                source="interaction",
-                next_attempt_at=now,
-                attempts=0,
-                reason_code=None,
-                reason=None,
-                completed_at=None,
-                # A paid, active purchase: running it again has no claim window.
-                expires_at=None,
-                updated_at=now,
-            )
+            # A paid, active purchase: running it again has no claim window.
+            .values({**due_on_claim(now), "completed_at": None, "expires_at": None})
             .returning(model.id)
             .execution_options(synchronize_session=False)
         )

@@ -8,11 +8,16 @@ pick the same row, and on SQLite the single statement is atomic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+from ..models import utcnow
+
+if TYPE_CHECKING:
+    from ..extension import DiscordRolesState
 
 
 def claim_statement(
@@ -70,3 +75,39 @@ def claim_due(
         return []
     with engine.begin() as connection:
         return sorted(connection.scalars(statement))
+
+
+class LeasedQueue:
+    """What runs one queue table: claims its due rows under a lease, in its runner's name.
+
+    Subclasses name their table's model in :attr:`model` and run what they claimed.
+    """
+
+    def __init__(
+        self,
+        state: DiscordRolesState,
+        engine: sa.Engine,
+        runner_id: str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.state = state
+        self.runner_id = runner_id
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def model(self) -> Any:
+        raise NotImplementedError
+
+    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
+        """Lease up to ``limit`` due rows (optionally only among ``only_ids``); their ids."""
+        return claim_due(
+            self._engine,
+            self.model,
+            runner_id=self.runner_id,
+            now=self._clock(),
+            lease_seconds=self.state.settings.lease_seconds,
+            limit=limit,
+            only_ids=only_ids,
+        )

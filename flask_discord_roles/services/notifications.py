@@ -23,7 +23,7 @@ from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscor
 from ..extension import DiscordRolesState
 from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
-from .leasing import claim_due
+from .leasing import LeasedQueue
 from .settings import QueueSettings
 
 logger = logging.getLogger("flask_discord_roles.notifications")
@@ -101,7 +101,7 @@ def notification_message(notification: PurchaseNotification) -> dict[str, Any]:
     }
 
 
-class NotificationSender:
+class NotificationSender(LeasedQueue):
     """Claims due purchase notifications under a lease and posts them."""
 
     def __init__(
@@ -112,24 +112,13 @@ class NotificationSender:
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.state = state
-        self.runner_id = runner_id
-        self._engine = engine
+        super().__init__(state, engine, runner_id, clock=clock)
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
-        self._clock = clock
         self._rng = random.Random()
 
-    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
-        """Lease up to ``limit`` due notifications (optionally only among ``only_ids``)."""
-        return claim_due(
-            self._engine,
-            self.state.models.PurchaseNotification,
-            runner_id=self.runner_id,
-            now=self._clock(),
-            lease_seconds=self.state.settings.lease_seconds,
-            limit=limit,
-            only_ids=only_ids,
-        )
+    @property
+    def model(self) -> type[PurchaseNotification]:
+        return self.state.models.PurchaseNotification
 
     def run(self, notification_id: int) -> str:
         """Post one claimed notification; returns ``sent``, ``retried``, ``failed`` or ``lost``."""

@@ -302,6 +302,33 @@ def attach_discord_user(
     return [row.id for row in waiting] if automatic else []
 
 
+def claim_window_closed(now: datetime) -> dict[str, Any]:
+    """What a pending grant becomes when its claim window has closed (the worker's sweep, or /claim)."""
+    return {
+        "status": "expired",
+        "next_attempt_at": None,
+        "leased_by": None,
+        "lease_expires_at": None,
+        "reason_code": "claim_expired",
+        "reason": "Not claimed within the store's claim window. Retry it to give the customer "
+        "another window.",
+        "updated_at": now,
+    }
+
+
+def due_on_claim(now: datetime) -> dict[str, Any]:
+    """What a grant becomes when its customer runs /claim: due now, attempts and reason cleared."""
+    return {
+        "status": "pending",
+        "source": "interaction",
+        "next_attempt_at": now,
+        "attempts": 0,
+        "reason_code": None,
+        "reason": None,
+        "updated_at": now,
+    }
+
+
 def claim_owed(
     state: DiscordRolesState,
     store_id: str,
@@ -331,15 +358,7 @@ def claim_owed(
                 model.revoked_at.is_(None),
                 owed,
             )
-            .values(
-                status="pending",
-                source="interaction",
-                next_attempt_at=now,
-                attempts=0,
-                reason_code=None,
-                reason=None,
-                updated_at=now,
-            )
+            .values(due_on_claim(now))
             .returning(model.id)
             .execution_options(synchronize_session=False)
         )

@@ -38,6 +38,7 @@ from ..models import Delivery, utcnow
 from .failures import Failure, describe_transient, diagnose
 from .leasing import claim_due
 from .provenance import active_grant_exists, granted_by_us_elsewhere
+from .queue import claim_window_closed
 from .records import DeliveryInfo
 
 logger = logging.getLogger("flask_discord_roles.runner")
@@ -172,16 +173,7 @@ class DeliveryRunner:
                     delivery.expires_at <= now,
                     sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
                 )
-                .values(
-                    status="expired",
-                    next_attempt_at=None,
-                    leased_by=None,
-                    lease_expires_at=None,
-                    reason_code="claim_expired",
-                    reason="Not claimed within the store's claim window. Retry it to give the customer "
-                    "another window.",
-                    updated_at=now,
-                )
+                .values(claim_window_closed(now))
             )
             return int(result.rowcount)
 
