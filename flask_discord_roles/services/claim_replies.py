@@ -121,14 +121,6 @@ class ClaimReplySender(LeasedQueue):
         for reply_id in reply_ids:
             self._finish(reply_id, "pending", None, spent=False)
 
-    def next_due_at(self) -> datetime | None:
-        """When the earliest pending reply comes due."""
-        reply = self.state.models.ClaimReply
-        with self._engine.connect() as connection:
-            return connection.scalar(
-                sa.select(sa.func.min(reply.next_attempt_at)).where(reply.status == "pending")
-            )
-
     def run(self, reply_id: int) -> str:
         """Send one claimed reply if its deliveries settled: ``sent``, ``waiting``, ``retried``, ``failed``
         or ``lost``."""

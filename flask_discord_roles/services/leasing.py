@@ -100,7 +100,7 @@ class LeasedQueue:
     def model(self) -> Any:
         raise NotImplementedError
 
-    def claim(self, limit: int, *, only_ids: list[int] | None = None) -> list[int]:
+    def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
         """Lease up to ``limit`` due rows (optionally only among ``only_ids``); their ids."""
         return claim_due(
             self._engine,
@@ -111,3 +111,12 @@ class LeasedQueue:
             limit=limit,
             only_ids=only_ids,
         )
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest scheduled row comes due (None when nothing is scheduled)."""
+        model = self.model
+        with self._engine.connect() as connection:
+            due: datetime | None = connection.scalar(
+                sa.select(sa.func.min(model.next_attempt_at)).where(model.status == "pending")
+            )
+            return due

@@ -36,7 +36,7 @@ from ..discord.errors import (
 from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
 from .failures import Failure, describe_transient, diagnose
-from .leasing import claim_due
+from .leasing import LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .queue import claim_window_closed
 from .records import DeliveryInfo
@@ -100,7 +100,7 @@ def new_runner_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class DeliveryRunner:
+class DeliveryRunner(LeasedQueue):
     """Claims and runs due deliveries for one app. Thread safe: each call uses its own connection.
 
     Core statements on pooled connections, not ORM sessions: a worker runs several short transactions
@@ -116,29 +116,18 @@ class DeliveryRunner:
         on_outcome: OutcomeCallback | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.state = state
-        self.runner_id = runner_id or new_runner_id()
-        self._engine = engine
+        super().__init__(state, engine, runner_id or new_runner_id(), clock=clock)
         self._on_outcome = on_outcome
-        self._clock = clock
         self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"<DeliveryRunner {self.runner_id!r}>"
 
-    # -- claiming -------------------------------------------------------------------------------------
+    @property
+    def model(self) -> type[Delivery]:
+        return self.state.models.Delivery
 
-    def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
-        """Lease up to ``limit`` due rows (optionally only among ``only_ids``); returns their ids."""
-        return claim_due(
-            self._engine,
-            self.state.models.Delivery,
-            runner_id=self.runner_id,
-            now=self._clock(),
-            lease_seconds=self.state.settings.lease_seconds,
-            limit=limit,
-            only_ids=only_ids,
-        )
+    # -- claiming (claim() and next_due_at() come from LeasedQueue) -------------------------------------
 
     def release(self, delivery_ids: Iterable[int]) -> int:
         """Give back claimed rows that were not started (a worker stopping); their attempt is not spent."""
@@ -188,14 +177,6 @@ class DeliveryRunner:
                     .where(delivery.status == "pending", delivery.next_attempt_at.is_not(None))
                 )
                 or 0
-            )
-
-    def next_due_at(self) -> datetime | None:
-        """When the earliest scheduled row comes due (None when nothing is scheduled)."""
-        delivery = self.state.models.Delivery
-        with self._engine.connect() as session:
-            return session.scalar(
-                sa.select(sa.func.min(delivery.next_attempt_at)).where(delivery.status == "pending")
             )
 
     # -- running --------------------------------------------------------------------------------------
