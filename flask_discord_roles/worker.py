@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .drain import BatchReport, Drainer
 from .extension import get_state
 from .models import utcnow
-from .services.claim_replies import ClaimReplySender
+from .services.claim_replies import ClaimReplySender, forget_old_replies
 from .services.interaction_log import forget_old_interactions
 from .services.notifications import NotificationSender
 from .services.records import DeliveryInfo
@@ -159,7 +159,8 @@ class Worker:
         return report
 
     def _housekeeping(self) -> None:
-        """Once an hour: forget interaction ids old enough that Discord will never redeliver them."""
+        """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and
+        /claim answers whose interaction token has long expired."""
         if time.monotonic() < self._housekeeping_due:
             return
         self._housekeeping_due = time.monotonic() + HOUSEKEEPING_INTERVAL
@@ -169,6 +170,9 @@ class Worker:
         forgotten = forget_old_interactions(state.models, engine)
         if forgotten:
             logger.info("%s: forgot %d interaction ids older than a day", self.name, forgotten)
+        answered = forget_old_replies(state.models, engine, now=utcnow())
+        if answered:
+            logger.info("%s: forgot %d /claim answers older than a day", self.name, answered)
 
     def _sleep(self) -> None:
         timeout = self.poll_interval

@@ -339,6 +339,22 @@ def test_check_is_answered_and_counted_once_when_delivered_twice(shop: Shop, cli
     assert bot.last_interaction_at is not None
 
 
+def test_a_worker_forgets_settled_answers_after_a_day(shop: Shop, client: FlaskClient) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    run_claim(shop, client, alice)
+    run_worker(shop.app)
+    reply = get_state(shop.app).models.ClaimReply
+    shop.db.session.execute(sa.update(reply).values(created_at=utcnow() - timedelta(days=1, minutes=1)))
+    shop.db.session.commit()
+
+    Worker(shop.app, threads=1).run(once=True)
+
+    shop.db.session.expire_all()
+    assert shop.db.session.scalars(sa.select(reply)).all() == [], "yesterday's sent answer is forgotten"
+
+
 def test_claim_and_check_outside_a_server_get_a_polite_answer(shop: Shop, client: FlaskClient) -> None:
     alice = shop.member("alice")
     for command in ("claim", "check"):

@@ -21,7 +21,7 @@ from ..crypto import DecryptionError
 from ..discord import interactions as discord
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
 from ..extension import DiscordRolesState
-from ..models import ClaimReply
+from ..models import ClaimReply, Models
 from .claims import Listed, deliveries_by_id
 from .leasing import LeasedQueue
 
@@ -29,6 +29,9 @@ logger = logging.getLogger("flask_discord_roles.claim_replies")
 
 ANSWER_WITHIN = timedelta(minutes=12)
 """How long a reply waits for its deliveries: Discord's interaction token dies at 15 minutes."""
+
+REPLY_MEMORY = timedelta(days=1)
+"""How long a sent (or failed) answer is kept; its interaction token died long before."""
 
 RECHECK = timedelta(seconds=0.25)
 """How soon a reply looks again when a delivery it waits for is due now (another runner has it)."""
@@ -63,6 +66,16 @@ def queue_claim_reply(
         .returning(table.c.id)
     )
     return reply_id
+
+
+def forget_old_replies(models: Models, engine: sa.Engine, *, now: datetime) -> int:
+    """Delete answers settled more than :data:`REPLY_MEMORY` ago; returns how many."""
+    reply = models.ClaimReply
+    with engine.begin() as connection:
+        result = connection.execute(
+            sa.delete(reply).where(reply.status != "pending", reply.created_at < now - REPLY_MEMORY)
+        )
+        return int(result.rowcount)
 
 
 def claim_answer(listed: Sequence[Listed], notes: Sequence[str], *, final: bool = True) -> dict[str, Any]:
