@@ -208,6 +208,35 @@ def test_a_claim_code_ties_a_guest_order_to_whoever_types_it_once(shop: Shop, cl
     assert shop.roles_of(mallory) == set()
 
 
+def test_in_an_automatic_store_a_claim_code_delivers_the_order_in_every_server(
+    shop: Shop, client: FlaskClient
+) -> None:
+    shop.settings(delivery_mode="automatic")
+    other = shop.fake.create_guild("Second Server")
+    shop.fake.add_bot_to_guild(shop.bot, other.id)
+    elsewhere = shop.fake.create_role(other.id, "Elsewhere").id
+    shop.map("vip", "VIP")
+    mapping = get_state(shop.app).models.RoleMapping
+    shop.db.session.add(
+        mapping(
+            store_id="store-1", package_id="vip", guild_id=other.id, role_id=elsewhere, role_name="Elsewhere"
+        )
+    )
+    shop.db.session.commit()
+    alice = shop.member("alice")
+    shop.fake.add_member(other.id, alice)
+    shop.buy("order-7", "vip", buyer=None, customer="guest-1")
+    with shop.app.app_context():
+        code = claim_code("store-1", "order-7")
+
+    token, _ = run_claim(shop, client, alice, code=code)
+    run_worker(shop.app)
+
+    assert shop.roles_of(alice) == {"VIP"}
+    assert shop.fake.member_roles(other.id, alice) == {elsewhere}, "the order's role in the other server too"
+    assert description(edited_answer(shop, token)).count("✅") == 2
+
+
 def test_a_claim_code_from_another_store_is_refused(shop: Shop, client: FlaskClient) -> None:
     shop.map("vip", "VIP")
     shop.buy("order-7", "vip", buyer=None, customer="guest-1")

@@ -28,6 +28,7 @@ from ..extension import DiscordRolesState
 from ..models import Delivery, Models
 from .interaction_log import QueryRecorder
 from .queue import claim_owed, claim_window_closed, due_on_claim
+from .settings import queue_settings
 
 CHECK_LIMIT = 10
 """Rows ``/check`` lists: everything pending first, then the most recent others."""
@@ -63,11 +64,17 @@ def claim_for_member(
     _take_turns(connection, store_id, guild_id, discord_user_id)
     model = state.models.Delivery
     notes: list[str] = []
+    tied: list[int] = []
     if code_order_id is not None:
-        notes.extend(_tie_order(connection, model, store_id, code_order_id, discord_user_id))
+        tied, refusal = _tie_order(connection, model, store_id, code_order_id, discord_user_id)
+        notes.extend(refusal)
     _attach_linked_purchases(state, connection, store_id, discord_user_id)
     notes.extend(_expire_overdue(connection, model, store_id, guild_id, discord_user_id, now))
     due = claim_owed(state, store_id, guild_id, discord_user_id, now=now)
+    if tied and queue_settings(state, store_id).delivery_mode == "automatic":
+        # The order's grants in the store's other servers: now that we know who bought them, an
+        # automatic store delivers them as it would have at checkout (claim mode waits for /claim there).
+        due += _due_now(connection, model, [i for i in tied if i not in due], now)
     due += _reapply_missing(
         connection,
         model,
@@ -96,24 +103,43 @@ def _take_turns(connection: sa.Connection, store_id: str, guild_id: str, user_id
 
 def _tie_order(
     connection: sa.Connection, model: type[Delivery], store_id: str, order_id: str, user_id: str
-) -> list[str]:
-    """Give the order's unattached grants to ``user_id``; a note when the code cannot be used."""
+) -> tuple[list[int], list[str]]:
+    """Give the order's unattached grants to ``user_id``: the ids tied now, and a note when the code
+    cannot be used."""
     of_order = (model.store_id == store_id, model.order_id == order_id, model.action == "add")
-    connection.execute(
-        sa.update(model)
-        .where(*of_order, model.discord_user_id.is_(None))
-        .values(discord_user_id=user_id)
-        .execution_options(synchronize_session=False)
+    tied = list(
+        connection.scalars(
+            sa.update(model)
+            .where(*of_order, model.discord_user_id.is_(None))
+            .values(discord_user_id=user_id)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
     )
     holders = set(connection.scalars(sa.select(model.discord_user_id).where(*of_order).distinct()))
     if not holders:
-        return [f"Order **{order_id}** has no Discord roles to give."]
+        return tied, [f"Order **{order_id}** has no Discord roles to give."]
     if user_id not in holders:
-        return [
+        return tied, [
             f"Order **{order_id}** was already claimed by another Discord account. "
             "If that was not you, contact the store."
         ]
-    return []
+    return tied, []
+
+
+def _due_now(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
+    """Make these rows due now if they are still waiting, keeping their source."""
+    if not ids:
+        return []
+    return list(
+        connection.scalars(
+            sa.update(model)
+            .where(model.id.in_(ids), model.status == "pending", model.revoked_at.is_(None))
+            .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _attach_linked_purchases(
