@@ -60,20 +60,29 @@ def register_commands_command(store_id: str | None) -> None:
     Run it after upgrading flask-discord-roles (commands may have changed) or when a store's bot shows
     slash_commands_registered false. Exits 1 if any bot could not be registered.
     """
-    from .services.bots import register_commands
+    from .services.bots import register_commands, register_platform_commands
 
     state = get_state()
     session = state.db.session
     bot_model = state.models.StoreBot
-    query = select(bot_model).order_by(bot_model.store_id)
+    # Stores on the shared bot have its commands: registered once below, not once per store.
+    query = select(bot_model).where(bot_model.uses_platform_bot.is_(False)).order_by(bot_model.store_id)
     if store_id is not None:
         query = query.where(bot_model.store_id == store_id)
     bots = list(session.scalars(query))
-    if not bots:
+    platform = state.settings.platform_application_id is not None and store_id is None
+    if not bots and not platform:
         raise click.ClickException(
             f"No bot is saved for store {store_id!r}." if store_id else "No bot is saved."
         )
     failed = 0
+    if platform:
+        problem = register_platform_commands(state)
+        if problem is None:
+            click.echo("platform's shared bot: commands registered")
+        else:
+            failed += 1
+            click.echo(f"platform's shared bot: not registered: {problem}", err=True)
     for bot in bots:
         problem = register_commands(state, bot)
         session.commit()

@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .crypto import EncryptionKeyError, TokenCipher, generate_key, parse_keys
+from .discord.signature import is_public_key
+from .discord.snowflake import is_snowflake
 
 DEFAULTS: dict[str, Any] = {
     # Fernet keys, newest first (list, or text separated by commas/spaces). Required unless TESTING.
@@ -55,6 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_BOT_CACHE_SECONDS": 10.0,
     # Interactions are small; a larger body is refused (413) before it is read.
     "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
+    # The platform's shared bot, for stores without their own (all three, or none): it answers at
+    # DISCORD_ROLES_INTERACTIONS_PATH itself and finds the store from the server's /link.
+    "DISCORD_ROLES_APPLICATION_ID": None,
+    "DISCORD_ROLES_PUBLIC_KEY": None,
+    "DISCORD_ROLES_BOT_TOKEN": None,
     # Keys the HMAC in order claim codes (`/claim code:…`); None uses the app's SECRET_KEY.
     "DISCORD_ROLES_CLAIM_CODE_SECRET": None,
     # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
@@ -93,6 +100,9 @@ class Settings:
     interaction_max_bytes: int = 65536
     interaction_max_age: float = 300.0
     bot_cache_seconds: float = 10.0
+    # The shared bot's public identity (its token is kept apart, never in settings).
+    platform_application_id: str | None = None
+    platform_public_key: str | None = None
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -119,6 +129,32 @@ def _non_negative_int(config: Mapping[str, Any], key: str) -> int:
     if number < 0:
         raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}")
     return number
+
+
+PLATFORM_KEYS = ("DISCORD_ROLES_APPLICATION_ID", "DISCORD_ROLES_PUBLIC_KEY", "DISCORD_ROLES_BOT_TOKEN")
+
+
+def _platform_identity(config: Mapping[str, Any]) -> dict[str, str | None]:
+    """The shared bot's application id and public key: all three settings given, or none."""
+    given = [key for key in PLATFORM_KEYS if config.get(key)]
+    if not given:
+        return {"platform_application_id": None, "platform_public_key": None}
+    missing = [key for key in PLATFORM_KEYS if key not in given]
+    if missing:
+        raise ConfigurationError(
+            f"the platform's shared bot needs all of {', '.join(PLATFORM_KEYS)}; missing {', '.join(missing)}"
+        )
+    application_id = str(config["DISCORD_ROLES_APPLICATION_ID"])
+    public_key = str(config["DISCORD_ROLES_PUBLIC_KEY"]).lower()
+    if not is_snowflake(application_id):
+        raise ConfigurationError("DISCORD_ROLES_APPLICATION_ID must be the application's numeric id")
+    if not is_public_key(public_key):
+        raise ConfigurationError(
+            "DISCORD_ROLES_PUBLIC_KEY must be the application's public key (64 hex characters)"
+        )
+    if not isinstance(config["DISCORD_ROLES_BOT_TOKEN"], str):
+        raise ConfigurationError("DISCORD_ROLES_BOT_TOKEN must be text")
+    return {"platform_application_id": application_id, "platform_public_key": public_key}
 
 
 def _non_negative_float(config: Mapping[str, Any], key: str) -> float:
@@ -204,6 +240,7 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         interaction_max_bytes=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_BYTES", int),
         interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),
         bot_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_BOT_CACHE_SECONDS"),
+        **_platform_identity(config),
     )
 
 

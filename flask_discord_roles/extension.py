@@ -60,6 +60,8 @@ class DiscordRolesState:
     claim_secret: bytes | None = field(default=None, repr=False)
     bot_cache: BotCache = field(default_factory=lambda: BotCache(0.0), repr=False)
     first_request_seen: bool = field(default=False, repr=False)
+    # The shared bot's token (DISCORD_ROLES_BOT_TOKEN), when the platform has one.
+    platform_token: str | None = field(default=None, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -112,6 +114,9 @@ class DiscordRoles:
         Rows one runner claims at a time.
     ``DISCORD_ROLES_INTERACTIONS_PATH = "/webhook/discord/interactions"``
         Where Discord posts interactions: ``<path>/<store_slug>`` for a store's own bot.
+    ``DISCORD_ROLES_APPLICATION_ID``, ``DISCORD_ROLES_PUBLIC_KEY``, ``DISCORD_ROLES_BOT_TOKEN = None``
+        The platform's shared bot, for stores without one of their own: all three, or none. It answers
+        at ``DISCORD_ROLES_INTERACTIONS_PATH`` itself; ``/link`` there ties a server to a store.
     ``DISCORD_ROLES_CLAIM_CODE_SECRET = None``
         Keys the HMAC of order claim codes (:func:`~flask_discord_roles.claim_code`); by default the
         app's ``SECRET_KEY``. Changing it invalidates codes already shown to customers.
@@ -177,6 +182,9 @@ class DiscordRoles:
             loaders=self._loaders,
             claim_secret=_claim_secret(app),
             bot_cache=BotCache(settings.bot_cache_seconds),
+            platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
+            if settings.platform_application_id
+            else None,
         )
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter

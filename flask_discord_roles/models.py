@@ -91,6 +91,9 @@ class StoreBot(_Columns):
     # Why the bot was switched off by us rather than by the owner, e.g. "token_revoked".
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(64))
     slash_commands_registered: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # The store uses the platform's shared bot: this row holds its counters and delivery switch, and
+    # the runner uses DISCORD_ROLES_BOT_TOKEN rather than a token of the store's.
+    uses_platform_bot: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     last_interaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     total_interactions: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     total_roles_assigned: Mapped[int] = mapped_column(sa.BigInteger, default=0)

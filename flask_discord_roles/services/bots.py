@@ -78,7 +78,7 @@ def save_bot(
     if bot is None:
         bot = state.models.StoreBot(store_id=store_id)
         state.db.session.add(bot)
-    else:
+    elif not bot.uses_platform_bot:  # the shared bot's client serves other stores: keep it
         # The old token's client (and its learned limits) belongs to a token we no longer use.
         state.clients.discard(state.cipher.decrypt(bot.token_ciphertext))
     bot.application_id = application_id
@@ -89,6 +89,7 @@ def save_bot(
     bot.bot_avatar = bot_user.get("avatar")
     bot.is_enabled = True
     bot.disabled_reason = None
+    bot.uses_platform_bot = False  # a store that saves its own bot stops using the shared one
     state.db.session.flush()
     state.bot_cache.forget(store_id)
     # Deliveries that waited for a (working) bot can run once the caller commits.
@@ -119,6 +120,18 @@ def register_commands(state: DiscordRolesState, bot: StoreBot) -> str | None:
     return problem
 
 
+def register_platform_commands(state: DiscordRolesState) -> str | None:
+    """Register our commands for the platform's shared bot; the problem in words if that failed."""
+    application_id, token = state.settings.platform_application_id, state.platform_token
+    if application_id is None or token is None:
+        return "the platform's shared bot is not configured (DISCORD_ROLES_APPLICATION_ID and friends)"
+    try:
+        state.clients.for_token(token).bulk_overwrite_commands(application_id, command_definitions())
+    except DiscordError as error:
+        return f"Discord answered {error.status or 'nothing'}: {error.message}"
+    return None
+
+
 def bot_saved_requeue(state: DiscordRolesState, store_id: str) -> list[int]:
     """Rows parked for want of a working bot come due; they are handed to the executor on commit."""
     from flask import current_app, has_app_context
@@ -138,4 +151,15 @@ def bot_saved_requeue(state: DiscordRolesState, store_id: str) -> list[int]:
 
 def client_for(state: DiscordRolesState, bot: StoreBot) -> DiscordClient:
     """The shared client that talks as ``bot`` (one per bot token per process)."""
-    return state.clients.for_token(state.cipher.decrypt(bot.token_ciphertext))
+    return state.clients.for_token(token_of(state, bot.token_ciphertext, bot.uses_platform_bot))
+
+
+def token_of(state: DiscordRolesState, token_ciphertext: str, uses_platform_bot: bool) -> str:
+    """The token a store's bot row stands for: the platform's current one for the shared bot (so
+    rotating DISCORD_ROLES_BOT_TOKEN needs no re-save), else the store's own, decrypted.
+
+    Raises :class:`~..crypto.DecryptionError` when the store's token cannot be decrypted.
+    """
+    if uses_platform_bot and state.platform_token:
+        return state.platform_token
+    return state.cipher.decrypt(token_ciphertext)

@@ -125,6 +125,15 @@ def _upsert_link(state: DiscordRolesState, store_id: str, guild_id: str, user_id
         connection.execute(sa.insert(table).values(values))
 
 
+def store_of_link_code(state: DiscordRolesState, code: str) -> str | None:
+    """The store that issued ``code`` (used or not), or None when no store did."""
+    model = state.models.LinkCode
+    store_id: str | None = state.db.session.scalar(
+        sa.select(model.store_id).where(model.code_hash == _hash(code))
+    )
+    return store_id
+
+
 def _why_not(state: DiscordRolesState, code_hash: str, store_id: str, now: datetime) -> LinkRefusal:
     model = state.models.LinkCode
     row = state.db.session.execute(

@@ -55,8 +55,9 @@ def find_bot(
 def _bot_query(models: Models) -> sa.Select[int, str, str, str, bool]:
     # Built once: every interaction runs it, and building the expression costs more than sending it.
     bot = models.StoreBot
+    # A store on the platform's shared bot has no address of its own: Discord posts to the shared one.
     return sa.select(bot.id, bot.store_id, bot.application_id, bot.public_key, bot.is_enabled).where(
-        bot.store_id == sa.bindparam("store_id")
+        bot.store_id == sa.bindparam("store_id"), bot.uses_platform_bot.is_(False)
     )
 
 
@@ -277,6 +278,18 @@ def _interaction_time(payload: Mapping[str, Any], fallback: datetime) -> datetim
 
 def link_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:
     """``/link code``: a server manager connects this server to the store that issued the code."""
+    request = link_request(payload)
+    if isinstance(request, dict):
+        return request
+    guild_id, user_id, code = request
+    refusal = link_guild(state, bot.store_id, code, guild_id, user_id)
+    if refusal is not None:
+        return discord.ephemeral_message(refusal.value)
+    return link_reply(state, bot.store_id)
+
+
+def link_request(payload: Mapping[str, Any]) -> tuple[str, str, str] | dict[str, Any]:
+    """``(guild_id, user_id, code)`` of a /link that may go ahead, or the answer saying why not."""
     guild_id = discord.guild_id_of(payload)
     user_id = discord.invoking_user_id(payload)
     if guild_id is None or user_id is None:
@@ -289,10 +302,12 @@ def link_answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[
         return discord.ephemeral_message(
             "Give the code from the store's Discord settings: `/link code:ABCDE-FGHJK`."
         )
-    refusal = link_guild(state, bot.store_id, code, guild_id, user_id)
-    if refusal is not None:
-        return discord.ephemeral_message(refusal.value)
-    name = state.loaders.name_of_store(bot.store_id)
+    return guild_id, user_id, code
+
+
+def link_reply(state: DiscordRolesState, store_id: str) -> dict[str, Any]:
+    """What a server manager reads once the server is linked."""
+    name = state.loaders.name_of_store(store_id)
     return discord.ephemeral_message(
         f"This server is now linked to **{name}**. Its role mappings can be set up in the store's dashboard."
     )

@@ -23,6 +23,7 @@ from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscor
 from ..extension import DiscordRolesState
 from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
+from .bots import token_of
 from .leasing import LeasedQueue
 from .settings import QueueSettings
 
@@ -133,12 +134,13 @@ class NotificationSender(LeasedQueue):
             message = notification_message(notification)
             channel_id, attempts = notification.channel_id, notification.attempts
             token_ciphertext = bot.token_ciphertext if bot is not None and bot.is_enabled else None
+            uses_platform_bot = bot is not None and bot.uses_platform_bot
         if token_ciphertext is None:
             return self._finish(
                 notification_id, "failed", "no_bot", "The store's bot is missing or switched off."
             )
         try:
-            client = self.state.clients.for_token(self.state.cipher.decrypt(token_ciphertext))
+            client = self.state.clients.for_token(token_of(self.state, token_ciphertext, uses_platform_bot))
             client.create_message(channel_id, message, max_wait=self.state.settings.rate_limit_wait)
         except DecryptionError:
             return self._finish(notification_id, "failed", "token_unreadable", "Save the bot token again.")

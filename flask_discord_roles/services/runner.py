@@ -35,6 +35,7 @@ from ..discord.errors import (
 )
 from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
+from .bots import token_of
 from .failures import Failure, describe_transient, diagnose
 from .leasing import LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
@@ -79,6 +80,7 @@ class _Job:
     bot_enabled: bool
     bot_user_id: str | None
     token_ciphertext: str | None
+    uses_platform_bot: bool
 
     @property
     def audit_reason(self) -> str:
@@ -213,7 +215,8 @@ class DeliveryRunner(LeasedQueue):
                 "Waiting for the customer to link Discord or run /claim.",
             )
         try:
-            client = self.state.clients.for_token(self.state.cipher.decrypt(job.token_ciphertext))
+            token = token_of(self.state, job.token_ciphertext, job.uses_platform_bot)
+            client = self.state.clients.for_token(token)
         except DecryptionError:
             return self._park(
                 job,
@@ -327,6 +330,7 @@ class DeliveryRunner(LeasedQueue):
                     bot.is_enabled,
                     bot.bot_user_id,
                     bot.token_ciphertext,
+                    bot.uses_platform_bot,
                 )
                 .select_from(delivery)
                 .outerjoin(bot, bot.store_id == delivery.store_id)
@@ -353,6 +357,7 @@ class DeliveryRunner(LeasedQueue):
             bot_enabled=bool(row.is_enabled),
             bot_user_id=row.bot_user_id,
             token_ciphertext=row.token_ciphertext,
+            uses_platform_bot=bool(row.uses_platform_bot),
         )
 
     def _backoff(self, attempts: int) -> float:

@@ -1,6 +1,7 @@
-"""``POST <DISCORD_ROLES_INTERACTIONS_PATH>/<store_slug>``: where a store's Discord bot sends interactions.
+"""Where Discord sends interactions: ``POST <DISCORD_ROLES_INTERACTIONS_PATH>/<store_slug>`` for a
+store's own bot, and ``POST <DISCORD_ROLES_INTERACTIONS_PATH>`` for the platform's shared bot.
 
-Thin on purpose: find the store's bot, check Discord's signature on the raw body before reading
+Thin on purpose: find the bot, check Discord's signature on the raw body before reading
 anything else out of it, then hand the payload to :mod:`..services.interactions`. Every refusal is JSON:
 401 for a signature (what Discord's own probe expects), 404 for a store we do not know, 413 for a body
 too large to be an interaction, 400 for a signed body that is not an interaction.
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..discord import interactions as discord
 from ..discord.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_is_valid, timestamp_is_fresh
-from ..extension import get_state
+from ..extension import DiscordRolesState, get_state
 from ..services.interactions import answer_interaction, find_bot
+from ..services.platform_bot import answer_platform_interaction
 
 interactions = Blueprint("discord_roles_interactions", __name__)
 
@@ -50,6 +53,32 @@ def store_bot(store_slug: str) -> tuple[Response, int]:
         ):
             return _refusal(401, "Unauthorized", "Invalid request signature.")
         bot = fresh
+    return _answer(state, timestamp, body, lambda payload: answer_interaction(state, bot, payload))
+
+
+@interactions.post("")
+def platform_bot() -> tuple[Response, int]:
+    """The platform's shared bot, when ``DISCORD_ROLES_APPLICATION_ID`` and friends are set."""
+    state = get_state()
+    public_key = state.settings.platform_public_key
+    if public_key is None:
+        return _refusal(404, "Not Found", "This app has no shared bot; a store's bot has its own address.")
+    body = _read_body(state.settings.interaction_max_bytes)
+    if body is None:
+        return _refusal(413, "Payload Too Large", "An interaction is never this large.")
+    timestamp = request.headers.get(TIMESTAMP_HEADER)
+    if not signature_is_valid(public_key, request.headers.get(SIGNATURE_HEADER), timestamp, body):
+        return _refusal(401, "Unauthorized", "Invalid request signature.")
+    return _answer(state, timestamp, body, lambda payload: answer_platform_interaction(state, payload))
+
+
+def _answer(
+    state: DiscordRolesState,
+    timestamp: str | None,
+    body: bytes,
+    answer: Callable[[dict[str, Any]], dict[str, Any]],
+) -> tuple[Response, int]:
+    """A signed body's answer: refused if stale or not an interaction, PONG for PING, else ``answer``."""
     assert timestamp is not None  # a valid signature has one
     if not timestamp_is_fresh(timestamp, time.time(), state.settings.interaction_max_age):
         return _refusal(401, "Unauthorized", "The request's signature timestamp is too old or too new.")
@@ -59,10 +88,10 @@ def store_bot(store_slug: str) -> tuple[Response, int]:
     if payload["type"] == discord.PING:
         # Even for a switched-off bot: Discord removes an endpoint URL that stops answering PING.
         return jsonify(discord.pong()), 200
-    answer = answer_interaction(state, bot, payload)
+    reply = answer(payload)
     if state.db.session.registry.has():  # queries (/check, /help) never open the request's session
         state.db.session.commit()
-    return jsonify(answer), 200
+    return jsonify(reply), 200
 
 
 def _read_body(limit: int) -> bytes | None:
