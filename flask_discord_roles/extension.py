@@ -62,6 +62,8 @@ class DiscordRolesState:
     first_request_seen: bool = field(default=False, repr=False)
     # The shared bot's token (DISCORD_ROLES_BOT_TOKEN), when the platform has one.
     platform_token: str | None = field(default=None, repr=False)
+    # The shared bot's user id, asked of Discord when first needed (to explain a refused role change).
+    platform_user_id: str | None = field(default=None, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 

@@ -249,3 +249,72 @@ def test_a_store_moving_to_its_own_bot_leaves_the_shared_one_working(
         "other stores keep the shared client"
     )
     assert fake_discord.ping(f"{PATH}/{STORE}", own, client).json() == {"type": 1}
+
+
+def _shared_store_with_vip(
+    app: Flask,
+    db: SQLAlchemy,
+    fake: FakeDiscord,
+    platform: FakeBot,
+    server: dict[str, str],
+    client: FlaskClient,
+) -> None:
+    _link(app, db, fake, platform, server, client)
+    mapping = get_state(app).models.RoleMapping
+    db.session.add(
+        mapping(
+            store_id=STORE, package_id="vip", guild_id=server["guild"], role_id=server["vip"], role_name="VIP"
+        )
+    )
+    db.session.commit()
+
+
+def _deliveries(app: Flask, db: SQLAlchemy) -> list[Any]:
+    model = get_state(app).models.Delivery
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(model).where(model.store_id == STORE)))
+
+
+def test_a_role_above_the_shared_bot_is_explained_in_words(
+    app: Flask,
+    db: SQLAlchemy,
+    fake_discord: FakeDiscord,
+    platform: FakeBot,
+    server: dict[str, str],
+    client: FlaskClient,
+) -> None:
+    _shared_store_with_vip(app, db, fake_discord, platform, server, client)
+    fake_discord.move_role(server["guild"], server["vip"], 100)  # dragged above the shared bot's role
+    order_completed.send(
+        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
+    )
+    db.session.commit()
+
+    Worker(app, threads=1).run(once=True)
+
+    (row,) = _deliveries(app, db)
+    assert (row.status, row.reason_code) == ("failed", "role_above_bot"), row.reason
+    assert "Move the bot's role above «VIP»" in (row.reason or "")
+
+
+def test_a_refused_shared_token_waits_for_the_operator_without_switching_the_store_off(
+    app: Flask,
+    db: SQLAlchemy,
+    fake_discord: FakeDiscord,
+    platform: FakeBot,
+    server: dict[str, str],
+    client: FlaskClient,
+) -> None:
+    _shared_store_with_vip(app, db, fake_discord, platform, server, client)
+    fake_discord.revoke_bot_token(platform)
+    order_completed.send(
+        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
+    )
+    db.session.commit()
+
+    Worker(app, threads=1).run(once=True)
+
+    (row,) = _deliveries(app, db)
+    assert (row.status, row.reason_code) == ("pending", "platform_token_revoked"), row.reason
+    assert row.next_attempt_at is not None, "tried again later, when the operator may have set a new token"
+    assert _bot_row(app, db).is_enabled, "the store is not switched off for the platform's token"

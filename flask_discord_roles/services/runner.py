@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import (
+    DiscordError,
     PermanentDiscordError,
     RateLimited,
     TransientDiscordError,
@@ -92,6 +93,10 @@ class _Job:
         else:
             why = "customer claim"
         return f"flask-discord-roles · store {self.store_id} · {why}"
+
+
+PLATFORM_TOKEN_RECHECK = 600.0
+"""Seconds before a delivery refused for the shared bot's token is tried again."""
 
 
 def new_runner_id() -> str:
@@ -243,16 +248,38 @@ class DeliveryRunner(LeasedQueue):
                 job, delay, "discord_unavailable", f"Discord failed ({error.message}); retrying.", spent=True
             )
         except PermanentDiscordError as error:
+            if job.uses_platform_bot and isinstance(error, Unauthorized):
+                # The platform's token, not the store's: switching the store off would outlive the
+                # operator's fix. Look again later; a new DISCORD_ROLES_BOT_TOKEN picks it up.
+                return self._reschedule(
+                    job,
+                    PLATFORM_TOKEN_RECHECK,
+                    "platform_token_revoked",
+                    "Discord refused the platform's shared bot token; the platform's operator must set a "
+                    "new DISCORD_ROLES_BOT_TOKEN. Delivered once it works again.",
+                    spent=False,
+                )
             failure = diagnose(
                 error,
                 client=client,
                 guild_id=job.guild_id,
                 role_id=job.role_id,
                 role_name=job.role_name,
-                bot_user_id=job.bot_user_id,
+                bot_user_id=job.bot_user_id or self._shared_bot_user_id(job, client),
                 max_wait=wait,
             )
             return self._fail(job, failure, disable_bot=isinstance(error, Unauthorized))
+
+    def _shared_bot_user_id(self, job: _Job, client: DiscordClient) -> str | None:
+        """The shared bot's user id, asked of Discord once per process, for explaining a refusal."""
+        if not job.uses_platform_bot:
+            return None
+        if self.state.platform_user_id is None:
+            try:
+                self.state.platform_user_id = str(client.get_current_user()["id"])
+            except DiscordError:
+                return None
+        return self.state.platform_user_id
 
     def _add(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
         assert job.discord_user_id is not None
