@@ -121,19 +121,11 @@ def test_linking_with_the_shared_bot_then_claiming_delivers_with_the_platform_to
     row = _bot_row(app, db)
     assert row.uses_platform_bot, "the store now has a shared-bot row for its counters"
     assert row.total_interactions == 1
-    mapping = get_state(app).models.RoleMapping
-    db.session.add(
-        mapping(
-            store_id=STORE, package_id="vip", guild_id=server["guild"], role_id=server["vip"], role_name="VIP"
-        )
-    )
+    _map_vip(app, db, server)
     settings = get_state(app).models.StoreSettings
     db.session.add(settings(store_id=STORE, delivery_mode="claim"))
     db.session.commit()
-    order_completed.send(
-        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
-    )
-    db.session.commit()
+    _buy_vip(app, db, server)
 
     claimed = _command(fake_discord, platform, server["guild"], server["alice"], "claim", client)
     assert claimed["type"] == 5, "deferred, as with a store's own bot"
@@ -251,20 +243,21 @@ def test_a_store_moving_to_its_own_bot_leaves_the_shared_one_working(
     assert fake_discord.ping(f"{PATH}/{STORE}", own, client).json() == {"type": 1}
 
 
-def _shared_store_with_vip(
-    app: Flask,
-    db: SQLAlchemy,
-    fake: FakeDiscord,
-    platform: FakeBot,
-    server: dict[str, str],
-    client: FlaskClient,
-) -> None:
-    _link(app, db, fake, platform, server, client)
+def _map_vip(app: Flask, db: SQLAlchemy, server: dict[str, str]) -> None:
+    """The store's "vip" package grants the server's VIP role."""
     mapping = get_state(app).models.RoleMapping
     db.session.add(
         mapping(
             store_id=STORE, package_id="vip", guild_id=server["guild"], role_id=server["vip"], role_name="VIP"
         )
+    )
+    db.session.commit()
+
+
+def _buy_vip(app: Flask, db: SQLAlchemy, server: dict[str, str]) -> None:
+    """Alice buys "vip" at checkout, giving her Discord id."""
+    order_completed.send(
+        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
     )
     db.session.commit()
 
@@ -283,12 +276,10 @@ def test_a_role_above_the_shared_bot_is_explained_in_words(
     server: dict[str, str],
     client: FlaskClient,
 ) -> None:
-    _shared_store_with_vip(app, db, fake_discord, platform, server, client)
+    _link(app, db, fake_discord, platform, server, client)
+    _map_vip(app, db, server)
     fake_discord.move_role(server["guild"], server["vip"], 100)  # dragged above the shared bot's role
-    order_completed.send(
-        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
-    )
-    db.session.commit()
+    _buy_vip(app, db, server)
 
     Worker(app, threads=1).run(once=True)
 
@@ -305,12 +296,10 @@ def test_a_refused_shared_token_waits_for_the_operator_without_switching_the_sto
     server: dict[str, str],
     client: FlaskClient,
 ) -> None:
-    _shared_store_with_vip(app, db, fake_discord, platform, server, client)
+    _link(app, db, fake_discord, platform, server, client)
+    _map_vip(app, db, server)
     fake_discord.revoke_bot_token(platform)
-    order_completed.send(
-        app, store_id=STORE, order_id="order-1", package_ids=["vip"], discord_user_id=server["alice"]
-    )
-    db.session.commit()
+    _buy_vip(app, db, server)
 
     Worker(app, threads=1).run(once=True)
 

@@ -137,7 +137,7 @@ class ClaimReplySender(LeasedQueue):
     def run(self, reply_id: int) -> str:
         """Send one claimed reply if its deliveries settled: ``sent``, ``waiting``, ``retried``, ``failed``
         or ``lost``."""
-        model = self.state.models.ClaimReply
+        model = self.model
         now = self._clock()
         with self._engine.connect() as connection:
             reply = connection.execute(sa.select(model).where(model.id == reply_id)).first()
@@ -184,7 +184,7 @@ class ClaimReplySender(LeasedQueue):
         at: datetime | None = None,
         spent: bool = True,
     ) -> str:
-        model = self.state.models.ClaimReply
+        model = self.model
         values: dict[str, Any] = {
             "status": status,
             "reason_code": code,
