@@ -36,6 +36,11 @@ CLAIM_BUTTON = "discord_roles:claim"
 """custom_id of /check's Claim button: pressing it is the same as running /claim."""
 
 
+def already_handled() -> dict[str, Any]:
+    """The answer to an interaction Discord delivered again: it was handled the first time."""
+    return discord.ephemeral_message("This request was already handled.")
+
+
 def find_bot(
     state: DiscordRolesState, store_id: str, *, max_age: float | None = None
 ) -> InteractionBot | None:
@@ -73,13 +78,13 @@ def answer_interaction(
     now = now or utcnow()
     interaction_id = payload.get("id")
     if not isinstance(interaction_id, str):
-        return discord.ephemeral_message("This request was already handled.")
+        return already_handled()
     query = _query_for(bot, payload)
     if query is not None:
         return _answer_query(state, bot, payload, query, interaction_id, now)
     session_connection = state.db.session.connection()
     if not interaction_log.remember(session_connection, state.models, interaction_id, bot.store_id, now):
-        return discord.ephemeral_message("This request was already handled.")
+        return already_handled()
     answer = _answer(state, bot, payload)
     # Counted last: runners lock a delivery and then the bot row (its counters), so a /claim that
     # locked the bot row before its deliveries could deadlock with them.
@@ -116,7 +121,7 @@ def _answer_query(
         answer = query(state, bot, payload, reader)
         first = reader.finish()
         connection.commit()
-    return answer if first else discord.ephemeral_message("This request was already handled.")
+    return answer if first else already_handled()
 
 
 def _answer(state: DiscordRolesState, bot: InteractionBot, payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ..models import utcnow
 from . import interaction_log
 from .bot_cache import InteractionBot
 from .guilds import LinkRefusal, link_guild, store_of_link_code
-from .interactions import answer_interaction, link_reply, link_request
+from .interactions import already_handled, answer_interaction, link_reply, link_request
 
 NOT_LINKED = (
     "This server is not linked to a store yet. A server manager can run `/link` with the code from the "
@@ -90,7 +90,7 @@ def _link(state: DiscordRolesState, payload: Mapping[str, Any], now: datetime) -
     interaction_id = str(payload.get("id"))
     connection = state.db.session.connection()
     if not interaction_log.remember(connection, state.models, interaction_id, store_id, now):
-        return discord.ephemeral_message("This request was already handled.")
+        return already_handled()
     refusal = link_guild(state, store_id, code, guild_id, user_id, now=now)
     if refusal is not None:
         return discord.ephemeral_message(refusal.value)
