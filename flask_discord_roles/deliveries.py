@@ -23,6 +23,8 @@ from .dispatch import dispatch_after_commit
 from .extension import DiscordRolesState, get_state
 from .models import utcnow
 from .services.errors import ValidationError
+from .services.leasing import PENDING
+from .services.order_rows import of_order
 from .services.queue import claim_owed, queue_manual_change
 from .services.records import DeliveryInfo
 from .services.settings import store_settings
@@ -102,16 +104,20 @@ def _filters(
         raise ValidationError(errors)
     model = state.models.Delivery
     conditions: list[Any] = [model.store_id == store_id]
+    if order_id is not None:
+        conditions = of_order(model, store_id, order_id, state.db.session.get_bind().dialect)
     for column, value in (
         (model.status, status),
         (model.source, source),
         (model.customer_id, customer_id),
-        (model.order_id, order_id),
         (model.discord_user_id, discord_user_id),
         (model.reason_code, reason_code),
     ):
         if value is not None:
             conditions.append(column == value)
+    if status is not None and status != "pending":
+        # Implied, but SQLite only uses the index of settled rows when the query says it in its words.
+        conditions.append(model.status != PENDING)
     return conditions
 
 

@@ -35,6 +35,19 @@ SNOWFLAKE = sa.String(20)
 # Deliveries can outgrow a 32-bit id on a large platform; SQLite only auto-increments INTEGER keys.
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# Compared byte by byte, so that all keys starting "order:<id>:" sit together in the unique index and
+# a range finds them (SQLite's default BINARY collation does this already; PostgreSQL's default may not).
+IDEMPOTENCY_KEY = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+
+SCHEDULED = "status = 'pending' AND next_attempt_at IS NOT NULL"
+"""A delivery a runner will run when ``next_attempt_at`` comes: the rows of the ``due`` index."""
+
+WAITING = "status = 'pending' AND next_attempt_at IS NULL AND expires_at IS NOT NULL"
+"""A grant waiting for its customer (to link, or to /claim) that can expire: the ``expiry`` index."""
+
+SETTLED = "status <> 'pending'"
+"""A delivery that is done, one way or another: the ``store_status`` index."""
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
@@ -234,6 +247,11 @@ class DiscordAccount(_Columns):
         )
 
 
+def _partial_index(name: str, where: str, *columns: str) -> sa.Index:
+    """An index of only the rows ``where`` holds for, on PostgreSQL and SQLite (elsewhere, of all rows)."""
+    return sa.Index(conv(name), *columns, postgresql_where=sa.text(where), sqlite_where=sa.text(where))
+
+
 class Delivery(_Columns):
     """One role change for one customer in one guild: the unit of the delivery queue.
 
@@ -244,7 +262,7 @@ class Delivery(_Columns):
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     store_id: Mapped[str] = mapped_column(HOST_ID)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(255))
+    idempotency_key: Mapped[str] = mapped_column(IDEMPOTENCY_KEY)
     action: Mapped[str] = mapped_column(sa.String(8))
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     source: Mapped[str] = mapped_column(sa.String(16))
@@ -292,18 +310,21 @@ class Delivery(_Columns):
                 "source IN ('interaction', 'auto', 'manual')",
                 name=conv("ck_discord_roles_deliveries_source"),
             ),
-            # Workers: due pending work in order, and expired leases coming back.
-            sa.Index(conv("ix_discord_roles_deliveries_due"), "status", "next_attempt_at"),
-            # Expiry sweep of unclaimed pending rows.
-            sa.Index(conv("ix_discord_roles_deliveries_expiry"), "status", "expires_at"),
-            # Dashboards and the tenant API: a store's deliveries by status, newest first (cursor on id).
-            sa.Index(conv("ix_discord_roles_deliveries_store_status"), "store_id", "status", "id"),
+            # Every index here costs each checkout a page or more to write (on SQLite, a page to journal
+            # and fsync), so each one earns its place, and the queue's indexes hold only the rows they
+            # serve: a pending row is in exactly one of the first two, a settled row only in the third.
+            # Workers: scheduled work in order, and expired leases coming back.
+            _partial_index("ix_discord_roles_deliveries_due", SCHEDULED, "next_attempt_at", "id"),
+            # Expiry sweep of grants still waiting for their customer.
+            _partial_index("ix_discord_roles_deliveries_expiry", WAITING, "expires_at"),
+            # Dashboards and the tenant API: a store's settled deliveries by status, newest first.
+            _partial_index("ix_discord_roles_deliveries_store_status", SETTLED, "store_id", "status", "id"),
             # /claim and /check: what one Discord user is owed in one guild.
             sa.Index(conv("ix_discord_roles_deliveries_claim"), "store_id", "discord_user_id", "guild_id"),
             # Linking an account hands over the customer's queued rows; a customer's Discord section.
             sa.Index(conv("ix_discord_roles_deliveries_customer"), "store_id", "customer_id"),
-            # Revocation looks up an order's rows.
-            sa.Index(conv("ix_discord_roles_deliveries_order"), "store_id", "order_id"),
+            # An order's rows are found through the idempotency key's unique index, by the key's
+            # "order:<id>:" prefix (services.order_rows), so they need no index of their own.
         )
 
     def __repr__(self) -> str:

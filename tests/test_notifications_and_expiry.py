@@ -12,6 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import get_state, order_completed
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
+from flask_discord_roles.executors import WorkerExecutor
 from flask_discord_roles.models import utcnow
 from flask_discord_roles.services.queue import attach_discord_user
 from flask_discord_roles.testing import FakeDiscord
@@ -115,6 +116,24 @@ def test_unclaimed_deliveries_expire_after_the_claim_window(shop: Shop) -> None:
     (row,) = shop.deliveries()
     assert (row.status, row.reason_code) == ("expired", "claim_expired")
     assert shop.fake.calls == [], "an expired row is never sent"
+
+
+def test_a_grant_already_scheduled_is_delivered_however_late(shop: Shop) -> None:
+    # Automatic store, buyer known: the row is scheduled at once. Its window only matters while a
+    # grant waits for its customer, so a worker that was down for days still delivers it.
+    get_state(shop.app).executor = WorkerExecutor()  # nothing runs until the worker below
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=buyer)
+    (row,) = shop.deliveries()
+    assert row.next_attempt_at is not None, "an automatic grant with a known buyer is scheduled"
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    shop.db.session.commit()
+
+    Worker(shop.app).run(once=True)
+
+    (row,) = shop.deliveries()
+    assert row.status == "completed", f"a paid, scheduled grant must not expire ({row.reason_code})"
+    assert shop.roles_of(buyer) == {"VIP"}
 
 
 def test_a_store_may_let_pending_deliveries_wait_forever(shop: Shop) -> None:

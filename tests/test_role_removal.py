@@ -61,6 +61,22 @@ def test_a_role_the_customer_had_before_us_is_never_removed(shop: Shop) -> None:
     assert shop.deliveries(action="remove") == []
 
 
+def test_refunding_an_order_touches_only_that_order_whatever_its_id_looks_like(shop: Shop) -> None:
+    # An order's rows are found by their key's "order:<id>:" prefix; ids that extend one another, or
+    # hold the ":" that ends the prefix, must still not reach each other's rows.
+    buyers = {order_id: shop.member(f"buyer-{n}") for n, order_id in enumerate(["7", "7:add", "77", "7;"])}
+    for order_id, buyer in buyers.items():
+        shop.buy(order_id, "vip-monthly", buyer=buyer, customer=f"customer-{order_id}")
+
+    shop.refund("7", customer="customer-7")
+
+    kept = {order_id for order_id, buyer in buyers.items() if shop.roles_of(buyer) == {"VIP"}}
+    assert kept == {"7:add", "77", "7;"}, "only order 7's buyer loses VIP"
+    assert [r.order_id for r in shop.deliveries(action="remove")] == ["7"]
+    page = deliveries.list_deliveries(shop.store_id, order_id="7")
+    assert [(item.order_id, item.action) for item in page.items] == [("7", "remove"), ("7", "add")]
+
+
 def test_refunding_twice_queues_one_removal(shop: Shop) -> None:
     buyer = shop.member("alice")
     shop.buy("order-1", "vip-monthly", buyer=buyer)

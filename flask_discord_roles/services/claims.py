@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from ..extension import DiscordRolesState
 from ..models import Delivery, Models
 from .interaction_log import QueryRecorder
+from .order_rows import of_order
 from .queue import claim_owed, claim_window_closed, due_on_claim
 from .settings import queue_settings
 
@@ -106,17 +107,17 @@ def _tie_order(
 ) -> tuple[list[int], list[str]]:
     """Give the order's unattached grants to ``user_id``: the ids tied now, and a note when the code
     cannot be used."""
-    of_order = (model.store_id == store_id, model.order_id == order_id, model.action == "add")
+    grants = of_order(model, store_id, order_id, connection.dialect, action="add")
     tied = list(
         connection.scalars(
             sa.update(model)
-            .where(*of_order, model.discord_user_id.is_(None))
+            .where(*grants, model.discord_user_id.is_(None))
             .values(discord_user_id=user_id)
             .returning(model.id)
             .execution_options(synchronize_session=False)
         )
     )
-    holders = set(connection.scalars(sa.select(model.discord_user_id).where(*of_order).distinct()))
+    holders = set(connection.scalars(sa.select(model.discord_user_id).where(*grants).distinct()))
     if not holders:
         return tied, [f"Order **{order_id}** has no Discord roles to give."]
     if user_id not in holders:
@@ -171,7 +172,7 @@ def _expire_overdue(
     user_id: str,
     now: datetime,
 ) -> list[str]:
-    """Pending grants past their claim window expire now, as the worker would; one note per role."""
+    """Grants still waiting past their claim window expire now, as the worker would; one note per role."""
     expired = connection.execute(
         sa.update(model)
         .where(
@@ -180,6 +181,8 @@ def _expire_overdue(
             model.discord_user_id == user_id,
             model.action == "add",
             model.status == "pending",
+            # Only grants still waiting: one already scheduled is being delivered, late or not.
+            model.next_attempt_at.is_(None),
             model.expires_at <= now,
             sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,11 +54,14 @@ class DriverStatement:
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Any]:
         """Run with ``values`` (by parameter name); the rows, as the driver returned them."""
-        processed = []
-        for name, process in zip(self.names, self.processors, strict=True):
+        bound = {}
+        # Each value is converted once, however often a positional statement repeats it.
+        for name, process in self._conversions:
             value = values[name] if name in values else self.literals[name]
-            processed.append(process(value) if process is not None else value)
-        parameters: Any = (
-            tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
-        )
+            bound[name] = process(value) if process is not None else value
+        parameters: Any = tuple(bound[name] for name in self.names) if self.positional else bound
         return list(connection.exec_driver_sql(self.sql, parameters))
+
+    @cached_property
+    def _conversions(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+        return tuple(dict(zip(self.names, self.processors, strict=True)).items())

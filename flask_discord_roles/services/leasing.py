@@ -19,6 +19,10 @@ from ..models import utcnow
 if TYPE_CHECKING:
     from ..extension import DiscordRolesState
 
+PENDING: sa.ColumnClause[str] = sa.literal_column("'pending'", sa.String)
+"""Written into the SQL, not bound: PostgreSQL's generic plan for a prepared statement (psycopg prepares
+after a few runs) can only choose an index limited to pending rows if it sees the value."""
+
 
 def claim_statement(
     model: Any,
@@ -31,7 +35,7 @@ def claim_statement(
 ) -> Any:
     """The UPDATE … RETURNING id that leases up to ``limit`` due rows of ``model`` (None: nothing to do)."""
     candidates = sa.select(model.id).where(
-        model.status == "pending",
+        model.status == PENDING,
         model.next_attempt_at <= now,
         sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
     )
@@ -117,6 +121,8 @@ class LeasedQueue:
         model = self.model
         with self._engine.connect() as connection:
             due: datetime | None = connection.scalar(
-                sa.select(sa.func.min(model.next_attempt_at)).where(model.status == "pending")
+                sa.select(sa.func.min(model.next_attempt_at)).where(
+                    model.status == PENDING, model.next_attempt_at.is_not(None)
+                )
             )
             return due

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 
 from ..models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
 from .driver_sql import DriverStatement
+from .order_rows import order_key_prefix
 from .settings import DEFAULT_CLAIM_EXPIRY_HOURS
 
 NOTIFICATION = "notification"
@@ -110,7 +111,7 @@ def order_parameters(
         "notified_package_ids": package_ids,
         "notified_package_names": package_names,
         # Must match services.queue.order_delivery_key: the same order signalled again finds its rows.
-        "key_prefix": f"order:{order_id}:add:",
+        "key_prefix": order_key_prefix(order_id, "add"),
         "now": now,
     }
 

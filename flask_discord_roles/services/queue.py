@@ -16,6 +16,7 @@ from ..models import Delivery, utcnow
 from ..orders import OrderEvent
 from .errors import ValidationError
 from .notifications import queue_notification
+from .order_rows import of_order, order_key_prefix
 from .order_statements import NOTIFICATION, order_parameters, order_statements
 from .provenance import active_grant_exists
 from .settings import QueueSettings, queue_settings, settings_columns
@@ -32,7 +33,12 @@ class Queued:
 
 def order_delivery_key(order_id: str, package_id: str, guild_id: str, role_id: str) -> str:
     """What makes one order's delivery of one role unique: the same order signalled again matches it."""
-    return f"order:{order_id}:add:{package_id}:{guild_id}:{role_id}"
+    return f"{order_key_prefix(order_id, 'add')}{package_id}:{guild_id}:{role_id}"
+
+
+def order_removal_key(order_id: str, guild_id: str, role_id: str) -> str:
+    """What makes a revoked order's removal of one role unique: revoking twice queues it once."""
+    return f"{order_key_prefix(order_id, 'remove')}{guild_id}:{role_id}"
 
 
 def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime | None = None) -> Queued:
@@ -146,9 +152,7 @@ def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime |
     session = state.db.session
     delivery = state.models.Delivery
     query = sa.select(delivery).where(
-        delivery.store_id == event.store_id,
-        delivery.order_id == event.order_id,
-        delivery.action == "add",
+        *of_order(delivery, event.store_id, event.order_id, session.get_bind().dialect, action="add"),
         delivery.revoked_at.is_(None),
     )
     if event.package_ids:
@@ -183,7 +187,7 @@ def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime |
 def _removal_row(grant: Delivery, order_id: str, now: datetime) -> dict[str, Any]:
     return {
         "store_id": grant.store_id,
-        "idempotency_key": f"order:{order_id}:remove:{grant.guild_id}:{grant.role_id}",
+        "idempotency_key": order_removal_key(order_id, grant.guild_id, grant.role_id),
         "action": "remove",
         "status": "pending",
         "source": "auto",

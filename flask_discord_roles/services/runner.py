@@ -38,9 +38,9 @@ from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
 from .bots import token_of
 from .failures import Failure, describe_transient, diagnose
-from .leasing import LeasedQueue
+from .leasing import PENDING, LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
-from .queue import claim_window_closed
+from .queue import claim_window_closed, order_removal_key
 from .records import DeliveryInfo
 
 logger = logging.getLogger("flask_discord_roles.runner")
@@ -157,16 +157,22 @@ class DeliveryRunner(LeasedQueue):
     # -- housekeeping ---------------------------------------------------------------------------------
 
     def expire_unclaimed(self) -> int:
-        """Mark pending role grants past their claim window ``expired``. Removals never expire."""
+        """Mark role grants still waiting for their customer past the claim window ``expired``.
+
+        A grant already scheduled (the customer is known, or ran /claim) is delivered however late;
+        removals never expire.
+        """
         delivery = self.state.models.Delivery
         now = self._clock()
         with self._engine.begin() as session:
             result = session.execute(
                 sa.update(delivery)
                 .where(
-                    delivery.status == "pending",
-                    delivery.action == "add",
+                    # The expiry index's rows (models.WAITING), so the sweep reads nothing else.
+                    delivery.status == PENDING,
+                    delivery.next_attempt_at.is_(None),
                     delivery.expires_at <= now,
+                    delivery.action == "add",
                     sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
                 )
                 .values(claim_window_closed(now))
@@ -181,7 +187,7 @@ class DeliveryRunner(LeasedQueue):
                 session.scalar(
                     sa.select(sa.func.count())
                     .select_from(delivery)
-                    .where(delivery.status == "pending", delivery.next_attempt_at.is_not(None))
+                    .where(delivery.status == PENDING, delivery.next_attempt_at.is_not(None))
                 )
                 or 0
             )
@@ -505,7 +511,7 @@ def _remove_if_revoked_in_flight(
     """The order was revoked while this grant was being delivered: take the role back, by the usual rules."""
     if row.role_was_present is not False or active_grant_exists(connection, model, row):
         return
-    key = f"order:{row.order_id}:remove:{row.guild_id}:{row.role_id}"
+    key = order_removal_key(row.order_id, row.guild_id, row.role_id)
     exists = connection.scalar(
         sa.select(model.id).where(model.store_id == row.store_id, model.idempotency_key == key)
     )
