@@ -78,6 +78,43 @@ def test_an_order_queues_one_delivery_per_mapped_role_without_committing_or_call
     assert fake_discord.calls == [], "queueing an order must never call Discord"
 
 
+def test_the_hosts_sql_listeners_see_the_statement_that_queues_an_order(app: Flask, db: SQLAlchemy) -> None:
+    # Without listeners the statement skips SQLAlchemy's result machinery; with one it must not hide.
+    _map(app, db, "vip", VIP)
+    seen: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        _checkout(app, package_ids=["vip"], discord_user_id=BUYER)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    db.session.commit()
+
+    queueing = [s for s in seen if "discord_roles_deliveries" in s or "discord_roles_enqueue_order" in s]
+    assert queueing, f"the host's listener never saw our INSERT; it saw {seen}"
+    assert len(_deliveries(app, db)) == 1
+
+
+def test_a_database_error_while_queueing_is_sqlalchemys_own_and_leaves_nothing(
+    app: Flask, db: SQLAlchemy
+) -> None:
+    _map(app, db, "vip", VIP)
+    # Inside the host's transaction, so the rollback below brings the table back. (Python's sqlite3
+    # only opens the transaction at the first DML statement, hence the UPDATE that changes nothing.)
+    db.session.execute(sa.text("UPDATE discord_roles_role_mappings SET role_name = role_name"))
+    db.session.execute(sa.text("ALTER TABLE discord_roles_deliveries RENAME TO discord_roles_gone"))
+
+    with pytest.raises(sa.exc.DBAPIError) as raised:
+        _checkout(app, package_ids=["vip"], discord_user_id=BUYER)
+    db.session.rollback()
+
+    assert "discord_roles_deliveries" in str(raised.value), "the error names what was missing"
+    assert _deliveries(app, db) == []
+
+
 def test_the_same_order_signalled_three_times_queues_each_role_once(app: Flask, db: SQLAlchemy) -> None:
     _map(app, db, "vip", VIP)
     for _ in range(3):

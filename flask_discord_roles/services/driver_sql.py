@@ -2,12 +2,19 @@
 
 SQLAlchemy works out a cache key and the bind values of a statement each time it runs; for a small,
 hot statement that is a good part of what the call costs (a checkout, an interaction). A
-:class:`DriverStatement` is compiled once for a dialect and sent with ``exec_driver_sql``: the host's
-engine events still see it, and values are bound as SQLAlchemy itself would bind them.
+:class:`DriverStatement` is compiled once for a dialect, and values are bound as SQLAlchemy itself would
+bind them.
+
+It is sent on the DBAPI cursor of the SQLAlchemy connection, in its transaction, when nothing listens
+to that connection: no engine events (the host's SQL logging, tracing, Flask-SQLAlchemy's query
+recording) and no ``echo``. Then SQLAlchemy's result machinery, which would cost the checkout as much
+as the INSERT itself, is skipped. When anything listens, it goes through ``exec_driver_sql``, so the
+host sees every statement we run. Driver errors come out as SQLAlchemy's exceptions either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,8 +67,47 @@ class DriverStatement:
             value = values[name] if name in values else self.literals[name]
             bound[name] = process(value) if process is not None else value
         parameters: Any = tuple(bound[name] for name in self.names) if self.positional else bound
-        return list(connection.exec_driver_sql(self.sql, parameters))
+        if _observed(connection):
+            return list(connection.exec_driver_sql(self.sql, parameters))
+        return _run_on_cursor(connection, self.sql, parameters)
 
     @cached_property
     def _conversions(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
         return tuple(dict(zip(self.names, self.processors, strict=True)).items())
+
+
+def _observed(connection: sa.Connection) -> bool:
+    """Whether anything listens to statements on ``connection``: engine events, or ``echo``."""
+    # SQLAlchemy's own test before each event point; private, so a missing attribute counts as "yes".
+    return bool(
+        getattr(connection, "_has_events", True)
+        or getattr(connection.engine, "_has_events", True)
+        or getattr(connection, "_echo", True)
+    )
+
+
+def _run_on_cursor(connection: sa.Connection, sql: str, parameters: Any) -> list[Any]:
+    """``sql`` on a DBAPI cursor of ``connection`` (in its transaction); driver errors wrapped as
+    SQLAlchemy's, and a connection the error shows is dead is invalidated, as SQLAlchemy would."""
+    dialect = connection.dialect
+    dbapi_connection = connection.connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        cursor.close()
+        return rows
+    except dialect.loaded_dbapi.Error as error:
+        dead = dialect.is_disconnect(error, dbapi_connection, cursor)
+        with contextlib.suppress(dialect.loaded_dbapi.Error):
+            cursor.close()  # the error to report is the first one
+        if dead:
+            connection.invalidate(error)
+        raise sa.exc.DBAPIError.instance(
+            sql,
+            parameters,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dead,
+            dialect=dialect,
+        ) from error
