@@ -86,9 +86,11 @@ class Drainer:
         last_progress = time.monotonic()
         try:
             while not self.stop.is_set():
-                # Keep one row queued behind each thread, so no thread waits on a claim round trip.
+                # Keep up to one row queued behind each thread, so no thread waits on a claim round
+                # trip, and refill only once the queue behind them has run dry: then a claim (a
+                # transaction) fetches a thread's worth of rows, not the one row that just finished.
                 room = 2 * self.threads - len(inflight)
-                if room > 0 and not exhausted:
+                if len(inflight) <= self.threads and not exhausted:
                     ids = self.runner.claim(min(room, self.batch_size), only_ids=only_ids)
                     if not ids:
                         exhausted = True
