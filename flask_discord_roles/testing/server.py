@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from . import protocol as p
 from . import routes_channels, routes_commands, routes_guilds, routes_oauth, routes_webhooks
 from .faults import Fault, FaultInjector
+from .keepalive import KeepAliveServer
 from .oauth import Grant, OAuthStore
 from .ratelimits import RateLimiter, limited
 from .recorder import CallLog, RecordedCall
@@ -242,33 +242,11 @@ class FakeDiscordApp:
         )
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """HTTP/1.1 and no access log lines in the test output.
-
-    Werkzeug's development server still ends every response with ``Connection: close`` (it cannot tell
-    where an unread body ends), so unlike Discord each call is a new TCP connection; clients reconnect
-    transparently, and pay a connect per call that they would not pay against Discord.
-    """
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        return
-
-
-class _Server(ThreadedWSGIServer):
-    request_queue_size = 1024  # hundreds of concurrent clients must not see refused connections
-    daemon_threads = True
-
-
 class ServerThread:
     """Serves one WSGI app on 127.0.0.1:<free port> from a daemon thread."""
 
     def __init__(self, app: FakeDiscordApp) -> None:
-        self._server = _Server("127.0.0.1", 0, app, handler=_QuietHandler)
+        self._server = KeepAliveServer(("127.0.0.1", 0), app)
         self.port: int = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -283,4 +261,5 @@ class ServerThread:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._thread.join(timeout=5)

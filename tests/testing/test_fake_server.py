@@ -24,6 +24,24 @@ def test_lifecycle() -> None:
         _ = fake.base_url
 
 
+def test_one_connection_serves_many_calls_as_discord_keeps_them_alive(store: Store) -> None:
+    # Every kind of answer, bodies sent and bodies not read by the route alike, then a normal call.
+    member_url = store.url(f"/guilds/{store.guild.id}/members/{store.buyer.id}")
+    role_url = store.url(f"/guilds/{store.guild.id}/members/{store.buyer.id}/roles/{store.role.id}")
+    assert store.api.get(member_url).status_code == 200
+    assert store.api.put(role_url, json={"ignored": "x" * 5000}).status_code == 204
+    assert store.api.post(store.url("/channels/1/messages"), json={"content": "hi"}).status_code == 404
+    assert store.api.delete(role_url).status_code == 204
+    response = store.api.get(member_url)
+
+    assert response.json()["user"]["id"] == store.buyer.id, "the last answer must be its own, not a stale one"
+    assert response.headers.get("Connection") != "close"
+    pools = store.api.get_adapter(member_url).poolmanager.pools
+    # urllib3's pool container refuses plain iteration; keys() is its way.
+    opened = sum(pools[key].num_connections for key in pools.keys())  # noqa: SIM118
+    assert opened == 1, f"{opened} TCP connections for 5 calls"
+
+
 def test_reset_wipes_state_but_keeps_serving(store: Store) -> None:
     store.fake.set_route_limit("users_me", 1, 60.0)
     base_url = store.fake.base_url
