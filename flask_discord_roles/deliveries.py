@@ -21,9 +21,8 @@ from flask import current_app
 
 from .dispatch import dispatch_after_commit
 from .extension import DiscordRolesState, get_state
-from .models import utcnow
+from .models import PENDING, utcnow
 from .services.errors import ValidationError
-from .services.leasing import PENDING
 from .services.order_rows import of_order
 from .services.queue import claim_owed, queue_manual_change
 from .services.records import DeliveryInfo
@@ -103,9 +102,11 @@ def _filters(
     if errors:
         raise ValidationError(errors)
     model = state.models.Delivery
-    conditions: list[Any] = [model.store_id == store_id]
-    if order_id is not None:
-        conditions = of_order(model, store_id, order_id, state.db.session.get_bind().dialect)
+    conditions: list[Any] = (
+        [model.store_id == store_id]
+        if order_id is None
+        else of_order(model, store_id, order_id, state.db.session.get_bind().dialect)
+    )
     for column, value in (
         (model.status, status),
         (model.source, source),

@@ -48,6 +48,10 @@ WAITING = "status = 'pending' AND next_attempt_at IS NULL AND expires_at IS NOT 
 SETTLED = "status <> 'pending'"
 """A delivery that is done, one way or another: the ``store_status`` index."""
 
+PENDING: sa.ColumnClause[str] = sa.literal_column("'pending'", sa.String)
+"""``'pending'`` written into a query, not bound: PostgreSQL's generic plan for a prepared statement
+(psycopg prepares after a few runs) can only choose the partial indexes above if it sees the value."""
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""

@@ -14,14 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..models import utcnow
+from ..models import PENDING, utcnow
 
 if TYPE_CHECKING:
     from ..extension import DiscordRolesState
-
-PENDING: sa.ColumnClause[str] = sa.literal_column("'pending'", sa.String)
-"""Written into the SQL, not bound: PostgreSQL's generic plan for a prepared statement (psycopg prepares
-after a few runs) can only choose an index limited to pending rows if it sees the value."""
 
 
 def claim_statement(

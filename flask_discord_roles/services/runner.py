@@ -35,10 +35,10 @@ from ..discord.errors import (
     Unauthorized,
 )
 from ..extension import DiscordRolesState
-from ..models import Delivery, utcnow
+from ..models import PENDING, Delivery, utcnow
 from .bots import token_of
 from .failures import Failure, describe_transient, diagnose
-from .leasing import PENDING, LeasedQueue
+from .leasing import LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .queue import claim_window_closed, order_removal_key
 from .records import DeliveryInfo

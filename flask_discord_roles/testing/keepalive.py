@@ -25,7 +25,7 @@ IDLE_SECONDS = 30.0
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# Werkzeug's dev server exposes these; the fake's app reads none of them, but a WSGI app may.
+# WSGI gives these two headers their own keys (CONTENT_TYPE, CONTENT_LENGTH), never HTTP_*.
 _UNQUOTED_HEADERS = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
 
@@ -34,7 +34,6 @@ class KeepAliveServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
     request_queue_size = 1024  # hundreds of concurrent clients must not see refused connections
-    allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], app: WSGIApp) -> None:
         super().__init__(address, _Handler)
