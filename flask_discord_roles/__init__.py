@@ -4,12 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import deliveries, guilds
+from . import deliveries, guilds, tokens
 from .claim_codes import claim_code
 from .config import ConfigurationError
 from .deliveries import DeliveryInfo
 from .extension import DiscordRoles, DiscordRolesState, get_state
 from .orders import InvalidOrderEvent, OrderEvent
+from .services.api_tokens import ApiGrant
 from .signals import (
     delivery_failed,
     guild_linked,
@@ -20,6 +21,7 @@ from .signals import (
 )
 
 __all__ = [
+    "ApiGrant",
     "ConfigurationError",
     "DeliveryInfo",
     "DiscordRoles",
@@ -37,4 +39,5 @@ __all__ = [
     "order_revoked",
     "role_delivered",
     "role_removed",
+    "tokens",
 ]

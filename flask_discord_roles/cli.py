@@ -95,6 +95,85 @@ def register_commands_command(store_id: str | None) -> None:
         raise SystemExit(1)
 
 
+@discord_roles_cli.group("tokens")
+def tokens_cli() -> None:
+    """Tenant-API tokens: create (shown once), list, revoke."""
+
+
+@tokens_cli.command("create")
+@click.option("--store", "store_id", required=True, help="The store the token acts for.")
+@click.option("--name", required=True, help="What the token is for, to tell it apart later.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["read", "write"]),
+    default=("read", "write"),
+    show_default=True,
+    help="Repeat for several.",
+)
+@click.option("--expires-in-days", type=click.IntRange(1), help="Default: never expires.")
+@with_appcontext
+def create_token_command(
+    store_id: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None
+) -> None:
+    """Create a token and print it once: only its hash is kept."""
+    from datetime import timedelta
+
+    from .models import utcnow
+    from .services.api_tokens import create_token
+    from .services.errors import ValidationError
+
+    state = get_state()
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    try:
+        issued = create_token(state, store_id, name, list(scopes), expires_at=expires_at)
+    except ValidationError as error:
+        raise click.ClickException(
+            "; ".join(message for messages in error.errors.values() for message in messages)
+        ) from None
+    state.db.session.commit()
+    click.echo(issued.token)
+    click.echo(
+        f"Token {issued.info.id} ({issued.info.prefix}…) for store {store_id}, scopes "
+        f"{' '.join(issued.info.scopes)}. Copy it now: it cannot be shown again.",
+        err=True,
+    )
+
+
+@tokens_cli.command("list")
+@click.option("--store", "store_id", required=True)
+@with_appcontext
+def list_tokens_command(store_id: str) -> None:
+    """The store's tokens (never their secrets)."""
+    from .services.api_tokens import list_tokens
+
+    rows = list_tokens(get_state(), store_id)
+    if not rows:
+        click.echo(f"Store {store_id} has no API tokens.")
+    for info in rows:
+        status = "revoked" if info.revoked_at else "active"
+        used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "never"
+        click.echo(
+            f"{info.id}\t{info.prefix}…\t{info.name}\t{' '.join(info.scopes)}\t{status}\tlast used {used}"
+        )
+
+
+@tokens_cli.command("revoke")
+@click.option("--store", "store_id", required=True)
+@click.argument("token_id", type=int)
+@with_appcontext
+def revoke_token_command(store_id: str, token_id: int) -> None:
+    """Revoke a token at once."""
+    from .services.api_tokens import revoke_token
+
+    state = get_state()
+    if not revoke_token(state, store_id, token_id):
+        raise click.ClickException(f"Store {store_id} has no token {token_id}.")
+    state.db.session.commit()
+    click.echo(f"Token {token_id} revoked.")
+
+
 @discord_roles_cli.command("worker")
 @click.option("--once", is_flag=True, help="Process what is due now, then exit (for cron).")
 @click.option(

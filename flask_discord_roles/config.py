@@ -66,6 +66,18 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_CLAIM_CODE_SECRET": None,
     # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
     "DISCORD_ROLES_INTERACTION_MAX_AGE": 300.0,
+    # Mount the tenant API (the dashboard's HTTP API) at this prefix; False leaves it out.
+    "DISCORD_ROLES_TENANT_API": True,
+    "DISCORD_ROLES_API_PREFIX": "/api/v1/tenant/discord",
+    # Requests one API token may make, in the `limits` library's notation; shared by every process that
+    # uses the same storage ("memory://" is per process; "redis://host:6379/0" is shared).
+    "DISCORD_ROLES_API_RATE_LIMIT": "60/minute",
+    "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": "memory://",
+    # The public https://host this app is reached at, for the interactions URL Discord must call; None
+    # builds it from the request (behind a proxy, set this or use Werkzeug's ProxyFix).
+    "DISCORD_ROLES_PUBLIC_BASE_URL": None,
+    # Seconds a linked server's name and member count, read from Discord, are reused by listings.
+    "DISCORD_ROLES_GUILD_CACHE_SECONDS": 300.0,
 }
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
@@ -103,6 +115,12 @@ class Settings:
     # The shared bot's public identity (its token is kept apart, never in settings).
     platform_application_id: str | None = None
     platform_public_key: str | None = None
+    tenant_api: bool = True
+    api_prefix: str = "/api/v1/tenant/discord"
+    api_rate_limit: str = "60/minute"
+    api_rate_limit_storage: str = "memory://"
+    public_base_url: str | None = None
+    guild_cache_seconds: float = 300.0
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -241,6 +259,12 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),
         bot_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_BOT_CACHE_SECONDS"),
         **_platform_identity(config),
+        tenant_api=bool(config["DISCORD_ROLES_TENANT_API"]),
+        api_prefix=_url_path(config, "DISCORD_ROLES_API_PREFIX"),
+        api_rate_limit=_rate_limit(config, "DISCORD_ROLES_API_RATE_LIMIT"),
+        api_rate_limit_storage=_storage_uri(config, "DISCORD_ROLES_API_RATE_LIMIT_STORAGE"),
+        public_base_url=_optional_http_url(config, "DISCORD_ROLES_PUBLIC_BASE_URL"),
+        guild_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_GUILD_CACHE_SECONDS"),
     )
 
 
@@ -258,3 +282,29 @@ def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> st
     if value not in choices:
         raise ConfigurationError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+def _rate_limit(config: Mapping[str, Any], key: str) -> str:
+    from limits import parse_many
+
+    value = config[key]
+    try:
+        if not isinstance(value, str) or not parse_many(value):
+            raise ValueError(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate such as '60/minute' or '1000 per hour', got {value!r}"
+        ) from None
+    return value
+
+
+def _storage_uri(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    scheme = value.split("://", 1)[0] if isinstance(value, str) and "://" in value else None
+    if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"):
+        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {value!r}")
+    return str(value)
+
+
+def _optional_http_url(config: Mapping[str, Any], key: str) -> str | None:
+    return None if config[key] is None else _http_url(config, key)

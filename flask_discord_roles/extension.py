@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from . import __version__
+from .api_limits import ApiRateLimiter
 from .clients import ClientPool
 from .config import DEFAULTS, ConfigurationError, Settings, build_cipher, load_settings
 from .crypto import TokenCipher
@@ -22,6 +23,9 @@ from .orders import OrderAdapter, default_adapter
 from .services.bot_cache import BotCache
 from .signals import order_completed, order_revoked
 
+if TYPE_CHECKING:
+    from .services.api_tokens import ApiGrant
+
 logger = logging.getLogger("flask_discord_roles")
 
 
@@ -31,6 +35,8 @@ class Loaders:
     def __init__(self) -> None:
         self.slug_to_store: Callable[[str], object | None] | None = None
         self.store_to_name: Callable[[str], object | None] | None = None
+        self.api_token: Callable[[str], ApiGrant | None] | None = None
+        self.store_to_slug: Callable[[str], object | None] | None = None
 
     def store_for_slug(self, slug: str) -> str | None:
         """The store id behind ``slug`` in an interactions URL; by default the slug is the store id."""
@@ -38,6 +44,11 @@ class Loaders:
             return slug
         store_id = self.slug_to_store(slug)
         return None if store_id is None else str(store_id)
+
+    def slug_of_store(self, store_id: str) -> str:
+        """The slug in ``store_id``'s interactions URL; by default the store id itself."""
+        slug = self.store_to_slug(store_id) if self.store_to_slug is not None else None
+        return str(slug) if slug else store_id
 
     def name_of_store(self, store_id: str) -> str:
         """What to call the store in Discord messages; by default its id."""
@@ -64,6 +75,8 @@ class DiscordRolesState:
     platform_token: str | None = field(default=None, repr=False)
     # The shared bot's user id, asked of Discord when first needed (to explain a refused role change).
     platform_user_id: str | None = field(default=None, repr=False)
+    # The tenant API's per-token rate limit; None when the API is not mounted.
+    api_limiter: ApiRateLimiter | None = field(default=None, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
@@ -187,6 +200,9 @@ class DiscordRoles:
             platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
             if settings.platform_application_id
             else None,
+            api_limiter=ApiRateLimiter(settings.api_rate_limit, settings.api_rate_limit_storage)
+            if settings.tenant_api
+            else None,
         )
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter
@@ -197,9 +213,15 @@ class DiscordRoles:
 
         if interactions.name not in app.blueprints:  # init_app may run again on the same app
             app.register_blueprint(interactions, url_prefix=settings.interactions_path)
-        # Discord signs its requests and has no CSRF token: exempt our webhook from Flask-WTF's
-        # CSRFProtect whether the host set that up before us (now) or after us (see _before_request).
-        _exempt_from_csrf(app)
+        if settings.tenant_api:
+            from .web.api import tenant_api
+
+            if tenant_api.name not in app.blueprints:
+                app.register_blueprint(tenant_api, url_prefix=settings.api_prefix)
+        # Discord signs its requests and API clients send a bearer token; neither has a CSRF token.
+        # Exempt our blueprints from Flask-WTF's CSRFProtect and from the host's Flask-Limiter (we
+        # keep our own limit) whether the host set those up before us (now) or after (_before_request).
+        _exempt_from_host_guards(app)
         app.before_request(_before_request)
 
         from .cli import discord_roles_cli
@@ -218,9 +240,32 @@ class DiscordRoles:
                 store = Store.query.filter_by(slug=slug).first()
                 return store.id if store else None
 
-        Without one, the slug *is* the store id: ``/webhook/discord/interactions/<store_id>``.
+        Without one, the slug *is* the store id: ``/webhook/discord/interactions/<store_id>``. With one,
+        register :meth:`store_slug_loader` too, so the tenant API can show each store its URL.
         """
         self._loaders.slug_to_store = loader
+        return loader
+
+    def store_slug_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register the inverse of :meth:`store_loader`: ``loader(store_id)`` returns the store's slug."""
+        self._loaders.store_to_slug = loader
+        return loader
+
+    def api_token_loader(self, loader: Callable[[str], ApiGrant | None]) -> Callable[[str], ApiGrant | None]:
+        """Register how the tenant API checks a bearer token, for a host that issues its own tokens.
+
+        ``loader(token)`` returns an :class:`~flask_discord_roles.ApiGrant` (the store the token is
+        for and its scopes) or None when the token is not valid::
+
+            @discord_roles.api_token_loader
+            def load_token(token):
+                key = ApiKey.find_active(token)
+                return ApiGrant.for_token(token, key.store_id, key.scopes) if key else None
+
+        Without one, the tokens made by ``flask discord-roles tokens create`` (or
+        :func:`~flask_discord_roles.tokens.create_token`) are the ones accepted.
+        """
+        self._loaders.api_token = loader
         return loader
 
     def store_name_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
@@ -272,13 +317,20 @@ def _claim_secret(app: Flask) -> bytes | None:
     return secret.encode() if isinstance(secret, str) else secret
 
 
-def _exempt_from_csrf(app: Flask) -> None:
+def _exempt_from_host_guards(app: Flask) -> None:
+    from .web.api import tenant_api
     from .web.interactions import interactions
 
+    ours = [interactions] + ([tenant_api] if tenant_api.name in app.blueprints else [])
     csrf = app.extensions.get("csrf")
     exempt = getattr(csrf, "exempt", None)
-    if exempt is not None and interactions not in getattr(csrf, "_exempt_blueprints", ()):
-        exempt(interactions)
+    if exempt is not None:
+        for blueprint in ours:
+            if blueprint not in getattr(csrf, "_exempt_blueprints", ()):
+                exempt(blueprint)
+    for limiter in app.extensions.get("limiter", ()):
+        for blueprint in ours:
+            limiter.exempt(blueprint)
 
 
 def _before_request() -> None:
@@ -286,8 +338,8 @@ def _before_request() -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
     if not state.first_request_seen:
-        # Extensions are set up before an app serves: CSRFProtect, if any, is there by now.
-        _exempt_from_csrf(app)
+        # Extensions are set up before an app serves: CSRFProtect and Flask-Limiter, if any, are there.
+        _exempt_from_host_guards(app)
         state.first_request_seen = True
     # Lazily, but not only on a commit: rows due for a retry after a restart need the thread
     # executor's poller, and a celery executor without a Celery app should fail a request, loudly.

@@ -328,6 +328,10 @@ class DiscordClient:
         """The bot's own user (its id is not always the application id)."""
         return dict(self.request(Route("GET", "/users/@me")))
 
+    def get_current_application(self) -> dict[str, Any]:
+        """The application the bot token belongs to (its ``id`` is the application id)."""
+        return dict(self.request(Route("GET", "/applications/@me")))
+
     def get_guild(self, guild_id: str, with_counts: bool = False) -> dict[str, Any]:
         """The guild; ``with_counts`` adds ``approximate_member_count`` and presence count."""
         params = {"with_counts": "true"} if with_counts else None

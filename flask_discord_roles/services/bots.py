@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import suppress
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import select
 
@@ -11,13 +14,18 @@ from ..clients import build_client
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.commands import command_definitions
-from ..discord.errors import DiscordError, Unauthorized
+from ..discord.errors import DiscordError, PermanentDiscordError, Unauthorized
+from ..discord.permissions import MANAGE_ROLES
 from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState
 from ..models import StoreBot
 from .errors import ValidationError
 
 _PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")
+CDN = "https://cdn.discordapp.com"
+INVITE_BASE = "https://discord.com/api/oauth2/authorize"
+INVITE_PERMISSIONS = MANAGE_ROLES
+"""Manage Roles only, as the seed's invite does: Send Messages for notifications is a channel matter."""
 logger = logging.getLogger("flask_discord_roles")
 
 
@@ -47,9 +55,9 @@ def save_bot(
     state: DiscordRolesState,
     store_id: str,
     *,
-    application_id: str,
-    public_key: str,
-    bot_token: str,
+    application_id: object,
+    public_key: object,
+    bot_token: object,
 ) -> StoreBot:
     """Validate the credentials, check the token with Discord, and store them (token encrypted).
 
@@ -61,10 +69,15 @@ def save_bot(
     errors = validate_credentials(application_id, public_key, bot_token)
     if errors:
         raise ValidationError(errors)
+    # validate_credentials has made sure of these; the asserts tell the type checker.
+    assert isinstance(application_id, str)
+    assert isinstance(public_key, str)
+    assert isinstance(bot_token, str)
     # A one-off client: an unverified token must not enter the shared pool.
     with build_client(state.settings, bot_token) as probe:
         try:
             bot_user = probe.get_current_user()
+            application = probe.get_current_application()
         except Unauthorized:
             raise ValidationError(
                 {
@@ -73,6 +86,19 @@ def save_bot(
                     ]
                 }
             ) from None
+        except PermanentDiscordError as error:
+            raise ValidationError(
+                {"bot_token": [f"Discord would not say which bot this token is ({error.message})."]}
+            ) from None
+    if str(application.get("id")) != application_id:
+        raise ValidationError(
+            {
+                "application_id": [
+                    "This bot token belongs to another application. Copy the Application ID from the "
+                    "General Information page of the application whose bot token you pasted."
+                ]
+            }
+        )
 
     bot = get_bot(state, store_id)
     if bot is None:
@@ -100,6 +126,93 @@ def save_bot(
     if problem is not None:
         logger.warning("store %s: slash commands not registered: %s", store_id, problem)
     return bot
+
+
+def remove_bot(state: DiscordRolesState, store_id: str) -> bool:
+    """Forget the store's own bot and its credentials; False when it has none. Caller commits.
+
+    Deliveries stay queued: the runner parks them as ``no_bot`` until a bot is saved again, so
+    nothing is delivered through the removed bot and nothing is lost.
+    """
+    bot = get_bot(state, store_id)
+    if bot is None or bot.uses_platform_bot:
+        return False
+    with suppress(DecryptionError):  # unreadable: no client could have been made from it either
+        state.clients.discard(state.cipher.decrypt(bot.token_ciphertext))
+    state.db.session.delete(bot)
+    state.db.session.flush()
+    state.bot_cache.forget(store_id)
+    return True
+
+
+def set_bot_enabled(state: DiscordRolesState, store_id: str, enabled: bool) -> StoreBot | None:
+    """Switch the store's own bot on or off; None when it has none. Caller commits.
+
+    Off, deliveries wait (``bot_disabled``) and interactions get a polite "switched off" answer;
+    on again, the deliveries that waited come due.
+    """
+    bot = get_bot(state, store_id)
+    if bot is None or bot.uses_platform_bot:
+        return None
+    bot.is_enabled = enabled
+    bot.disabled_reason = None
+    state.db.session.flush()
+    state.bot_cache.forget(store_id)
+    if enabled:
+        bot_saved_requeue(state, store_id)
+    return bot
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What Discord says about the bot right now."""
+
+    connected: bool
+    bot_id: str | None = None
+    bot_name: str | None = None
+    bot_avatar: str | None = None
+    error: str | None = None
+
+
+def check_connection(state: DiscordRolesState, bot: StoreBot) -> ConnectionCheck:
+    """Ask Discord who the bot is; the reason in words when it cannot say."""
+    try:
+        user = client_for(state, bot).get_current_user()
+    except DecryptionError:
+        return ConnectionCheck(False, error="The saved token cannot be decrypted; save the bot token again.")
+    except Unauthorized:
+        return ConnectionCheck(
+            False, error="Invalid bot token: Discord refused it. Reset it and save it again."
+        )
+    except DiscordError as error:
+        return ConnectionCheck(False, error=f"Discord could not be reached ({error.status or 'no answer'}).")
+    user_id = str(user["id"])
+    return ConnectionCheck(
+        True,
+        bot_id=user_id,
+        bot_name=str(user.get("global_name") or user.get("username") or ""),
+        bot_avatar=avatar_url(user_id, user.get("avatar")),
+    )
+
+
+def avatar_url(user_id: str, avatar: str | None) -> str:
+    """Discord's CDN address of a user's avatar (the default one when they have none)."""
+    if avatar:
+        extension = "gif" if avatar.startswith("a_") else "png"
+        return f"{CDN}/avatars/{user_id}/{avatar}.{extension}"
+    return f"{CDN}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
+
+
+def invite_url(application_id: str, guild_id: str | None = None) -> str:
+    """The address that adds the bot to a server with the permission it needs (Manage Roles)."""
+    query = {
+        "client_id": application_id,
+        "permissions": str(INVITE_PERMISSIONS),
+        "scope": "bot applications.commands",
+    }
+    if guild_id is not None:
+        query.update(guild_id=guild_id, disable_guild_select="true")
+    return f"{INVITE_BASE}?{urlencode(query, quote_via=quote)}"
 
 
 def register_commands(state: DiscordRolesState, bot: StoreBot) -> str | None:

@@ -1,0 +1,61 @@
+"""The tenant API: what a store's dashboard calls, under ``DISCORD_ROLES_API_PREFIX``.
+
+Every request names its store (``X-Tenant-Id``) and proves it may act for it (``Authorization: Bearer``);
+every view reads and writes that store's rows only, through the services. Errors use one shape (see
+:mod:`.errors`); the OpenAPI 3.1 description is served at ``<prefix>/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from ...extension import get_state
+from .auth import authorise
+from .errors import install_error_handlers
+
+tenant_api = Blueprint("discord_roles_api", __name__)
+install_error_handlers(tenant_api)
+
+
+@tenant_api.before_request
+def _authorise() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    operation = getattr(view, "openapi", None)
+    if operation is not None and operation.public:
+        return
+    if request.endpoint == f"{tenant_api.name}._unknown":
+        return
+    authorise(get_state())
+
+
+@tenant_api.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@tenant_api.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def _unknown(rest: str) -> NoReturn:
+    """Any path under the prefix that no operation answers: 404 (or 405) in the API's error shape.
+
+    Werkzeug would raise these before our blueprint is known, and the host's HTML error page would answer.
+    """
+    allowed = _methods_elsewhere()
+    if allowed:
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
+    raise NotFound()
+
+
+def _methods_elsewhere() -> set[str]:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed: set[str] = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != f"{tenant_api.name}._unknown":
+            allowed.add(method)
+    return allowed
+
+
+# The operations register themselves on the blueprint.
+from . import bot, customers, deliveries, diagnostics, guilds, openapi, settings  # noqa: E402, F401

@@ -1,0 +1,88 @@
+"""What every tenant-API view needs: the caller's store, the request body, the query, the commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import g, request
+
+from ...extension import DiscordRolesState, get_state
+from ...services.api_tokens import ApiGrant
+from .errors import ApiError
+
+
+def store_id() -> str:
+    """The store the authenticated caller acts for."""
+    grant: ApiGrant = g.discord_roles_grant
+    return grant.store_id
+
+
+def state() -> DiscordRolesState:
+    return get_state()
+
+
+def json_body() -> dict[str, Any]:
+    """The JSON object sent, ``{}`` for no body; 422 for anything else."""
+    if not request.get_data(cache=True):
+        return {}
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise ApiError(
+            422,
+            "The given data was invalid.",
+            errors={"body": ['Send a JSON object, e.g. {"enabled": true}.']},
+        )
+    return body
+
+
+def query_text(name: str, *, max_length: int = 64) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > max_length:
+        raise ApiError(
+            422, "The given data was invalid.", errors={name: [f"At most {max_length} characters."]}
+        )
+    return value
+
+
+def query_int(
+    name: str, *, minimum: int, maximum: int | None = None, default: int | None = None
+) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise ApiError(
+            422, "The given data was invalid.", errors={name: [f"Must be a whole number {bound}."]}
+        )
+    return value
+
+
+def query_time(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422,
+            "The given data was invalid.",
+            errors={name: ["Must be an ISO 8601 time such as 2025-01-20T14:30:00Z."]},
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def commit() -> None:
+    get_state().db.session.commit()

@@ -1,0 +1,138 @@
+"""``GET <prefix>/openapi.json``: the OpenAPI 3.1 description of the tenant API, built from the routes.
+
+Each route's view carries its :class:`~.spec.Operation`; the errors every operation shares (401, 403,
+429, and 404/422/503 where an operation declares them) are added here in the one error shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import current_app
+
+from ... import __version__
+from . import tenant_api
+from .spec import INTEGER, MESSAGE, STRING, Operation, Schema, documented, obj, ref
+
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+_PATH_TYPES = {"int": INTEGER, None: STRING, "string": STRING}
+
+ERROR = obj(
+    {"success": {"const": False}, "error": STRING, "message": MESSAGE},
+    {
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": STRING},
+            "description": "What is wrong with each field, in words.",
+        },
+        "retry_after": {"type": "integer", "minimum": 1, "description": "Seconds to wait."},
+    },
+)
+ERROR_DESCRIPTIONS = {
+    401: "Invalid or missing API token (or X-Tenant-Id)",
+    403: "The token belongs to another store, or lacks the scope",
+    404: "No such thing in this store",
+    409: "Conflicts with the current state",
+    422: "The given data was invalid; `errors` names each field",
+    429: "Rate limit exceeded; `retry_after` (and the Retry-After header) say when to come back",
+    503: "Discord could not be reached; nothing was changed",
+}
+
+
+def build_document(api_prefix: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith(f"{tenant_api.name}.") or rule.endpoint.endswith("._unknown"):
+            continue
+        operation: Operation | None = getattr(current_app.view_functions[rule.endpoint], "openapi", None)
+        if operation is None:
+            raise RuntimeError(f"{rule.endpoint} has no OpenAPI description (@documented)")
+        path = _CONVERTER.sub(r"{\2}", rule.rule[len(api_prefix) :] or "/")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(rule, operation, method)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "flask-discord-roles tenant API",
+            "version": __version__,
+            "description": "Manage a store's Discord bot, servers, role mappings, settings and deliveries. "
+            "Send `Authorization: Bearer <token>` and `X-Tenant-Id: <store id>` with every request.",
+        },
+        "servers": [{"url": api_prefix}],
+        "security": [{"bearer": [], "tenant": []}],
+        "tags": [
+            {"name": name}
+            for name in sorted({op["tags"][0] for item in paths.values() for op in item.values()})
+        ],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API token of the store."},
+                "tenant": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Tenant-Id",
+                    "description": "The store id.",
+                },
+            },
+            "schemas": {"Error": ERROR},
+        },
+    }
+
+
+def _operation(rule: Any, operation: Operation, method: str) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_TYPES.get(kind, STRING)}
+        for kind, name in _CONVERTER.findall(rule.rule)
+    ]
+    parameters.extend(operation.parameters)
+    responses: dict[str, Any] = {
+        str(status): {"description": "OK" if status < 300 else "Done", "content": _json(schema)}
+        for status, schema in operation.responses.items()
+    }
+    errors = set(operation.errors)
+    if not operation.public:
+        errors |= {401, 403, 429}
+    if parameters:
+        errors |= {422} if operation.parameters else set()
+        errors |= {404} if len(parameters) > len(operation.parameters) else set()
+    if operation.body is not None:
+        errors.add(422)
+    for status in sorted(errors):
+        response: dict[str, Any] = {"description": ERROR_DESCRIPTIONS[status], "content": _json(ref("Error"))}
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": {"schema": INTEGER, "description": "Seconds to wait."}}
+        responses[str(status)] = response
+    document: dict[str, Any] = {
+        "operationId": rule.endpoint.split(".", 1)[1],
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "responses": responses,
+    }
+    if operation.description:
+        document["description"] = operation.description
+    if parameters:
+        document["parameters"] = parameters
+    if operation.body is not None:
+        document["requestBody"] = {"required": operation.body_required, "content": _json(operation.body)}
+    if operation.public:
+        document["security"] = []
+    return document
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+@tenant_api.get("/openapi.json")
+@documented(
+    summary="This description",
+    tag="Meta",
+    responses={200: {"type": "object", "required": ["openapi", "paths"]}},
+    public=True,
+)
+def openapi_document() -> dict[str, Any]:
+    from .context import state
+
+    return build_document(state().settings.api_prefix)

@@ -1,0 +1,97 @@
+"""How each tenant-API view describes itself for the OpenAPI document, next to the view it describes.
+
+A view carries an :class:`Operation` (set by :func:`documented`); :mod:`.openapi` walks the blueprint's
+routes and assembles the document from them, so a route cannot exist undocumented (a test checks) and
+a description cannot drift from the path it sits on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+Schema = dict[str, Any]
+View = TypeVar("View", bound=Callable[..., Any])
+
+STRING: Schema = {"type": "string"}
+TEXT: Schema = {"type": "string", "minLength": 1}
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+NUMBER: Schema = {"type": "number"}
+SNOWFLAKE: Schema = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "A Discord id."}
+HOST_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+DATETIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
+MESSAGE: Schema = {"type": "string", "description": "What happened, in words to show the store owner."}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, **extra: Any) -> Schema:
+    """An object with exactly these keys; ``required`` ones are always present."""
+    properties = {**required, **(optional or {})}
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    tag: str
+    responses: dict[int, Schema]
+    description: str | None = None
+    body: Schema | None = None
+    body_required: bool = True
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    # Error statuses beyond the ones every operation has (401, 403, 429).
+    errors: tuple[int, ...] = ()
+    public: bool = False
+
+
+def documented(
+    *,
+    summary: str,
+    tag: str,
+    responses: dict[int, Schema],
+    description: str | None = None,
+    body: Schema | None = None,
+    body_required: bool = True,
+    parameters: Iterable[dict[str, Any]] = (),
+    errors: Iterable[int] = (),
+    public: bool = False,
+) -> Callable[[View], View]:
+    """Attach the OpenAPI description of the view below it."""
+    operation = Operation(
+        summary=summary,
+        tag=tag,
+        responses=responses,
+        description=description,
+        body=body,
+        body_required=body_required,
+        parameters=list(parameters),
+        errors=tuple(errors),
+        public=public,
+    )
+
+    def attach(view: View) -> View:
+        view.openapi = operation  # type: ignore[attr-defined]
+        return view
+
+    return attach
