@@ -1,0 +1,276 @@
+"""Who may call the tenant API, how often, and with which tokens: 401, 403, 404/405 and 429."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_discord_roles import ApiGrant, get_state, tokens
+from flask_discord_roles.deliveries import ValidationError
+from flask_discord_roles.models import utcnow
+from tests.api import API_CONFIG, PREFIX, Api, api_for, assert_error
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return dict(API_CONFIG)
+
+
+def bare(app: Flask, **headers: str) -> Any:
+    return app.test_client().get(f"{PREFIX}/custom-bot", headers=headers)
+
+
+def test_no_token_a_wrong_scheme_or_an_unknown_token_is_401(app: Flask) -> None:
+    api = api_for(app)
+    for headers in (
+        {"X-Tenant-Id": "store-1"},
+        {"Authorization": f"Basic {api.token}", "X-Tenant-Id": "store-1"},
+        {"Authorization": "Bearer drt_0000_nope", "X-Tenant-Id": "store-1"},
+        {"Authorization": "Bearer ", "X-Tenant-Id": "store-1"},
+    ):
+        body = assert_error(bare(app, **headers), 401)
+        assert body == {"success": False, "error": "Unauthorized", "message": "Invalid or missing API token."}
+
+
+def test_a_token_without_the_tenant_header_is_401(app: Flask) -> None:
+    api = api_for(app)
+    assert_error(bare(app, Authorization=f"Bearer {api.token}"), 401)
+
+
+def test_a_revoked_or_expired_token_is_401(app: Flask, db: SQLAlchemy) -> None:
+    api = api_for(app)
+    assert api.get("/custom-bot").status_code == 200
+    with app.app_context():
+        token_id = tokens.list_tokens("store-1")[0].id
+        assert tokens.revoke_token("store-1", token_id)
+        db.session.commit()
+    assert_error(api.get("/custom-bot"), 401)
+
+    with app.app_context():
+        issued = tokens.create_token("store-1", "short-lived", expires_at=utcnow() + timedelta(seconds=30))
+        db.session.commit()
+        model = get_state(app).models.ApiToken
+        db.session.execute(
+            sa.update(model)
+            .where(model.id == issued.info.id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    assert_error(Api(app.test_client(), issued.token, "store-1").get("/custom-bot"), 401)
+
+
+def test_a_token_used_for_another_store_is_403(app: Flask) -> None:
+    api = api_for(app, "store-1")
+    api_for(app, "store-2")
+    body = assert_error(api.get("/custom-bot", headers={"X-Tenant-Id": "store-2"}), 403)
+    assert body["error"] == "Forbidden"
+
+
+def test_scopes_read_for_get_and_write_for_changes(app: Flask) -> None:
+    reader = api_for(app, scopes=("read",))
+    assert reader.get("/custom-bot").status_code == 200
+    body = assert_error(reader.post("/custom-bot/toggle", json={"enabled": True}), 403)
+    assert "scope" in body["message"]
+    writer = api_for(app, scopes=("write",))
+    assert_error(writer.get("/custom-bot"), 403)
+    assert writer.post("/custom-bot/toggle", json={"enabled": True}).status_code == 404, "allowed; no bot"
+
+
+def test_unknown_operations_and_methods_answer_in_the_error_shape(app: Flask) -> None:
+    api = api_for(app)
+    body = assert_error(api.get("/no-such-thing"), 404)
+    assert body["message"] == "Operation not found."
+    assert_error(api.get("/"), 404)
+    not_allowed = api.put("/custom-bot")
+    assert_error(not_allowed, 405)
+    assert set(not_allowed.headers["Allow"].split(", ")) == {"GET", "POST", "DELETE"}
+
+
+def test_the_openapi_description_needs_no_token(app: Flask) -> None:
+    response = app.test_client().get(f"{PREFIX}/openapi.json")
+    assert response.status_code == 200
+    assert response.json["openapi"] == "3.1.0"
+
+
+def test_the_api_can_be_left_out_or_moved(make_app: Any, database_url: str) -> None:
+    off, _, _ = make_app(database_url, DISCORD_ROLES_TENANT_API=False)
+    assert off.test_client().get(f"{PREFIX}/openapi.json").status_code == 404
+    moved, _, _ = make_app(database_url, DISCORD_ROLES_API_PREFIX="/dashboard/api")
+    assert moved.test_client().get("/dashboard/api/openapi.json").status_code == 200
+
+
+# -- tokens: CLI, Python API, a host's own ----------------------------------------------------------
+
+
+def test_the_cli_creates_a_token_shown_once_lists_it_without_the_secret_and_revokes_it(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["discord-roles", "tokens", "create", "--store", "store-1", "--name", "CI"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("drt_")
+    api = Api(app.test_client(), token, "store-1")
+    assert api.get("/custom-bot").status_code == 200
+
+    listed = runner.invoke(args=["discord-roles", "tokens", "list", "--store", "store-1"])
+    assert "CI" in listed.output
+    assert "active" in listed.output
+    assert token not in listed.output, "a listing never shows the secret"
+    token_id = listed.output.split("\t", 1)[0]
+
+    revoked = runner.invoke(args=["discord-roles", "tokens", "revoke", "--store", "store-1", token_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert_error(api.get("/custom-bot"), 401)
+    again = runner.invoke(args=["discord-roles", "tokens", "revoke", "--store", "store-2", token_id])
+    assert again.exit_code != 0, "a store cannot revoke another store's token"
+
+
+def test_the_cli_refuses_an_empty_name(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["discord-roles", "tokens", "create", "--store", "store-1", "--name", " "]
+    )
+    assert result.exit_code != 0
+    assert "Name the token" in result.output
+
+
+def test_a_new_token_is_stored_hashed_and_never_in_a_repr(app: Flask, db: SQLAlchemy) -> None:
+    with app.app_context():
+        issued = tokens.create_token("store-1", "Dashboard", scopes=["read"])
+        db.session.commit()
+        row = db.session.scalar(sa.select(get_state(app).models.ApiToken))
+        assert row is not None
+        assert issued.token not in (row.token_hash, row.token_prefix, repr(row))
+    assert issued.token not in repr(issued)
+    assert issued.info.scopes == ["read"]
+    with app.app_context(), pytest.raises(ValidationError) as refused:
+        tokens.create_token("store-1", "Bad", scopes=["admin"])
+    assert "scopes" in refused.value.errors
+
+
+def test_a_host_with_its_own_tokens_registers_a_loader(make_app: Any, database_url: str) -> None:
+    app, db, discord_roles = make_app(database_url, **API_CONFIG)
+
+    @discord_roles.api_token_loader
+    def load(token: str) -> ApiGrant | None:
+        return ApiGrant.for_token(token, "store-7", ["read"]) if token == "host-secret" else None
+
+    with app.app_context():
+        db.create_all()
+    try:
+        host = Api(app.test_client(), "host-secret", "store-7")
+        assert host.get("/custom-bot").status_code == 200
+        assert_error(host.post("/custom-bot/toggle", json={"enabled": True}), 403)
+        assert_error(host.get("/custom-bot", headers={"X-Tenant-Id": "store-8"}), 403)
+        assert_error(Api(app.test_client(), "guess", "store-7").get("/custom-bot"), 401)
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
+
+
+# -- rate limit --------------------------------------------------------------------------------------
+
+
+def test_the_61st_request_in_a_minute_is_429_with_retry_after(make_app: Any, database_url: str) -> None:
+    app, db, _ = make_app(database_url)  # the default: 60 per minute per token
+    with app.app_context():
+        db.create_all()
+    try:
+        first, second = api_for(app), api_for(app)
+        for n in range(60):
+            assert first.get("/custom-bot/stats").status_code == 200, f"request {n + 1} of 60 was refused"
+        limited = first.get("/custom-bot/stats")
+        body = assert_error(limited, 429)
+        assert body["message"] == "Rate limit exceeded."
+        assert 1 <= body["retry_after"] <= 60
+        assert limited.headers["Retry-After"] == str(body["retry_after"])
+        assert second.get("/custom-bot/stats").status_code == 200, "each token has its own count"
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(
+            "Redis is not reachable at 127.0.0.1:6379; start it with `redis-server --daemonize yes "
+            '--bind 127.0.0.1 --port 6379 --save "" --appendonly no`',
+            pytrace=False,
+        )
+    yield url
+    client.close()
+
+
+def test_with_redis_storage_two_app_instances_share_one_count(
+    make_app: Any, database_url: str, redis_url: str
+) -> None:
+    config = {"DISCORD_ROLES_API_RATE_LIMIT": "5/minute", "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": redis_url}
+    one, db, _ = make_app(database_url, **config)
+    two, _, _ = make_app(database_url, **config)
+    with one.app_context():
+        db.create_all()
+    try:
+        token = api_for(one).token  # both instances read the same database, as two processes would
+        via_one, via_two = Api(one.test_client(), token, "store-1"), Api(two.test_client(), token, "store-1")
+        assert [via_one.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200]
+        assert [via_two.get("/custom-bot").status_code for _ in range(2)] == [200, 200]
+        assert_error(via_two.get("/custom-bot"), 429)
+        assert_error(via_one.get("/custom-bot"), 429)
+    finally:
+        with one.app_context():
+            db.drop_all()
+            db.engine.dispose()
+
+
+def test_an_unreachable_limit_store_lets_requests_through(make_app: Any, database_url: str) -> None:
+    app, db, _ = make_app(database_url, DISCORD_ROLES_API_RATE_LIMIT_STORAGE="redis://127.0.0.1:1/0")
+    with app.app_context():
+        db.create_all()
+    try:
+        assert api_for(app).get("/custom-bot").status_code == 200
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
+
+
+def test_the_hosts_flask_limiter_and_ours_leave_each_other_alone(make_app: Any, database_url: str) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    app, db, _ = make_app(database_url, DISCORD_ROLES_API_RATE_LIMIT="3/minute")
+    Limiter(get_remote_address, app=app, default_limits=["2 per minute"], storage_uri="memory://")
+
+    @app.get("/shop")
+    def shop() -> str:
+        return "shop"
+
+    with app.app_context():
+        db.create_all()
+    try:
+        api = api_for(app)
+        assert [api.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200], (
+            "the host's default of 2 per minute does not apply to our API"
+        )
+        assert_error(api.get("/custom-bot"), 429)
+        client = app.test_client()
+        assert [client.get("/shop").status_code for _ in range(3)] == [200, 200, 429], (
+            "the host's own limit still holds for its routes, and our requests did not count against it"
+        )
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
