@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import deliveries, guilds, tokens
+from . import deliveries, guilds, store_settings, tokens
 from .claim_codes import claim_code
 from .config import ConfigurationError
 from .deliveries import DeliveryInfo
@@ -14,6 +14,7 @@ from .services.api_tokens import ApiGrant
 from .signals import (
     delivery_failed,
     guild_linked,
+    guild_unlinked,
     order_completed,
     order_revoked,
     role_delivered,
@@ -34,10 +35,12 @@ __all__ = [
     "delivery_failed",
     "get_state",
     "guild_linked",
+    "guild_unlinked",
     "guilds",
     "order_completed",
     "order_revoked",
     "role_delivered",
     "role_removed",
+    "store_settings",
     "tokens",
 ]

@@ -13,15 +13,16 @@ and run once you commit (never if you roll back). The tenant HTTP API exposes th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
+from .discord.snowflake import is_snowflake
 from .dispatch import dispatch_after_commit
 from .extension import DiscordRolesState, get_state
-from .models import PENDING, utcnow
+from .models import PENDING, Delivery, utcnow
 from .services.errors import ValidationError
 from .services.order_rows import of_order
 from .services.queue import claim_owed, queue_manual_change
@@ -36,6 +37,7 @@ __all__ = [
     "ValidationError",
     "assign_role",
     "claim",
+    "get_delivery",
     "list_deliveries",
     "remove_role",
     "retry_deliveries",
@@ -46,6 +48,8 @@ __all__ = [
 STATUSES = ("pending", "completed", "failed", "expired")
 SOURCES = ("interaction", "auto", "manual")
 MAX_PAGE_SIZE = 100
+MAX_ID = 2**63 - 1
+"""The largest delivery id a BIGINT holds: anything larger cannot exist, and must not reach the driver."""
 
 
 class DeliveryNotFound(LookupError):
@@ -92,13 +96,26 @@ def _filters(
     customer_id: str | None,
     order_id: str | None,
     discord_user_id: str | None,
+    guild_id: str | None = None,
     reason_code: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[Any]:
     errors: dict[str, list[str]] = {}
     if status is not None and status not in STATUSES:
         errors["status"] = [f"Status must be one of {', '.join(STATUSES)}."]
     if source is not None and source not in SOURCES:
         errors["source"] = [f"Source must be one of {', '.join(SOURCES)}."]
+    for name, value in (("customer_id", customer_id), ("order_id", order_id), ("reason_code", reason_code)):
+        if value is not None and not _is_text(value):
+            errors[name] = [f"{name} must be text of 1 to 64 characters."]
+    for name, value in (("discord_user_id", discord_user_id), ("guild_id", guild_id)):
+        if value is not None and not (isinstance(value, str) and is_snowflake(value)):
+            errors[name] = [f"{name} must be a Discord id (a snowflake)."]
+    after = _utc(created_after, "created_after", errors)
+    before = _utc(created_before, "created_before", errors)
+    if after is not None and before is not None and after > before:
+        errors["created_after"] = ["created_after must not be later than created_before."]
     if errors:
         raise ValidationError(errors)
     model = state.models.Delivery
@@ -112,6 +129,7 @@ def _filters(
         (model.source, source),
         (model.customer_id, customer_id),
         (model.discord_user_id, discord_user_id),
+        (model.guild_id, guild_id),
         (model.reason_code, reason_code),
     ):
         if value is not None:
@@ -119,7 +137,31 @@ def _filters(
     if status is not None and status != "pending":
         # Implied, but SQLite only uses the index of settled rows when the query says it in its words.
         conditions.append(model.status != PENDING)
+    # Half-open, [after, before): consecutive windows of a report never count a row twice.
+    if after is not None:
+        conditions.append(model.created_at >= after)
+    if before is not None:
+        conditions.append(model.created_at < before)
     return conditions
+
+
+def _is_text(value: object) -> bool:
+    # PostgreSQL refuses NUL in text outright; a filter that could never match is a mistake worth naming.
+    return isinstance(value, str) and 1 <= len(value) <= 64 and "\x00" not in value
+
+
+def _utc(value: datetime | None, name: str, errors: dict[str, list[str]]) -> datetime | None:
+    """``value`` in UTC; a naive or unrepresentable time is an error (a naive one is ambiguous)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        errors[name] = [f"{name} must be a timezone-aware time."]
+        return None
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        errors[name] = [f"{name} is out of range."]
+        return None
 
 
 def list_deliveries(
@@ -130,10 +172,16 @@ def list_deliveries(
     customer_id: str | None = None,
     order_id: str | None = None,
     discord_user_id: str | None = None,
+    guild_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     limit: int = 50,
     before_id: int | None = None,
 ) -> DeliveryPage:
-    """A store's deliveries matching every given filter, newest first, ``limit`` (1 to 100) per page."""
+    """A store's deliveries matching every given filter, newest first, ``limit`` (1 to 100) per page.
+
+    ``created_after`` is inclusive and ``created_before`` exclusive; both must be timezone-aware.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValidationError({"limit": [f"Limit must be a whole number from 1 to {MAX_PAGE_SIZE}."]})
     state = get_state()
@@ -146,6 +194,9 @@ def list_deliveries(
         customer_id=customer_id,
         order_id=order_id,
         discord_user_id=discord_user_id,
+        guild_id=guild_id,
+        created_after=created_after,
+        created_before=created_before,
     )
     if before_id is not None:
         conditions.append(model.id < before_id)
@@ -158,15 +209,16 @@ def list_deliveries(
     return DeliveryPage(items, items[-1].id if len(rows) > limit else None)
 
 
+def get_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
+    """One of the store's deliveries; :class:`DeliveryNotFound` for an unknown id or another store's."""
+    state = get_state()
+    return DeliveryInfo.from_row(_own_row(state, store_id, delivery_id, lock=False))
+
+
 def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
     """Put one failed or expired delivery back to pending (attempts reset). Runs after you commit."""
     state = get_state()
-    model = state.models.Delivery
-    row = state.db.session.scalar(
-        sa.select(model).where(model.store_id == store_id, model.id == delivery_id).with_for_update()
-    )
-    if row is None:
-        raise DeliveryNotFound(f"no delivery {delivery_id} in store {store_id}")
+    row = _own_row(state, store_id, delivery_id, lock=True)
     if row.status not in ("failed", "expired"):
         raise ValidationError(
             {"status": [f"Only failed or expired deliveries can be retried (this one is {row.status})."]}
@@ -180,6 +232,17 @@ def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
     return DeliveryInfo.from_row(row)
 
 
+def _own_row(state: DiscordRolesState, store_id: str, delivery_id: int, *, lock: bool) -> Delivery:
+    if isinstance(delivery_id, bool) or not isinstance(delivery_id, int) or not 0 < delivery_id <= MAX_ID:
+        raise DeliveryNotFound(f"no delivery {delivery_id!r} in store {store_id}")
+    model = state.models.Delivery
+    query = sa.select(model).where(model.store_id == store_id, model.id == delivery_id)
+    row = state.db.session.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise DeliveryNotFound(f"no delivery {delivery_id} in store {store_id}")
+    return row
+
+
 def retry_deliveries(
     store_id: str,
     *,
@@ -188,6 +251,7 @@ def retry_deliveries(
     customer_id: str | None = None,
     order_id: str | None = None,
     discord_user_id: str | None = None,
+    guild_id: str | None = None,
     reason_code: str | None = None,
 ) -> int:
     """Retry every failed (or ``status="expired"``) delivery matching the filters; returns how many."""
@@ -203,6 +267,7 @@ def retry_deliveries(
         customer_id=customer_id,
         order_id=order_id,
         discord_user_id=discord_user_id,
+        guild_id=guild_id,
         reason_code=reason_code,
     )
     rows = list(

@@ -66,3 +66,13 @@ guild_linked = _signals.signal(
     Keyword arguments: ``store_id``, ``guild_id``, and ``linked_by_user_id`` (the manager's Discord id).
     """,
 )
+
+guild_unlinked = _signals.signal(
+    "discord-roles.guild-unlinked",
+    doc="""Sent (with the app as sender) after a store unlinked a Discord server and that was committed.
+
+    Keyword arguments: ``store_id``, ``guild_id``, ``mappings_deleted`` (the store's role mappings in
+    that server, now gone) and ``deliveries_stopped`` (its pending deliveries there, now ``failed`` with
+    reason code ``guild_unlinked``). Roles members already hold in the server were not removed.
+    """,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -153,3 +154,47 @@ def test_signals_report_each_outcome_with_the_delivery(shop: Shop) -> None:
         ("removed", "order-1", "completed"),
     ]
     assert seen[1][1].reason_code == "member_not_in_guild"
+
+
+def test_listing_filters_by_guild_and_a_half_open_creation_window(shop: Shop) -> None:
+    for n in range(3):
+        shop.buy(f"order-{n}", "vip", buyer=shop.member(f"user{n}"))
+    rows = shop.deliveries()
+    base = datetime(2025, 1, 20, tzinfo=UTC)
+    for n, row in enumerate(rows):
+        row.created_at = base + timedelta(days=n)
+    shop.db.session.commit()
+
+    window = deliveries.list_deliveries(
+        shop.store_id,
+        guild_id=shop.guild_id,
+        created_after=base + timedelta(days=1),
+        created_before=base + timedelta(days=2),
+    )
+    assert [item.order_id for item in window.items] == ["order-1"], "after inclusive, before exclusive"
+    assert deliveries.list_deliveries(shop.store_id, guild_id="123456789012345678").items == []
+    assert deliveries.get_delivery(shop.store_id, rows[0].id).order_id == "order-0"
+    with pytest.raises(deliveries.DeliveryNotFound):
+        deliveries.get_delivery("another-store", rows[0].id)
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        (
+            {
+                "created_after": datetime(2025, 1, 2, tzinfo=UTC),
+                "created_before": datetime(2025, 1, 1, tzinfo=UTC),
+            },
+            "created_after",
+        ),
+        ({"created_before": datetime(2025, 1, 1)}, "created_before"),  # naive: which zone?
+        ({"guild_id": "my-server"}, "guild_id"),
+    ],
+)
+def test_listing_refuses_a_backwards_or_naive_window_and_a_bad_guild(
+    shop: Shop, filters: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(deliveries.ValidationError) as refused:
+        deliveries.list_deliveries(shop.store_id, **filters)
+    assert field in refused.value.errors

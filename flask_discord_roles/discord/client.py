@@ -445,6 +445,11 @@ class DiscordClient:
         )
         return dict(self.request(route, json=payload, auth=False))
 
+    def get_global_commands(self, application_id: str) -> list[dict[str, Any]]:
+        """The application's global commands as Discord has them registered now."""
+        route = Route("GET", "/applications/{application_id}/commands", application_id=application_id)
+        return list(self.request(route))
+
 
 class _Result:
     __slots__ = ("value",)

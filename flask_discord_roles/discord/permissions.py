@@ -122,3 +122,49 @@ def can_manage_role(
     """:func:`can_assign` as ``(ok, reason_code)``."""
     verdict = can_assign(guild_id, bot_role_ids, role, roles)
     return verdict.ok, verdict.reason_code
+
+
+ALL_PERMISSIONS = (1 << 64) - 1
+"""Every bit: what Administrator (or owning the server) amounts to in any channel."""
+ROLE_OVERWRITE = 0
+MEMBER_OVERWRITE = 1
+
+
+def channel_permissions(
+    guild_id: str,
+    member_id: str,
+    member_role_ids: Iterable[str],
+    roles: Iterable[Mapping[str, Any]],
+    overwrites: Iterable[Mapping[str, Any]],
+    *,
+    is_owner: bool = False,
+) -> int:
+    """A member's permissions in one channel, by Discord's documented algorithm.
+
+    Base permissions (@everyone OR the member's roles; everything for Administrator or the owner), then
+    the channel's overwrites in a fixed order: @everyone's, then every role overwrite of the member's
+    roles combined (all denies, then all allows, so a role's allow beats another role's deny), then the
+    member's own. ``overwrites`` are the channel's ``permission_overwrites`` as Discord sends them
+    (``type`` 0 for a role, 1 for a member; ``allow``/``deny`` as decimal strings). Implicit denials
+    (no View Channel means nothing else works there) are left to the caller, as Discord's docs do.
+    """
+    member_role_ids = {str(role_id) for role_id in member_role_ids}
+    base = base_permissions(guild_id, member_role_ids, roles)
+    if is_owner or base & ADMINISTRATOR:
+        return ALL_PERMISSIONS
+    by_target = {(int(ow["type"]), str(ow["id"])): ow for ow in overwrites}
+    permissions = base
+    everyone = by_target.get((ROLE_OVERWRITE, guild_id))
+    if everyone is not None:
+        permissions = (permissions & ~int(everyone.get("deny", 0))) | int(everyone.get("allow", 0))
+    allow = deny = 0
+    for role_id in member_role_ids - {guild_id}:
+        overwrite = by_target.get((ROLE_OVERWRITE, role_id))
+        if overwrite is not None:
+            allow |= int(overwrite.get("allow", 0))
+            deny |= int(overwrite.get("deny", 0))
+    permissions = (permissions & ~deny) | allow
+    member = by_target.get((MEMBER_OVERWRITE, member_id))
+    if member is not None:
+        permissions = (permissions & ~int(member.get("deny", 0))) | int(member.get("allow", 0))
+    return permissions

@@ -14,10 +14,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ...extension import get_state
 from .auth import authorise
+from .context import has_control_characters
 from .errors import install_error_handlers
 
 tenant_api = Blueprint("discord_roles_api", __name__)
 install_error_handlers(tenant_api)
+
+
+MAX_ID = 2**63 - 1
+"""Ids in paths are at most a signed 64-bit integer: larger ones name nothing (and SQLite would overflow)."""
 
 
 @tenant_api.before_request
@@ -29,6 +34,11 @@ def _authorise() -> None:
     if request.endpoint == f"{tenant_api.name}._unknown":
         return
     authorise(get_state())
+    for value in (request.view_args or {}).values():
+        if (isinstance(value, int) and value > MAX_ID) or (
+            isinstance(value, str) and has_control_characters(value)
+        ):
+            raise NotFound()
 
 
 @tenant_api.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -22,8 +22,13 @@ def state() -> DiscordRolesState:
     return get_state()
 
 
+def has_control_characters(text: str) -> bool:
+    """NUL and the other C0 controls: never in an id or a name, and PostgreSQL refuses NUL outright."""
+    return any(ord(character) < 32 and character not in "\t\n\r" for character in text)
+
+
 def json_body() -> dict[str, Any]:
-    """The JSON object sent, ``{}`` for no body; 422 for anything else."""
+    """The JSON object sent, ``{}`` for no body; 422 for anything else (control characters included)."""
     if not request.get_data(cache=True):
         return {}
     body = request.get_json(silent=True, force=True)
@@ -33,7 +38,24 @@ def json_body() -> dict[str, Any]:
             "The given data was invalid.",
             errors={"body": ['Send a JSON object, e.g. {"enabled": true}.']},
         )
+    errors = {
+        str(key): ["Text may not contain control characters such as NUL."]
+        for key, value in body.items()
+        if _holds_control_characters(key) or _holds_control_characters(value)
+    }
+    if errors:
+        raise ApiError(422, "The given data was invalid.", errors=errors)
     return body
+
+
+def _holds_control_characters(value: object) -> bool:
+    if isinstance(value, str):
+        return has_control_characters(value)
+    if isinstance(value, list):
+        return any(_holds_control_characters(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_control_characters(k) or _holds_control_characters(v) for k, v in value.items())
+    return False
 
 
 def query_text(name: str, *, max_length: int = 64) -> str | None:
@@ -43,6 +65,10 @@ def query_text(name: str, *, max_length: int = 64) -> str | None:
     if len(value) > max_length:
         raise ApiError(
             422, "The given data was invalid.", errors={name: [f"At most {max_length} characters."]}
+        )
+    if has_control_characters(value):
+        raise ApiError(
+            422, "The given data was invalid.", errors={name: ["No control characters such as NUL."]}
         )
     return value
 
