@@ -227,6 +227,10 @@ def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
         raise ValidationError(
             {"status": ["The order behind this delivery was revoked; it cannot be retried."]}
         )
+    if _unlinked_server_rows(state, store_id, [row]):
+        raise ValidationError(
+            {"status": ["Its server was unlinked from the store. Link the server again, then retry."]}
+        )
     due = _reset_for_retry(state, [row])
     _dispatch(state, due)
     return DeliveryInfo.from_row(row)
@@ -275,9 +279,28 @@ def retry_deliveries(
             sa.select(model).where(*conditions, model.revoked_at.is_(None)).with_for_update()
         )
     )
+    unlinked = _unlinked_server_rows(state, store_id, rows)
+    rows = [row for row in rows if row.id not in unlinked]
     due = _reset_for_retry(state, rows)
     _dispatch(state, due)
     return len(rows)
+
+
+def _unlinked_server_rows(state: DiscordRolesState, store_id: str, rows: list[Any]) -> set[int]:
+    """Rows stopped by unlinking their server, whose server is still unlinked: a retry would deliver to
+    a server the owner cut off. Once it is linked again they can be retried."""
+    stopped = [row for row in rows if row.reason_code == "guild_unlinked"]
+    if not stopped:
+        return set()
+    linked = state.models.LinkedGuild
+    relinked = set(
+        state.db.session.scalars(
+            sa.select(linked.guild_id).where(
+                linked.store_id == store_id, linked.guild_id.in_({row.guild_id for row in stopped})
+            )
+        )
+    )
+    return {row.id for row in stopped if row.guild_id not in relinked}
 
 
 def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:

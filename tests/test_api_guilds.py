@@ -214,10 +214,15 @@ def test_a_delivery_stopped_by_unlinking_is_delivered_after_relinking_and_a_retr
     shop.db.session.commit()
     shop.buy("order-1", "vip", buyer=alice, customer="alice")  # parked: the bot is off
     assert api.delete(f"/guilds/{shop.guild_id}").json["deliveries_stopped"] == 1
+    set_bot_enabled(get_state(app), shop.store_id, True)
+    shop.db.session.commit()
+    (stopped,) = shop.deliveries()
+    refused = assert_error(api.post(f"/deliveries/{stopped.id}/retry"), 422, fields=("status",))
+    assert "Link the server again" in refused["errors"]["status"][0]
+    assert api.post("/deliveries/retry", json={}).json["retried"] == 0, "nothing goes to an unlinked server"
+    assert shop.roles_of(alice) == set()
 
     link_guild(shop)
-    set_bot_enabled(get_state(app), shop.store_id, True)
-    (stopped,) = shop.deliveries()
     deliveries.retry_delivery(shop.store_id, stopped.id)
     shop.db.session.commit()
     assert shop.roles_of(alice) == {"VIP"}
