@@ -141,6 +141,17 @@ class DiscordRoles:
         checked again against the database (at most once a second per store). 0 reads it every time.
     ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
         Larger bodies are refused unread; signatures further than this many seconds from now are replays.
+    ``DISCORD_ROLES_TENANT_API = True`` and ``DISCORD_ROLES_API_PREFIX = "/api/v1/tenant/discord"``
+        Mount the tenant API (the dashboard's HTTP API) at this prefix, or leave it out.
+    ``DISCORD_ROLES_API_RATE_LIMIT = "60/minute"``
+        Requests per API token (``limits`` notation; several rates separated by ``;``).
+    ``DISCORD_ROLES_API_RATE_LIMIT_STORAGE = "memory://"``
+        Where the counts live: per process, or ``redis://…`` to share them between processes.
+    ``DISCORD_ROLES_PUBLIC_BASE_URL = None``
+        The public ``https://host`` of this app, for the interactions URL shown to store owners; by
+        default taken from the request (behind a proxy, set this or use Werkzeug's ``ProxyFix``).
+    ``DISCORD_ROLES_GUILD_CACHE_SECONDS = 300.0``
+        How long a linked server's name and member count, read from Discord, are reused.
 
     The extension keeps no state on itself: one object may serve several apps.
     """
