@@ -83,6 +83,28 @@ def make_app() -> Any:
 
 
 @pytest.fixture
+def fresh_app(database_url: str) -> Iterator[Any]:
+    """``fresh_app(**config)``: a host app with its own settings and our tables, on the test's database;
+    every app made is dropped and disposed of afterwards. Several apps share the one database, as several
+    processes of one deployment would."""
+    made: list[tuple[Flask, SQLAlchemy]] = []
+
+    def build(**config: Any) -> tuple[Flask, SQLAlchemy, DiscordRoles]:
+        app, db, discord_roles = build_host_app(database_url, **config)
+        with app.app_context():
+            db.create_all()
+        made.append((app, db))
+        return app, db, discord_roles
+
+    yield build
+    for app, db in reversed(made):
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
+        get_state(app).clients.close()
+
+
+@pytest.fixture
 def app_config() -> dict[str, Any]:
     """Extra settings for the ``app`` fixture; a test module overrides this fixture to change them."""
     return {"DISCORD_ROLES_EXECUTOR": "inline"}

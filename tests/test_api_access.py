@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -98,10 +99,10 @@ def test_the_openapi_description_needs_no_token(app: Flask) -> None:
     assert response.json["openapi"] == "3.1.0"
 
 
-def test_the_api_can_be_left_out_or_moved(make_app: Any, database_url: str) -> None:
-    off, _, _ = make_app(database_url, DISCORD_ROLES_TENANT_API=False)
+def test_the_api_can_be_left_out_or_moved(fresh_app: Any) -> None:
+    off, _, _ = fresh_app(DISCORD_ROLES_TENANT_API=False)
     assert off.test_client().get(f"{PREFIX}/openapi.json").status_code == 404
-    moved, _, _ = make_app(database_url, DISCORD_ROLES_API_PREFIX="/dashboard/api")
+    moved, _, _ = fresh_app(DISCORD_ROLES_API_PREFIX="/dashboard/api")
     assert moved.test_client().get("/dashboard/api/openapi.json").status_code == 200
 
 
@@ -152,48 +153,34 @@ def test_a_new_token_is_stored_hashed_and_never_in_a_repr(app: Flask, db: SQLAlc
     assert "scopes" in refused.value.errors
 
 
-def test_a_host_with_its_own_tokens_registers_a_loader(make_app: Any, database_url: str) -> None:
-    app, db, discord_roles = make_app(database_url, **API_CONFIG)
+def test_a_host_with_its_own_tokens_registers_a_loader(fresh_app: Any) -> None:
+    app, _, discord_roles = fresh_app(**API_CONFIG)
 
     @discord_roles.api_token_loader
     def load(token: str) -> ApiGrant | None:
         return ApiGrant.for_token(token, "store-7", ["read"]) if token == "host-secret" else None
 
-    with app.app_context():
-        db.create_all()
-    try:
-        host = Api(app.test_client(), "host-secret", "store-7")
-        assert host.get("/custom-bot").status_code == 200
-        assert_error(host.post("/custom-bot/toggle", json={"enabled": True}), 403)
-        assert_error(host.get("/custom-bot", headers={"X-Tenant-Id": "store-8"}), 403)
-        assert_error(Api(app.test_client(), "guess", "store-7").get("/custom-bot"), 401)
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
+    host = Api(app.test_client(), "host-secret", "store-7")
+    assert host.get("/custom-bot").status_code == 200
+    assert_error(host.post("/custom-bot/toggle", json={"enabled": True}), 403)
+    assert_error(host.get("/custom-bot", headers={"X-Tenant-Id": "store-8"}), 403)
+    assert_error(Api(app.test_client(), "guess", "store-7").get("/custom-bot"), 401)
 
 
 # -- rate limit --------------------------------------------------------------------------------------
 
 
-def test_the_61st_request_in_a_minute_is_429_with_retry_after(make_app: Any, database_url: str) -> None:
-    app, db, _ = make_app(database_url)  # the default: 60 per minute per token
-    with app.app_context():
-        db.create_all()
-    try:
-        first, second = api_for(app), api_for(app)
-        for n in range(60):
-            assert first.get("/custom-bot/stats").status_code == 200, f"request {n + 1} of 60 was refused"
-        limited = first.get("/custom-bot/stats")
-        body = assert_error(limited, 429)
-        assert body["message"] == "Rate limit exceeded."
-        assert 1 <= body["retry_after"] <= 60
-        assert limited.headers["Retry-After"] == str(body["retry_after"])
-        assert second.get("/custom-bot/stats").status_code == 200, "each token has its own count"
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
+def test_the_61st_request_in_a_minute_is_429_with_retry_after(fresh_app: Any) -> None:
+    app, _, _ = fresh_app()  # the default: 60 per minute per token
+    first, second = api_for(app), api_for(app)
+    for n in range(60):
+        assert first.get("/custom-bot/stats").status_code == 200, f"request {n + 1} of 60 was refused"
+    limited = first.get("/custom-bot/stats")
+    body = assert_error(limited, 429)
+    assert body["message"] == "Rate limit exceeded."
+    assert 1 <= body["retry_after"] <= 60
+    assert limited.headers["Retry-After"] == str(body["retry_after"])
+    assert second.get("/custom-bot/stats").status_code == 200, "each token has its own count"
 
 
 @pytest.fixture
@@ -214,63 +201,96 @@ def redis_url() -> Iterator[str]:
     client.close()
 
 
-def test_with_redis_storage_two_app_instances_share_one_count(
-    make_app: Any, database_url: str, redis_url: str
-) -> None:
+def test_with_redis_storage_two_app_instances_share_one_count(fresh_app: Any, redis_url: str) -> None:
     config = {"DISCORD_ROLES_API_RATE_LIMIT": "5/minute", "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": redis_url}
-    one, db, _ = make_app(database_url, **config)
-    two, _, _ = make_app(database_url, **config)
-    with one.app_context():
-        db.create_all()
-    try:
-        token = api_for(one).token  # both instances read the same database, as two processes would
-        via_one, via_two = Api(one.test_client(), token, "store-1"), Api(two.test_client(), token, "store-1")
-        assert [via_one.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200]
-        assert [via_two.get("/custom-bot").status_code for _ in range(2)] == [200, 200]
-        assert_error(via_two.get("/custom-bot"), 429)
-        assert_error(via_one.get("/custom-bot"), 429)
-    finally:
-        with one.app_context():
-            db.drop_all()
-            db.engine.dispose()
+    one, _, _ = fresh_app(**config)
+    two, _, _ = fresh_app(**config)
+    token = api_for(one).token  # both instances read the same database, as two processes would
+    via_one, via_two = Api(one.test_client(), token, "store-1"), Api(two.test_client(), token, "store-1")
+    assert [via_one.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200]
+    assert [via_two.get("/custom-bot").status_code for _ in range(2)] == [200, 200]
+    assert_error(via_two.get("/custom-bot"), 429)
+    assert_error(via_one.get("/custom-bot"), 429)
 
 
-def test_an_unreachable_limit_store_lets_requests_through(make_app: Any, database_url: str) -> None:
-    app, db, _ = make_app(database_url, DISCORD_ROLES_API_RATE_LIMIT_STORAGE="redis://127.0.0.1:1/0")
-    with app.app_context():
-        db.create_all()
-    try:
-        assert api_for(app).get("/custom-bot").status_code == 200
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
+def test_an_unreachable_limit_store_lets_requests_through(fresh_app: Any) -> None:
+    app, _, _ = fresh_app(DISCORD_ROLES_API_RATE_LIMIT_STORAGE="redis://127.0.0.1:1/0")
+    assert api_for(app).get("/custom-bot").status_code == 200
 
 
-def test_the_hosts_flask_limiter_and_ours_leave_each_other_alone(make_app: Any, database_url: str) -> None:
+def test_the_hosts_flask_limiter_and_ours_leave_each_other_alone(fresh_app: Any) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    app, db, _ = make_app(database_url, DISCORD_ROLES_API_RATE_LIMIT="3/minute")
+    app, _, _ = fresh_app(DISCORD_ROLES_API_RATE_LIMIT="3/minute")
     Limiter(get_remote_address, app=app, default_limits=["2 per minute"], storage_uri="memory://")
 
     @app.get("/shop")
     def shop() -> str:
         return "shop"
 
-    with app.app_context():
-        db.create_all()
-    try:
-        api = api_for(app)
-        assert [api.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200], (
-            "the host's default of 2 per minute does not apply to our API"
+    api = api_for(app)
+    assert [api.get("/custom-bot").status_code for _ in range(3)] == [200, 200, 200], (
+        "the host's default of 2 per minute does not apply to our API"
+    )
+    assert_error(api.get("/custom-bot"), 429)
+    client = app.test_client()
+    assert [client.get("/shop").status_code for _ in range(3)] == [200, 200, 429], (
+        "the host's own limit still holds for its routes, and our requests did not count against it"
+    )
+
+
+# -- every operation, the same rules ---------------------------------------------------------------
+
+
+def documented_operations(app: Flask) -> list[tuple[str, str]]:
+    """Every (method, path) of the description that needs a token, with a sample id in each parameter."""
+    paths = app.test_client().get(f"{PREFIX}/openapi.json").json["paths"]
+    return [
+        (method.upper(), re.sub(r"\{\w+\}", "123456789012345678", path))
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+        if operation.get("security") != []
+    ]
+
+
+def test_every_operation_answers_401_403_and_429_in_the_documented_shape(fresh_app: Any) -> None:
+    app, _, _ = fresh_app(DISCORD_ROLES_API_RATE_LIMIT="1/minute")
+    operations = documented_operations(app)
+    assert len(operations) >= 25
+    client = app.test_client()
+    for n, (method, path) in enumerate(operations):
+        # Requests without a token are counted per address: each comes from its own here.
+        unauthenticated = client.open(
+            PREFIX + path,
+            method=method,
+            headers={"X-Tenant-Id": "store-1"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{n + 1}"},
         )
-        assert_error(api.get("/custom-bot"), 429)
-        client = app.test_client()
-        assert [client.get("/shop").status_code for _ in range(3)] == [200, 200, 429], (
-            "the host's own limit still holds for its routes, and our requests did not count against it"
+        assert_error(unauthenticated, 401)
+        assert unauthenticated.json["error"] == "Unauthorized", f"{method} {path}"
+
+        if method != "GET":
+            scoped = api_for(app, scopes=("read",))
+            assert_error(scoped.call(method, path, json={}), 403)
+
+        limited = api_for(app)
+        limited.call(method, path, json={} if method != "GET" else None)  # the one allowed request
+        refused = limited.call(method, path, json={} if method != "GET" else None)
+        body = assert_error(refused, 429)
+        assert body["retry_after"] >= 1, f"{method} {path}: {body}"
+        assert refused.headers["Retry-After"] == str(body["retry_after"]), f"{method} {path}"
+
+
+def test_guessing_tokens_is_rate_limited_per_address(fresh_app: Any) -> None:
+    app, _, _ = fresh_app(DISCORD_ROLES_API_RATE_LIMIT="2/minute")
+    client = app.test_client()
+    guesses = [
+        client.get(
+            f"{PREFIX}/custom-bot", headers={"Authorization": f"Bearer drt_guess{n}", "X-Tenant-Id": "s"}
         )
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
+        for n in range(3)
+    ]
+    assert [guess.status_code for guess in guesses] == [401, 401, 429]
+    assert_error(guesses[2], 429)
+    assert api_for(app).get("/custom-bot").status_code == 200, "a real token has its own count"

@@ -55,24 +55,13 @@ def test_a_store_without_a_bot_is_told_where_discord_must_send_interactions(api:
     }
 
 
-def test_the_interactions_url_uses_the_public_base_url_and_the_store_slug(
-    make_app: Any, database_url: str
-) -> None:
-    app, db, discord_roles = make_app(
-        database_url, DISCORD_ROLES_PUBLIC_BASE_URL="https://shop.example.com/", **API_CONFIG
-    )
+def test_the_interactions_url_uses_the_public_base_url_and_the_store_slug(fresh_app: Any) -> None:
+    app, _, discord_roles = fresh_app(DISCORD_ROLES_PUBLIC_BASE_URL="https://shop.example.com/", **API_CONFIG)
     discord_roles.store_slug_loader(lambda store_id: f"slug-of-{store_id}")
-    with app.app_context():
-        db.create_all()
-    try:
-        response = api_for(app).get("/custom-bot", base_url="http://10.0.0.7:8000")
-        assert response.json["interactions_url"] == (
-            "https://shop.example.com/webhook/discord/interactions/slug-of-store-1"
-        ), "behind a proxy the configured public address wins over the address the request came to"
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
+    response = api_for(app).get("/custom-bot", base_url="http://10.0.0.7:8000")
+    assert response.json["interactions_url"] == (
+        "https://shop.example.com/webhook/discord/interactions/slug-of-store-1"
+    ), "behind a proxy the configured public address wins over the address the request came to"
 
 
 def test_saving_checks_the_token_with_discord_encrypts_it_and_registers_the_commands(

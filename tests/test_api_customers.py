@@ -17,9 +17,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_discord_roles import get_state, order_completed
 from flask_discord_roles.services.customers import role_status
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild
+from tests.api import API_CONFIG, Api, api_for, assert_delivery, assert_documented, assert_error, link_guild
 from tests.shop import Shop, open_shop
-from tests.test_api_deliveries import assert_delivery, assert_documented
 
 ACCESS_TOKEN = "oauth-access-token-of-the-customer"
 REFRESH_TOKEN = "oauth-refresh-token-of-the-customer"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jsonschema_rs
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -18,31 +17,8 @@ from werkzeug.test import TestResponse
 
 from flask_discord_roles import get_state, order_completed
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_error
+from tests.api import API_CONFIG, Api, api_for, assert_delivery, assert_documented, assert_error
 from tests.shop import Shop, open_shop
-
-DELIVERY_KEYS = {
-    "id": int,
-    "store_id": str,
-    "action": str,
-    "status": str,
-    "source": str,
-    "guild_id": str,
-    "role_id": str,
-    "role_name": (str, type(None)),
-    "discord_user_id": (str, type(None)),
-    "customer_id": (str, type(None)),
-    "order_id": (str, type(None)),
-    "package_id": (str, type(None)),
-    "attempts": int,
-    "next_attempt_at": (str, type(None)),
-    "reason_code": (str, type(None)),
-    "reason": (str, type(None)),
-    "expires_at": (str, type(None)),
-    "created_at": str,
-    "updated_at": str,
-    "completed_at": (str, type(None)),
-}
 
 
 @pytest.fixture
@@ -60,28 +36,6 @@ def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
 @pytest.fixture
 def api(app: Flask, shop: Shop) -> Api:
     return api_for(app, shop.store_id)
-
-
-def assert_delivery(data: Any) -> None:
-    """Exactly the documented keys, each of its type; times in UTC."""
-    assert isinstance(data, dict)
-    assert set(data) == set(DELIVERY_KEYS)
-    for key, kind in DELIVERY_KEYS.items():
-        assert isinstance(data[key], kind), (key, data[key])
-    assert data["created_at"].endswith("Z")
-
-
-def assert_documented(api: Api, method: str, path: str, response: TestResponse) -> Any:
-    """The body is valid against the schema ``/openapi.json`` gives for this operation and status."""
-    document = api.get("/openapi.json").get_json()
-    schema = document["paths"][path][method]["responses"][str(response.status_code)]["content"]
-    validator = jsonschema_rs.Draft202012Validator(
-        schema["application/json"]["schema"], validate_formats=True
-    )
-    body = response.get_json()
-    errors = [error.message for error in validator.iter_errors(body)]
-    assert not errors, errors
-    return body
 
 
 def strangers(shop: Shop, count: int, prefix: str = "stranger") -> list[str]:

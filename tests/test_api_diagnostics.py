@@ -14,7 +14,7 @@ from flask_discord_roles import get_state
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
 from flask_discord_roles.services.bots import register_platform_commands
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, link_guild
+from tests.api import API_CONFIG, Api, api_for, link_guild, shared_bot_store
 from tests.shop import Shop, open_shop
 
 CHECK_KEYS = {"check", "ok", "reason_code", "fix", "guild_id", "role_id"}
@@ -258,39 +258,15 @@ def test_discord_down_is_a_check_that_failed_not_a_5xx(shop: Shop, api: Api) -> 
 def test_a_store_on_the_shared_bot_gets_checks_that_make_sense_for_it(
     make_app: Any, database_url: str, fake_discord: FakeDiscord
 ) -> None:
-    platform = fake_discord.create_bot("Platform Bot")
-    app, db, _ = make_app(
-        database_url,
-        **API_CONFIG,
-        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url,
-        DISCORD_ROLES_APPLICATION_ID=platform.application_id,
-        DISCORD_ROLES_PUBLIC_KEY=platform.public_key,
-        DISCORD_ROLES_BOT_TOKEN=platform.token,
-    )
-    state = get_state(app)
-    with app.app_context():
-        db.create_all()
-    try:
-        guild = fake_discord.create_guild("Shared Server")
-        fake_discord.add_bot_to_guild(platform, guild.id)
-        vip = fake_discord.create_role(guild.id, "VIP").id
+    with shared_bot_store(make_app, database_url, fake_discord) as store:
+        app, db, platform = store.app, store.db, store.platform
+        vip = fake_discord.create_role(store.guild_id, "VIP").id
         with app.app_context():
-            assert register_platform_commands(state) is None
-            models = state.models
-            db.session.add_all(
-                [
-                    models.StoreBot(
-                        store_id="store-1",
-                        application_id=platform.application_id,
-                        public_key=platform.public_key,
-                        token_ciphertext=state.cipher.encrypt(platform.token),
-                        uses_platform_bot=True,
-                        is_enabled=True,
-                        slash_commands_registered=True,
-                    ),
-                    models.LinkedGuild(store_id="store-1", guild_id=guild.id),
-                    models.RoleMapping(store_id="store-1", package_id="vip", guild_id=guild.id, role_id=vip),
-                ]
+            assert register_platform_commands(get_state(app)) is None
+            db.session.add(
+                get_state(app).models.RoleMapping(
+                    store_id="store-1", package_id="vip", guild_id=store.guild_id, role_id=vip
+                )
             )
             db.session.commit()
         api = api_for(app)
@@ -317,8 +293,3 @@ def test_a_store_on_the_shared_bot_gets_checks_that_make_sense_for_it(
             body = diagnose(api)
         assert ("platform_bot_reachable", "token_revoked") in failing(body)
         assert "support" in named(body, "platform_bot_reachable")[0]["fix"]
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
-        state.clients.close()

@@ -15,7 +15,7 @@ from flask_discord_roles import deliveries, get_state, guild_unlinked
 from flask_discord_roles.models import utcnow
 from flask_discord_roles.services.bots import set_bot_enabled
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild
+from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild, shared_bot_store
 from tests.shop import Shop, open_shop
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -482,44 +482,11 @@ def test_a_mapping_is_deleted_and_only_by_its_store(app: Flask, shop: Shop, api:
 def test_a_store_on_the_platforms_shared_bot_sees_its_servers_and_roles(
     make_app: Any, database_url: str, fake_discord: FakeDiscord
 ) -> None:
-    platform = fake_discord.create_bot("Platform Bot")
-    app, db, _ = make_app(
-        database_url,
-        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url,
-        DISCORD_ROLES_APPLICATION_ID=platform.application_id,
-        DISCORD_ROLES_PUBLIC_KEY=platform.public_key,
-        DISCORD_ROLES_BOT_TOKEN=platform.token,
-        **API_CONFIG,
-    )
-    guild = fake_discord.create_guild("Shared Guild")
-    fake_discord.add_bot_to_guild(platform, guild.id)
-    vip = fake_discord.create_role(guild.id, "VIP")
-    with app.app_context():
-        db.create_all()
-        state = get_state(app)
-        db.session.add_all(
-            [
-                # What /link on the shared bot leaves behind: a bot row standing for the platform's bot.
-                state.models.StoreBot(
-                    store_id="store-1",
-                    application_id=platform.application_id,
-                    public_key=platform.public_key,
-                    token_ciphertext=state.cipher.encrypt(platform.token),
-                    uses_platform_bot=True,
-                ),
-                state.models.LinkedGuild(store_id="store-1", guild_id=guild.id),
-            ]
-        )
-        db.session.commit()
-    try:
-        api = api_for(app)
+    with shared_bot_store(make_app, database_url, fake_discord) as store:
+        vip = fake_discord.create_role(store.guild_id, "VIP")
+        api = api_for(store.app)
         (listed,) = api.get("/guilds").json["guilds"]
         assert (listed["name"], listed["bot_in_guild"]) == ("Shared Guild", True)
-        roles = {role["id"]: role for role in api.get(f"/guilds/{guild.id}/roles").json["roles"]}
+        roles = {role["id"]: role for role in api.get(f"/guilds/{store.guild_id}/roles").json["roles"]}
         assert roles[vip.id]["assignable"] is True, "the shared bot's user id is asked of Discord"
-        assert create(api, "vip", guild.id, vip.id).status_code == 201
-    finally:
-        with app.app_context():
-            db.drop_all()
-            db.engine.dispose()
-            get_state(app).clients.close()
+        assert create(api, "vip", store.guild_id, vip.id).status_code == 201

@@ -41,8 +41,16 @@ def _authorise() -> None:
             raise NotFound()
 
 
-@tenant_api.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-@tenant_api.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+# No automatic OPTIONS: an OPTIONS request for a real operation must list that operation's methods only.
+@tenant_api.route(
+    "/",
+    defaults={"rest": ""},
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    provide_automatic_options=False,
+)
+@tenant_api.route(
+    "/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], provide_automatic_options=False
+)
 def _unknown(rest: str) -> NoReturn:
     """Any path under the prefix that no operation answers: 404 (or 405) in the API's error shape.
 

@@ -9,7 +9,7 @@ from flask import request
 from ...services import customers
 from . import tenant_api
 from .context import commit, iso, json_body, state, store_id
-from .deliveries import DELIVERY, DISCORD_ID, delivery_json
+from .deliveries import DELIVERY, delivery_json
 from .spec import (
     BOOLEAN,
     DATETIME,
@@ -64,9 +64,9 @@ CHANGED = obj({"message": MESSAGE, "delivery": DELIVERY})
 ASSIGNMENT = {
     "type": "object",
     "properties": {
-        "guild_id": {**DISCORD_ID, "description": "A server linked to this store."},
-        "role_id": DISCORD_ID,
-        "discord_user_id": {**DISCORD_ID, "description": "Defaults to the customer's linked account."},
+        "guild_id": {**SNOWFLAKE, "description": "A server linked to this store."},
+        "role_id": SNOWFLAKE,
+        "discord_user_id": {**SNOWFLAKE, "description": "Defaults to the customer's linked account."},
         "role_name": {"type": "string", "minLength": 1, "maxLength": 100},
     },
     "required": ["guild_id", "role_id"],
@@ -147,7 +147,7 @@ def assign_customer_role(customer_id: str) -> tuple[dict[str, Any], int]:
     parameters=[
         query(
             "discord_user_id",
-            DISCORD_ID,
+            SNOWFLAKE,
             "Whose role to remove; defaults to the customer's linked account, then to whoever the "
             "customer's latest delivery of this role went to.",
         )

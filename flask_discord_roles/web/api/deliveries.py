@@ -54,15 +54,6 @@ DELIVERY = obj(
 )
 """One delivery as every operation returns it (:meth:`DeliveryInfo.to_dict`)."""
 
-DISCORD_ID: Schema = {
-    "type": "string",
-    # What is_snowflake accepts, up to 1.8e19 (Discord's ids stay below that until the 2150s).
-    "pattern": "^(?:[0-9]{17,19}|1[0-7][0-9]{18})$",
-    "description": "A Discord id (17 to 20 digits).",
-}
-"""A Discord id we are sent: stricter than ``spec.SNOWFLAKE`` (which describes ids we return)."""
-HOST_ID_IN: Schema = {**HOST_ID, "pattern": "^[^\\u0000]+$"}
-"""A host id we are sent: NUL is refused (PostgreSQL cannot store it)."""
 
 NOT_FOUND = "No delivery with that id in this store."
 _CURSOR_PREFIX = "before:"
@@ -70,10 +61,10 @@ _CURSOR_PREFIX = "before:"
 FILTERS = [
     query("status", {"enum": list(STATUSES)}, "Only deliveries with this status."),
     query("source", {"enum": list(SOURCES)}, "Only deliveries from this source."),
-    query("customer_id", HOST_ID_IN, "Only this customer's deliveries (the host's customer id)."),
-    query("order_id", HOST_ID_IN, "Only this order's deliveries (the host's order id)."),
-    query("discord_user_id", DISCORD_ID, "Only deliveries to this Discord user."),
-    query("guild_id", DISCORD_ID, "Only deliveries in this Discord server."),
+    query("customer_id", HOST_ID, "Only this customer's deliveries (the host's customer id)."),
+    query("order_id", HOST_ID, "Only this order's deliveries (the host's order id)."),
+    query("discord_user_id", SNOWFLAKE, "Only deliveries to this Discord user."),
+    query("guild_id", SNOWFLAKE, "Only deliveries in this Discord server."),
     query("created_after", DATETIME, "Created at or after this time."),
     query("created_before", DATETIME, "Created before this time."),
 ]
@@ -89,11 +80,11 @@ PAGING = [
 RETRY_FIELDS: dict[str, Schema] = {
     "status": {**nullable({"enum": ["failed", "expired"]}), "default": "failed"},
     "source": nullable({"enum": list(SOURCES)}),
-    "customer_id": nullable(HOST_ID_IN),
-    "order_id": nullable(HOST_ID_IN),
-    "discord_user_id": nullable(DISCORD_ID),
-    "guild_id": nullable(DISCORD_ID),
-    "reason_code": nullable({**HOST_ID_IN, "examples": ["member_not_in_guild"]}),
+    "customer_id": nullable(HOST_ID),
+    "order_id": nullable(HOST_ID),
+    "discord_user_id": nullable(SNOWFLAKE),
+    "guild_id": nullable(SNOWFLAKE),
+    "reason_code": nullable({**HOST_ID, "examples": ["member_not_in_guild"]}),
 }
 RETRY_FILTERS: Schema = {"type": "object", "properties": RETRY_FIELDS, "additionalProperties": False}
 

@@ -12,11 +12,13 @@ from typing import Any
 from flask import current_app
 
 from ... import __version__
-from . import tenant_api
-from .spec import INTEGER, MESSAGE, STRING, Operation, Schema, documented, obj, ref
+from . import MAX_ID, tenant_api
+from .spec import HOST_ID, INTEGER, MESSAGE, SNOWFLAKE, STRING, Operation, Schema, documented, obj, ref
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
-_PATH_TYPES = {"int": INTEGER, None: STRING, "string": STRING}
+_PATH_TYPES = {"int": {"type": "integer", "minimum": 1, "maximum": MAX_ID}, None: STRING, "string": STRING}
+# Path parameters named like these hold these kinds of ids, whatever the operation.
+_NAMED = {"guild_id": SNOWFLAKE, "role_id": SNOWFLAKE, "customer_id": HOST_ID}
 
 ERROR = obj(
     {"success": {"const": False}, "error": STRING, "message": MESSAGE},
@@ -83,7 +85,12 @@ def build_document(api_prefix: str) -> dict[str, Any]:
 
 def _operation(rule: Any, operation: Operation, method: str) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _PATH_TYPES.get(kind, STRING)}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": _NAMED.get(name) or _PATH_TYPES.get(kind, STRING),
+        }
         for kind, name in _CONVERTER.findall(rule.rule)
     ]
     parameters.extend(operation.parameters)

@@ -19,8 +19,14 @@ TEXT: Schema = {"type": "string", "minLength": 1}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
-SNOWFLAKE: Schema = {"type": "string", "pattern": "^[0-9]{17,20}$", "description": "A Discord id."}
-HOST_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+SNOWFLAKE: Schema = {
+    "type": "string",
+    # What discord.snowflake.is_snowflake accepts, up to 1.8e19 (Discord's ids stay below it until the 2150s).
+    "pattern": "^(?:[0-9]{17,19}|1[0-7][0-9]{18})$",
+    "description": "A Discord id (17 to 20 digits).",
+}
+HOST_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000]+$"}
+"""One of the host's ids (store, customer, order, package): text without NUL, which PostgreSQL refuses."""
 DATETIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
 MESSAGE: Schema = {"type": "string", "description": "What happened, in words to show the store owner."}
 
