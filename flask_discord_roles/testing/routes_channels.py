@@ -105,19 +105,7 @@ def current_user(ctx: p.Context) -> p.Reply:
 def current_application(ctx: p.Context) -> p.Reply:
     bot = ctx.bot
     assert bot is not None  # the route needs a bot token
-    return p.json_reply(
-        {
-            "id": bot.application_id,
-            "name": bot.name,
-            "icon": None,
-            "description": "",
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "verify_key": bot.public_key,
-            "flags": 0,
-            "bot": ctx.world.users[bot.user_id].to_json(),
-        }
-    )
+    return p.json_reply({**bot.application_json(), "flags": 0, "bot": ctx.world.users[bot.user_id].to_json()})
 
 
 @p.route("GET", "/users/{user_id}", major=())

@@ -174,15 +174,7 @@ def current_authorization(ctx: p.Context) -> p.Reply:
     bot = ctx.world.bots[grant.client_id]
     remaining = max(grant.expires_at - time.monotonic(), 0.0)
     body: dict[str, Any] = {
-        "application": {
-            "id": bot.application_id,
-            "name": bot.name,
-            "icon": None,
-            "description": "",
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "verify_key": bot.public_key,
-        },
+        "application": bot.application_json(),
         "scopes": list(grant.scopes),
         "expires": (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat(),
     }

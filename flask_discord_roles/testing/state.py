@@ -100,6 +100,18 @@ class FakeBot:
     def client_id(self) -> str:
         return self.application_id
 
+    def application_json(self) -> dict[str, Any]:
+        """The application object as Discord shows it (``GET /applications/@me``, ``/oauth2/@me``)."""
+        return {
+            "id": self.application_id,
+            "name": self.name,
+            "icon": None,
+            "description": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": self.public_key,
+        }
+
 
 @dataclass
 class FakeRole:
