@@ -12,6 +12,8 @@ from .extension import DiscordRoles, DiscordRolesState, get_state
 from .orders import InvalidOrderEvent, OrderEvent
 from .services.api_tokens import ApiGrant
 from .signals import (
+    account_linked,
+    account_unlinked,
     delivery_failed,
     guild_linked,
     guild_unlinked,
@@ -30,6 +32,8 @@ __all__ = [
     "InvalidOrderEvent",
     "OrderEvent",
     "__version__",
+    "account_linked",
+    "account_unlinked",
     "claim_code",
     "deliveries",
     "delivery_failed",

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .crypto import EncryptionKeyError, TokenCipher, generate_key, parse_keys
+from .discord.oauth import authorize_endpoint_for
 from .discord.signature import is_public_key
 from .discord.snowflake import is_snowflake
 
@@ -78,6 +79,16 @@ DEFAULTS: dict[str, Any] = {
     "DISCORD_ROLES_PUBLIC_BASE_URL": None,
     # Seconds a linked server's name and member count, read from Discord, are reused by listings.
     "DISCORD_ROLES_GUILD_CACHE_SECONDS": 300.0,
+    # Customers link their Discord account under this prefix (/link, /callback, /unlink).
+    "DISCORD_ROLES_OAUTH_PREFIX": "/discord",
+    # The OAuth2 application customers authorise: the platform's (client id defaults to
+    # DISCORD_ROLES_APPLICATION_ID). A store that saved its own bot's client secret uses its own instead.
+    "DISCORD_ROLES_OAUTH_CLIENT_ID": None,
+    "DISCORD_ROLES_OAUTH_CLIENT_SECRET": None,
+    # Discord's consent page; None derives it from DISCORD_ROLES_API_BASE_URL (FakeDiscord's in tests).
+    "DISCORD_ROLES_OAUTH_AUTHORIZE_URL": None,
+    # The store of a single-store shop, for the link flow when no current_store_loader is registered.
+    "DISCORD_ROLES_STORE_ID": None,
 }
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
@@ -121,6 +132,11 @@ class Settings:
     api_rate_limit_storage: str = "memory://"
     public_base_url: str | None = None
     guild_cache_seconds: float = 300.0
+    oauth_prefix: str = "/discord"
+    # The platform application's client id for account linking (its secret is kept apart).
+    oauth_client_id: str | None = None
+    oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
+    default_store_id: str | None = None
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -265,6 +281,13 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         api_rate_limit_storage=_storage_uri(config, "DISCORD_ROLES_API_RATE_LIMIT_STORAGE"),
         public_base_url=_optional_http_url(config, "DISCORD_ROLES_PUBLIC_BASE_URL"),
         guild_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_GUILD_CACHE_SECONDS"),
+        oauth_prefix=_url_path(config, "DISCORD_ROLES_OAUTH_PREFIX"),
+        oauth_client_id=_oauth_client_id(config),
+        oauth_authorize_url=_optional_http_url(config, "DISCORD_ROLES_OAUTH_AUTHORIZE_URL")
+        or authorize_endpoint_for(_http_url(config, "DISCORD_ROLES_API_BASE_URL")),
+        default_store_id=None
+        if config["DISCORD_ROLES_STORE_ID"] is None
+        else str(config["DISCORD_ROLES_STORE_ID"]),
     )
 
 
@@ -308,3 +331,19 @@ def _storage_uri(config: Mapping[str, Any], key: str) -> str:
 
 def _optional_http_url(config: Mapping[str, Any], key: str) -> str | None:
     return None if config[key] is None else _http_url(config, key)
+
+
+def _oauth_client_id(config: Mapping[str, Any]) -> str | None:
+    """The platform application customers link through: its client id, when its secret is set."""
+    client_id = config["DISCORD_ROLES_OAUTH_CLIENT_ID"] or config.get("DISCORD_ROLES_APPLICATION_ID")
+    secret = config["DISCORD_ROLES_OAUTH_CLIENT_SECRET"]
+    if secret is None:
+        return None
+    if not isinstance(secret, str) or not secret:
+        raise ConfigurationError("DISCORD_ROLES_OAUTH_CLIENT_SECRET must be the application's client secret")
+    if client_id is None or not is_snowflake(str(client_id)):
+        raise ConfigurationError(
+            "DISCORD_ROLES_OAUTH_CLIENT_SECRET needs DISCORD_ROLES_OAUTH_CLIENT_ID (or "
+            "DISCORD_ROLES_APPLICATION_ID): the application's numeric id"
+        )
+    return str(client_id)

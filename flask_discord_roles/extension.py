@@ -37,6 +37,8 @@ class Loaders:
         self.store_to_name: Callable[[str], object | None] | None = None
         self.api_token: Callable[[str], ApiGrant | None] | None = None
         self.store_to_slug: Callable[[str], object | None] | None = None
+        self.current_customer: Callable[[], object | None] | None = None
+        self.current_store: Callable[[], object | None] | None = None
 
     def store_for_slug(self, slug: str) -> str | None:
         """The store id behind ``slug`` in an interactions URL; by default the slug is the store id."""
@@ -75,6 +77,8 @@ class DiscordRolesState:
     platform_token: str | None = field(default=None, repr=False)
     # The shared bot's user id, asked of Discord when first needed (to explain a refused role change).
     platform_user_id: str | None = field(default=None, repr=False)
+    # The platform application's OAuth2 client secret for account linking (…_OAUTH_CLIENT_SECRET).
+    oauth_client_secret: str | None = field(default=None, repr=False)
     # The tenant API's per-token rate limit; None when the API is not mounted.
     api_limiter: ApiRateLimiter | None = field(default=None, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
@@ -210,6 +214,9 @@ class DiscordRoles:
             bot_cache=BotCache(settings.bot_cache_seconds),
             platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
             if settings.platform_application_id
+            else None,
+            oauth_client_secret=app.config.get("DISCORD_ROLES_OAUTH_CLIENT_SECRET")
+            if settings.oauth_client_id
             else None,
             api_limiter=ApiRateLimiter(settings.api_rate_limit, settings.api_rate_limit_storage)
             if settings.tenant_api

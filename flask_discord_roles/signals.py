@@ -76,3 +76,20 @@ guild_unlinked = _signals.signal(
     reason code ``guild_unlinked``). Roles members already hold in the server were not removed.
     """,
 )
+
+account_linked = _signals.signal(
+    "discord-roles.account-linked",
+    doc="""Sent (with the app as sender) after a customer linked their Discord account and it was committed.
+
+    Keyword arguments: ``store_id``, ``customer_id``, ``discord_user_id``, and ``previous_discord_user_id``
+    (the account it replaced, or None).
+    """,
+)
+
+account_unlinked = _signals.signal(
+    "discord-roles.account-unlinked",
+    doc="""Sent (with the app as sender) after a customer's Discord account was unlinked and committed.
+
+    Keyword arguments: ``store_id``, ``customer_id``, ``discord_user_id``. Roles already delivered stay.
+    """,
+)
