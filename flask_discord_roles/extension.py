@@ -47,6 +47,17 @@ class Loaders:
         store_id = self.slug_to_store(slug)
         return None if store_id is None else str(store_id)
 
+    def customer_id(self) -> str | None:
+        """The current request's customer id, or None for a guest."""
+        loader = self.current_customer or _flask_login_user_id
+        customer = loader()
+        return None if customer is None or customer == "" else str(customer)
+
+    def store_id(self, default: str | None) -> str | None:
+        """The current request's store id: the loader's answer, else ``default``."""
+        store = self.current_store() if self.current_store is not None else default
+        return None if store is None or store == "" else str(store)
+
     def slug_of_store(self, store_id: str) -> str:
         """The slug in ``store_id``'s interactions URL; by default the store id itself."""
         slug = self.store_to_slug(store_id) if self.store_to_slug is not None else None
@@ -56,6 +67,20 @@ class Loaders:
         """What to call the store in Discord messages; by default its id."""
         name = self.store_to_name(store_id) if self.store_to_name is not None else None
         return str(name) if name else store_id
+
+
+def _flask_login_user_id() -> object | None:
+    """Flask-Login's current user's id when the app uses Flask-Login and they are signed in."""
+    if getattr(current_app, "login_manager", None) is None:  # set by LoginManager.init_app
+        return None
+    try:
+        from flask_login import current_user
+    except ImportError:
+        return None
+    if not getattr(current_user, "is_authenticated", False):
+        return None
+    get_id = getattr(current_user, "get_id", None)
+    return get_id() if callable(get_id) else None
 
 
 @dataclass(eq=False)
@@ -236,6 +261,13 @@ class DiscordRoles:
 
             if tenant_api.name not in app.blueprints:
                 app.register_blueprint(tenant_api, url_prefix=settings.api_prefix)
+        from .web.linking import linking
+
+        if linking.name not in app.blueprints:
+            app.register_blueprint(linking, url_prefix=settings.oauth_prefix)
+        from .checkout import install_template_helpers
+
+        install_template_helpers(app)
         # Discord signs its requests and API clients send a bearer token; neither has a CSRF token.
         # Exempt our blueprints from Flask-WTF's CSRFProtect and from the host's Flask-Limiter (we
         # keep our own limit) whether the host set those up before us (now) or after (_before_request).
@@ -284,6 +316,29 @@ class DiscordRoles:
         :func:`~flask_discord_roles.tokens.create_token`) are the ones accepted.
         """
         self._loaders.api_token = loader
+        return loader
+
+    def customer_loader(self, loader: Callable[[], object | None]) -> Callable[[], object | None]:
+        """Register who the customer of the current request is, for account linking and checkout.
+
+        ``loader()`` returns the customer's id (any value, used as text) or None for a guest::
+
+            @discord_roles.customer_loader
+            def current_customer():
+                return session.get("customer_id")
+
+        Without one, Flask-Login's ``current_user`` is used when Flask-Login is set up (its
+        ``get_id()``, when authenticated); otherwise every visitor is a guest.
+        """
+        self._loaders.current_customer = loader
+        return loader
+
+    def current_store_loader(self, loader: Callable[[], object | None]) -> Callable[[], object | None]:
+        """Register which store the current request is for (a multi-store host), for account linking.
+
+        ``loader()`` returns the store id or None. Without one, ``DISCORD_ROLES_STORE_ID`` is used.
+        """
+        self._loaders.current_store = loader
         return loader
 
     def store_name_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:

@@ -215,6 +215,14 @@ def test_the_invite_url_asks_for_manage_roles_and_the_command_scope(api: Api, sh
     }
 
 
+def test_a_store_that_adds_customers_to_its_server_invites_the_bot_with_create_invite(
+    api: Api, shop: Shop
+) -> None:
+    shop.settings(join_guilds_on_link=True)
+    url = api.get("/custom-bot/invite-url").json["url"]
+    assert "permissions=268435457&" in url, "Manage Roles and Create Invite (guilds.join needs it)"
+
+
 def test_stats_have_the_documented_keys(api: Api, shop: Shop) -> None:
     shop.map("vip", "VIP")
     shop.buy("order-1", "vip", buyer=shop.member("buyer"))
@@ -251,3 +259,22 @@ def test_operations_on_a_bot_that_was_never_saved_are_404(api: Api, method: str,
 
 def test_toggling_a_bot_that_was_never_saved_is_404(api: Api) -> None:
     assert_error(api.post("/custom-bot/toggle", json={"enabled": True}), 404)
+
+
+def test_a_client_secret_saved_with_the_bot_is_encrypted_and_never_shown(
+    app: Flask, api: Api, fake_discord: FakeDiscord
+) -> None:
+    bot = fake_discord.create_bot()
+    saved = api.post("/custom-bot", json={**credentials(bot), "client_secret": bot.client_secret})
+    assert saved.status_code == 200, saved.json
+    row = saved_bot(app)
+    assert row.client_secret_ciphertext is not None
+    assert bot.client_secret not in row.client_secret_ciphertext
+    assert get_state(app).cipher.decrypt(row.client_secret_ciphertext) == bot.client_secret
+    for response in (saved, api.get("/custom-bot")):
+        assert bot.client_secret not in response.get_data(as_text=True)
+    assert_error(
+        api.post("/custom-bot", json={**credentials(bot), "client_secret": "has spaces"}),
+        422,
+        fields=("client_secret",),
+    )

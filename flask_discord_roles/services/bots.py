@@ -15,7 +15,7 @@ from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.commands import command_definitions
 from ..discord.errors import DiscordError, PermanentDiscordError, Unauthorized
-from ..discord.permissions import MANAGE_ROLES
+from ..discord.permissions import CREATE_INSTANT_INVITE, MANAGE_ROLES
 from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState
 from ..models import StoreBot
@@ -26,6 +26,8 @@ CDN = "https://cdn.discordapp.com"
 INVITE_BASE = "https://discord.com/api/oauth2/authorize"
 INVITE_PERMISSIONS = MANAGE_ROLES
 """Manage Roles only, as the seed's invite does: Send Messages for notifications is a channel matter."""
+JOINING_PERMISSIONS = MANAGE_ROLES | CREATE_INSTANT_INVITE
+"""Adding customers to the server when they link (``guilds.join``) needs Create Invite as well."""
 logger = logging.getLogger("flask_discord_roles")
 
 
@@ -58,6 +60,7 @@ def save_bot(
     application_id: object,
     public_key: object,
     bot_token: object,
+    client_secret: object = None,
 ) -> StoreBot:
     """Validate the credentials, check the token with Discord, and store them (token encrypted).
 
@@ -67,6 +70,10 @@ def save_bot(
     transaction.
     """
     errors = validate_credentials(application_id, public_key, bot_token)
+    if client_secret is not None and (
+        not isinstance(client_secret, str) or not client_secret or any(c.isspace() for c in client_secret)
+    ):
+        errors["client_secret"] = ["Client secret must be the OAuth2 page's Client Secret, or left out."]
     if errors:
         raise ValidationError(errors)
     # validate_credentials has made sure of these; the asserts tell the type checker.
@@ -107,6 +114,10 @@ def save_bot(
     elif not bot.uses_platform_bot:  # the shared bot's client serves other stores: keep it
         # The old token's client (and its learned limits) belongs to a token we no longer use.
         state.clients.discard(state.cipher.decrypt(bot.token_ciphertext))
+    if isinstance(client_secret, str):
+        bot.client_secret_ciphertext = state.cipher.encrypt(client_secret)
+    elif bot.application_id != application_id:
+        bot.client_secret_ciphertext = None  # a secret of another application
     bot.application_id = application_id
     bot.public_key = public_key.lower()
     bot.token_ciphertext = state.cipher.encrypt(bot_token)
@@ -203,11 +214,13 @@ def avatar_url(user_id: str, avatar: str | None) -> str:
     return f"{CDN}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
 
 
-def invite_url(application_id: str, guild_id: str | None = None) -> str:
-    """The address that adds the bot to a server with the permission it needs (Manage Roles)."""
+def invite_url(application_id: str, guild_id: str | None = None, *, adds_members: bool = False) -> str:
+    """The address that adds the bot to a server with the permissions it needs: Manage Roles, and
+    Create Invite when the store adds customers to its server as they link."""
+    permissions = JOINING_PERMISSIONS if adds_members else INVITE_PERMISSIONS
     query = {
         "client_id": application_id,
-        "permissions": str(INVITE_PERMISSIONS),
+        "permissions": str(permissions),
         "scope": "bot applications.commands",
     }
     if guild_id is not None:

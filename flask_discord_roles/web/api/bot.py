@@ -8,6 +8,7 @@ from flask import request
 
 from ...deliveries import store_stats
 from ...services import bots
+from ...services.settings import store_settings
 from . import tenant_api
 from .context import commit, json_body, state, store_id
 from .errors import ApiError, not_found
@@ -36,6 +37,11 @@ CREDENTIALS = {
         "application_id": {"type": "string", "description": "Numeric snowflake (General Information)."},
         "public_key": {"type": "string", "description": "64 hex characters (General Information)."},
         "bot_token": {"type": "string", "description": "The bot's token (Bot page)."},
+        "client_secret": {
+            "type": "string",
+            "description": "Optional: the application's OAuth2 client secret, so customers link Discord "
+            "through the store's own application. Stored encrypted, never shown.",
+        },
     },
     "required": ["application_id", "public_key", "bot_token"],
 }
@@ -125,6 +131,7 @@ def save_custom_bot() -> dict[str, Any]:
         application_id=body.get("application_id"),
         public_key=body.get("public_key"),
         bot_token=body.get("bot_token"),
+        client_secret=body.get("client_secret"),
     )
     registered = bot.slash_commands_registered
     commit()
@@ -242,7 +249,8 @@ def register_custom_bot_commands() -> dict[str, Any]:
     errors=(404,),
 )
 def custom_bot_invite_url() -> dict[str, Any]:
-    return {"url": bots.invite_url(_own_bot().application_id)}
+    adds_members = store_settings(state(), store_id()).join_guilds_on_link
+    return {"url": bots.invite_url(_own_bot().application_id, adds_members=adds_members)}
 
 
 @tenant_api.get("/custom-bot/stats")
