@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blinker import Signal
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -91,3 +91,11 @@ def _hand_over(session: Session) -> None:
 def _forget(session: Session, *_: Any) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_SIGNALS, None)
+
+
+def current_app_or_none() -> Flask | None:
+    """The app to send after-commit work as; None outside an app context (nothing to send to)."""
+    if not has_app_context():
+        return None
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app

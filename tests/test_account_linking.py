@@ -101,6 +101,8 @@ def store(fresh_app: Any, fake_discord: FakeDiscord) -> Iterator[Storefront]:
         link_guild(shop)
         shop.map("vip", "VIP")
         storefront = Storefront(shop, discord_roles, app.test_client(), who)
+        with storefront.client.session_transaction() as session:
+            session["cart"] = ["vip"]  # the host's own session data, which no outcome may touch
         yield storefront
 
 
@@ -178,6 +180,30 @@ def assert_nothing_linked(store: Storefront, answer: TestResponse, status: int, 
     assert body["ok"] is False
     assert body["code"] == code, body
     assert store.accounts() == 0
+    with store.client.session_transaction() as session:
+        assert session.get("cart") == ["vip"], "the customer's cart and session are untouched"
+
+
+def test_an_attempt_that_took_too_long_is_refused(store: Storefront) -> None:
+    start = store.start()
+    with store.client.session_transaction() as session:
+        pending = dict(session[PENDING_KEY])
+        pending["started"] -= 601
+        session[PENDING_KEY] = pending
+    callback = store.consent(start, store.fake.create_user("buyer"))
+    assert_nothing_linked(
+        store, store.client.get(callback, headers={"Accept": "application/json"}), 400, "expired"
+    )
+
+
+def test_linking_needs_the_apps_secret_key_for_its_session(fresh_app: Any, fake_discord: FakeDiscord) -> None:
+    app, _, discord_roles = fresh_app(
+        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **{**CONFIG, "SECRET_KEY": None}
+    )
+    discord_roles.customer_loader(lambda: "customer-1")
+    answer = app.test_client().get("/discord/link", headers={"Accept": "application/json"})
+    assert answer.status_code == 503
+    assert answer.json["code"] == "linking_not_configured"
 
 
 def test_a_forged_state_is_refused_and_the_real_attempt_still_works(store: Storefront) -> None:

@@ -19,7 +19,18 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ..discord.errors import TransientDiscordError
@@ -65,6 +76,9 @@ def _refused(refusal: Refusal) -> tuple[Response | str, int]:
 @linking.get("/link")
 def start() -> Any:
     state = get_state()
+    if not current_app.secret_key:
+        logger.error("account linking keeps its state in the session: set the app's SECRET_KEY")
+        raise Refusal(503, "linking_not_configured", "Linking Discord is not set up on this site yet.")
     store_id, customer_id = _store_and_customer(state)
     app = oauth_app_for(state, store_id)
     if app is None:
