@@ -6,6 +6,7 @@ hop to Discord's authorize page, which redirects back with a code).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -419,3 +420,30 @@ def test_without_a_customer_loader_flask_logins_current_user_is_the_customer(
     with client:
         client.get("/")
         assert checkout_status().customer_id == "customer-42"
+
+
+def test_no_oauth_token_or_secret_appears_in_answers_or_logs(
+    store: Storefront, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    store.shop.settings(join_guilds_on_link=True)
+    buyer = store.fake.create_user("buyer")
+    answers = [store.link(buyer), store.link(buyer, json=True)]
+    store.fake.set_faults(error_rate=1.0, routes=["oauth_token"])
+    callback = store.consent(store.start(), buyer)
+    answers.append(store.client.get(callback, headers={"Accept": "application/json"}))
+    store.fake.set_faults()
+    row = store.account()
+    cipher = get_state(store.shop.app).cipher
+    secrets = {
+        "access token": cipher.decrypt(row.access_token_ciphertext),
+        "refresh token": cipher.decrypt(row.refresh_token_ciphertext),
+        "client secret": store.shop.bot.client_secret,
+        "bot token": store.shop.bot.token,
+    }
+    logged = "\n".join(f"{record.getMessage()} {record.exc_text or ''}" for record in caplog.records)
+    for what, secret in secrets.items():
+        for answer in answers:
+            assert secret not in answer.get_data(as_text=True), f"the {what} was in an answer"
+            assert secret not in str(answer.headers), f"the {what} was in a header"
+        assert secret not in logged, f"the {what} was logged"
