@@ -149,6 +149,25 @@ def test_a_bot_without_manage_roles_is_told_to_get_it(
     assert "Manage Roles" in named(body, "manage_roles")[0]["fix"]
 
 
+def test_a_store_adding_customers_to_its_server_needs_the_bots_create_invite(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, api: Api
+) -> None:
+    from flask_discord_roles.discord.permissions import CREATE_INSTANT_INVITE, MANAGE_ROLES
+
+    shop = open_shop(app, db, fake_discord, bot_permissions=MANAGE_ROLES)
+    link_guild(shop)
+    set_bot(shop, last_interaction_at=datetime.now(UTC))
+    assert named(diagnose(api), "create_invite") == [], "only checked when customers are added on link"
+    shop.settings(join_guilds_on_link=True)
+    assert failing(diagnose(api)) == [], "@everyone may create invites, as in a new server"
+    with shop.fake.world.lock:
+        everyone = shop.fake.guild(shop.guild_id).roles[shop.guild_id]
+        everyone.permissions &= ~CREATE_INSTANT_INVITE
+    body = diagnose(api)
+    assert failing(body) == [("create_invite", "missing_create_invite")]
+    assert "Create Invite" in named(body, "create_invite")[0]["fix"]
+
+
 def test_a_bot_kicked_from_the_server_is_told_to_be_invited_again(shop: Shop, api: Api) -> None:
     shop.fake.remove_member(shop.guild_id, shop.bot.user_id)
     body = diagnose(api)

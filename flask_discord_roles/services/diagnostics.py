@@ -31,7 +31,13 @@ from ..discord.errors import (
     TransientDiscordError,
     Unauthorized,
 )
-from ..discord.permissions import MANAGE_ROLES, base_permissions, can_assign, has_permission
+from ..discord.permissions import (
+    CREATE_INSTANT_INVITE,
+    MANAGE_ROLES,
+    base_permissions,
+    can_assign,
+    has_permission,
+)
 from ..extension import DiscordRolesState
 from ..models import StoreBot, utcnow
 from .bots import client_for, get_bot, invite_url
@@ -325,7 +331,8 @@ def _guild_checks(
         return
     except (Forbidden, NotFound):
         # Discord answers Missing Access (or Unknown Guild/Member) for a server the bot was removed from.
-        invite = invite_url(bot.application_id, guild_id)
+        adds_members = store_settings(state, store_id).join_guilds_on_link
+        invite = invite_url(bot.application_id, guild_id, adds_members=adds_members)
         if bot.uses_platform_bot:
             invite_hint = f"Invite the shared bot again with {invite}"
         else:
@@ -360,6 +367,20 @@ def _guild_checks(
             "Give the bot's role the Manage Roles permission (Server Settings → Roles → the bot's role).",
             guild_id=guild_id,
         )
+    if store_settings(state, store_id).join_guilds_on_link:
+        # Adding a customer to the server as they link (guilds.join) needs the bot's Create Invite.
+        if has_permission(base_permissions(guild_id, bot_roles, roles), CREATE_INSTANT_INVITE):
+            run.add("create_invite", guild_id=guild_id)
+        else:
+            run.add(
+                "create_invite",
+                False,
+                "missing_create_invite",
+                "Customers are added to this server when they link Discord, which needs the bot's role "
+                "to have Create Invite (Server Settings → Roles → the bot's role); or switch "
+                "join_guilds_on_link off.",
+                guild_id=guild_id,
+            )
     for role_id, role_name in _mapped_roles(state, store_id, guild_id):
         _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
 

@@ -18,8 +18,9 @@ CHECK: Schema = obj(
             "type": "string",
             "description": "What was checked: bot_configured, token_valid (platform_bot_reachable on the "
             "platform's shared bot), commands_registered, interactions_received, guild_linked, and per "
-            "linked server bot_in_guild, manage_roles, role_assignable (per mapped role); "
-            "notification_channel when notifications are on.",
+            "linked server bot_in_guild, manage_roles, create_invite (when customers are added to the "
+            "server as they link), role_assignable (per mapped role); notification_channel when "
+            "notifications are on.",
         },
         "ok": BOOLEAN,
         "reason_code": nullable(
