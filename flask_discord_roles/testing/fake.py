@@ -22,6 +22,7 @@ from .permissions import MANAGE_ROLES
 from .ratelimits import RateLimitHit
 from .recorder import RecordedCall
 from .routes_channels import build_message
+from .sandbox import Sandbox
 from .server import Backend, FakeDiscordApp, ServerThread
 from .signing import InteractionResult, deliver, sign_interaction
 from .state import (
@@ -44,6 +45,9 @@ class FakeDiscord:
     def __init__(self) -> None:
         self._backend = Backend()
         self._server: ServerThread | None = None
+        # A lambda, because reset() swaps the OAuth store the sandbox must keep following.
+        self._sandbox = Sandbox(self, lambda: self._backend.oauth)
+        self._backend.site_pages = self._sandbox
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -93,6 +97,7 @@ class FakeDiscord:
         backend.faults.configure()
         backend.calls.clear()
         backend.internal_errors.clear()
+        self._sandbox.reset()
         old_wake, backend.wake = backend.wake, threading.Event()
         old_wake.set()
 
@@ -282,6 +287,15 @@ class FakeDiscord:
             raise ValueError("oauth_consent is 'allow' or 'deny'")
         self._backend.oauth.consent = value
 
+    @property
+    def interactive_consent(self) -> bool:
+        """True: the authorize page shows Authorize / Cancel for a person instead of consenting."""
+        return self._backend.oauth.interactive
+
+    @interactive_consent.setter
+    def interactive_consent(self, value: bool) -> None:
+        self._backend.oauth.interactive = value
+
     def oauth_login_as(self, user: FakeUser | str) -> None:
         """The user who 'clicks Authorize' on the next authorize requests."""
         self._backend.oauth.login_user_id = payloads.user_id_of(user)
@@ -306,6 +320,23 @@ class FakeDiscord:
         query.setdefault("scope", "identify guilds.join")
         query.update(params)
         return f"{self.base_url}/oauth2/authorize?{urlencode(query)}"
+
+    # -- the sandbox (web pages for a person) ---------------------------------------------------
+
+    @property
+    def sandbox_url(self) -> str:
+        """The sandbox's index page: guilds, users, who you are, the apps' interactions URLs."""
+        return f"{self.base_url}/sandbox"
+
+    def set_interactions_url(self, bot: FakeBot, url: str | None) -> None:
+        """The Interactions Endpoint URL an owner pastes in the Developer Portal (None clears it).
+
+        The sandbox sends the commands and button presses a person makes there to this URL.
+        """
+        self._sandbox.set_interactions_url(bot.application_id, url)
+
+    def interactions_url(self, bot: FakeBot) -> str | None:
+        return self._sandbox.interactions_url(bot.application_id)
 
     # -- interactions (the fake acting as Discord towards an app) -------------------------------
 

@@ -69,7 +69,10 @@ def s256(verifier: str) -> str:
 
 @dataclass
 class OAuthStore:
-    """All OAuth state; ``consent`` is "allow" or "deny", ``login_user_id`` is who clicks Authorize."""
+    """All OAuth state; ``consent`` is "allow" or "deny", ``login_user_id`` is who clicks Authorize.
+
+    ``interactive`` shows a consent page for a person to click instead of deciding by ``consent``.
+    """
 
     lock: threading.RLock = field(default_factory=threading.RLock)
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class OAuthStore:
     by_refresh: dict[str, Grant] = field(default_factory=dict)
     consent: str = "allow"
     login_user_id: str | None = None
+    interactive: bool = False
     allowed_redirects: set[str] = field(default_factory=set)
 
     def redirect_allowed(self, uri: str) -> bool:

@@ -1,4 +1,7 @@
-"""OAuth2 routes: the authorize page (auto-consent), the token endpoint (form only) and revocation.
+"""OAuth2 routes: the authorize page, the token endpoint (form only) and revocation.
+
+The authorize page consents by itself (``consent`` allow/deny) unless ``interactive`` is set: then it
+shows a consent page whose Authorize / Cancel buttons POST back here.
 
 Authorize errors that cannot be trusted to the redirect (unknown client, bad redirect_uri) get a 400
 page, as Discord shows one; the rest redirect back with ``error=...`` per RFC 6749.
@@ -7,15 +10,19 @@ page, as Discord shows one; the rest redirect back with ``error=...`` per RFC 67
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.datastructures import MultiDict
 
 from . import protocol as p
 from .oauth import ACCESS_TTL, KNOWN_SCOPES, Grant, s256
+from .sandbox_pages import consent_page
 from .state import FakeBot
+
+DENIED = "The resource owner or authorization server denied the request"
 
 
 def _page(status: int, text: str) -> p.Reply:
@@ -54,10 +61,19 @@ def _invite_bot(ctx: p.Context, bot: FakeBot, args: MultiDict[str, str]) -> p.Re
     return _page(200, "Authorized.")
 
 
-@p.route("GET", "/oauth2/authorize", family="", auth="none", global_limited=False, site=True)
-@p.route("GET", "/oauth2/authorize", family="", auth="none", global_limited=False)
-def authorize(ctx: p.Context) -> p.Reply:
-    args = ctx.request.args
+@dataclass(frozen=True)
+class _AuthRequest:
+    """An authorize request that passed every check but the user's decision."""
+
+    bot: FakeBot
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: dict[str, str]
+    challenge: str | None
+    method: str | None
+
+
+def _validate(ctx: p.Context, args: MultiDict[str, str]) -> _AuthRequest | p.Reply:
     bot = ctx.world.bots.get(args.get("client_id", ""))
     if bot is None:
         return _page(400, "Unknown application: invalid client_id.")
@@ -77,12 +93,50 @@ def authorize(ctx: p.Context) -> p.Reply:
         error = ("invalid_scope", "The requested scope is invalid, unknown, or malformed.")
     elif challenge is not None and method != "S256":
         error = ("invalid_request", "code_challenge_method must be S256.")
-    elif ctx.oauth.consent != "allow":
-        error = ("access_denied", "The resource owner or authorization server denied the request")
     if error is not None:
         return _redirect(redirect_uri, {"error": error[0], "error_description": error[1], **state})
-    code = ctx.oauth.issue_code(bot.client_id, _login_user_id(ctx), redirect_uri, scopes, challenge, method)
-    return _redirect(redirect_uri, {"code": code, **state})
+    return _AuthRequest(bot, redirect_uri, scopes, state, challenge, method)
+
+
+def _deny(checked: _AuthRequest) -> p.Reply:
+    error = {"error": "access_denied", "error_description": DENIED}
+    return _redirect(checked.redirect_uri, {**error, **checked.state})
+
+
+def _grant(ctx: p.Context, checked: _AuthRequest, user_id: str) -> p.Reply:
+    pkce = (checked.challenge, checked.method)
+    code = ctx.oauth.issue_code(checked.bot.client_id, user_id, checked.redirect_uri, checked.scopes, *pkce)
+    return _redirect(checked.redirect_uri, {"code": code, **checked.state})
+
+
+@p.route("GET", "/oauth2/authorize", family="", auth="none", global_limited=False, site=True)
+@p.route("GET", "/oauth2/authorize", family="", auth="none", global_limited=False)
+def authorize(ctx: p.Context) -> p.Reply:
+    checked = _validate(ctx, ctx.request.args)
+    if isinstance(checked, p.Reply):
+        return checked
+    if ctx.oauth.interactive:
+        query = ctx.request.query_string.decode("latin-1")
+        body = consent_page(ctx.world, checked.bot.name, checked.scopes, query, ctx.oauth.login_user_id)
+        return p.Reply(200, body, "text/html; charset=utf-8")
+    if ctx.oauth.consent != "allow":
+        return _deny(checked)
+    return _grant(ctx, checked, _login_user_id(ctx))
+
+
+@p.route("POST", "/oauth2/authorize", family="", auth="none", global_limited=False, site=True)
+def decide(ctx: p.Context) -> p.Reply:
+    """The consent page's buttons: the request is checked again, as a form can be replayed."""
+    form = ctx.request.form
+    checked = _validate(ctx, MultiDict(parse_qsl(form.get("query", ""), keep_blank_values=True)))
+    if isinstance(checked, p.Reply):
+        return checked
+    if form.get("decision") != "authorize":
+        return _deny(checked)
+    chosen = ctx.world.users.get(form.get("user_id", ""))
+    if chosen is not None and not chosen.bot:
+        ctx.oauth.login_user_id = chosen.id  # whoever signed in on the page is now the sandbox's user
+    return _grant(ctx, checked, _login_user_id(ctx))
 
 
 def _client(ctx: p.Context, form: MultiDict[str, str]) -> FakeBot:

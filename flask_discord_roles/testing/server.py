@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
@@ -42,6 +42,12 @@ FAULT_BODIES: dict[int, tuple[bytes, str]] = {
 }
 
 
+class SitePages(Protocol):
+    """Web pages served beside the API (the sandbox): ``serve`` answers None for paths not its own."""
+
+    def serve(self, request: Request) -> p.Reply | None: ...
+
+
 @dataclass
 class Backend:
     """What the WSGI app serves from; ``reset`` swaps ``world`` and ``oauth`` for fresh ones."""
@@ -54,6 +60,7 @@ class Backend:
     base_url: str = ""
     wake: threading.Event = field(default_factory=threading.Event)
     internal_errors: list[str] = field(default_factory=list)
+    site_pages: SitePages | None = None
 
 
 @dataclass
@@ -119,14 +126,19 @@ class FakeDiscordApp:
         generation = self.backend.calls.generation
         caller = _Caller()
         scope: list[str | None] = [None]
+        page: p.Reply | None = None
         try:
-            reply = self._handle(request, caller, scope)
+            # Pages for people are not API calls: no auth, no limits, not recorded in ``calls``.
+            pages = self.backend.site_pages
+            page = pages.serve(request) if pages is not None else None
+            reply = page if page is not None else self._handle(request, caller, scope)
         except p.ApiError as error:
             reply = error.reply
         except Exception:  # a bug in the fake must not look like a Discord outage
             self.backend.internal_errors.append(traceback.format_exc())
             reply = p.json_reply({"message": "500: Internal Server Error (fake bug)", "code": 0}, 500)
-        self._record(request, caller, reply, scope[0], generation)
+        if page is None:
+            self._record(request, caller, reply, scope[0], generation)
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         if reply.content_type:
             response.content_type = reply.content_type
