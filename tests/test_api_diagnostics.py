@@ -264,7 +264,8 @@ def test_discord_down_is_a_check_that_failed_not_a_5xx(shop: Shop, api: Api) -> 
     body = diagnose(api)
     assert body["ok"] is False
     assert ("token_valid", "discord_unavailable") in failing(body)
-    assert len(shop.fake.calls) == 1, "after Discord failed once, it is not asked again"
+    asked = {(call.method, call.path) for call in shop.fake.calls}
+    assert asked == {("GET", "/api/v10/users/@me")}, "after Discord failed once, no other check asks it"
 
     shop.fake.set_faults(error_rate=1.0, routes=["default"])  # only the guild's channels
     body = diagnose(api)
