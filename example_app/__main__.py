@@ -19,7 +19,14 @@ def main() -> None:
     seed_store(app, sandbox)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    # What a store owner pastes as the Interactions Endpoint URL: the sandbox sends the commands a
+    # person runs there to the storefront's webhook, signed as Discord signs them.
+    webhook = f"http://{host}:{port}{app.config['DISCORD_ROLES_INTERACTIONS_PATH']}/{app.config['STORE_ID']}"
+    sandbox.fake.set_interactions_url(sandbox.bot, webhook)
+    sandbox.fake.interactive_consent = True  # a person clicks Authorize, as on Discord
+    guild_page = f"{sandbox.fake.sandbox_url}/guilds/{sandbox.guild.id}"
     print(f"\n  Storefront:   http://{host}:{port}/")
+    print(f"  Sandbox:      {guild_page}  (the demo server: its roles and members; run /claim)")
     print(f"  FakeDiscord:  {sandbox.fake.api_base_url}  (the sandbox's Discord API)\n")
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False)

@@ -36,7 +36,7 @@ def start_sandbox() -> Sandbox:
         roles[name] = fake.create_role(guild.id, name, color=color).id
     fake.add_bot_to_guild(bot, guild.id)
     # Above the bot on purpose: the bot can never hand this one out (diagnostics will say why).
-    fake.create_role(guild.id, "Moderator", color=0xE74C3C)
+    fake.create_role(guild.id, "Moderator", color=0xE74C3C, position=99)
     for username in ("alice", "bob"):
         user = fake.create_user(username)
         fake.add_member(guild.id, user.id)

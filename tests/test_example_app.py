@@ -93,6 +93,10 @@ def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: st
         assert "Demo Store Bot" in text, "the saved bot's name, as Discord reported it"
         for role in ("Supporter", "VIP", "Legend", "Moderator"):
             assert role in text, f"role {role} read live from the sandbox's server"
+        roles = list(sandbox.fake.guild(sandbox.guild.id).roles.values())
+        bot_role = next(role for role in roles if role.bot_id is not None)
+        moderator = next(role for role in roles if role.name == "Moderator")
+        assert moderator.position > bot_role.position, "the demo shows a role the bot cannot give"
         assert sandbox.bot.token not in text
 
         client = app.test_client()
