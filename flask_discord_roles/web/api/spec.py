@@ -15,7 +15,6 @@ Schema = dict[str, Any]
 View = TypeVar("View", bound=Callable[..., Any])
 
 STRING: Schema = {"type": "string"}
-TEXT: Schema = {"type": "string", "minLength": 1}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
