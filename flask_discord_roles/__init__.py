@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import deliveries, guilds, store_settings, tokens
+from . import bots, customers, deliveries, diagnostics, guilds, store_settings, tokens
 from .claim_codes import claim_code
 from .config import ConfigurationError
 from .deliveries import DeliveryInfo
@@ -34,9 +34,12 @@ __all__ = [
     "__version__",
     "account_linked",
     "account_unlinked",
+    "bots",
     "claim_code",
+    "customers",
     "deliveries",
     "delivery_failed",
+    "diagnostics",
     "get_state",
     "guild_linked",
     "guild_unlinked",

@@ -16,13 +16,12 @@ from ..discord.client import DiscordClient
 from ..discord.commands import command_definitions
 from ..discord.errors import DiscordError, PermanentDiscordError, Unauthorized
 from ..discord.permissions import CREATE_INSTANT_INVITE, MANAGE_ROLES
-from ..discord.snowflake import is_snowflake
+from ..discord.snowflake import avatar_url, is_snowflake
 from ..extension import DiscordRolesState
 from ..models import StoreBot
 from .errors import ValidationError
 
 _PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")
-CDN = "https://cdn.discordapp.com"
 INVITE_BASE = "https://discord.com/api/oauth2/authorize"
 INVITE_PERMISSIONS = MANAGE_ROLES
 """Manage Roles only, as the seed's invite does: Send Messages for notifications is a channel matter."""
@@ -204,14 +203,6 @@ def check_connection(state: DiscordRolesState, bot: StoreBot) -> ConnectionCheck
         bot_name=str(user.get("global_name") or user.get("username") or ""),
         bot_avatar=avatar_url(user_id, user.get("avatar")),
     )
-
-
-def avatar_url(user_id: str, avatar: str | None) -> str:
-    """Discord's CDN address of a user's avatar (the default one when they have none)."""
-    if avatar:
-        extension = "gif" if avatar.startswith("a_") else "png"
-        return f"{CDN}/avatars/{user_id}/{avatar}.{extension}"
-    return f"{CDN}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
 
 
 def invite_url(application_id: str, guild_id: str | None = None, *, adds_members: bool = False) -> str:

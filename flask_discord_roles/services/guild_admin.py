@@ -27,11 +27,12 @@ from ..discord.errors import (
     Unauthorized,
 )
 from ..discord.permissions import can_assign, role_sort_key
+from ..discord.snowflake import CDN
 from ..dispatch import send_after_commit
 from ..extension import DiscordRolesState
 from ..models import LinkedGuild, utcnow
 from ..signals import guild_unlinked
-from .bots import CDN, client_for, get_bot, invite_url
+from .bots import client_for, get_bot, invite_url
 
 logger = logging.getLogger("flask_discord_roles")
 

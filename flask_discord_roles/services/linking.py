@@ -17,12 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..discord.oauth import TokenSet
-from ..discord.snowflake import is_snowflake
+from ..discord.snowflake import avatar_url, is_snowflake
 from ..dispatch import current_app_or_none, dispatch_after_commit, send_after_commit
 from ..extension import DiscordRolesState
 from ..models import PENDING, DiscordAccount, utcnow
 from ..signals import account_linked, account_unlinked
-from .bots import avatar_url
 from .customer_tokens import access_token_for, account_row, revocable_token, revoke, store_tokens
 from .guild_joins import GuildJoins, join_guilds, join_linked_guilds
 from .queue import attach_discord_user

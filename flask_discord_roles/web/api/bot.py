@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
+from ... import bots as public_bots
 from ...deliveries import store_stats
 from ...services import bots
 from ...services.settings import store_settings
@@ -57,9 +56,7 @@ def _own_bot() -> Any:
 
 def interactions_url() -> str:
     """Where Discord must send this store's interactions, as the public sees this app."""
-    settings = state().settings
-    base = settings.public_base_url or request.host_url.rstrip("/")
-    return f"{base}{settings.interactions_path}/{state().loaders.slug_of_store(store_id())}"
+    return public_bots.interactions_url(store_id())
 
 
 def _stats() -> dict[str, Any]:
