@@ -8,6 +8,7 @@ Callers hold ``world.lock`` while these functions read the world.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -315,15 +316,26 @@ def _message(guild: FakeGuild, base: str, run: Run, message: Mapping[str, Any], 
     return (
         f'<div class="msg{" ephemeral" if ephemeral else ""}">'
         f'<div class="muted">{esc(note)}{esc(what)}</div>'
-        f'<div class="content">{esc(content)}</div>{embeds}{rows}</div>'
+        f'<div class="content">{markdown(content)}</div>{embeds}{rows}</div>'
     )
+
+
+def markdown(text: object) -> str:
+    """The little Markdown our messages use, as Discord shows it: **bold**, *italics* and `code`.
+
+    The text is escaped first; the patterns only match characters escaping leaves alone.
+    """
+    safe = esc(text)
+    safe = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", safe)
+    safe = re.sub(r"\*\*([^*\n]+)\*\*", r"<strong>\1</strong>", safe)
+    return re.sub(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])", r"<em>\1</em>", safe)
 
 
 def _embed(embed: Mapping[str, Any]) -> str:
     title = f"<strong>{esc(embed['title'])}</strong>" if embed.get("title") else ""
-    text = f'<div class="content">{esc(embed["description"])}</div>' if embed.get("description") else ""
+    text = f'<div class="content">{markdown(embed["description"])}</div>' if embed.get("description") else ""
     fields = "".join(
-        f"<div><strong>{esc(f.get('name', ''))}</strong>: {esc(f.get('value', ''))}</div>"
+        f"<div><strong>{esc(f.get('name', ''))}</strong>: {markdown(f.get('value', ''))}</div>"
         for f in embed.get("fields") or []
         if isinstance(f, dict)
     )

@@ -284,3 +284,15 @@ def test_interactive_consent_page_authorize_and_cancel(store: Store, browser: re
 
     store.fake.interactive_consent = False  # the default: straight back with a code, as tests expect
     assert "code=" in browser.get(authorize, allow_redirects=False).headers["Location"]
+
+
+def test_messages_show_discords_markdown_and_never_the_apps_html() -> None:
+    from flask_discord_roles.testing.sandbox_pages import markdown
+
+    assert (
+        markdown("**VIP** for `/claim` *now*") == "<strong>VIP</strong> for <code>/claim</code> <em>now</em>"
+    )
+    shown = markdown('<script>alert(1)</script> **<img src=x onerror="x">**')
+    assert "<script>" not in shown, f"app text must stay text: {shown}"
+    assert "<img" not in shown, f"app text must stay text: {shown}"
+    assert markdown("2*3*4 stays as typed") == "2*3*4 stays as typed"
