@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench screenshots clean
 
 $(STAMP): pyproject.toml constraints-dev.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,6 @@ $(STAMP): pyproject.toml constraints-dev.txt Makefile
 
 ## Run the example storefront on its embedded SQLite database, with FakeDiscord as its sandbox.
 demo: $(STAMP)
-	$(BIN)/flask --app example_app db upgrade heads
 	$(BIN)/python -m example_app
 
 ## Lint, type-check and run the whole suite on SQLite and PostgreSQL.
@@ -36,6 +35,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/checkout_overhead.py
 	$(BIN)/python benchmarks/worker_drain.py
 	$(BIN)/python benchmarks/webhook_throughput.py
+
+## Refresh the README's screenshots from the browser tests' own (they are saved under test-output/).
+SHOTS := test-output/browser
+screenshots: $(STAMP)
+	$(BIN)/pytest tests/browser -k sqlite -q
+	mkdir -p docs/screenshots
+	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/01-checkout-with-the-discord-prompt.png docs/screenshots/checkout.png
+	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/06-sandbox-guild-with-the-role.png docs/screenshots/sandbox-guild.png
+	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/03-dashboard-deliveries-with-the-failure.png docs/screenshots/dashboard-deliveries.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output

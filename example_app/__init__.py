@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
 from flask_discord_roles import DiscordRoles
@@ -31,7 +33,10 @@ db = SQLAlchemy(
     )
 )
 migrate = Migrate()
+login = LoginManager()
+csrf = CSRFProtect()  # the storefront's forms; the extension's webhook and API exempt themselves
 discord_roles = DiscordRoles()
+STORE_ID = "demo-store"
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -60,20 +65,32 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         DISCORD_ROLES_API_BASE_URL=os.environ.get(
             "DISCORD_ROLES_API_BASE_URL", "https://discord.com/api/v10"
         ),
-        STORE_ID="demo-store",
+        STORE_ID=STORE_ID,
     )
     app.config["DISCORD_ROLES_ENCRYPTION_KEYS"] = os.environ.get(
         "DISCORD_ROLES_ENCRYPTION_KEYS"
     ) or _demo_encryption_key(app.instance_path)
     if config:
         app.config.update(config)
+    # One store in this storefront; a multi-store host registers @discord_roles.current_store_loader.
+    app.config.setdefault("DISCORD_ROLES_STORE_ID", app.config["STORE_ID"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    login.init_app(app)
+    csrf.init_app(app)
+    # Customers are known to the extension by Flask-Login's user id: its default customer loader.
     discord_roles.init_app(app)
 
-    from . import models  # noqa: F401  (registers the storefront's tables on db)
-    from .views import shop
+    from . import models
+    from .auth import auth
+    from .dashboard import dashboard
+    from .shop import shop
 
+    login.login_view = "auth.login"
+    login.login_message = "Sign in to continue."
+    login.user_loader(lambda user_id: db.session.get(models.Customer, int(user_id)))
+    app.register_blueprint(auth)
     app.register_blueprint(shop)
+    app.register_blueprint(dashboard, url_prefix="/dashboard")
     return app

@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import os
+import sys
 
-from . import create_app
-from .sandbox import seed_store, start_sandbox
+from .demo import CUSTOMERS, PASSWORD, start_demo
 
 
 def main() -> None:
-    sandbox = start_sandbox()
-    app = create_app(
-        {
-            "DISCORD_ROLES_API_BASE_URL": sandbox.fake.api_base_url,
-            "DEMO_GUILD_ID": sandbox.guild.id,
-        }
-    )
-    seed_store(app, sandbox)
+    if os.environ.get("DATABASE_URL") and os.environ.get("DEMO_RESET") != "1":
+        sys.exit(
+            "The demo empties its database on every start. To let it empty DATABASE_URL, "
+            "set DEMO_RESET=1 as well."
+        )
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
-    # What a store owner pastes as the Interactions Endpoint URL: the sandbox sends the commands a
-    # person runs there to the storefront's webhook, signed as Discord signs them.
-    webhook = f"http://{host}:{port}{app.config['DISCORD_ROLES_INTERACTIONS_PATH']}/{app.config['STORE_ID']}"
-    sandbox.fake.set_interactions_url(sandbox.bot, webhook)
-    sandbox.fake.interactive_consent = True  # a person clicks Authorize, as on Discord
-    guild_page = f"{sandbox.fake.sandbox_url}/guilds/{sandbox.guild.id}"
-    print(f"\n  Storefront:   http://{host}:{port}/")
-    print(f"  Sandbox:      {guild_page}  (the demo server: its roles and members; run /claim)")
-    print(f"  FakeDiscord:  {sandbox.fake.api_base_url}  (the sandbox's Discord API)\n")
+    demo = start_demo(host=host, port=port)
+    fake = demo.sandbox.fake
+    accounts = ", ".join(email for email, _, _ in CUSTOMERS)
+    print(
+        f"""
+  Storefront:   {demo.url}/
+  Dashboard:    {demo.url}/dashboard/   (sign in as owner@example.com)
+  Accounts:     {accounts}   password: {PASSWORD}
+  Sandbox:      {demo.guild_page}
+                the demo server's roles and members, live; act as a Discord user and run /claim there
+  FakeDiscord:  {fake.api_base_url}   (the storefront's Discord API)
+
+  The database is rebuilt on every start, because FakeDiscord starts empty. Ctrl+C stops both.
+""",
+        flush=True,
+    )
     try:
-        app.run(host=host, port=port, debug=False, use_reloader=False)
+        demo.thread.join()
+    except KeyboardInterrupt:
+        pass
     finally:
-        sandbox.fake.stop()
+        demo.stop()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,50 @@
-"""The storefront's own tables: what it sells and what was bought."""
+"""The storefront's own tables: who shops here, what it sells and what was bought.
+
+Nothing Discord lives here: the extension keeps linked accounts, mappings and deliveries in its own
+``discord_roles_*`` tables and knows customers only by the id this storefront gives them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from flask import current_app
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import db
+
+PAID = "paid"
+REFUNDED = "refunded"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Customer(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """A shopper, or (``is_owner``) the store owner who may open the dashboard."""
+
+    __tablename__ = "shop_customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    is_owner: Mapped[bool] = mapped_column(default=False)
+
+    def set_password(self, password: str) -> None:
+        # scrypt by default; tests choose a cheap method, the way Django's tests swap hashers.
+        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+        self.password_hash = generate_password_hash(password, method=method)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:  # never the hash
+        return f"<Customer {self.id} {self.email}>"
 
 
 class Package(db.Model):  # type: ignore[name-defined,misc]
@@ -15,16 +52,23 @@ class Package(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
     price_cents: Mapped[int]
+
+    @property
+    def price(self) -> str:
+        return f"${self.price_cents / 100:.2f}"
 
 
 class Order(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "shop_orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_customers.id"), index=True)
     package_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_packages.id"))
-    customer_email: Mapped[str] = mapped_column(sa.String(255))
-    discord_user_id: Mapped[str | None] = mapped_column(sa.String(20))
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
+    status: Mapped[str] = mapped_column(sa.String(16), default=PAID)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=_now)
+    refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    customer: Mapped[Customer] = relationship()
+    package: Mapped[Package] = relationship()

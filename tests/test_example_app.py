@@ -1,10 +1,21 @@
-"""The example storefront: its migrations folder brings up both branches, and its pages work."""
+"""The example storefront: its migrations, its sign-in, and the demo's checkout, claim code and refund.
+
+The demo runs for real (FakeDiscord, the storefront on a port, the database reset and seeded); a
+``requests`` session plays the customer's browser. The browser tests in ``tests/browser`` click the same
+journeys in Chromium.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,8 +23,12 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from example_app import MIGRATIONS_DIR, create_app, db
-from example_app.models import Order, Package
-from flask_discord_roles import get_state
+from example_app.demo import CHECKOUT_PROMPT, PASSWORD, Demo
+from example_app.models import Customer, Order
+from flask_discord_roles import deliveries, get_state, store_settings
+from tests.demo import FAST_PASSWORD_HASH, running_demo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -21,17 +36,68 @@ def shop(database_url: str) -> Iterator[Flask]:
     app = create_app(
         {
             "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "SQLALCHEMY_ENGINE_OPTIONS": {"poolclass": sa.pool.NullPool},
+            "PASSWORD_HASH_METHOD": FAST_PASSWORD_HASH,
         }
     )
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR, revision="heads")
         yield app
-        # The storefront runs the default thread executor; stop it before its schema goes away.
         get_state(app).executor.shutdown()
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def demo(database_url: str) -> Iterator[Demo]:
+    with running_demo(
+        database_url,
+        WTF_CSRF_ENABLED=False,  # requests plays the browser; CSRF itself is tested below
+        DISCORD_ROLES_EXECUTOR="inline",  # a delivery is done when the request that queued it is
+    ) as running:
+        running.sandbox.fake.interactive_consent = False  # consent is clicked in the browser tests
+        yield running
+
+
+class Shopper:
+    """A customer's browser: a cookie jar against the running storefront."""
+
+    def __init__(self, demo: Demo, email: str) -> None:
+        self.demo = demo
+        self.session = requests.Session()
+        signed_in = self.post("/login", {"email": email, "password": PASSWORD})
+        assert "Welcome back" in signed_in.text, f"{email} could not sign in"
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(self.demo.url + path, timeout=10, **kwargs)
+
+    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        return self.session.post(self.demo.url + path, data=data or {}, timeout=10, **kwargs)
+
+    def link_discord(self, username: str, next_path: str = "/account") -> None:
+        """The OAuth dance: our /discord/link, Discord's authorize (it consents as ``username``), back."""
+        self.demo.sandbox.fake.oauth_login_as(self.demo.sandbox.users[username])
+        welcome = self.get("/discord/link", params={"next": next_path})
+        assert "Discord linked" in welcome.text, f"linking {username} failed: {welcome.text[:300]}"
+
+    def buy(self, package: str) -> int:
+        with self.demo.app.app_context():
+            from example_app.models import Package
+
+            package_id = db.session.scalars(sa.select(Package.id).where(Package.name == package)).one()
+        paid = self.post(f"/checkout/{package_id}")
+        assert paid.status_code == 200, f"buying {package} answered {paid.status_code}"
+        assert "is paid" in paid.text, f"buying {package} did not confirm the payment"
+        return int(paid.url.rsplit("/", 1)[1])
+
+
+def member_roles(demo: Demo, username: str) -> set[str]:
+    """The names of the roles a Discord user holds in the demo server, as FakeDiscord has them."""
+    guild = demo.sandbox.fake.guild(demo.sandbox.guild.id)
+    held = demo.sandbox.fake.member_roles(guild.id, demo.sandbox.users[username])
+    return {guild.roles[role_id].name for role_id in held}
 
 
 def test_upgrade_heads_creates_the_shop_and_discord_roles_schemas_exactly(shop: Flask) -> None:
@@ -40,90 +106,179 @@ def test_upgrade_heads_creates_the_shop_and_discord_roles_schemas_exactly(shop: 
         differences = compare_metadata(context, db.metadata)
         tables = set(sa.inspect(connection).get_table_names())
     assert differences == [], f"example migrations and models disagree: {differences}"
-    assert {"shop_orders", "discord_roles_deliveries"} <= tables
+    assert {"shop_customers", "shop_orders", "discord_roles_deliveries"} <= tables
 
 
-def test_buying_records_an_order(shop: Flask) -> None:
-    db.session.add(Package(name="VIP", price_cents=1500))
+def test_registering_with_bad_input_creates_nobody_and_says_why(shop: Flask) -> None:
+    client = shop.test_client()
+    refused = client.post("/register", data={"email": "nope", "name": "", "password": "x"})
+    assert refused.status_code == 422
+    text = refused.get_data(as_text=True)
+    for problem in ("valid email", "name of up to 100", "at least 4"):
+        assert problem in text, f"the form should say: {problem}"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+    created = client.post(
+        "/register",
+        data={"email": "Ann@Example.com", "name": "Ann", "password": "secret"},
+        follow_redirects=True,
+    )
+    assert "Welcome, Ann" in created.get_data(as_text=True)
+    again = client.post("/register", data={"email": "ann@example.com", "name": "Ann", "password": "secret"})
+    assert "sign in instead" in again.get_data(as_text=True), "emails are unique, whatever their case"
+
+
+def test_signing_in_needs_the_right_password_and_never_leaves_the_site(shop: Flask) -> None:
+    customer = Customer(email="ann@example.com", name="Ann")
+    customer.set_password("secret")
+    db.session.add(customer)
     db.session.commit()
     client = shop.test_client()
-    page = client.get("/")
-    assert page.status_code == 200
-    assert b"No bot saved" in page.data
-    package_id = db.session.scalars(sa.select(Package.id)).one()
-    response = client.post(f"/buy/{package_id}", data={"email": "ann@example.com"}, follow_redirects=True)
-    assert b"is paid" in response.data
-    assert db.session.scalars(sa.select(Order.customer_email)).all() == ["ann@example.com"]
+    wrong = client.post("/login", data={"email": "ann@example.com", "password": "guess"})
+    assert wrong.status_code == 401
+    assert "do not match" in wrong.get_data(as_text=True)
+    signed_in = client.post(
+        "/login?next=https://evil.example/steal", data={"email": "ann@example.com", "password": "secret"}
+    )
+    assert signed_in.headers["Location"] == "/", "an off-site next must not be followed"
+    assert "secret" not in repr(customer)
+    assert customer.password_hash not in repr(customer)
 
 
-def test_buying_with_bad_input_changes_nothing(shop: Flask) -> None:
+def test_checkout_needs_a_signed_in_customer_and_a_real_package(shop: Flask) -> None:
     client = shop.test_client()
-    response = client.post("/buy/999", data={"email": "ann@example.com"}, follow_redirects=True)
-    assert b"does not exist" in response.data
-    db.session.add(Package(name="VIP", price_cents=1500))
+    anonymous = client.post("/checkout/1")
+    assert anonymous.status_code == 302
+    assert "/login" in anonymous.headers["Location"]
+    customer = Customer(email="ann@example.com", name="Ann")
+    customer.set_password("secret")
+    db.session.add(customer)
     db.session.commit()
-    package_id = db.session.scalars(sa.select(Package.id)).one()
-    response = client.post(f"/buy/{package_id}", data={"email": "nope"}, follow_redirects=True)
-    assert b"email address" in response.data
+    client.post("/login", data={"email": "ann@example.com", "password": "secret"})
+    assert client.post("/checkout/999").status_code == 404
+    assert client.get("/orders/999").status_code == 404
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
 
 
-def test_demo_sandbox_saves_the_bot_and_shows_the_servers_roles(database_url: str) -> None:
-    from example_app.sandbox import seed_store, start_sandbox
+def test_forms_without_a_csrf_token_are_refused(database_url: str) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="heads")
+        refused = app.test_client().post("/login", data={"email": "a@example.com", "password": "x"})
+        assert refused.status_code == 400, "the storefront's own forms are CSRF-protected"
+        get_state(app).executor.shutdown()
+        db.engine.dispose()
 
-    sandbox = start_sandbox()
-    try:
-        app = create_app(
-            {
-                "TESTING": True,
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "SQLALCHEMY_ENGINE_OPTIONS": {"poolclass": sa.pool.NullPool},
-                "DISCORD_ROLES_API_BASE_URL": sandbox.fake.api_base_url,
-                "DEMO_GUILD_ID": sandbox.guild.id,
-                "DISCORD_ROLES_EXECUTOR": "inline",
-            }
-        )
-        with app.app_context():
-            upgrade(directory=MIGRATIONS_DIR, revision="heads")
-        seed_store(app, sandbox)
-        seed_store(app, sandbox)  # restarting the demo re-saves the bot; it must not duplicate anything
-        page = app.test_client().get("/")
-        assert page.status_code == 200
-        text = page.get_data(as_text=True)
-        assert "Demo Store Bot" in text, "the saved bot's name, as Discord reported it"
-        for role in ("Supporter", "VIP", "Legend", "Moderator"):
-            assert role in text, f"role {role} read live from the sandbox's server"
-        roles = list(sandbox.fake.guild(sandbox.guild.id).roles.values())
-        bot_role = next(role for role in roles if role.bot_id is not None)
-        moderator = next(role for role in roles if role.name == "Moderator")
-        assert moderator.position > bot_role.position, "the demo shows a role the bot cannot give"
-        assert sandbox.bot.token not in text
 
-        client = app.test_client()
-        with app.app_context():
-            assert db.session.scalar(sa.select(sa.func.count()).select_from(Package)) == 3
-            vip = db.session.scalars(sa.select(Package.id).where(Package.name == "VIP")).one()
-        buyer = sandbox.fake.create_user("ann").id
-        sandbox.fake.add_member(sandbox.guild.id, buyer)
-        client.post(f"/buy/{vip}", data={"email": "ann@example.com", "discord_user_id": buyer})
-        client.post(f"/buy/{vip}", data={"email": "bo@example.com"})
-        refused = client.post(
-            f"/buy/{vip}", data={"email": "cy@example.com", "discord_user_id": "@cy"}, follow_redirects=True
-        )
-        assert "long number" in refused.get_data(as_text=True)
-        with app.app_context():
-            delivery = get_state().models.Delivery
-            rows = db.session.scalars(sa.select(delivery).order_by(delivery.id)).all()
-            assert [(r.role_id, r.discord_user_id, r.status) for r in rows] == [
-                (sandbox.roles["VIP"], buyer, "completed"),
-                (sandbox.roles["VIP"], None, "pending"),
-            ], "each paid order queues its package's role; the refused one queues nothing"
-            assert rows[1].next_attempt_at is None, "a guest's role waits for them to link or /claim"
-            assert sandbox.roles["VIP"] in sandbox.fake.member_roles(sandbox.guild.id, buyer)
-            db.session.remove()
-            db.engine.dispose()
-        page = client.get("/").get_data(as_text=True)
-        assert "VIP: completed" in page
-        assert "VIP: pending" in page
-    finally:
-        sandbox.fake.stop()
+def test_the_demo_is_seeded_the_way_an_owner_sets_a_store_up(demo: Demo) -> None:
+    fake, guild = demo.sandbox.fake, demo.sandbox.fake.guild(demo.sandbox.guild.id)
+    with demo.app.app_context():
+        from flask_discord_roles import guilds
+
+        store = demo.app.config["STORE_ID"]
+        assert [g.guild_id for g in guilds.list_guilds(store)] == [guild.id], "/link linked the server"
+        mapped = {m.role_name for m in guilds.list_mappings(store)}
+        assert mapped == {"Supporter", "VIP", "Legend"}
+        assert store_settings.get_settings(store)["checkout_prompt"] == CHECKOUT_PROMPT
+        db.session.remove()
+    ordered = [role.name for role in sorted(guild.roles.values(), key=lambda r: r.position, reverse=True)]
+    bot_index = ordered.index(demo.sandbox.bot.name)
+    assert ordered.index("Moderator") < bot_index, f"Moderator must sit above the bot: {ordered}"
+    assert ordered.index("Legend") < bot_index, (
+        f"Legend must sit above the bot, to show diagnostics: {ordered}"
+    )
+    assert ordered.index("VIP") > bot_index, f"the bot must be able to give VIP: {ordered}"
+    assert ordered.index("Supporter") > bot_index, f"the bot must be able to give Supporter: {ordered}"
+    assert fake.sandbox_url in demo.guild_page
+
+
+def test_a_linked_customer_gets_the_role_at_once_and_a_refund_takes_it_back(demo: Demo) -> None:
+    alice = Shopper(demo, "alice@example.com")
+    checkout = alice.get("/checkout/1").text
+    assert CHECKOUT_PROMPT in checkout, "checkout shows the store's prompt"
+    assert "Link Discord" in checkout, "checkout offers to link Discord"
+    alice.link_discord("alice", "/checkout/1")
+    assert "discord-roles-linked" in alice.get("/checkout/1").text
+    order_id = alice.buy("Supporter")
+    assert member_roles(demo, "alice") == {"Supporter"}, "a linked buyer's role is delivered on payment"
+    assert "Delivered" in alice.get(f"/orders/{order_id}").text
+
+    refunded = alice.post(f"/orders/{order_id}/refund")
+    assert "is refunded" in refunded.text
+    assert member_roles(demo, "alice") == set(), "the refund removed the role"
+    assert "Removed" in refunded.text or "Removed" in alice.get(f"/orders/{order_id}").text
+    again = alice.post(f"/orders/{order_id}/refund")
+    assert "already refunded" in again.text
+    with demo.app.app_context():
+        changes = deliveries.list_deliveries(demo.app.config["STORE_ID"], order_id=str(order_id)).items
+        assert sorted((d.action, d.status) for d in changes) == [
+            ("add", "completed"),
+            ("remove", "completed"),
+        ]
+        db.session.remove()
+
+
+def test_an_unlinked_buyer_sees_a_claim_code_that_claims_the_role(demo: Demo) -> None:
+    bob = Shopper(demo, "bob@example.com")
+    order_id = bob.buy("VIP")
+    page = bob.get(f"/orders/{order_id}").text
+    assert "Waiting for you" in page
+    with demo.app.app_context():
+        from flask_discord_roles import claim_code
+
+        code = claim_code(demo.app.config["STORE_ID"], order_id)
+    assert code in page, "the receipt shows the order's claim code"
+    fake, sandbox = demo.sandbox.fake, demo.sandbox
+    payload = fake.command_payload(
+        sandbox.bot, sandbox.guild.id, sandbox.users["bob"], "claim", {"code": code}
+    )
+    answer = fake.send_interaction(demo.webhook_url, sandbox.bot, payload)
+    assert answer.status_code == 200
+    assert member_roles(demo, "bob") == {"VIP"}, f"/claim should give VIP: {answer.text[:300]}"
+    assert "Delivered" in bob.get(f"/orders/{order_id}").text
+
+
+def test_require_discord_link_sends_the_customer_to_link_before_paying(demo: Demo) -> None:
+    with demo.app.app_context():
+        store_settings.update_settings(demo.app.config["STORE_ID"], require_link=True)
+        db.session.commit()
+    bob = Shopper(demo, "bob@example.com")
+    checkout = bob.get("/checkout/2").text
+    assert 'id="pay" disabled' in checkout, "Pay is disabled until Discord is linked"
+    refused = bob.post("/checkout/2", allow_redirects=False)
+    assert refused.status_code == 303
+    assert "/discord/link" in refused.headers["Location"], "paying unlinked sends the customer to link"
+    with demo.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0, "no order was made"
+        db.session.remove()
+    bob.link_discord("bob", "/checkout/2")
+    bob.buy("VIP")
+    assert member_roles(demo, "bob") == {"VIP"}
+
+
+def test_a_customer_cannot_see_or_refund_someone_elses_order(demo: Demo) -> None:
+    order_id = Shopper(demo, "alice@example.com").buy("VIP")
+    bob = Shopper(demo, "bob@example.com")
+    assert bob.get(f"/orders/{order_id}").status_code == 404
+    assert bob.post(f"/orders/{order_id}/refund").status_code == 404
+    with demo.app.app_context():
+        assert db.session.get(Order, order_id).status == "paid", "bob's attempt changed nothing"
+        db.session.remove()
+
+
+def test_no_page_shows_the_bots_secrets(demo: Demo) -> None:
+    alice = Shopper(demo, "alice@example.com")
+    alice.link_discord("alice")
+    order_id = alice.buy("VIP")
+    pages = [alice.get(path).text for path in ("/", "/checkout/1", f"/orders/{order_id}", "/account")]
+    for secret in (demo.sandbox.bot.token, demo.sandbox.bot.client_secret):
+        assert not any(secret in page for page in pages), "a bot secret leaked into a storefront page"
+
+
+def test_the_demo_refuses_to_empty_a_database_it_was_pointed_at(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'keep.sqlite'}", "PYTHONPATH": str(ROOT)}
+    env.pop("DEMO_RESET", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "example_app"], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode != 0, "the demo started on a database it was not allowed to empty"
+    assert "DEMO_RESET=1" in result.stderr, result.stderr
