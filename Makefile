@@ -44,6 +44,7 @@ screenshots: $(STAMP)
 	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/01-checkout-with-the-discord-prompt.png docs/screenshots/checkout.png
 	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/06-sandbox-guild-with-the-role.png docs/screenshots/sandbox-guild.png
 	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/03-dashboard-deliveries-with-the-failure.png docs/screenshots/dashboard-deliveries.png
+	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/07-dashboard-overview.png docs/screenshots/dashboard-overview.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output
