@@ -8,6 +8,7 @@ journeys in Chromium.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -282,3 +283,43 @@ def test_the_demo_refuses_to_empty_a_database_it_was_pointed_at(tmp_path: Path) 
     )
     assert result.returncode != 0, "the demo started on a database it was not allowed to empty"
     assert "DEMO_RESET=1" in result.stderr, result.stderr
+
+
+def test_the_demo_command_starts_the_storefront_and_the_sandbox_and_prints_where(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}",
+        "DEMO_RESET": "1",
+        "PORT": "0",  # any free port: the printed URLs say which
+        "PYTHONPATH": str(ROOT),
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "example_app"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        printed: dict[str, str] = {}
+        for line in demo.stdout:
+            name, _, rest = line.strip().partition(":  ")
+            if rest:
+                printed[name] = rest.split()[0]
+            if name == "FakeDiscord":
+                break
+        assert {"Storefront", "Dashboard", "Sandbox"} <= printed.keys(), f"the demo printed {printed}"
+        shop = requests.get(printed["Storefront"], timeout=10)
+        assert shop.status_code == 200, "the storefront answers"
+        assert "Legend" in shop.text, "the packages were seeded"
+        sandbox = requests.get(printed["Sandbox"], timeout=10)
+        assert "Demo Server" in sandbox.text, "the sandbox shows the demo server"
+        assert "Demo Store Bot" in sandbox.text, "with the store's bot in it"
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl+C, as a person stops it
+        stopped = demo.wait(timeout=30)
+        if demo.stdout is not None:
+            demo.stdout.close()
+    assert stopped == 0, "Ctrl+C stops the demo cleanly"
