@@ -23,6 +23,11 @@ from example_app.models import Customer, Order, Package
 from flask_discord_roles import bots, guilds, order_completed, store_settings
 from tests.demo import running_demo
 
+# On the demo's own database only. These pages are thin views over the public Python API, whose every
+# function is tested on SQLite and PostgreSQL in its own tests, and the browser tests run the demo's
+# journeys through this dashboard on both; a second database here would cost a minute and find nothing.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 PAGES = (
     "/dashboard/",
     "/dashboard/bot",
