@@ -188,6 +188,11 @@ def list_deliveries(
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValidationError({"limit": [f"Limit must be a whole number from 1 to {MAX_PAGE_SIZE}."]})
+    if before_id is not None and (
+        isinstance(before_id, bool) or not isinstance(before_id, int) or not 1 <= before_id <= MAX_ID + 1
+    ):
+        # Checked here, not by the driver: SQLite overflows on a number past BIGINT.
+        raise ValidationError({"before_id": ["before_id must be a delivery id from a previous page."]})
     state = get_state()
     model = state.models.Delivery
     conditions = _filters(

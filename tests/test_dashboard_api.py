@@ -56,7 +56,14 @@ def test_listing_filters_by_status_customer_order_and_discord_user_and_pages_new
 
 @pytest.mark.parametrize(
     ("filters", "field"),
-    [({"status": "lost"}, "status"), ({"source": "robot"}, "source"), ({"limit": 0}, "limit")],
+    [
+        ({"status": "lost"}, "status"),
+        ({"source": "robot"}, "source"),
+        ({"limit": 0}, "limit"),
+        ({"before_id": 2**70}, "before_id"),  # past BIGINT: SQLite's driver would overflow on it
+        ({"before_id": 0}, "before_id"),
+        ({"before_id": "12"}, "before_id"),
+    ],
 )
 def test_listing_refuses_bad_filters_with_the_field_named(
     shop: Shop, filters: dict[str, Any], field: str
