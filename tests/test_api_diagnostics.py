@@ -251,7 +251,7 @@ def test_a_switched_off_bot_is_named(shop: Shop, api: Api) -> None:
     set_bot(shop, is_enabled=False)
     body = diagnose(api)
     assert failing(body) == [("bot_configured", "bot_disabled")]
-    assert "/custom-bot/toggle" in named(body, "bot_configured")[0]["fix"]
+    assert "switch it on" in named(body, "bot_configured")[0]["fix"], "the fix says what to do"
 
 
 def test_a_store_with_nothing_set_up_is_told_where_to_start(api: Api) -> None:

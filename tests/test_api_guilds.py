@@ -339,7 +339,7 @@ def test_roles_for_a_store_without_a_bot_is_a_409(app: Flask, shop: Shop, db: SQ
     db.session.add(get_state(app).models.LinkedGuild(store_id="store-2", guild_id=shop.guild_id))
     db.session.commit()
     body = assert_error(api_for(app, "store-2").get(f"/guilds/{shop.guild_id}/roles"), 409)
-    assert "/custom-bot" in body["message"]
+    assert "Save the store's bot" in body["message"], "the message says what to do"
 
 
 def test_roles_of_a_server_not_linked_to_this_store_is_a_404(app: Flask, shop: Shop, api: Api) -> None:

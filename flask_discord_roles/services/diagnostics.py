@@ -161,8 +161,7 @@ def _bot_check(state: DiscordRolesState, run: _Run, bot: StoreBot | None) -> Dis
             "bot_configured",
             False,
             "no_bot",
-            "Save your bot's Application ID, Public Key and Token (POST /custom-bot), then invite it to "
-            "your server.",
+            "Save your bot's Application ID, Public Key and Token, then invite it to your server.",
         )
         return None
     if bot.uses_platform_bot and state.platform_token is None:
@@ -171,7 +170,7 @@ def _bot_check(state: DiscordRolesState, run: _Run, bot: StoreBot | None) -> Dis
             False,
             "platform_bot_unavailable",
             "This store uses the platform's shared bot, which is no longer configured here. Save a bot of "
-            "your own (POST /custom-bot), or ask the platform's support.",
+            "your own, or ask the platform's support.",
         )
         return None
     try:
@@ -181,19 +180,17 @@ def _bot_check(state: DiscordRolesState, run: _Run, bot: StoreBot | None) -> Dis
             "bot_configured",
             False,
             "token_unreadable",
-            "The saved bot token can no longer be decrypted: save the bot token again (POST /custom-bot).",
+            "The saved bot token can no longer be decrypted: save the bot token again.",
         )
         return None
     if not bot.is_enabled:
         if bot.disabled_reason == "token_revoked":
             fix = (
                 "The bot was switched off because Discord refused its token. Reset the token on the "
-                "Developer Portal's Bot page and save it again (POST /custom-bot)."
+                "Developer Portal's Bot page and save it again."
             )
         else:
-            fix = (
-                "The bot is switched off, so no roles are delivered: switch it on (POST /custom-bot/toggle)."
-            )
+            fix = "The bot is switched off, so no roles are delivered: switch it on again."
         run.add("bot_configured", False, bot.disabled_reason or "bot_disabled", fix)
     else:
         run.add("bot_configured")
@@ -217,12 +214,12 @@ def _identity_check(state: DiscordRolesState, run: _Run, bot: StoreBot, client: 
         if bot.uses_platform_bot:
             fix = (
                 "Discord refused the platform's shared bot. This is not something you can fix: ask the "
-                "platform's support, or save a bot of your own (POST /custom-bot)."
+                "platform's support, or save a bot of your own."
             )
         else:
             fix = (
                 "Discord refused the bot token (it was reset, or the bot deleted). Reset the token on the "
-                "Developer Portal's Bot page and save it again (POST /custom-bot)."
+                "Developer Portal's Bot page and save it again."
             )
         run.add(name, False, "token_revoked", fix)
         return None
@@ -278,7 +275,9 @@ def _interactions_check(run: _Run, bot: StoreBot, url: str | None, now: datetime
     if bot.uses_platform_bot:
         where = "Run /help in your server: if the bot does not answer, ask the platform's support."
     else:
-        portal = f"paste {url}" if url else "paste this store's interactions URL (GET /custom-bot)"
+        portal = (
+            f"paste {url}" if url else "paste this store's interactions URL (shown with the bot's settings)"
+        )
         where = (
             f"In the Discord Developer Portal, open your application's General Information page, {portal} "
             "into Interactions Endpoint URL and save; then run /help in your server."
@@ -336,7 +335,7 @@ def _guild_checks(
         if bot.uses_platform_bot:
             invite_hint = f"Invite the shared bot again with {invite}"
         else:
-            invite_hint = f"Invite it again with {invite} (or GET /custom-bot/invite-url)"
+            invite_hint = f"Invite it again with {invite}"
         run.add(
             "bot_in_guild",
             False,
@@ -439,8 +438,8 @@ def _notification_check(state: DiscordRolesState, run: _Run, store_id: str, *, a
             "notification_channel",
             False,
             "no_notification_channel",
-            "Purchase notifications are on but no channel is chosen: set notification_channel_id "
-            "(PATCH /settings), or switch notifications off.",
+            "Purchase notifications are on but no channel is chosen: choose the notification channel, "
+            "or switch notifications off.",
         )
         return
     if not ask_discord:

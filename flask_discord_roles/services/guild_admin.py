@@ -137,8 +137,8 @@ def bot_access(state: DiscordRolesState, store_id: str) -> BotAccess:
     if bot is None:
         raise BotUnavailable(
             "no_bot",
-            "This store has no Discord bot. Save the store's bot with POST /custom-bot and invite it to "
-            "the server (GET /custom-bot/invite-url).",
+            "This store has no Discord bot. Save the store's bot and invite it to the server with "
+            "its invite link.",
         )
     try:
         client = client_for(state, bot)

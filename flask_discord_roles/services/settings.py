@@ -240,7 +240,7 @@ def check_notification_channel(state: DiscordRolesState, store_id: str, channel_
         return ChannelCheck(
             False,
             "no_bot",
-            "Save a bot first (POST /custom-bot): notifications are posted by the store's bot, so the "
+            "Save a bot first: notifications are posted by the store's bot, so the "
             "channel can only be checked once there is one.",
         )
     guild_model = state.models.LinkedGuild
