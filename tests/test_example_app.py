@@ -77,11 +77,12 @@ class Shopper:
     def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
         return self.session.post(self.demo.url + path, data=data or {}, timeout=10, **kwargs)
 
-    def link_discord(self, username: str, next_path: str = "/account") -> None:
+    def link_discord(self, username: str, next_path: str = "/account") -> str:
         """The OAuth dance: our /discord/link, Discord's authorize (it consents as ``username``), back."""
         self.demo.sandbox.fake.oauth_login_as(self.demo.sandbox.users[username])
         welcome = self.get("/discord/link", params={"next": next_path})
         assert "Discord linked" in welcome.text, f"linking {username} failed: {welcome.text[:300]}"
+        return welcome.text
 
     def buy(self, package: str) -> int:
         with self.demo.app.app_context():
@@ -197,7 +198,8 @@ def test_a_linked_customer_gets_the_role_at_once_and_a_refund_takes_it_back(demo
     checkout = alice.get("/checkout/1").text
     assert CHECKOUT_PROMPT in checkout, "checkout shows the store's prompt"
     assert "Link Discord" in checkout, "checkout offers to link Discord"
-    alice.link_discord("alice", "/checkout/1")
+    welcome = alice.link_discord("alice", "/checkout/1")
+    assert 'class="brand"' in welcome, "the linking outcome page is the shop's override, in its layout"
     assert "discord-roles-linked" in alice.get("/checkout/1").text
     order_id = alice.buy("Supporter")
     assert member_roles(demo, "alice") == {"Supporter"}, "a linked buyer's role is delivered on payment"
