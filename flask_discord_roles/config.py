@@ -14,13 +14,15 @@ from urllib.parse import urlsplit
 from .crypto import EncryptionKeyError, TokenCipher, generate_key, parse_keys
 from .discord.oauth import authorize_endpoint_for
 from .discord.signature import is_public_key
-from .discord.snowflake import is_snowflake
+from .discord.snowflake import CDN, cdn_for, is_snowflake
 
 DEFAULTS: dict[str, Any] = {
     # Fernet keys, newest first (list, or text separated by commas/spaces). Required unless TESTING.
     "DISCORD_ROLES_ENCRYPTION_KEYS": None,
     # Discord's REST API; tests and the demo point this at FakeDiscord.
     "DISCORD_ROLES_API_BASE_URL": "https://discord.com/api/v10",
+    # Where avatars and server icons are; None derives it from DISCORD_ROLES_API_BASE_URL.
+    "DISCORD_ROLES_CDN_URL": None,
     # Seconds to wait for Discord to accept a connection and to answer.
     "DISCORD_ROLES_HTTP_TIMEOUT": 10.0,
     # Retries of one REST call on 5xx, timeouts and connection errors before it counts as failed.
@@ -136,6 +138,7 @@ class Settings:
     # The platform application's client id for account linking (its secret is kept apart).
     oauth_client_id: str | None = None
     oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
+    cdn_url: str = CDN
     default_store_id: str | None = None
 
 
@@ -285,6 +288,8 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         oauth_client_id=_oauth_client_id(config),
         oauth_authorize_url=_optional_http_url(config, "DISCORD_ROLES_OAUTH_AUTHORIZE_URL")
         or authorize_endpoint_for(_http_url(config, "DISCORD_ROLES_API_BASE_URL")),
+        cdn_url=_optional_http_url(config, "DISCORD_ROLES_CDN_URL")
+        or cdn_for(_http_url(config, "DISCORD_ROLES_API_BASE_URL")),
         default_store_id=None
         if config["DISCORD_ROLES_STORE_ID"] is None
         else str(config["DISCORD_ROLES_STORE_ID"]),

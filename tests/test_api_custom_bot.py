@@ -167,7 +167,9 @@ def test_testing_the_connection_names_the_bot_or_says_why_not(api: Api, shop: Sh
         "bot_id": shop.bot.user_id,
         "bot_avatar": response.json["bot_avatar"],
     }
-    assert response.json["bot_avatar"].startswith("https://cdn.discordapp.com/embed/avatars/")
+    assert response.json["bot_avatar"].startswith(f"{shop.fake.cdn_url}/embed/avatars/"), (
+        "the CDN is FakeDiscord"
+    )
 
     shop.fake.revoke_bot_token(shop.bot)
     failed = api.post("/custom-bot/test").json

@@ -104,7 +104,7 @@ def test_a_linked_customer_shows_the_account_and_each_role_in_words(shop: Shop, 
     assert discord["linked"] is True
     assert discord["discord_user_id"] == alice
     assert discord["username"] == "alice"
-    assert discord["avatar_url"] == f"https://cdn.discordapp.com/avatars/{alice}/a1b2c3.png"
+    assert discord["avatar_url"] == f"{shop.fake.cdn_url}/avatars/{alice}/a1b2c3.png"
     assert discord["linked_at"].endswith("Z")
     assert roles_by_name(body) == {"Gold": "pending", "VIP": "held", "Silver": "removed", "Gift": "failed"}
     gift = next(role for role in body["roles"] if role["role_name"] == "Gift")

@@ -8,6 +8,7 @@ journeys in Chromium.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,7 +201,12 @@ def test_a_linked_customer_gets_the_role_at_once_and_a_refund_takes_it_back(demo
     assert "Link Discord" in checkout, "checkout offers to link Discord"
     welcome = alice.link_discord("alice", "/checkout/1")
     assert 'class="brand"' in welcome, "the linking outcome page is the shop's override, in its layout"
-    assert "discord-roles-linked" in alice.get("/checkout/1").text
+    linked = alice.get("/checkout/1").text
+    assert "discord-roles-linked" in linked
+    avatar = re.search(r'class="discord-roles-avatar" src="([^"]+)"', linked)
+    assert avatar is not None, "the linked card shows the Discord avatar"
+    picture = requests.get(avatar[1], timeout=10)
+    assert picture.headers["Content-Type"] == "image/png", "the avatar loads, offline, from FakeDiscord"
     order_id = alice.buy("Supporter")
     assert member_roles(demo, "alice") == {"Supporter"}, "a linked buyer's role is delivered on payment"
     assert "Delivered" in alice.get(f"/orders/{order_id}").text

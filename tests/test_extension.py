@@ -27,6 +27,16 @@ def test_init_app_registers_state_and_reads_defaults() -> None:
     assert state.settings.global_rate_limit == 50
     assert "0.1.0" in state.settings.user_agent
     assert app.config["DISCORD_ROLES_HTTP_TIMEOUT"] == 10.0, "defaults must be visible in app.config"
+    assert state.settings.cdn_url == "https://cdn.discordapp.com", "Discord's API means Discord's CDN"
+
+
+def test_the_cdn_follows_the_api_unless_set() -> None:
+    fake = _app(TESTING=True, DISCORD_ROLES_API_BASE_URL="http://127.0.0.1:8123/api/v10")
+    DiscordRoles(fake, db=SQLAlchemy(fake))
+    assert get_state(fake).settings.cdn_url == "http://127.0.0.1:8123", "a FakeDiscord serves the images"
+    proxied = _app(TESTING=True, DISCORD_ROLES_CDN_URL="https://images.example.com/discord/")
+    DiscordRoles(proxied, db=SQLAlchemy(proxied))
+    assert get_state(proxied).settings.cdn_url == "https://images.example.com/discord"
 
 
 def test_factory_pattern_falls_back_to_the_apps_sqlalchemy() -> None:
@@ -94,6 +104,7 @@ def test_malformed_key_is_refused_without_echoing_it() -> None:
         ("DISCORD_ROLES_HTTP_MAX_RETRIES", -1, "≥ 0"),
         ("DISCORD_ROLES_GLOBAL_RATE_LIMIT", True, "positive"),
         ("DISCORD_ROLES_USER_AGENT", "", "non-empty"),
+        ("DISCORD_ROLES_CDN_URL", "cdn.example.com", "http"),
     ],
 )
 def test_malformed_settings_fail_at_init_app_naming_the_key(key: str, value: object, expected: str) -> None:

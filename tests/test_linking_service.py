@@ -154,7 +154,7 @@ def test_link_stores_the_account_with_its_tokens_encrypted(shop: Shop) -> None:
     assert account == outcome.account
     assert account is not None
     assert (account.discord_user_id, account.username, account.global_name) == (user.id, "ada", "Ada L.")
-    assert account.avatar_url == f"https://cdn.discordapp.com/avatars/{user.id}/a_0123abcd.gif"
+    assert account.avatar_url == f"{shop.fake.cdn_url}/avatars/{user.id}/a_0123abcd.gif"
     assert tokens.access_token not in repr(account)
 
     row = raw_account(shop, "customer-1")

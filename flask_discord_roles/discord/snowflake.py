@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 DISCORD_EPOCH_MS = 1420070400000
 CDN = "https://cdn.discordapp.com"
@@ -19,14 +20,32 @@ def created_at(snowflake: str) -> datetime:
     return datetime.fromtimestamp(((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC)
 
 
-def default_avatar_url(user_id: str) -> str:
+def cdn_for(api_base_url: str) -> str:
+    """Where images are for an API root: Discord's CDN for discord.com, else the API's own host (so a
+    FakeDiscord in tests and the demo serves them too)."""
+    parts = urlsplit(api_base_url)
+    host = parts.hostname or ""
+    if host == "discord.com" or host.endswith(".discord.com"):
+        return CDN
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def default_avatar_url(user_id: str, cdn: str = CDN) -> str:
     """The avatar Discord shows for a user who has not set one (new username system)."""
-    return f"{CDN}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
+    return f"{cdn}/embed/avatars/{(int(user_id) >> 22) % 6}.png"
 
 
-def avatar_url(user_id: str, avatar: str | None) -> str:
+def avatar_url(user_id: str, avatar: str | None, cdn: str = CDN) -> str:
     """The user's avatar (animated ones as GIF), or Discord's default one for users without one."""
     if not avatar:
-        return default_avatar_url(user_id)
+        return default_avatar_url(user_id, cdn)
     extension = "gif" if avatar.startswith("a_") else "png"
-    return f"{CDN}/avatars/{user_id}/{avatar}.{extension}"
+    return f"{cdn}/avatars/{user_id}/{avatar}.{extension}"
+
+
+def icon_url(guild_id: str, icon: str | None, cdn: str = CDN) -> str | None:
+    """A server's icon (animated ones as GIF); None for a server without one."""
+    if not icon:
+        return None
+    extension = "gif" if icon.startswith("a_") else "png"
+    return f"{cdn}/icons/{guild_id}/{icon}.{extension}"

@@ -201,7 +201,7 @@ def check_connection(state: DiscordRolesState, bot: StoreBot) -> ConnectionCheck
         True,
         bot_id=user_id,
         bot_name=str(user.get("global_name") or user.get("username") or ""),
-        bot_avatar=avatar_url(user_id, user.get("avatar")),
+        bot_avatar=avatar_url(user_id, user.get("avatar"), state.settings.cdn_url),
     )
 
 

@@ -96,7 +96,7 @@ def customer_status(state: DiscordRolesState, store_id: str, customer_id: str) -
         else LinkedAccount(
             discord_user_id=account.discord_user_id,
             username=account.username,
-            avatar_url=avatar_url(account.discord_user_id, account.avatar),
+            avatar_url=avatar_url(account.discord_user_id, account.avatar, state.settings.cdn_url),
             linked_at=account.linked_at,
         )
     )

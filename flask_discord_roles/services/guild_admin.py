@@ -27,7 +27,7 @@ from ..discord.errors import (
     Unauthorized,
 )
 from ..discord.permissions import can_assign, role_sort_key
-from ..discord.snowflake import CDN
+from ..discord.snowflake import icon_url
 from ..dispatch import send_after_commit
 from ..extension import DiscordRolesState
 from ..models import LinkedGuild, utcnow
@@ -118,14 +118,6 @@ def require_link(state: DiscordRolesState, store_id: str, guild_id: str) -> Link
     if link is None:
         raise GuildNotLinked(guild_id)
     return link
-
-
-def icon_url(guild_id: str, icon: str | None) -> str | None:
-    """Discord's CDN address of a server's icon; None for a server without one."""
-    if not icon:
-        return None
-    extension = "gif" if icon.startswith("a_") else "png"
-    return f"{CDN}/icons/{guild_id}/{icon}.{extension}"
 
 
 # -- the bot ----------------------------------------------------------------------------------------
@@ -223,7 +215,7 @@ def list_guilds(
             GuildSummary(
                 guild_id=link.guild_id,
                 name=link.name,
-                icon_url=icon_url(link.guild_id, link.icon),
+                icon_url=icon_url(link.guild_id, link.icon, state.settings.cdn_url),
                 member_count=link.member_count,
                 linked_at=link.linked_at,
                 bot_in_guild=present,

@@ -82,7 +82,7 @@ class LinkOutcome:
 def get_account(state: DiscordRolesState, store_id: str, customer_id: str) -> LinkedAccount | None:
     """The customer's linked Discord account in the store, or None when they have not linked one."""
     row = account_row(state, store_id, customer_id)
-    return None if row is None else _public(row)
+    return None if row is None else _public(state, row)
 
 
 def link_account(
@@ -177,7 +177,7 @@ def link_account(
             previous_discord_user_id=previous,
         )
     return LinkOutcome(
-        account=_public(row),
+        account=_public(state, row),
         previous_discord_user_id=previous,
         due=due,
         joined_guild_ids=joins.joined_guild_ids,
@@ -195,7 +195,7 @@ def unlink_account(state: DiscordRolesState, store_id: str, customer_id: str) ->
     row = account_row(state, store_id, customer_id)
     if row is None:
         return None
-    unlinked = _public(row)
+    unlinked = _public(state, row)
     token = revocable_token(state, row)
     if token is not None:
         revoke(state, store_id, token)
@@ -256,13 +256,13 @@ def _move_pending(
     return moved if automatic else []
 
 
-def _public(row: DiscordAccount) -> LinkedAccount:
+def _public(state: DiscordRolesState, row: DiscordAccount) -> LinkedAccount:
     return LinkedAccount(
         customer_id=row.customer_id,
         discord_user_id=row.discord_user_id,
         username=row.username,
         global_name=row.global_name,
-        avatar_url=avatar_url(row.discord_user_id, row.avatar),
+        avatar_url=avatar_url(row.discord_user_id, row.avatar, state.settings.cdn_url),
         linked_at=row.linked_at,
     )
 

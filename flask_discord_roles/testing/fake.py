@@ -324,6 +324,11 @@ class FakeDiscord:
     # -- the sandbox (web pages for a person) ---------------------------------------------------
 
     @property
+    def cdn_url(self) -> str:
+        """Where FakeDiscord serves avatars and icons; an app derives it from ``api_base_url``."""
+        return self.base_url
+
+    @property
     def sandbox_url(self) -> str:
         """The sandbox's index page: guilds, users, who you are, the apps' interactions URLs."""
         return f"{self.base_url}/sandbox"

@@ -21,6 +21,7 @@ import requests
 from werkzeug.wrappers import Request
 
 from . import protocol as p
+from .images import serve_image
 from .routes_channels import public_message
 from .sandbox_pages import COMMANDS, GuildView, IndexView, Run, guild_page, index_page, page
 from .state import FakeBot
@@ -97,7 +98,7 @@ class Sandbox:
     def serve(self, request: Request) -> p.Reply | None:
         path = request.path
         if path != "/sandbox" and not path.startswith("/sandbox/"):
-            return None
+            return serve_image(request)  # the CDN's avatars and icons, for the pages people look at
         known = False
         for method, pattern, action in self._routes:
             found = pattern.fullmatch(path)

@@ -296,3 +296,22 @@ def test_messages_show_discords_markdown_and_never_the_apps_html() -> None:
     assert "<script>" not in shown, f"app text must stay text: {shown}"
     assert "<img" not in shown, f"app text must stay text: {shown}"
     assert markdown("2*3*4 stays as typed") == "2*3*4 stays as typed"
+
+
+def test_fake_discord_serves_the_avatars_and_icons_an_app_links_to(fake_discord: FakeDiscord) -> None:
+    from flask_discord_roles.discord.snowflake import avatar_url, cdn_for, icon_url
+
+    cdn = cdn_for(fake_discord.api_base_url)
+    assert cdn == fake_discord.cdn_url, "an app pointed at FakeDiscord finds its CDN there"
+    assert cdn_for("https://discord.com/api/v10") == "https://cdn.discordapp.com"
+    user = fake_discord.create_user("ann")
+    for url in (
+        avatar_url(user.id, None, cdn),
+        avatar_url(user.id, "a1b2c3", cdn),
+        icon_url("123456789012345678", "a_ffee", cdn),
+    ):
+        answer = requests.get(url or "", timeout=5)
+        assert answer.status_code == 200, f"{url} answered {answer.status_code}"
+        assert answer.headers["Content-Type"] == "image/png"
+        assert answer.content.startswith(b"\x89PNG\r\n\x1a\n"), f"{url} is not a PNG"
+    assert requests.get(f"{cdn}/avatars/not-a-user/x.png", timeout=5).status_code == 404
