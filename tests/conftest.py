@@ -59,6 +59,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+# One ``db`` for every host app the tests build, as a storefront's module-level ``db = SQLAlchemy()``
+# serves each app its factory makes: our models are mapped onto a ``db`` once, not once per test
+# (mapping them costs ~0.1 s, times some 900 tests).
+HOST_DB = SQLAlchemy()
+
+
 def build_host_app(database_url: str, **config: Any) -> tuple[Flask, SQLAlchemy, DiscordRoles]:
     """A small host app the way a storefront would build it."""
     app = Flask("host_app")
@@ -71,7 +77,8 @@ def build_host_app(database_url: str, **config: Any) -> tuple[Flask, SQLAlchemy,
         DISCORD_ROLES_EXECUTOR="inline",
     )
     app.config.update(config)
-    db = SQLAlchemy(app)
+    db = HOST_DB
+    db.init_app(app)
     discord_roles = DiscordRoles(app, db=db)
     return app, db, discord_roles
 
