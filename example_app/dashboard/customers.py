@@ -19,7 +19,7 @@ from ..models import Customer
 from . import dashboard
 from .common import refused, store_id
 from .servers import role_name, servers_with_roles
-from .shop_names import LARGEST_ID
+from .shop_names import shop_customer_id
 
 ROLE_STATUS_WORDS = {
     "held": "has the role",
@@ -32,10 +32,8 @@ ROLE_STATUS_WORDS = {
 
 
 def _shop_customer(customer_id: str) -> Customer | None:
-    # Only a number the id column can hold: a longer one cannot be the shop's, and would not fit a query.
-    if customer_id.isascii() and customer_id.isdigit() and int(customer_id) <= LARGEST_ID:
-        return db.session.get(Customer, int(customer_id))
-    return None
+    number = shop_customer_id(customer_id)
+    return None if number is None else db.session.get(Customer, number)
 
 
 @dashboard.get("/customers", endpoint="customers")

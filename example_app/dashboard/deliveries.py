@@ -11,18 +11,16 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from flask_discord_roles import deliveries
-from flask_discord_roles.deliveries import DeliveryInfo, DeliveryNotFound, ValidationError
+from flask_discord_roles.deliveries import MAX_ID, STATUSES, DeliveryInfo, DeliveryNotFound, ValidationError
 
 from .. import db
 from . import dashboard
 from .common import refused, store_id
 from .shop_names import customer_names, package_names
 
-STATUSES = ("pending", "completed", "failed", "expired")
 STATUS_FILTERS = (("All", None), *((status.capitalize(), status) for status in STATUSES))
 RETRYABLE = ("failed", "expired")
 PAGE_SIZE = 25
-LARGEST_ID = 2**63 - 1  # a delivery id is a BIGINT: a larger number in the URL cannot name one
 
 
 def _view_args(source: Any) -> dict[str, str]:
@@ -36,7 +34,7 @@ def _view_args(source: Any) -> dict[str, str]:
     if 1 <= len(customer) <= 64 and "\x00" not in customer:
         args["customer"] = customer
     before = source.get("before", "")
-    if before.isdigit() and 0 < int(before) <= LARGEST_ID:
+    if before.isdigit() and 0 < int(before) <= MAX_ID:  # a larger number cannot name a delivery
         args["before"] = before
     return args
 
