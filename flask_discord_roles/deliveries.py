@@ -27,6 +27,7 @@ from .services.errors import ValidationError
 from .services.order_rows import of_order
 from .services.queue import claim_owed, queue_manual_change
 from .services.records import DeliveryInfo
+from .services.role_gate import REFUSALS, refusal
 from .services.settings import store_settings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DeliveryInfo",
     "DeliveryNotFound",
     "DeliveryPage",
+    "Retried",
     "StoreStats",
     "ValidationError",
     "assign_role",
@@ -225,7 +227,12 @@ def get_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
 
 
 def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
-    """Put one failed or expired delivery back to pending (attempts reset). Runs after you commit."""
+    """Put one failed or expired delivery back to pending (attempts reset). Runs after you commit.
+
+    Raises :class:`ValidationError` when it cannot be retried: it is not failed or expired, its order
+    was revoked, or the role gate refuses it (its server was unlinked since it was queued, or its
+    package is no longer mapped to the role); the row then says why, if you commit.
+    """
     state = get_state()
     row = _own_row(state, store_id, delivery_id, lock=True)
     if row.status not in ("failed", "expired"):
@@ -236,10 +243,9 @@ def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
         raise ValidationError(
             {"status": ["The order behind this delivery was revoked; it cannot be retried."]}
         )
-    if _unlinked_server_rows(state, store_id, [row]):
-        raise ValidationError(
-            {"status": ["Its server was unlinked from the store. Link the server again, then retry."]}
-        )
+    refused = _refuse_gated(state, [row])
+    if refused:
+        raise ValidationError({"status": [REFUSALS[refused[row.id]]]})
     due = _reset_for_retry(state, [row])
     _dispatch(state, due)
     return DeliveryInfo.from_row(row)
@@ -256,6 +262,20 @@ def _own_row(state: DiscordRolesState, store_id: str, delivery_id: int, *, lock:
     return row
 
 
+@dataclass(frozen=True)
+class Retried:
+    """What a bulk retry did: how many rows went back to pending, and how many the role gate refused,
+    by reason code (``guild_unlinked``, ``mapping_removed``); refused rows stay as they were, with the
+    refusal as their reason."""
+
+    retried: int
+    refused: dict[str, int]
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
+
+
 def retry_deliveries(
     store_id: str,
     *,
@@ -266,8 +286,12 @@ def retry_deliveries(
     discord_user_id: str | None = None,
     guild_id: str | None = None,
     reason_code: str | None = None,
-) -> int:
-    """Retry every failed (or ``status="expired"``) delivery matching the filters; returns how many."""
+) -> Retried:
+    """Retry every failed (or ``status="expired"``) delivery matching the filters; runs after you commit.
+
+    Deliveries of revoked orders are left alone; those the role gate refuses are counted in
+    :attr:`Retried.refused`.
+    """
     if status not in ("failed", "expired"):
         raise ValidationError({"status": ["Only failed or expired deliveries can be retried."]})
     state = get_state()
@@ -288,28 +312,33 @@ def retry_deliveries(
             sa.select(model).where(*conditions, model.revoked_at.is_(None)).with_for_update()
         )
     )
-    unlinked = _unlinked_server_rows(state, store_id, rows)
-    rows = [row for row in rows if row.id not in unlinked]
-    due = _reset_for_retry(state, rows)
+    refused = _refuse_gated(state, rows)
+    allowed_rows = [row for row in rows if row.id not in refused]
+    due = _reset_for_retry(state, allowed_rows)
     _dispatch(state, due)
-    return len(rows)
+    by_reason: dict[str, int] = {}
+    for code in refused.values():
+        by_reason[code] = by_reason.get(code, 0) + 1
+    return Retried(len(allowed_rows), by_reason)
 
 
-def _unlinked_server_rows(state: DiscordRolesState, store_id: str, rows: list[Any]) -> set[int]:
-    """Rows stopped by unlinking their server, whose server is still unlinked: a retry would deliver to
-    a server the owner cut off. Once it is linked again they can be retried."""
-    stopped = [row for row in rows if row.reason_code == "guild_unlinked"]
-    if not stopped:
-        return set()
-    linked = state.models.LinkedGuild
-    relinked = set(
-        state.db.session.scalars(
-            sa.select(linked.guild_id).where(
-                linked.store_id == store_id, linked.guild_id.in_({row.guild_id for row in stopped})
+def _refuse_gated(state: DiscordRolesState, rows: list[Delivery]) -> dict[int, str]:
+    """The rows the role gate refuses, by id, with the reason code; each now says why in its reason."""
+    if not rows:
+        return {}
+    model = state.models.Delivery
+    refused: dict[int, str] = dict(
+        state.db.session.execute(
+            sa.select(model.id, refusal(state.models)).where(
+                model.id.in_([row.id for row in rows]), refusal(state.models).is_not(None)
             )
-        )
+        ).all()
     )
-    return {row.id for row in stopped if row.guild_id not in relinked}
+    for row in rows:
+        code = refused.get(row.id)
+        if code is not None and row.reason_code != code:
+            row.reason_code, row.reason, row.updated_at = code, REFUSALS[code], utcnow()
+    return refused
 
 
 def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:

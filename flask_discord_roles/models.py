@@ -146,6 +146,10 @@ class LinkedGuild(_Columns):
     details_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     linked_by_user_id: Mapped[str | None] = mapped_column(SNOWFLAKE)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The first delivery id made under this link: older rows belong to an earlier link of the server,
+    # which the owner cut off by unlinking, and may never change roles there again (services.role_gate).
+    # NULL for links made before the column existed: every row counts as theirs.
+    deliveries_from_id: Mapped[int | None] = mapped_column(BIG_ID)
 
     @declared_attr.directive
     def __table_args__(cls) -> Any:

@@ -19,6 +19,7 @@ from flask_sqlalchemy import SQLAlchemy
 from werkzeug.test import TestResponse
 
 from flask_discord_roles import get_state
+from flask_discord_roles.services import guilds
 from flask_discord_roles.services.api_tokens import create_token
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
@@ -80,10 +81,12 @@ def api_for(app: Flask, store_id: str = "store-1", scopes: tuple[str, ...] = ("r
 
 
 def link_guild(shop: Shop, guild_id: str | None = None) -> str:
-    """Link the shop's guild (or ``guild_id``) to its store, as ``/link`` would."""
+    """Link the shop's guild (or ``guild_id``) to its store, with a one-time code, as ``/link`` does."""
     state = get_state(shop.app)
     guild_id = guild_id or shop.guild_id
-    shop.db.session.add(state.models.LinkedGuild(store_id=shop.store_id, guild_id=guild_id))
+    issued = guilds.create_link_code(state, shop.store_id)
+    refusal = guilds.link_guild(state, shop.store_id, issued.code, guild_id, "100000000000000001")
+    assert refusal is None, f"linking {guild_id} was refused: {refusal}"
     shop.db.session.commit()
     return guild_id
 

@@ -14,6 +14,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import get_state, order_completed, order_revoked
+from flask_discord_roles.services import guilds
 from flask_discord_roles.services.bots import save_bot
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
@@ -49,7 +50,9 @@ class Shop:
         return role.id
 
     def map(self, package_id: str, role_name: str, *, guild_id: str | None = None) -> None:
+        """Map a package to a role, linking its server first if it is not yet (as a store owner must)."""
         role_id = self.roles.get(role_name) or self.role(role_name)
+        self.ensure_linked(guild_id or self.guild_id)
         mapping = get_state(self.app).models.RoleMapping
         self.db.session.add(
             mapping(
@@ -61,6 +64,18 @@ class Shop:
             )
         )
         self.db.session.commit()
+
+    def ensure_linked(self, guild_id: str) -> None:
+        """Link ``guild_id`` to the store with a one-time code, as ``/link`` does, unless it is linked."""
+        state = get_state(self.app)
+        link = state.models.LinkedGuild
+        linked = self.db.session.scalar(
+            sa.select(link.id).where(link.store_id == self.store_id, link.guild_id == guild_id)
+        )
+        if linked is None:
+            issued = guilds.create_link_code(state, self.store_id)
+            refusal = guilds.link_guild(state, self.store_id, issued.code, guild_id, "100000000000000001")
+            assert refusal is None, f"linking {guild_id} was refused: {refusal}"
 
     def member(self, name: str, *, roles: tuple[str, ...] = ()) -> str:
         user = self.fake.create_user(name)

@@ -82,7 +82,7 @@ def test_a_link_code_is_shown_once_with_the_command_to_type(app: Flask, api: Api
     assert ISO_UTC.match(body["expires_at"])
     assert isinstance(body["message"], str)
     assert body["message"]
-    (stored,) = rows(app, "LinkCode", store_id="store-1")
+    (stored,) = rows(app, "LinkCode", store_id="store-1", used_at=None)
     assert body["code"].replace("-", "") not in stored.code_hash, "only the code's hash is kept"
     assert api.post("/guilds/link-code").json["code"] != body["code"], "every code is new"
 
@@ -205,7 +205,7 @@ def test_unlinking_deletes_mappings_stops_deliveries_and_leaves_roles_in_place(
     assert_error(api.delete(f"/guilds/{shop.guild_id}"), 404)
 
 
-def test_a_delivery_stopped_by_unlinking_is_delivered_after_relinking_and_a_retry(
+def test_a_delivery_stopped_by_unlinking_stays_stopped_after_relinking_and_retries(
     app: Flask, shop: Shop, api: Api
 ) -> None:
     shop.map("vip", "VIP")
@@ -218,14 +218,23 @@ def test_a_delivery_stopped_by_unlinking_is_delivered_after_relinking_and_a_retr
     shop.db.session.commit()
     (stopped,) = shop.deliveries()
     refused = assert_error(api.post(f"/deliveries/{stopped.id}/retry"), 422, fields=("status",))
-    assert "Link the server again" in refused["errors"]["status"][0]
-    assert api.post("/deliveries/retry", json={}).json["retried"] == 0, "nothing goes to an unlinked server"
+    assert "relinking does not bring them back" in refused["errors"]["status"][0]
+    answer = api.post("/deliveries/retry", json={}).json
+    assert (answer["retried"], answer["refused"]) == (0, {"guild_unlinked": 1}), answer
     assert shop.roles_of(alice) == set()
 
     link_guild(shop)
-    deliveries.retry_delivery(shop.store_id, stopped.id)
-    shop.db.session.commit()
-    assert shop.roles_of(alice) == {"VIP"}
+    shop.map("vip", "VIP")
+    assert_error(api.post(f"/deliveries/{stopped.id}/retry"), 422, fields=("status",))
+    answer = api.post("/deliveries/retry", json={}).json
+    assert (answer["retried"], answer["refused"]) == (0, {"guild_unlinked": 1}), (
+        "relinking does not revive a row from before the unlink"
+    )
+    assert "1 guild_unlinked" in answer["message"]
+    assert shop.roles_of(alice) == set()
+
+    shop.buy("order-2", "vip", buyer=alice, customer="alice")
+    assert shop.roles_of(alice) == {"VIP"}, "a purchase after the relink is delivered"
 
 
 def test_unlinking_the_server_of_the_notification_channel_switches_notifications_off(
@@ -250,7 +259,7 @@ def test_unlinking_the_server_of_the_notification_channel_switches_notifications
 
 
 def test_notifications_to_another_servers_channel_carry_on(app: Flask, shop: Shop, api: Api) -> None:
-    elsewhere = other_guild(shop.fake, shop, with_bot=True)
+    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
     channel = shop.fake.create_channel(elsewhere, "purchases")
     shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
 
@@ -260,19 +269,35 @@ def test_notifications_to_another_servers_channel_carry_on(app: Flask, shop: Sho
     assert (settings.notifications_enabled, settings.notification_channel_id) == (True, channel.id)
 
 
-def test_when_discord_cannot_place_the_channel_notifications_are_left_alone_and_it_says_so(
+def test_when_discord_cannot_place_the_channel_notifications_stop_all_the_same_and_it_says_why(
     app: Flask, shop: Shop, api: Api
 ) -> None:
+    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
     channel = shop.fake.create_channel(shop.guild_id, "purchases")
     shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
     shop.fake.set_faults(error_rate=1.0)
 
     response = api.delete(f"/guilds/{shop.guild_id}")
     assert response.status_code == 200, "unlinking does not depend on Discord"
-    assert "left as they are" in response.json["message"]
+    assert "switched off because Discord did not say" in response.json["message"]
     (settings,) = rows(app, "StoreSettings", store_id=shop.store_id)
-    assert (settings.notifications_enabled, settings.notification_channel_id) == (True, channel.id)
-    assert rows(app, "LinkedGuild", store_id=shop.store_id) == []
+    assert (settings.notifications_enabled, settings.notification_channel_id) == (False, None), (
+        "an unlinked server must not get another message, even when Discord cannot say where it is"
+    )
+    assert [link.guild_id for link in rows(app, "LinkedGuild", store_id=shop.store_id)] == [elsewhere]
+
+
+def test_unlinking_the_only_server_stops_notifications_without_asking_discord(
+    app: Flask, shop: Shop, api: Api
+) -> None:
+    channel = shop.fake.create_channel(shop.guild_id, "purchases")
+    shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
+    shop.fake.set_faults(error_rate=1.0)
+
+    body = api.delete(f"/guilds/{shop.guild_id}").json
+    assert "their channel is in that server" in body["message"]
+    (settings,) = rows(app, "StoreSettings", store_id=shop.store_id)
+    assert (settings.notifications_enabled, settings.notification_channel_id) == (False, None)
 
 
 def test_unlinking_a_server_not_linked_to_this_store_is_a_404(app: Flask, shop: Shop, api: Api) -> None:

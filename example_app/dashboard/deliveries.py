@@ -116,11 +116,19 @@ def retry_all() -> Response:
     if status not in RETRYABLE:
         return refused("Only failed or expired deliveries can be retried.", "dashboard.deliveries", **back)
     # The customer filter narrows a retry too: the button retries what the page lists.
-    count = deliveries.retry_deliveries(store_id(), status=status, customer_id=back.get("customer"))
+    outcome = deliveries.retry_deliveries(store_id(), status=status, customer_id=back.get("customer"))
     db.session.commit()
-    if not count:
-        flash(f"There were no {status} deliveries to retry.", "info")
-    else:
+    count = outcome.retried
+    if count:
         noun = "delivery" if count == 1 else "deliveries"
         flash(f"Retrying {count} {status} {noun}. Their new status shows below.", "success")
+    elif not outcome.refused:
+        flash(f"There were no {status} deliveries to retry.", "info")
+    if outcome.refused:
+        noun = "delivery was" if outcome.refused_total == 1 else "deliveries were"
+        flash(
+            f"{outcome.refused_total} {noun} not retried: their server was unlinked since, or their "
+            "package is no longer mapped to the role. Each one's reason says which.",
+            "info",
+        )
     return redirect(_listing_url(**back))

@@ -63,16 +63,16 @@ def _unlinked_message(name: str, result: Unlinked) -> str:
         f"Unlinked {name}.",
         f"{_count(result.mappings_deleted, 'role mapping')} deleted;",
         f"{_count(result.deliveries_stopped, 'waiting delivery', 'waiting deliveries')} stopped "
-        "(link the server again to retry them).",
+        "(relinking does not bring them back).",
         "Roles members already have stay theirs.",
     ]
-    if result.notifications_stopped:
-        parts.append("Purchase notifications are off: their channel was in this server.")
     if result.notifications_unchecked:
         parts.append(
-            "Could not tell whether the purchase notification channel was in this server "
-            f"({result.notifications_unchecked}): check the settings."
+            "Purchase notifications are off: Discord could not say whether their channel was in this "
+            f"server ({result.notifications_unchecked}). Switch them on again in Settings if it is not."
         )
+    elif result.notifications_stopped:
+        parts.append("Purchase notifications are off: their channel was in this server.")
     return " ".join(parts)
 
 

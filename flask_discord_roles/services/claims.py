@@ -29,6 +29,7 @@ from ..models import Delivery, Models
 from .interaction_log import QueryRecorder
 from .order_rows import of_order
 from .queue import claim_owed, claim_window_closed, due_on_claim
+from .role_gate import allowed
 from .settings import queue_settings
 
 CHECK_LIMIT = 10
@@ -78,7 +79,7 @@ def claim_for_member(
         due += _due_now(connection, model, [i for i in tied if i not in due], now)
     due += _reapply_missing(
         connection,
-        model,
+        state.models,
         store_id,
         guild_id,
         discord_user_id,
@@ -204,7 +205,7 @@ def _when(moment: datetime | None) -> str:
 
 def _reapply_missing(
     connection: sa.Connection,
-    model: type[Delivery],
+    models: Models,
     store_id: str,
     guild_id: str,
     user_id: str,
@@ -214,7 +215,9 @@ def _reapply_missing(
     already_due: Sequence[int],
     now: datetime,
 ) -> list[int]:
-    """Run again one completed grant per still-owed role the member no longer holds."""
+    """Run again one completed grant per still-owed role the member no longer holds, where the role
+    gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed)."""
+    model = models.Delivery
     removal = model.__table__.alias("removal")  # type: ignore[attr-defined]
     later_manual_removal = sa.select(removal.c.id).where(
         removal.c.store_id == model.store_id,
@@ -242,6 +245,7 @@ def _reapply_missing(
             # Completed after Discord listed the member's roles: that list cannot show it yet.
             model.completed_at <= roles_seen_at,
             ~sa.exists(later_manual_removal),
+            allowed(models),
         )
         .order_by(model.id)
     ).all()

@@ -3,7 +3,8 @@ each (cached), read a server's roles with whether the bot can give each, and unl
 
 Unlinking never touches Discord: the roles members already hold stay theirs. What would have happened
 next in that server stops, visibly: its mappings go, its pending deliveries fail with ``guild_unlinked``
-(a re-link and a retry revive them), and purchase notifications stop when their channel is in it.
+(relinking does not revive them: see :mod:`.role_gate`), and purchase notifications stop unless their
+channel is known to be in another linked server.
 """
 
 from __future__ import annotations
@@ -33,14 +34,11 @@ from ..extension import DiscordRolesState
 from ..models import LinkedGuild, utcnow
 from ..signals import guild_unlinked
 from .bots import client_for, get_bot, invite_url
+from .role_gate import GUILD_UNLINKED, REFUSALS
 
 logger = logging.getLogger("flask_discord_roles")
 
-GUILD_UNLINKED = "guild_unlinked"
-UNLINKED_REASON = (
-    "The server was unlinked from the store before this role change was made. Link the server again "
-    "with /link and map the package again, then retry this delivery."
-)
+UNLINKED_REASON = REFUSALS[GUILD_UNLINKED]
 NOTIFICATIONS_UNLINKED = "The notification channel's server was unlinked from the store."
 
 
@@ -305,9 +303,9 @@ def unlink_guild(
     """Unlink the server from the store; the roles members hold in Discord are left as they are.
 
     Deletes the store's mappings for the server, fails its pending deliveries there (``guild_unlinked``)
-    and, when the store's notification channel is in the server, switches notifications off and fails
-    their pending messages. Raises :class:`GuildNotLinked`. Changes the session; the caller commits, and
-    :data:`~flask_discord_roles.signals.guild_unlinked` is sent after that commit.
+    and switches purchase notifications off (failing their pending messages) unless their channel is
+    known to be in another linked server. Raises :class:`GuildNotLinked`. Changes the session; the
+    caller commits, and :data:`~flask_discord_roles.signals.guild_unlinked` is sent after that commit.
     """
     now = now or utcnow()
     require_link(state, store_id, guild_id)
@@ -378,26 +376,37 @@ def _stop_deliveries(state: DiscordRolesState, store_id: str, guild_id: str, now
 def _notification_channel_in(
     state: DiscordRolesState, store_id: str, guild_id: str
 ) -> tuple[str | None, str | None]:
-    """``(channel id, None)`` when the store's notification channel is in the server, ``(None, None)``
-    when it is not (or there is none), ``(None, why)`` when Discord could not tell us."""
-    model = state.models.StoreSettings
-    channel_id = state.db.session.scalar(
-        sa.select(model.notification_channel_id).where(model.store_id == store_id)
+    """The notification channel to switch off with the server, and why it was not certain.
+
+    ``(channel id, None)`` when the channel is in the server — or must be, the server being the store's
+    only link (a channel is checked to be in a linked server when it is set) — and ``(None, None)`` when
+    it is elsewhere (or there is none). When Discord cannot say, ``(channel id, why)``: notifications
+    stop all the same, since an unlinked server must not get another message from the store.
+    """
+    settings, link = state.models.StoreSettings, state.models.LinkedGuild
+    session = state.db.session
+    channel_id = session.scalar(
+        sa.select(settings.notification_channel_id).where(settings.store_id == store_id)
     )
     if not channel_id:
         return None, None
+    other_links = session.scalar(
+        sa.select(sa.func.count()).where(link.store_id == store_id, link.guild_id != guild_id)
+    )
+    if not other_links:
+        return channel_id, None
     try:
         channel = bot_access(state, store_id).client.get_channel(channel_id)
     except BotUnavailable:
-        return None, "the store has no bot that could ask Discord"
+        return channel_id, "the store has no bot that could ask Discord where the channel is"
     except NotFound:
         return None, None  # a deleted channel is in no server
     except Unauthorized:
-        return None, "Discord refused the bot's token"
+        return channel_id, "Discord refused the bot's token, so it could not say where the channel is"
     except Forbidden:
-        return None, "the bot cannot see the notification channel"
+        return channel_id, "the bot cannot see the notification channel"
     except DiscordError:
-        return None, "Discord did not answer"
+        return channel_id, "Discord did not say where the channel is"
     return (channel_id, None) if str(channel.get("guild_id")) == guild_id else (None, None)
 
 

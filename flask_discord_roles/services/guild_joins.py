@@ -32,6 +32,7 @@ from ..extension import DiscordRolesState
 from ..models import PENDING, DiscordAccount, LinkedGuild, utcnow
 from .bots import client_for, get_bot
 from .customer_tokens import account_row, usable_token
+from .role_gate import allowed
 from .settings import queue_settings
 
 
@@ -193,7 +194,11 @@ def _owed_in(
             model.status == PENDING,
             sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now),
         ),
-        sa.and_(model.status == "failed", model.reason_code == "member_not_in_guild"),
+        sa.and_(
+            model.status == "failed",
+            model.reason_code == "member_not_in_guild",
+            allowed(state.models),  # a failure from before an unlink stays a failure
+        ),
     )
     return list(
         state.db.session.scalars(

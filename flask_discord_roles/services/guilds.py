@@ -21,6 +21,7 @@ from ..dispatch import send_after_commit
 from ..extension import DiscordRolesState
 from ..models import utcnow
 from ..signals import guild_linked
+from .role_gate import first_delivery_id_of_new_link
 
 LINK_CODE_LIFETIME = timedelta(minutes=30)
 # No 0/O, 1/I/L: the code is read off a screen and typed into Discord.
@@ -104,7 +105,15 @@ def _upsert_link(state: DiscordRolesState, store_id: str, guild_id: str, user_id
     """Link (or link again) in one statement, so two managers linking at once cannot collide."""
     table = state.models.LinkedGuild.__table__  # type: ignore[attr-defined]
     connection = state.db.session.connection()
-    values = {"store_id": store_id, "guild_id": guild_id, "linked_by_user_id": user_id, "linked_at": now}
+    # A new link owns only deliveries made from now on; linking an already linked server again keeps
+    # its link, and so the rows it owns.
+    values = {
+        "store_id": store_id,
+        "guild_id": guild_id,
+        "linked_by_user_id": user_id,
+        "linked_at": now,
+        "deliveries_from_id": first_delivery_id_of_new_link(state.models),
+    }
     dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

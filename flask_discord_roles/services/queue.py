@@ -19,6 +19,7 @@ from .notifications import queue_notification
 from .order_rows import of_order, order_key_prefix
 from .order_statements import NOTIFICATION, order_parameters, order_statements
 from .provenance import active_grant_exists
+from .role_gate import allowed
 from .settings import QueueSettings, queue_settings, settings_columns
 
 
@@ -348,8 +349,12 @@ def claim_owed(
     now = now or utcnow()
     model = state.models.Delivery
     owed = sa.or_(
-        model.status == "pending",
-        sa.and_(model.status == "failed", model.reason_code == "member_not_in_guild"),
+        model.status == "pending",  # a refused one fails at the runner's gate, saying why
+        sa.and_(
+            model.status == "failed",
+            model.reason_code == "member_not_in_guild",
+            allowed(state.models),  # a failure from before an unlink stays a failure
+        ),
     )
     return list(
         state.db.session.scalars(

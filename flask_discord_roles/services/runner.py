@@ -42,6 +42,7 @@ from .leasing import LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .queue import claim_window_closed, order_removal_key
 from .records import DeliveryInfo
+from .role_gate import REFUSALS, refusal
 
 logger = logging.getLogger("flask_discord_roles.runner")
 
@@ -82,6 +83,8 @@ class _Job:
     bot_user_id: str | None
     token_ciphertext: str | None
     uses_platform_bot: bool
+    # Why the role gate refuses this change now (services.role_gate), read with the row; None: allowed.
+    refused: str | None
 
     @property
     def audit_reason(self) -> str:
@@ -207,6 +210,8 @@ class DeliveryRunner(LeasedQueue):
                 "reason": "The order was revoked before the role was delivered.",
             }
             return self._finish(job, values, WAITING)
+        if job.refused is not None:
+            return self._refuse(job, job.refused)
         if job.bot_id is None or job.token_ciphertext is None:
             return self._park(
                 job,
@@ -364,6 +369,7 @@ class DeliveryRunner(LeasedQueue):
                     bot.bot_user_id,
                     bot.token_ciphertext,
                     bot.uses_platform_bot,
+                    refusal(models).label("refused"),
                 )
                 .select_from(delivery)
                 .outerjoin(bot, bot.store_id == delivery.store_id)
@@ -391,6 +397,7 @@ class DeliveryRunner(LeasedQueue):
             bot_user_id=row.bot_user_id,
             token_ciphertext=row.token_ciphertext,
             uses_platform_bot=bool(row.uses_platform_bot),
+            refused=row.refused,
         )
 
     def _backoff(self, attempts: int) -> float:
@@ -428,6 +435,11 @@ class DeliveryRunner(LeasedQueue):
             "reason": failure.reason,
         }
         return self._finish(job, values, FAILED, counter="total_errors", disable_bot=disable_bot)
+
+    def _refuse(self, job: _Job, code: str) -> Outcome:
+        """The role gate says no: nothing goes to Discord, and the row says why (not a Discord error)."""
+        values = {"status": "failed", "next_attempt_at": None, "reason_code": code, "reason": REFUSALS[code]}
+        return self._finish(job, values, FAILED)
 
     def _reschedule(self, job: _Job, delay: float, code: str, reason: str, *, spent: bool) -> Outcome:
         delivery = self.state.models.Delivery

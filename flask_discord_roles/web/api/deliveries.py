@@ -183,7 +183,21 @@ def retry_delivery(delivery_id: int) -> dict[str, Any]:
     tag=TAG,
     body=RETRY_FILTERS,
     body_required=False,
-    responses={200: obj({"message": MESSAGE, "retried": {"type": "integer", "minimum": 0}})},
+    responses={
+        200: obj(
+            {
+                "message": MESSAGE,
+                "retried": {"type": "integer", "minimum": 0},
+                "refused": {
+                    "type": "object",
+                    "description": "Matching deliveries the role gate refused, by reason code "
+                    "(guild_unlinked: their server was unlinked since they were queued; mapping_removed: "
+                    "their package is no longer mapped to the role). They keep their status.",
+                    "additionalProperties": {"type": "integer", "minimum": 1},
+                },
+            }
+        )
+    },
 )
 def retry_deliveries() -> dict[str, Any]:
     body = json_body()
@@ -198,7 +212,7 @@ def retry_deliveries() -> dict[str, Any]:
     status = body.get("status")
     if status is None:
         status = "failed"
-    retried = deliveries.retry_deliveries(
+    outcome = deliveries.retry_deliveries(
         store_id(),
         status=status if isinstance(status, str) else "",
         source=body.get("source"),
@@ -209,8 +223,16 @@ def retry_deliveries() -> dict[str, Any]:
         reason_code=body.get("reason_code"),
     )
     commit()
-    if retried == 0:
+    retried = outcome.retried
+    if retried == 0 and not outcome.refused:
         message = f"No {status} deliveries matched; nothing was retried."
     else:
         message = f"{retried} {'delivery' if retried == 1 else 'deliveries'} queued again."
-    return {"message": message, "retried": retried}
+    if outcome.refused:
+        refused = outcome.refused_total
+        message += (
+            f" {refused} {'was' if refused == 1 else 'were'} not: "
+            + "; ".join(f"{count} {code}" for code, count in sorted(outcome.refused.items()))
+            + " (see each delivery's reason)."
+        )
+    return {"message": message, "retried": retried, "refused": outcome.refused}

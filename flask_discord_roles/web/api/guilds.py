@@ -189,16 +189,16 @@ def _unlink_message(unlinked: guild_admin.Unlinked) -> str:
     parts = [
         f"Server unlinked: {unlinked.mappings_deleted} role mapping(s) deleted and "
         f"{unlinked.deliveries_stopped} pending delivery(ies) stopped "
-        "(status failed, reason guild_unlinked).",
+        "(status failed, reason guild_unlinked); relinking does not bring them back.",
         "Roles already given to members were not removed; remove them by hand in Discord if they should go.",
     ]
-    if unlinked.notifications_stopped:
-        parts.append("Purchase notifications were switched off: their channel is in that server.")
-    elif unlinked.notifications_unchecked is not None:
+    if unlinked.notifications_unchecked is not None:
         parts.append(
-            f"Purchase notifications were left as they are because {unlinked.notifications_unchecked}; "
-            "check the notification channel in the store's settings."
+            f"Purchase notifications were switched off because {unlinked.notifications_unchecked}; "
+            "switch them on again in the store's settings if their channel is in another linked server."
         )
+    elif unlinked.notifications_stopped:
+        parts.append("Purchase notifications were switched off: their channel is in that server.")
     return " ".join(parts)
 
 
