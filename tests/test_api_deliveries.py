@@ -320,7 +320,7 @@ def test_retrying_all_matching_failures_touches_only_those(shop: Shop, api: Api)
 
     response = api.post("/deliveries/retry", json={"customer_id": "c0", "reason_code": "member_not_in_guild"})
     body = assert_documented(api, "post", "/deliveries/retry", response)
-    assert set(body) == {"message", "retried"}
+    assert set(body) == {"message", "retried", "refused"}
     assert body["retried"] == 1
     assert [shop.roles_of(user) for user in users] == [{"VIP"}, set(), set()]
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import deliveries, get_state, guild_unlinked
+from flask_discord_roles import get_state, guild_unlinked
 from flask_discord_roles.models import utcnow
 from flask_discord_roles.services.bots import set_bot_enabled
 from flask_discord_roles.testing import FakeDiscord

@@ -32,8 +32,14 @@ def app_config() -> dict[str, Any]:
 
 
 def _map(app: Flask, db: SQLAlchemy, package_id: str, role_id: str, store_id: str = "store-1") -> None:
-    mapping = get_state(app).models.RoleMapping
-    db.session.add(mapping(store_id=store_id, package_id=package_id, guild_id=GUILD, role_id=role_id))
+    """Map a package to a role in GUILD, linking GUILD to the store first as an owner must."""
+    models = get_state(app).models
+    link = models.LinkedGuild
+    if db.session.scalar(sa.select(link.id).where(link.store_id == store_id, link.guild_id == GUILD)) is None:
+        db.session.add(link(store_id=store_id, guild_id=GUILD))
+    db.session.add(
+        models.RoleMapping(store_id=store_id, package_id=package_id, guild_id=GUILD, role_id=role_id)
+    )
     db.session.commit()
 
 
