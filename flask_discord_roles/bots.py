@@ -110,13 +110,23 @@ def register_commands(store_id: object) -> str | None:
     return _service.register_commands(get_state(), _own_bot(store_id))
 
 
-def invite_url(store_id: object, guild_id: str | None = None) -> str:
-    """The address that adds the bot to a server with the permissions the store's settings need.
+NO_BOT_TO_INVITE = (
+    "This store has no bot of its own and this app has no shared bot: save the store's bot first."
+)
 
-    Raises :class:`BotNotConfigured`.
+
+def invite_url(store_id: object, guild_id: str | None = None) -> str:
+    """The address that adds the store's bot to a server with the permissions its settings need: its
+    own bot's, or the platform's shared bot's when it has none of its own and this app has one.
+
+    Raises :class:`BotNotConfigured` when there is neither.
     """
-    adds_members = store_settings(get_state(), str(store_id)).join_guilds_on_link
-    return _service.invite_url(_own_bot(store_id).application_id, guild_id, adds_members=adds_members)
+    state = get_state()
+    application_id = _service.invite_application_id(state, str(store_id))
+    if application_id is None:
+        raise BotNotConfigured(NO_BOT_TO_INVITE)
+    adds_members = store_settings(state, str(store_id)).join_guilds_on_link
+    return _service.invite_url(application_id, guild_id, adds_members=adds_members)
 
 
 def interactions_url(store_id: object, *, base_url: str | None = None) -> str:

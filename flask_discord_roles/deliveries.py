@@ -29,6 +29,7 @@ from .services.queue import claim_owed, queue_manual_change
 from .services.records import DeliveryInfo
 from .services.role_gate import REFUSALS, refusal
 from .services.settings import store_settings
+from .timestamps import format_timestamp
 
 __all__ = [
     "DayCount",
@@ -87,9 +88,10 @@ class StoreStats:
     is_active: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the time as ``2025-01-20T14:30:00Z``."""
         data = dict(self.__dict__)
         if self.last_interaction_at is not None:
-            data["last_interaction_at"] = self.last_interaction_at.isoformat().replace("+00:00", "Z")
+            data["last_interaction_at"] = format_timestamp(self.last_interaction_at)
         return data
 
 

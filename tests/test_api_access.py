@@ -36,12 +36,19 @@ def test_no_token_a_wrong_scheme_or_an_unknown_token_is_401(app: Flask) -> None:
         {"Authorization": "Bearer ", "X-Tenant-Id": "store-1"},
     ):
         body = assert_error(bare(app, **headers), 401)
-        assert body == {"success": False, "error": "Unauthorized", "message": "Invalid or missing API token."}
+        assert {key: body[key] for key in ("success", "error", "message")} == {
+            "success": False,
+            "error": "Unauthorized",
+            "message": "Invalid or missing API token",
+        }, "the custom-bot document's words"
+        assert "Bearer" in body["detail"]
 
 
 def test_a_token_without_the_tenant_header_is_401(app: Flask) -> None:
     api = api_for(app)
-    assert_error(bare(app, Authorization=f"Bearer {api.token}"), 401)
+    body = assert_error(bare(app, Authorization=f"Bearer {api.token}"), 401)
+    assert body["message"] == "Invalid or missing API token"
+    assert "X-Tenant-Id" in body["detail"], "which header is missing is in the extra `detail`"
 
 
 def test_a_revoked_or_expired_token_is_401(app: Flask, db: SQLAlchemy) -> None:
@@ -70,14 +77,15 @@ def test_a_token_used_for_another_store_is_403(app: Flask) -> None:
     api = api_for(app, "store-1")
     api_for(app, "store-2")
     body = assert_error(api.get("/custom-bot", headers={"X-Tenant-Id": "store-2"}), 403)
-    assert body["error"] == "Forbidden"
+    assert (body["error"], body["message"]) == ("Forbidden", "Token does not have required scope")
+    assert body["detail"] == "This token belongs to another store."
 
 
 def test_scopes_read_for_get_and_write_for_changes(app: Flask) -> None:
     reader = api_for(app, scopes=("read",))
     assert reader.get("/custom-bot").status_code == 200
     body = assert_error(reader.post("/custom-bot/toggle", json={"enabled": True}), 403)
-    assert "scope" in body["message"]
+    assert (body["message"], body["required_scope"]) == ("Token does not have required scope", "write")
     writer = api_for(app, scopes=("write",))
     assert_error(writer.get("/custom-bot"), 403)
     assert writer.post("/custom-bot/toggle", json={"enabled": True}).status_code == 404, "allowed; no bot"
@@ -86,7 +94,7 @@ def test_scopes_read_for_get_and_write_for_changes(app: Flask) -> None:
 def test_unknown_operations_and_methods_answer_in_the_error_shape(app: Flask) -> None:
     api = api_for(app)
     body = assert_error(api.get("/no-such-thing"), 404)
-    assert body["message"] == "Operation not found."
+    assert body["message"] == "Operation not found"
     assert_error(api.get("/"), 404)
     not_allowed = api.put("/custom-bot")
     assert_error(not_allowed, 405)
@@ -177,7 +185,7 @@ def test_the_61st_request_in_a_minute_is_429_with_retry_after(fresh_app: Any) ->
         assert first.get("/custom-bot/stats").status_code == 200, f"request {n + 1} of 60 was refused"
     limited = first.get("/custom-bot/stats")
     body = assert_error(limited, 429)
-    assert body["message"] == "Rate limit exceeded."
+    assert body["message"] == "Rate limit exceeded"
     assert 1 <= body["retry_after"] <= 60
     assert limited.headers["Retry-After"] == str(body["retry_after"])
     assert second.get("/custom-bot/stats").status_code == 200, "each token has its own count"

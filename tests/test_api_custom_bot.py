@@ -173,8 +173,11 @@ def test_testing_the_connection_names_the_bot_or_says_why_not(api: Api, shop: Sh
 
     shop.fake.revoke_bot_token(shop.bot)
     failed = api.post("/custom-bot/test").json
-    assert failed["connected"] is False
-    assert "Invalid bot token" in failed["error"]
+    assert failed == {
+        "connected": False,
+        "error": "Invalid bot token",
+        "detail": "Discord refused the bot token. Reset it on the Bot page and save it again.",
+    }
 
 
 def test_toggling_switches_deliveries_off_and_back_on(api: Api, shop: Shop) -> None:

@@ -356,15 +356,16 @@ def test_without_manage_roles_no_role_is_assignable(
 def test_roles_of_a_server_the_bot_is_not_in_is_a_409_with_the_invite(shop: Shop, api: Api) -> None:
     absent = link_guild(shop, other_guild(shop.fake, shop, with_bot=False))
     body = assert_error(api.get(f"/guilds/{absent}/roles"), 409)
-    assert "discord.com/api/oauth2/authorize" in body["message"], "the fix: invite the bot"
-    assert absent in body["message"]
+    assert body["message"] == "Conflicts with the current state"
+    assert "discord.com/api/oauth2/authorize" in body["detail"], "the fix: invite the bot"
+    assert absent in body["detail"]
 
 
 def test_roles_for_a_store_without_a_bot_is_a_409(app: Flask, shop: Shop, db: SQLAlchemy) -> None:
     db.session.add(get_state(app).models.LinkedGuild(store_id="store-2", guild_id=shop.guild_id))
     db.session.commit()
     body = assert_error(api_for(app, "store-2").get(f"/guilds/{shop.guild_id}/roles"), 409)
-    assert "Save the store's bot" in body["message"], "the message says what to do"
+    assert "Save the store's bot" in body["detail"], "the detail says what to do"
 
 
 def test_roles_of_a_server_not_linked_to_this_store_is_a_404(app: Flask, shop: Shop, api: Api) -> None:
@@ -489,7 +490,7 @@ def test_a_role_the_bot_can_never_assign_is_refused_with_the_fix(shop: Shop, api
 def test_mapping_in_a_server_the_bot_is_not_in_is_a_409(shop: Shop, api: Api) -> None:
     absent = link_guild(shop, other_guild(shop.fake, shop, with_bot=False))
     body = assert_error(create(api, "vip", absent, "123456789012345678"), 409)
-    assert "Invite" in body["message"]
+    assert "Invite" in body["detail"]
 
 
 def test_a_mapping_is_deleted_and_only_by_its_store(app: Flask, shop: Shop, api: Api) -> None:

@@ -10,13 +10,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import ConfigurationError, DiscordRoles, get_state, order_completed
+from flask_discord_roles import ConfigurationError, DiscordRoles, bots, get_state, order_completed
 from flask_discord_roles.services.bots import save_bot
 from flask_discord_roles.services.guilds import create_link_code
 from flask_discord_roles.services.platform_bot import NOT_LINKED, OWN_BOT
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
 from flask_discord_roles.worker import Worker
+from tests.api import api_for, assert_error
 from tests.shop import FAST_QUEUE, open_shop
 
 PATH = "/webhook/discord/interactions"
@@ -307,3 +308,62 @@ def test_a_refused_shared_token_waits_for_the_operator_without_switching_the_sto
     assert (row.status, row.reason_code) == ("pending", "platform_token_revoked"), row.reason
     assert row.next_attempt_at is not None, "tried again later, when the operator may have set a new token"
     assert _bot_row(app, db).is_enabled, "the store is not switched off for the platform's token"
+
+
+# -- the invite URL: "copy the bot invite URL" is the first step, on the shared bot too ---------------
+
+
+def _seed_invite(application_id: str) -> str:
+    """The custom-bot document's invite URL for ``application_id``."""
+    return (
+        f"https://discord.com/api/oauth2/authorize?client_id={application_id}"
+        "&permissions=268435456&scope=bot%20applications.commands"
+    )
+
+
+def test_a_store_on_the_shared_bot_gets_the_shared_bots_invite_url_before_and_after_linking(
+    app: Flask,
+    db: SQLAlchemy,
+    fake_discord: FakeDiscord,
+    platform: FakeBot,
+    server: dict[str, str],
+    client: FlaskClient,
+) -> None:
+    api = api_for(app, STORE)
+    before = api.get("/custom-bot/invite-url")
+    assert before.status_code == 200, f"a new store's first step needs the shared bot's URL: {before.json}"
+    assert before.json == {"url": _seed_invite(platform.application_id)}
+    with app.app_context():
+        assert bots.invite_url(STORE) == _seed_invite(platform.application_id), "the Python API agrees"
+
+    _link(app, db, fake_discord, platform, server, client)
+    assert _bot_row(app, db).uses_platform_bot
+    assert api.get("/custom-bot/invite-url").json == {"url": _seed_invite(platform.application_id)}
+    with app.app_context():
+        assert bots.invite_url(STORE) == _seed_invite(platform.application_id)
+
+
+def test_a_store_with_its_own_bot_gets_its_own_bots_invite_url(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
+) -> None:
+    own = fake_discord.create_bot("Own Bot")
+    with app.app_context():
+        save_bot(
+            get_state(app),
+            STORE,
+            application_id=own.application_id,
+            public_key=own.public_key,
+            bot_token=own.token,
+        )
+        db.session.commit()
+        assert bots.invite_url(STORE) == _seed_invite(own.application_id)
+    assert api_for(app, STORE).get("/custom-bot/invite-url").json == {"url": _seed_invite(own.application_id)}
+
+
+def test_without_a_shared_bot_a_store_with_no_bot_has_no_invite_url(fresh_app: Any) -> None:
+    app, _, _ = fresh_app()
+    body = assert_error(api_for(app, STORE).get("/custom-bot/invite-url"), 404)
+    assert (body["message"], body["resource"]) == ("Resource not found", "custom_bot")
+    assert "save the store's bot" in body["detail"]
+    with app.app_context(), pytest.raises(bots.BotNotConfigured):
+        bots.invite_url(STORE)

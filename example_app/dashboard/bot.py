@@ -30,12 +30,20 @@ def _render(
         "dashboard/bot.html",
         bot=bot,
         interactions_url=bots.interactions_url(store),
-        invite_url=bots.invite_url(store) if bot is not None else None,
+        invite_url=_invite_url(store),
         check=check,
         errors=errors or {},
         typed=typed,
     )
     return page, status
+
+
+def _invite_url(store: str) -> str | None:
+    """The store's own bot's invite, or the platform's shared bot's when it has none (if the app has one)."""
+    try:
+        return bots.invite_url(store)
+    except BotNotConfigured:
+        return None
 
 
 @dashboard.get("/bot", endpoint="bot")

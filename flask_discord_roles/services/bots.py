@@ -36,9 +36,8 @@ def validate_credentials(
     """Check the shape of the three credentials; returns the errors per field (empty when fine)."""
     errors: dict[str, list[str]] = {}
     if not isinstance(application_id, str) or not is_snowflake(application_id):
-        errors["application_id"] = [
-            "Application ID must be a numeric Discord snowflake (General Information page)."
-        ]
+        # The custom-bot document's own example, word for word (it is on the General Information page).
+        errors["application_id"] = ["Application ID must be a numeric Discord snowflake."]
     if not isinstance(public_key, str) or not _PUBLIC_KEY.fullmatch(public_key):
         errors["public_key"] = ["Public key must be 64 hexadecimal characters."]
     if not isinstance(bot_token, str) or not bot_token.strip() or any(c.isspace() for c in bot_token):
@@ -182,20 +181,40 @@ class ConnectionCheck:
     bot_name: str | None = None
     bot_avatar: str | None = None
     error: str | None = None
+    """Why not, in a few fixed words: the custom-bot document's ``Invalid bot token`` when Discord
+    refuses the token, else ``Bot token cannot be decrypted`` or ``Discord unavailable``."""
+    detail: str | None = None
+    """What happened and what to do about it, in a sentence to show the store owner."""
+
+
+BOT_REFUSED = "Invalid bot token"
+BOT_UNREADABLE = "Bot token cannot be decrypted"
+DISCORD_UNAVAILABLE = "Discord unavailable"
 
 
 def check_connection(state: DiscordRolesState, bot: StoreBot) -> ConnectionCheck:
-    """Ask Discord who the bot is; the reason in words when it cannot say."""
+    """Ask Discord who the bot is; the reason (a fixed ``error`` and a ``detail``) when it cannot say."""
     try:
         user = client_for(state, bot).get_current_user()
     except DecryptionError:
-        return ConnectionCheck(False, error="The saved token cannot be decrypted; save the bot token again.")
+        return ConnectionCheck(
+            False,
+            error=BOT_UNREADABLE,
+            detail="The saved token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS; save the "
+            "bot token again.",
+        )
     except Unauthorized:
         return ConnectionCheck(
-            False, error="Invalid bot token: Discord refused it. Reset it and save it again."
+            False,
+            error=BOT_REFUSED,
+            detail="Discord refused the bot token. Reset it on the Bot page and save it again.",
         )
     except DiscordError as error:
-        return ConnectionCheck(False, error=f"Discord could not be reached ({error.status or 'no answer'}).")
+        return ConnectionCheck(
+            False,
+            error=DISCORD_UNAVAILABLE,
+            detail=f"Discord could not be reached ({error.status or 'no answer'}); try again in a moment.",
+        )
     user_id = str(user["id"])
     return ConnectionCheck(
         True,
@@ -203,6 +222,16 @@ def check_connection(state: DiscordRolesState, bot: StoreBot) -> ConnectionCheck
         bot_name=str(user.get("global_name") or user.get("username") or ""),
         bot_avatar=avatar_url(user_id, user.get("avatar"), state.settings.cdn_url),
     )
+
+
+def invite_application_id(state: DiscordRolesState, store_id: str) -> str | None:
+    """The application a store's owner invites to a server: the store's own bot, else the platform's
+    shared bot when this app has one (a store without a bot of its own uses it, through ``/link``),
+    else none."""
+    bot = get_bot(state, store_id)
+    if bot is not None and not bot.uses_platform_bot:
+        return bot.application_id
+    return state.settings.platform_application_id
 
 
 def invite_url(application_id: str, guild_id: str | None = None, *, adds_members: bool = False) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..models import Delivery
+from ..timestamps import format_timestamp
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ class DeliveryInfo:
         return self.status == "pending" and self.next_attempt_at is None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: times as ISO 8601 in UTC."""
+        """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles.timestamps`)."""
         data = asdict(self)
         for key, value in data.items():
             if isinstance(value, datetime):
-                data[key] = value.isoformat().replace("+00:00", "Z")
+                data[key] = format_timestamp(value)
         return data

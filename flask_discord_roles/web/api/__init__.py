@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ...extension import get_state
-from .auth import authorise
+from .auth import authorise, observe, rate_limit_headers
 from .context import has_control_characters
 from .errors import install_error_handlers
 
@@ -29,9 +29,8 @@ MAX_ID = 2**63 - 1
 def _authorise() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     operation = getattr(view, "openapi", None)
-    if operation is not None and operation.public:
-        return
-    if request.endpoint == f"{tenant_api.name}._unknown":
+    if (operation is not None and operation.public) or request.endpoint == f"{tenant_api.name}._unknown":
+        observe(get_state())
         return
     authorise(get_state())
     for value in (request.view_args or {}).values():
@@ -39,6 +38,13 @@ def _authorise() -> None:
             isinstance(value, str) and has_control_characters(value)
         ):
             raise NotFound()
+
+
+@tenant_api.after_request
+def _rate_limit_headers(response: Response) -> Response:
+    """``X-RateLimit-*`` on every answer, errors included, so a client can pace itself before a 429."""
+    response.headers.update(rate_limit_headers())
+    return response
 
 
 # No automatic OPTIONS: an OPTIONS request for a real operation must list that operation's methods only.

@@ -7,10 +7,9 @@ from typing import Any
 from ... import bots as public_bots
 from ...deliveries import store_stats
 from ...services import bots
-from ...services.settings import store_settings
 from . import tenant_api
 from .context import commit, json_body, state, store_id
-from .errors import ApiError, not_found
+from .errors import invalid, not_found
 from .spec import BOOLEAN, DATETIME, INTEGER, MESSAGE, NUMBER, SNOWFLAKE, STRING, documented, nullable, obj
 
 TAG = "Custom bot"
@@ -50,7 +49,7 @@ NO_BOT = "No custom bot is configured for this store. Save one with POST /custom
 def _own_bot() -> Any:
     bot = bots.get_bot(state(), store_id())
     if bot is None or bot.uses_platform_bot:
-        raise not_found(NO_BOT)
+        raise not_found("custom_bot", NO_BOT)
     return bot
 
 
@@ -156,7 +155,7 @@ def save_custom_bot() -> dict[str, Any]:
 )
 def remove_custom_bot() -> dict[str, Any]:
     if not bots.remove_bot(state(), store_id()):
-        raise not_found(NO_BOT)
+        raise not_found("custom_bot", NO_BOT)
     commit()
     return {"message": "Custom bot removed"}
 
@@ -176,7 +175,21 @@ def remove_custom_bot() -> dict[str, Any]:
                         "bot_avatar": STRING,
                     }
                 ),
-                obj({"connected": {"const": False}, "error": MESSAGE}),
+                obj(
+                    {
+                        "connected": {"const": False},
+                        "error": {
+                            "enum": [
+                                bots.BOT_REFUSED,
+                                bots.BOT_UNREADABLE,
+                                bots.DISCORD_UNAVAILABLE,
+                            ],
+                            "description": "Why not, in fixed words: the custom-bot document's "
+                            "`Invalid bot token` when Discord refuses the token.",
+                        },
+                    },
+                    {"detail": MESSAGE},
+                ),
             ]
         }
     },
@@ -185,7 +198,7 @@ def remove_custom_bot() -> dict[str, Any]:
 def test_custom_bot() -> dict[str, Any]:
     check = bots.check_connection(state(), _own_bot())
     if not check.connected:
-        return {"connected": False, "error": check.error}
+        return {"connected": False, "error": check.error, "detail": check.detail}
     return {
         "connected": True,
         "bot_name": check.bot_name,
@@ -205,9 +218,7 @@ def test_custom_bot() -> dict[str, Any]:
 def toggle_custom_bot() -> dict[str, Any]:
     enabled = json_body().get("enabled")
     if not isinstance(enabled, bool):
-        raise ApiError(
-            422, "The given data was invalid.", errors={"enabled": ["Enabled must be true or false."]}
-        )
+        raise invalid({"enabled": ["Enabled must be true or false."]})
     _own_bot()
     bots.set_bot_enabled(state(), store_id(), enabled)
     commit()
@@ -241,13 +252,17 @@ def register_custom_bot_commands() -> dict[str, Any]:
 @tenant_api.get("/custom-bot/invite-url")
 @documented(
     summary="Get bot invite URL",
+    description="The store's own bot; for a store without one, the platform's shared bot when this app "
+    "has one (DISCORD_ROLES_APPLICATION_ID). 404 when there is neither.",
     tag=TAG,
     responses={200: obj({"url": {"type": "string", "format": "uri"}})},
     errors=(404,),
 )
 def custom_bot_invite_url() -> dict[str, Any]:
-    adds_members = store_settings(state(), store_id()).join_guilds_on_link
-    return {"url": bots.invite_url(_own_bot().application_id, adds_members=adds_members)}
+    try:
+        return {"url": public_bots.invite_url(store_id())}
+    except public_bots.BotNotConfigured as missing:
+        raise not_found("custom_bot", str(missing)) from None
 
 
 @tenant_api.get("/custom-bot/stats")

@@ -9,7 +9,8 @@ from flask import g, request
 
 from ...extension import DiscordRolesState, get_state
 from ...services.api_tokens import ApiGrant
-from .errors import ApiError
+from ...timestamps import EXAMPLE, format_timestamp
+from .errors import invalid
 
 
 def store_id() -> str:
@@ -33,18 +34,14 @@ def json_body() -> dict[str, Any]:
         return {}
     body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
-        raise ApiError(
-            422,
-            "The given data was invalid.",
-            errors={"body": ['Send a JSON object, e.g. {"enabled": true}.']},
-        )
+        raise invalid({"body": ['Send a JSON object, e.g. {"enabled": true}.']})
     errors = {
         str(key): ["Text may not contain control characters such as NUL."]
         for key, value in body.items()
         if _holds_control_characters(key) or _holds_control_characters(value)
     }
     if errors:
-        raise ApiError(422, "The given data was invalid.", errors=errors)
+        raise invalid(errors)
     return body
 
 
@@ -63,13 +60,9 @@ def query_text(name: str, *, max_length: int = 64) -> str | None:
     if value is None or value == "":
         return None
     if len(value) > max_length:
-        raise ApiError(
-            422, "The given data was invalid.", errors={name: [f"At most {max_length} characters."]}
-        )
+        raise invalid({name: [f"At most {max_length} characters."]})
     if has_control_characters(value):
-        raise ApiError(
-            422, "The given data was invalid.", errors={name: ["No control characters such as NUL."]}
-        )
+        raise invalid({name: ["No control characters such as NUL."]})
     return value
 
 
@@ -85,9 +78,7 @@ def query_int(
         value = None
     if value is None or value < minimum or (maximum is not None and value > maximum):
         bound = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-        raise ApiError(
-            422, "The given data was invalid.", errors={name: [f"Must be a whole number {bound}."]}
-        )
+        raise invalid({name: [f"Must be a whole number {bound}."]})
     return value
 
 
@@ -98,16 +89,13 @@ def query_time(name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(
-            422,
-            "The given data was invalid.",
-            errors={name: ["Must be an ISO 8601 time such as 2025-01-20T14:30:00Z."]},
-        ) from None
+        raise invalid({name: [f"Must be an ISO 8601 time such as {EXAMPLE}."]}) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A time in an answer: the one format every time has (:mod:`flask_discord_roles.timestamps`)."""
+    return None if value is None else format_timestamp(value)
 
 
 def commit() -> None:

@@ -10,7 +10,7 @@ from ... import deliveries
 from ...deliveries import MAX_ID, MAX_PAGE_SIZE, SOURCES, STATUSES
 from . import tenant_api
 from .context import commit, json_body, query_int, query_text, query_time, store_id
-from .errors import ApiError, not_found
+from .errors import invalid, not_found
 from .spec import (
     DATETIME,
     HOST_ID,
@@ -18,6 +18,7 @@ from .spec import (
     MESSAGE,
     SNOWFLAKE,
     STRING,
+    TIME_FILTER,
     Schema,
     array,
     documented,
@@ -55,7 +56,7 @@ DELIVERY = obj(
 """One delivery as every operation returns it (:meth:`DeliveryInfo.to_dict`)."""
 
 
-NOT_FOUND = "No delivery with that id in this store."
+NOT_FOUND = "This store has no delivery with that id."
 _CURSOR_PREFIX = "before:"
 
 FILTERS = [
@@ -65,8 +66,8 @@ FILTERS = [
     query("order_id", HOST_ID, "Only this order's deliveries (the host's order id)."),
     query("discord_user_id", SNOWFLAKE, "Only deliveries to this Discord user."),
     query("guild_id", SNOWFLAKE, "Only deliveries in this Discord server."),
-    query("created_after", DATETIME, "Created at or after this time."),
-    query("created_before", DATETIME, "Created before this time."),
+    query("created_after", TIME_FILTER, "Created at or after this time."),
+    query("created_before", TIME_FILTER, "Created before this time."),
 ]
 PAGING = [
     query(
@@ -105,11 +106,7 @@ def decode_cursor(cursor: str) -> int:
         text = ""
     number = text.removeprefix(_CURSOR_PREFIX)
     if not text.startswith(_CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) <= MAX_ID:
-        raise ApiError(
-            422,
-            "The given data was invalid.",
-            errors={"cursor": ["Cursor is not one we gave out: pass next_cursor from the previous page."]},
-        )
+        raise invalid({"cursor": ["Cursor is not one we gave out: pass next_cursor from the previous page."]})
     return int(number)
 
 
@@ -148,7 +145,7 @@ def get_delivery(delivery_id: int) -> dict[str, Any]:
     try:
         info = deliveries.get_delivery(store_id(), delivery_id)
     except deliveries.DeliveryNotFound:
-        raise not_found(NOT_FOUND) from None
+        raise not_found("delivery", NOT_FOUND) from None
     return {"delivery": delivery_json(info)}
 
 
@@ -165,7 +162,7 @@ def retry_delivery(delivery_id: int) -> dict[str, Any]:
     try:
         info = deliveries.retry_delivery(store_id(), delivery_id)
     except deliveries.DeliveryNotFound:
-        raise not_found(NOT_FOUND) from None
+        raise not_found("delivery", NOT_FOUND) from None
     commit()
     message = (
         "Delivery queued again."
@@ -204,11 +201,7 @@ def retry_deliveries() -> dict[str, Any]:
     unknown = sorted(set(body) - set(RETRY_FIELDS))
     if unknown:
         # A misspelt filter would otherwise widen the retry to every failure of the store.
-        raise ApiError(
-            422,
-            "The given data was invalid.",
-            errors={name: ["Not a filter of this operation."] for name in unknown},
-        )
+        raise invalid({name: ["Not a filter of this operation."] for name in unknown})
     status = body.get("status")
     if status is None:
         status = "failed"

@@ -1,88 +1,92 @@
-"""The tenant API's one error shape, ``{"success": false, "error", "message"[, "errors"][, "retry_after"]}``,
-and the handlers that turn every failure inside the blueprint into it (never an HTML page, never a trace).
+"""The tenant API's failures as answers: :class:`ApiError` for a view to raise, and the handlers that
+turn every failure inside the blueprint into the seed's error shape (never an HTML page, never a trace).
+
+The bodies themselves, with the seed's messages and our extra keys, come from :mod:`..error_body`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ...discord.errors import TransientDiscordError
 from ...services.errors import ValidationError
+from ..error_body import OPERATION_NOT_FOUND, error_body, retry_seconds
 
 logger = logging.getLogger("flask_discord_roles.api")
-
-TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    415: "Unsupported Media Type",
-    422: "Validation Error",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 DISCORD_RETRY_SECONDS = 5
 
 
 class ApiError(Exception):
-    """Raise inside a tenant-API view to answer with the error shape."""
+    """Raise inside a tenant-API view to answer with the error shape.
+
+    ``detail`` is the specific reason in words; ``message`` is left to the status (the seed's words)
+    except where one status has two cases (404: an unknown operation, or an unknown id).
+    """
 
     def __init__(
         self,
         status: int,
-        message: str,
+        detail: str | None = None,
         *,
+        message: str | None = None,
         errors: dict[str, list[str]] | None = None,
         retry_after: float | None = None,
+        required_scope: str | None = None,
+        resource: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(detail or message or str(status))
         self.status = status
-        self.message = message
-        self.errors = errors
-        self.retry_after = retry_after
-        self.headers = headers or {}
+        self.body = error_body(
+            status,
+            message=message,
+            detail=detail,
+            errors=errors,
+            retry_after=retry_after,
+            required_scope=required_scope,
+            resource=resource,
+        )
+        self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_seconds(retry_after))
 
 
-def not_found(message: str) -> ApiError:
-    return ApiError(404, message)
+def not_found(resource: str, detail: str) -> ApiError:
+    """A 404 for an id this store does not have (``resource`` names its kind, e.g. ``delivery``)."""
+    return ApiError(404, detail, resource=resource)
+
+
+def invalid(errors: dict[str, list[str]]) -> ApiError:
+    """A 422 naming what is wrong with each field."""
+    return ApiError(422, errors=errors)
 
 
 def error_response(error: ApiError) -> Response:
-    body: dict[str, Any] = {
-        "success": False,
-        "error": TITLES.get(error.status, "Error"),
-        "message": error.message,
-    }
-    if error.errors is not None:
-        body["errors"] = error.errors
-    headers = dict(error.headers)
-    if error.retry_after is not None:
-        seconds = max(1, math.ceil(error.retry_after))
-        body["retry_after"] = seconds
-        headers["Retry-After"] = str(seconds)
-    response = jsonify(body)
+    response = jsonify(error.body)
     response.status_code = error.status
-    response.headers.update(headers)
+    response.headers.update(error.headers)
     return response
+
+
+HTTP_DETAILS = {
+    400: "Send JSON with Content-Type: application/json.",
+    404: "No operation answers at this path. GET openapi.json lists them all.",
+    405: "This operation does not accept that method; the Allow header lists the ones it does.",
+    413: "The request body is too large.",
+    415: "Send the body as JSON with Content-Type: application/json.",
+}
 
 
 def install_error_handlers(blueprint: Blueprint) -> None:
     blueprint.register_error_handler(ApiError, error_response)
 
     @blueprint.errorhandler(ValidationError)
-    def invalid(error: ValidationError) -> Response:
-        return error_response(ApiError(422, "The given data was invalid.", errors=error.errors))
+    def invalid_data(error: ValidationError) -> Response:
+        return error_response(invalid(error.errors))
 
     @blueprint.errorhandler(TransientDiscordError)
     def discord_unavailable(error: TransientDiscordError) -> Response:
@@ -99,14 +103,11 @@ def install_error_handlers(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        message = {
-            400: "The request could not be read. Send JSON with Content-Type: application/json.",
-            404: "Operation not found.",
-            405: "This operation does not accept that method.",
-            413: "The request body is too large.",
-            415: "Send the body as JSON with Content-Type: application/json.",
-        }.get(status, error.description or TITLES.get(status, "Error"))
-        response = error_response(ApiError(status, message))
+        # A NotFound raised by routing or by a view means "no such operation": the seed's words. A
+        # view that looked an id up raises not_found() instead.
+        message = OPERATION_NOT_FOUND if status == 404 else None
+        detail = HTTP_DETAILS.get(status)
+        response = error_response(ApiError(status, detail, message=message))
         if status == 405 and error.get_headers():
             response.headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
         return response

@@ -11,7 +11,7 @@ from ...models import RoleMapping
 from ...services import guild_admin, guilds, mappings
 from . import tenant_api
 from .context import commit, iso, json_body, query_text, state, store_id
-from .errors import ApiError, not_found
+from .errors import ApiError, invalid, not_found
 from .spec import (
     BOOLEAN,
     DATETIME,
@@ -79,7 +79,7 @@ NEW_MAPPING = {
 
 
 def _not_linked(guild_id: str) -> ApiError:
-    return not_found(f"Server {guild_id} is not linked to this store.")
+    return not_found("guild", f"Server {guild_id} is not linked to this store.")
 
 
 def _guild_id(guild_id: str) -> str:
@@ -254,10 +254,10 @@ def list_mappings() -> dict[str, Any]:
     package_id = query_text("package_id")
     problems = mappings.package_id_problems(package_id) if package_id is not None else []
     if problems:
-        raise ApiError(422, "The given data was invalid.", errors={"package_id": problems})
+        raise invalid({"package_id": problems})
     guild_id = query_text("guild_id", max_length=20)
     if guild_id is not None and not is_snowflake(guild_id):
-        raise ApiError(422, "The given data was invalid.", errors={"guild_id": ["Must be a Discord id."]})
+        raise invalid({"guild_id": ["Must be a Discord id."]})
     found = mappings.list_mappings(state(), store_id(), guild_id=guild_id, package_id=package_id)
     return {"mappings": [_mapping_json(mapping) for mapping in found]}
 
@@ -310,6 +310,6 @@ def delete_mapping(mapping_id: int) -> dict[str, Any]:
     try:
         mappings.delete_mapping(state(), store_id(), mapping_id)
     except mappings.MappingNotFound:
-        raise not_found(f"This store has no role mapping {mapping_id}.") from None
+        raise not_found("mapping", f"This store has no role mapping {mapping_id}.") from None
     commit()
     return {"message": "Role mapping deleted. Roles already given stay with their members."}

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 
 from ... import __version__
+from ..error_body import MESSAGES, OPERATION_NOT_FOUND, TITLES
 from . import MAX_ID, tenant_api
 from .spec import HOST_ID, INTEGER, MESSAGE, SNOWFLAKE, STRING, Operation, Schema, documented, obj, ref
 
@@ -21,7 +22,15 @@ _PATH_TYPES = {"int": {"type": "integer", "minimum": 1, "maximum": MAX_ID}, None
 _NAMED = {"guild_id": SNOWFLAKE, "role_id": SNOWFLAKE, "customer_id": HOST_ID}
 
 ERROR = obj(
-    {"success": {"const": False}, "error": STRING, "message": MESSAGE},
+    {
+        "success": {"const": False},
+        "error": {"enum": sorted(set(TITLES.values())), "description": "The status, in words."},
+        "message": {
+            "enum": sorted({*MESSAGES.values(), OPERATION_NOT_FOUND}),
+            "description": "One fixed text per case: the custom-bot document's own for 401, 403, 404 "
+            "(an unknown operation), 422 and 429.",
+        },
+    },
     {
         "errors": {
             "type": "object",
@@ -29,17 +38,36 @@ ERROR = obj(
             "description": "What is wrong with each field, in words.",
         },
         "retry_after": {"type": "integer", "minimum": 1, "description": "Seconds to wait."},
+        "detail": {**MESSAGE, "description": "Ours: the specific reason and what to do, in words."},
+        "required_scope": {
+            "enum": ["read", "write"],
+            "description": "Ours, on a 403 for a missing scope: the scope the operation needs.",
+        },
+        "resource": {
+            "enum": ["custom_bot", "delivery", "guild", "mapping"],
+            "description": "Ours, on a 404 for an id this store does not have: what was not found.",
+        },
     },
 )
 ERROR_DESCRIPTIONS = {
-    401: "Invalid or missing API token (or X-Tenant-Id)",
-    403: "The token belongs to another store, or lacks the scope",
-    404: "No such thing in this store",
-    409: "Conflicts with the current state",
+    401: "Invalid or missing API token (or X-Tenant-Id; `detail` says which)",
+    403: "Token does not have required scope (`required_scope`), or belongs to another store",
+    404: "Resource not found: no such id in this store (`resource` says what); Operation not found for "
+    "an unknown path",
+    409: "Conflicts with the current state; `detail` says how to resolve it",
     422: "The given data was invalid; `errors` names each field",
     429: "Rate limit exceeded; `retry_after` (and the Retry-After header) say when to come back",
-    503: "Discord could not be reached; nothing was changed",
+    503: "Discord unavailable; nothing was changed; `retry_after` says when to try again",
 }
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {"schema": INTEGER, "description": "Requests allowed per window."},
+    "X-RateLimit-Remaining": {"schema": INTEGER, "description": "Requests left in the current window."},
+    "X-RateLimit-Reset": {
+        "schema": INTEGER,
+        "description": "When a request is next freed, in Unix seconds (UTC).",
+    },
+}
+"""On every answer, errors included (left out only when the count cannot be read)."""
 
 
 def build_document(api_prefix: str) -> dict[str, Any]:
@@ -59,7 +87,9 @@ def build_document(api_prefix: str) -> dict[str, Any]:
             "title": "flask-discord-roles tenant API",
             "version": __version__,
             "description": "Manage a store's Discord bot, servers, role mappings, settings and deliveries. "
-            "Send `Authorization: Bearer <token>` and `X-Tenant-Id: <store id>` with every request.",
+            "Send `Authorization: Bearer <token>` and `X-Tenant-Id: <store id>` with every request. "
+            "Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` "
+            "(Unix seconds); times are UTC to the second, e.g. `2025-01-20T14:30:00Z`.",
         },
         "servers": [{"url": api_prefix}],
         "security": [{"bearer": [], "tenant": []}],
@@ -95,7 +125,11 @@ def _operation(rule: Any, operation: Operation, method: str) -> dict[str, Any]:
     ]
     parameters.extend(operation.parameters)
     responses: dict[str, Any] = {
-        str(status): {"description": "OK" if status < 300 else "Done", "content": _json(schema)}
+        str(status): {
+            "description": "OK" if status < 300 else "Done",
+            "headers": RATE_LIMIT_HEADERS,
+            "content": _json(schema),
+        }
         for status, schema in operation.responses.items()
     }
     errors = set(operation.errors)
@@ -107,9 +141,13 @@ def _operation(rule: Any, operation: Operation, method: str) -> dict[str, Any]:
     if operation.body is not None:
         errors.add(422)
     for status in sorted(errors):
-        response: dict[str, Any] = {"description": ERROR_DESCRIPTIONS[status], "content": _json(ref("Error"))}
+        response: dict[str, Any] = {
+            "description": ERROR_DESCRIPTIONS[status],
+            "headers": dict(RATE_LIMIT_HEADERS),
+            "content": _json(ref("Error")),
+        }
         if status in (429, 503):
-            response["headers"] = {"Retry-After": {"schema": INTEGER, "description": "Seconds to wait."}}
+            response["headers"]["Retry-After"] = {"schema": INTEGER, "description": "Seconds to wait."}
         responses[str(status)] = response
     document: dict[str, Any] = {
         "operationId": rule.endpoint.split(".", 1)[1],

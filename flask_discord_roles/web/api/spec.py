@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ...timestamps import EXAMPLE as TIMESTAMP_EXAMPLE
+from ...timestamps import PATTERN as TIMESTAMP_PATTERN
+
 Schema = dict[str, Any]
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -26,7 +29,20 @@ SNOWFLAKE: Schema = {
 }
 HOST_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000]+$"}
 """One of the host's ids (store, customer, order, package): text without NUL, which PostgreSQL refuses."""
-DATETIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
+DATETIME: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": TIMESTAMP_PATTERN,
+    "examples": [TIMESTAMP_EXAMPLE],
+    "description": "UTC to the second, as the custom-bot document writes it (`%Y-%m-%dT%H:%M:%SZ`).",
+}
+"""A time in an answer: always this one format (:mod:`flask_discord_roles.timestamps`)."""
+TIME_FILTER: Schema = {
+    "type": "string",
+    "examples": [TIMESTAMP_EXAMPLE],
+    "description": "An ISO 8601 time; without a zone, UTC.",
+}
+"""A time a caller sends: any ISO 8601 form is accepted."""
 MESSAGE: Schema = {"type": "string", "description": "What happened, in words to show the store owner."}
 
 
