@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...discord.errors import TransientDiscordError
 from ...services.errors import ValidationError
+from ..guards import InputRefused
 
 logger = logging.getLogger("flask_discord_roles.api")
 
@@ -27,7 +28,7 @@ TITLES = {
     415: "Unsupported Media Type",
     422: "Validation Error",
     429: "Too Many Requests",
-    500: "Internal Server Error",
+    500: "Server Error",
     503: "Service Unavailable",
 }
 
@@ -106,6 +107,8 @@ def install_error_handlers(blueprint: Blueprint) -> None:
             413: "The request body is too large.",
             415: "Send the body as JSON with Content-Type: application/json.",
         }.get(status, error.description or TITLES.get(status, "Error"))
+        if status == 400 and isinstance(error, InputRefused):
+            message = error.description or message  # says what was wrong with the body
         response = error_response(ApiError(status, message))
         if status == 405 and error.get_headers():
             response.headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
