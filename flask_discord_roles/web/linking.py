@@ -29,7 +29,6 @@ from flask import (
     render_template,
     request,
     session,
-    url_for,
 )
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -49,6 +48,7 @@ from ..services.linking import AccountTaken, link_account, unlink_account
 from ..services.oauth_apps import oauth_app_for
 from ..services.settings import store_settings
 from .guards import guard
+from .urls import public_base_url
 
 linking = Blueprint("discord_roles_linking", __name__, template_folder="../templates")
 guard(linking)
@@ -262,10 +262,7 @@ def _store_and_customer(state: DiscordRolesState, *, require_enabled: bool = Tru
 
 
 def _callback_url(state: DiscordRolesState) -> str:
-    base = state.settings.public_base_url
-    if base:
-        return f"{base}{state.settings.oauth_prefix}/callback"
-    return url_for(f"{linking.name}.callback", _external=True)
+    return f"{public_base_url(state.settings)}{state.settings.oauth_prefix}/callback"
 
 
 def _safe_next(raw: str | None) -> str:
