@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 
 from ..models import Models, utcnow
 from .driver_sql import DriverStatement
+from .reconnect import survives_stale_connection
 
 INTERACTION_MEMORY = timedelta(days=1)
 """How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
@@ -73,6 +74,7 @@ def remember_and_count(
     return bool(connection.scalar(_remember_and_count_statement(models), row))
 
 
+@survives_stale_connection
 def forget_old_interactions(models: Models, engine: sa.Engine, *, now: datetime | None = None) -> int:
     """Delete remembered interaction ids older than :data:`INTERACTION_MEMORY`; returns how many."""
     table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
