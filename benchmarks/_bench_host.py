@@ -55,6 +55,7 @@ def build_app(
         DISCORD_ROLES_ENCRYPTION_KEYS=encryption_keys,
         DISCORD_ROLES_API_BASE_URL=api_base_url,
         DISCORD_ROLES_EXECUTOR="worker",
+        DISCORD_ROLES_PUBLIC_BASE_URL="http://127.0.0.1",
     )
     app.config.update(settings)
     db = SQLAlchemy(app)

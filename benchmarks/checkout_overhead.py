@@ -153,6 +153,7 @@ def build_storefront(database_url: str, *, with_extension: bool) -> tuple[Flask,
         SECRET_KEY="benchmark",
         SQLALCHEMY_DATABASE_URI=database_url,
         DISCORD_ROLES_ENCRYPTION_KEYS=[generate_key()],
+        DISCORD_ROLES_PUBLIC_BASE_URL="http://127.0.0.1",
         # Deliveries run in `flask discord-roles worker`, so the request does nothing but queue them.
         DISCORD_ROLES_EXECUTOR="worker",
     )

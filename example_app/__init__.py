@@ -65,6 +65,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         DISCORD_ROLES_API_BASE_URL=os.environ.get(
             "DISCORD_ROLES_API_BASE_URL", "https://discord.com/api/v10"
         ),
+        # Where the shop is reached from outside (required unless TESTING or debug); `make demo` sets it.
+        DISCORD_ROLES_PUBLIC_BASE_URL=os.environ.get("DISCORD_ROLES_PUBLIC_BASE_URL"),
         STORE_ID=STORE_ID,
     )
     app.config["DISCORD_ROLES_ENCRYPTION_KEYS"] = os.environ.get(

@@ -169,20 +169,35 @@ class Demo:
         self.sandbox.fake.stop()
 
 
+def _starting(environ: Any, start_response: Any) -> list[bytes]:
+    """What the bound server answers until the storefront is built (it serves nothing before)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"The demo is starting."]
+
+
 def start_demo(*, host: str = "127.0.0.1", port: int = 5000, config: dict[str, Any] | None = None) -> Demo:
     """Start FakeDiscord and the storefront (``port=0``: any free port), reset the database, seed it."""
     sandbox = start_sandbox()
+    # The server is bound first: the shop's public address (its port may be any free one) is a setting
+    # the app needs when it is created.
+    try:
+        server = make_server(host, port, _starting, threaded=True)
+    except BaseException:
+        sandbox.fake.stop()
+        raise
     try:
         app = create_app(
             {
                 "DISCORD_ROLES_API_BASE_URL": sandbox.fake.api_base_url,
+                "DISCORD_ROLES_PUBLIC_BASE_URL": f"http://{server.host}:{server.port}",
                 "DEMO_GUILD_ID": sandbox.guild.id,
                 **(config or {}),
             }
         )
         reset_database(app)
-        server = make_server(host, port, app, threaded=True)
+        server.app = app
     except BaseException:
+        server.server_close()
         sandbox.fake.stop()
         raise
     thread = threading.Thread(target=server.serve_forever, name="demo-storefront", daemon=True)

@@ -12,14 +12,13 @@ operations call the same functions. No function returns or raises anything that 
 
 from __future__ import annotations
 
-from flask import has_request_context, request
-
 from .extension import get_state
 from .models import StoreBot
 from .services import bots as _service
 from .services.bots import ConnectionCheck
 from .services.errors import ValidationError
 from .services.settings import store_settings
+from .web.urls import public_base_url
 
 __all__ = [
     "BotNotConfigured",
@@ -132,13 +131,10 @@ def invite_url(store_id: object, guild_id: str | None = None) -> str:
 def interactions_url(store_id: object, *, base_url: str | None = None) -> str:
     """What the store owner pastes as the application's Interactions Endpoint URL.
 
-    The base is ``base_url``, else ``DISCORD_ROLES_PUBLIC_BASE_URL``, else this request's host.
+    The base is ``base_url``, else ``DISCORD_ROLES_PUBLIC_BASE_URL`` (required outside ``TESTING`` and
+    debug), else this request's own address when its ``Host`` is a plain host name.
     """
     state = get_state()
-    base = base_url or state.settings.public_base_url
-    if base is None:
-        if not has_request_context():
-            raise RuntimeError("Pass base_url, or set DISCORD_ROLES_PUBLIC_BASE_URL, outside a request.")
-        base = request.host_url
+    base = base_url or public_base_url(state.settings)
     slug = state.loaders.slug_of_store(str(store_id))
     return f"{base.rstrip('/')}{state.settings.interactions_path}/{slug}"

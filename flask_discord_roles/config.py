@@ -76,8 +76,8 @@ DEFAULTS: dict[str, Any] = {
     # uses the same storage ("memory://" is per process; "redis://host:6379/0" is shared).
     "DISCORD_ROLES_API_RATE_LIMIT": "60/minute",
     "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": "memory://",
-    # The public https://host this app is reached at, for the interactions URL Discord must call; None
-    # builds it from the request (behind a proxy, set this or use Werkzeug's ProxyFix).
+    # The public https://host this app is reached at, for every address we hand out (the interactions
+    # URL, the OAuth redirect URI). Required unless TESTING or debug, where None uses the request's.
     "DISCORD_ROLES_PUBLIC_BASE_URL": None,
     # Seconds a linked server's name and member count, read from Discord, are reused by listings.
     "DISCORD_ROLES_GUILD_CACHE_SECONDS": 300.0,
@@ -240,8 +240,13 @@ def build_cipher(config: Mapping[str, Any], *, testing: bool) -> tuple[TokenCiph
         raise ConfigurationError(str(exc)) from None
 
 
-def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: bool) -> Settings:
-    """Validate the non-secret settings (defaults must already be applied)."""
+def load_settings(
+    config: Mapping[str, Any], *, version: str, ephemeral_key: bool, production: bool = False
+) -> Settings:
+    """Validate the non-secret settings (defaults must already be applied).
+
+    ``production`` (neither ``TESTING`` nor debug) makes ``DISCORD_ROLES_PUBLIC_BASE_URL`` required.
+    """
     lease = _positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float)
     timeout = _positive_number(config, "DISCORD_ROLES_HTTP_TIMEOUT", float)
     wait = _positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float)
@@ -282,7 +287,7 @@ def load_settings(config: Mapping[str, Any], *, version: str, ephemeral_key: boo
         api_prefix=_url_path(config, "DISCORD_ROLES_API_PREFIX"),
         api_rate_limit=_rate_limit(config, "DISCORD_ROLES_API_RATE_LIMIT"),
         api_rate_limit_storage=_storage_uri(config, "DISCORD_ROLES_API_RATE_LIMIT_STORAGE"),
-        public_base_url=_optional_http_url(config, "DISCORD_ROLES_PUBLIC_BASE_URL"),
+        public_base_url=_public_base_url(config, required=production),
         guild_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_GUILD_CACHE_SECONDS"),
         oauth_prefix=_url_path(config, "DISCORD_ROLES_OAUTH_PREFIX"),
         oauth_client_id=_oauth_client_id(config),
@@ -336,6 +341,28 @@ def _storage_uri(config: Mapping[str, Any], key: str) -> str:
 
 def _optional_http_url(config: Mapping[str, Any], key: str) -> str | None:
     return None if config[key] is None else _http_url(config, key)
+
+
+def _public_base_url(config: Mapping[str, Any], *, required: bool) -> str | None:
+    key = "DISCORD_ROLES_PUBLIC_BASE_URL"
+    if config[key] is None:
+        if required:
+            # Otherwise every address we hand out would follow the request's Host header, which
+            # anyone can set: Discord and OAuth would be pointed wherever a caller liked.
+            raise ConfigurationError(
+                f"{key} is not set. Set it to the public address of this app, such as "
+                "https://shop.example.com: the interactions URL store owners paste into Discord and the "
+                "OAuth redirect URI are built from it. (Only TESTING or debug apps may leave it unset.)"
+            )
+        return None
+    base = _http_url(config, key)
+    parts = urlsplit(base)
+    if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
+        raise ConfigurationError(
+            f"{key} must be a plain address such as https://shop.example.com (no user, query or "
+            f"fragment), got {config[key]!r}"
+        )
+    return base
 
 
 def _oauth_client_id(config: Mapping[str, Any]) -> str | None:

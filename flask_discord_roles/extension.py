@@ -176,9 +176,10 @@ class DiscordRoles:
         Requests per API token (``limits`` notation; several rates separated by ``;``).
     ``DISCORD_ROLES_API_RATE_LIMIT_STORAGE = "memory://"``
         Where the counts live: per process, or ``redis://…`` to share them between processes.
-    ``DISCORD_ROLES_PUBLIC_BASE_URL = None``
-        The public ``https://host`` of this app, for the interactions URL shown to store owners; by
-        default taken from the request (behind a proxy, set this or use Werkzeug's ``ProxyFix``).
+    ``DISCORD_ROLES_PUBLIC_BASE_URL`` (required unless ``TESTING`` or debug)
+        The public ``https://host`` of this app: every address we hand out (the interactions URL shown
+        to store owners, the OAuth redirect URI) is built from it, never from a request's ``Host``
+        header. A ``TESTING`` or debug app may leave it unset and use the request's own address.
     ``DISCORD_ROLES_GUILD_CACHE_SECONDS = 300.0``
         How long a linked server's name and member count, read from Discord, are reused.
 
@@ -221,7 +222,12 @@ class DiscordRoles:
                 "discord_roles.init_app(app), or pass db=... to DiscordRoles/init_app."
             )
         cipher, ephemeral = build_cipher(app.config, testing=app.testing)
-        settings = load_settings(app.config, version=__version__, ephemeral_key=ephemeral)
+        settings = load_settings(
+            app.config,
+            version=__version__,
+            ephemeral_key=ephemeral,
+            production=not (app.testing or app.debug),
+        )
         if ephemeral:
             logger.info(
                 "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "

@@ -408,22 +408,25 @@ class ApiToken(_Columns):
 
 
 class ProcessedInteraction(_Columns):
-    """An interaction id already answered: Discord may deliver the same one twice."""
+    """An interaction id a store already answered: Discord may deliver the same one twice.
+
+    Keyed per store: the record of one store never makes another store's interaction look handled.
+    """
 
     interaction_id: Mapped[str] = mapped_column(SNOWFLAKE, primary_key=True)
-    store_id: Mapped[str | None] = mapped_column(HOST_ID)
+    store_id: Mapped[str] = mapped_column(HOST_ID, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @declared_attr.directive
     def __table_args__(cls) -> Any:
         return (
-            sa.PrimaryKeyConstraint("interaction_id", name=conv("pk_discord_roles_interactions")),
+            sa.PrimaryKeyConstraint("interaction_id", "store_id", name=conv("pk_discord_roles_interactions")),
             # Old ids are pruned by age.
             sa.Index(conv("ix_discord_roles_interactions_received_at"), "received_at"),
         )
 
     def __repr__(self) -> str:
-        return f"<ProcessedInteraction {self.interaction_id!r}>"
+        return f"<ProcessedInteraction {self.interaction_id!r} store_id={self.store_id!r}>"
 
 
 class PurchaseNotification(_Columns):

@@ -163,7 +163,10 @@ def test_checkout_needs_a_signed_in_customer_and_a_real_package(shop: Flask) -> 
 
 
 def test_forms_without_a_csrf_token_are_refused(database_url: str) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    # Not TESTING, as in production: so the shop's public address must be set too.
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "DISCORD_ROLES_PUBLIC_BASE_URL": "http://shop.test"}
+    )
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR, revision="heads")
         refused = app.test_client().post("/login", data={"email": "a@example.com", "password": "x"})

@@ -18,7 +18,9 @@ def _app(**config: object) -> Flask:
 
 
 def test_init_app_registers_state_and_reads_defaults() -> None:
-    app = _app(DISCORD_ROLES_ENCRYPTION_KEYS=generate_key())
+    app = _app(
+        DISCORD_ROLES_ENCRYPTION_KEYS=generate_key(), DISCORD_ROLES_PUBLIC_BASE_URL="https://a.example"
+    )
     db = SQLAlchemy(app)
     DiscordRoles(app, db=db)
     state = app.extensions["discord_roles"]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ..extension import DiscordRolesState
 from ..models import ApiToken, utcnow
 from .errors import ValidationError
+from .reconnect import survives_stale_connection
 
 SCOPES = ("read", "write")
 """``read`` for every GET; ``write`` for everything that changes something."""
@@ -163,9 +164,7 @@ def authenticate(state: DiscordRolesState, token: str) -> ApiGrant | None:
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
-        # Its own short transaction: the request's session may roll back, and a GET writes nothing else.
-        with state.db.engine.begin() as connection:
-            connection.execute(sa.update(model).where(model.id == row.id).values(last_used_at=now))
+        _note_use(state, row.id, now)
     return ApiGrant(
         store_id=row.store_id,
         scopes=frozenset(row.scopes.split()),
@@ -173,6 +172,14 @@ def authenticate(state: DiscordRolesState, token: str) -> ApiGrant | None:
         rate_key=f"token:{rate_key_for(token)}",
         token_id=row.id,
     )
+
+
+@survives_stale_connection
+def _note_use(state: DiscordRolesState, token_id: int, now: datetime) -> None:
+    # Its own short transaction: the request's session may roll back, and a GET writes nothing else.
+    model = state.models.ApiToken
+    with state.db.engine.begin() as connection:
+        connection.execute(sa.update(model).where(model.id == token_id).values(last_used_at=now))
 
 
 def _info(row: ApiToken) -> TokenInfo:

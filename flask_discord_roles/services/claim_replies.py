@@ -24,6 +24,7 @@ from ..extension import DiscordRolesState
 from ..models import ClaimReply, Models
 from .claims import Listed, deliveries_by_id
 from .leasing import LeasedQueue
+from .reconnect import survives_stale_connection
 
 logger = logging.getLogger("flask_discord_roles.claim_replies")
 
@@ -68,6 +69,7 @@ def queue_claim_reply(
     return reply_id
 
 
+@survives_stale_connection
 def forget_old_replies(models: Models, engine: sa.Engine, *, now: datetime) -> int:
     """Delete answers settled more than :data:`REPLY_MEMORY` ago; returns how many."""
     reply = models.ClaimReply
@@ -137,13 +139,11 @@ class ClaimReplySender(LeasedQueue):
     def run(self, reply_id: int) -> str:
         """Send one claimed reply if its deliveries settled: ``sent``, ``waiting``, ``retried``, ``failed``
         or ``lost``."""
-        model = self.model
         now = self._clock()
-        with self._engine.connect() as connection:
-            reply = connection.execute(sa.select(model).where(model.id == reply_id)).first()
-            if reply is None or reply.leased_by != self.runner_id:
-                return "lost"
-            listed = deliveries_by_id(connection, self.state.models.Delivery, reply.delivery_ids)
+        loaded = self._load(reply_id)
+        if loaded is None:
+            return "lost"
+        reply, listed = loaded
         scheduled = [row.next_attempt_at for row in listed if row.status == "pending" and row.next_attempt_at]
         if scheduled and now < reply.answer_by:
             # Look again when the last of them is due to have run (but not before RECHECK).
@@ -175,6 +175,17 @@ class ClaimReplySender(LeasedQueue):
             return self._finish(reply_id, "failed", f"discord_{error.code or error.status}")
         return self._finish(reply_id, "sent", None)
 
+    @survives_stale_connection
+    def _load(self, reply_id: int) -> tuple[Any, list[Any]] | None:
+        """The claimed reply and its deliveries as they stand; None when it is not ours any more."""
+        model = self.model
+        with self._engine.connect() as connection:
+            reply = connection.execute(sa.select(model).where(model.id == reply_id)).first()
+            if reply is None or reply.leased_by != self.runner_id:
+                return None
+            return reply, list(deliveries_by_id(connection, self.state.models.Delivery, reply.delivery_ids))
+
+    @survives_stale_connection
     def _finish(
         self,
         reply_id: int,

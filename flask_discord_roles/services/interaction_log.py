@@ -1,4 +1,5 @@
-"""The record of interactions: each id remembered once (Discord may deliver one twice), each counted once.
+"""The record of interactions: each id remembered once per store (Discord may deliver one twice), each
+counted once.
 
 Statements are built once per set of models: building the expression costs more than sending it, and
 the compiled form is then found in SQLAlchemy's cache.
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Dialect
 
 from ..models import Models, utcnow
 from .driver_sql import DriverStatement
+from .reconnect import survives_stale_connection
 
 INTERACTION_MEMORY = timedelta(days=1)
 """How long an interaction id is remembered; Discord redelivers within seconds, never a day later."""
@@ -25,14 +27,16 @@ INTERACTION_MEMORY = timedelta(days=1)
 def remember(
     connection: sa.Connection, models: Models, interaction_id: str, store_id: str, now: datetime
 ) -> bool:
-    """Record ``interaction_id``; False if it was recorded before (Discord delivered it again)."""
+    """Record ``interaction_id`` for ``store_id``; False if that store recorded it before (a redelivery)."""
     row = {"interaction_id": interaction_id, "interaction_store_id": store_id, "received_at": now}
     dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         return bool(connection.execute(_remember_statement(models, dialect), row).first())
     table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
     seen = connection.scalar(
-        sa.select(table.c.interaction_id).where(table.c.interaction_id == interaction_id)
+        sa.select(table.c.interaction_id).where(
+            table.c.interaction_id == interaction_id, table.c.store_id == store_id
+        )
     )
     if seen is not None:
         return False
@@ -70,6 +74,7 @@ def remember_and_count(
     return bool(connection.scalar(_remember_and_count_statement(models), row))
 
 
+@survives_stale_connection
 def forget_old_interactions(models: Models, engine: sa.Engine, *, now: datetime | None = None) -> int:
     """Delete remembered interaction ids older than :data:`INTERACTION_MEMORY`; returns how many."""
     table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
@@ -91,7 +96,7 @@ def _remember_statement(models: Models, dialect: str) -> Any:
             store_id=sa.bindparam("interaction_store_id"),
             received_at=sa.bindparam("received_at"),
         )
-        .on_conflict_do_nothing(index_elements=["interaction_id"])
+        .on_conflict_do_nothing(index_elements=["interaction_id", "store_id"])
         .returning(table.c.interaction_id)
     )
 

@@ -29,6 +29,7 @@ from .claim_replies import claim_answer, queue_claim_reply
 from .claims import Listed, claim_for_member, member_deliveries
 from .guilds import link_guild
 from .interaction_log import QueryRecorder
+from .reconnect import survives_stale_connection
 
 logger = logging.getLogger("flask_discord_roles.interactions")
 
@@ -98,6 +99,7 @@ def _query_for(bot: InteractionBot, payload: Mapping[str, Any]) -> Query | None:
     return QUERIES.get(discord.command_name(payload) or "")
 
 
+@survives_stale_connection  # reads and a record only: /check and /help call no Discord
 def _answer_query(
     state: DiscordRolesState,
     bot: InteractionBot,

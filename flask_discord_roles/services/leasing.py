@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..models import PENDING, utcnow
+from .reconnect import survives_stale_connection
 
 if TYPE_CHECKING:
     from ..extension import DiscordRolesState
@@ -57,6 +58,7 @@ def claim_statement(
     )
 
 
+@survives_stale_connection
 def claim_due(
     engine: sa.Engine,
     model: Any,
@@ -112,6 +114,7 @@ class LeasedQueue:
             only_ids=only_ids,
         )
 
+    @survives_stale_connection
     def next_due_at(self) -> datetime | None:
         """When the earliest scheduled row comes due (None when nothing is scheduled)."""
         model = self.model

@@ -25,6 +25,7 @@ from ..models import PurchaseNotification, utcnow
 from ..orders import OrderEvent
 from .bots import token_of
 from .leasing import LeasedQueue
+from .reconnect import survives_stale_connection
 from .settings import QueueSettings
 
 logger = logging.getLogger("flask_discord_roles.notifications")
@@ -123,18 +124,10 @@ class NotificationSender(LeasedQueue):
 
     def run(self, notification_id: int) -> str:
         """Post one claimed notification; returns ``sent``, ``retried``, ``failed`` or ``lost``."""
-        models = self.state.models
-        with self._sessions() as session:
-            notification = session.get(models.PurchaseNotification, notification_id)
-            if notification is None or notification.leased_by != self.runner_id:
-                return "lost"
-            bot = session.scalar(
-                sa.select(models.StoreBot).where(models.StoreBot.store_id == notification.store_id)
-            )
-            message = notification_message(notification)
-            channel_id, attempts = notification.channel_id, notification.attempts
-            token_ciphertext = bot.token_ciphertext if bot is not None and bot.is_enabled else None
-            uses_platform_bot = bot is not None and bot.uses_platform_bot
+        loaded = self._load(notification_id)
+        if loaded is None:
+            return "lost"
+        message, channel_id, attempts, token_ciphertext, uses_platform_bot = loaded
         if token_ciphertext is None:
             return self._finish(
                 notification_id, "failed", "no_bot", "The store's bot is missing or switched off."
@@ -162,6 +155,28 @@ class NotificationSender(LeasedQueue):
             return self._finish(notification_id, "failed", code, reason)
         return self._finish(notification_id, "sent", None, None)
 
+    @survives_stale_connection
+    def _load(self, notification_id: int) -> tuple[dict[str, Any], str, int, str | None, bool] | None:
+        """What posting needs: message, channel, attempts, the bot's token (None: no usable bot) and
+        whether it is the shared bot; None when the notification is not ours any more."""
+        models = self.state.models
+        with self._sessions() as session:
+            notification = session.get(models.PurchaseNotification, notification_id)
+            if notification is None or notification.leased_by != self.runner_id:
+                return None
+            bot = session.scalar(
+                sa.select(models.StoreBot).where(models.StoreBot.store_id == notification.store_id)
+            )
+            token_ciphertext = bot.token_ciphertext if bot is not None and bot.is_enabled else None
+            return (
+                notification_message(notification),
+                notification.channel_id,
+                notification.attempts,
+                token_ciphertext,
+                bot is not None and bot.uses_platform_bot,
+            )
+
+    @survives_stale_connection
     def _finish(
         self, notification_id: int, status: str, code: str | None, reason: str | None, *, delay: float = 0.0
     ) -> str:

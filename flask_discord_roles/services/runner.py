@@ -41,6 +41,7 @@ from .failures import Failure, describe_transient, diagnose
 from .leasing import LeasedQueue
 from .provenance import active_grant_exists, granted_by_us_elsewhere
 from .queue import claim_window_closed, order_removal_key
+from .reconnect import survives_stale_connection
 from .records import DeliveryInfo
 from .role_gate import REFUSALS, refusal
 
@@ -139,6 +140,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- claiming (claim() and next_due_at() come from LeasedQueue) -------------------------------------
 
+    @survives_stale_connection
     def release(self, delivery_ids: Iterable[int]) -> int:
         """Give back claimed rows that were not started (a worker stopping); their attempt is not spent."""
         ids = list(delivery_ids)
@@ -159,6 +161,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- housekeeping ---------------------------------------------------------------------------------
 
+    @survives_stale_connection
     def expire_unclaimed(self) -> int:
         """Mark role grants still waiting for their customer past the claim window ``expired``.
 
@@ -182,6 +185,7 @@ class DeliveryRunner(LeasedQueue):
             )
             return int(result.rowcount)
 
+    @survives_stale_connection
     def queue_depth(self) -> int:
         """Pending rows that are scheduled (due now or retrying later); rows waiting for customers aside."""
         delivery = self.state.models.Delivery
@@ -302,9 +306,7 @@ class DeliveryRunner(LeasedQueue):
                 return self._complete(job, role_was_present=False, counter="total_roles_assigned")
             # They hold it already: ours (another purchase of theirs) or theirs from before us. Nothing
             # was assigned now, so the store's count of assigned roles stays as it is.
-            with self._engine.connect() as session:
-                ours = granted_by_us_elsewhere(session, self.state.models.Delivery, job)
-            return self._complete(job, role_was_present=not ours, counter=None)
+            return self._complete(job, role_was_present=not self._granted_elsewhere(job), counter=None)
         if job.role_was_present is None:
             # Written before the PUT: if the PUT times out yet is applied, or this runner dies, the next
             # attempt finds the role and must still know it was absent before us.
@@ -316,21 +318,29 @@ class DeliveryRunner(LeasedQueue):
 
     def _remove(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
         assert job.discord_user_id is not None
-        if job.source != "manual":
-            with self._engine.connect() as session:
-                still_granted = active_grant_exists(session, self.state.models.Delivery, job)
-            if still_granted:
-                return self._complete(
-                    job,
-                    counter=None,
-                    reason_code="still_granted",
-                    reason="Kept: another active purchase of this customer grants the same role.",
-                )
+        if job.source != "manual" and self._still_granted(job):
+            return self._complete(
+                job,
+                counter=None,
+                reason_code="still_granted",
+                reason="Kept: another active purchase of this customer grants the same role.",
+            )
         client.remove_member_role(
             job.guild_id, job.discord_user_id, job.role_id, reason=job.audit_reason, max_wait=wait
         )
         return self._complete(job, counter="total_roles_removed")
 
+    @survives_stale_connection
+    def _granted_elsewhere(self, job: _Job) -> bool:
+        with self._engine.connect() as session:
+            return granted_by_us_elsewhere(session, self.state.models.Delivery, job)
+
+    @survives_stale_connection
+    def _still_granted(self, job: _Job) -> bool:
+        with self._engine.connect() as session:
+            return active_grant_exists(session, self.state.models.Delivery, job)
+
+    @survives_stale_connection
     def _note_role_absent(self, job: _Job) -> None:
         delivery = self.state.models.Delivery
         with self._engine.begin() as session:
@@ -342,6 +352,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- recording outcomes ---------------------------------------------------------------------------
 
+    @survives_stale_connection
     def _load(self, delivery_id: int) -> _Job | None:
         models = self.state.models
         delivery, bot = models.Delivery, models.StoreBot
@@ -463,6 +474,7 @@ class DeliveryRunner(LeasedQueue):
         }
         return self._finish(job, values, WAITING)
 
+    @survives_stale_connection
     def _finish(
         self,
         job: _Job,

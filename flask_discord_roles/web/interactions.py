@@ -3,26 +3,33 @@ store's own bot, and ``POST <DISCORD_ROLES_INTERACTIONS_PATH>`` for the platform
 
 Thin on purpose: find the bot, check Discord's signature on the raw body before reading
 anything else out of it, then hand the payload to :mod:`..services.interactions`. Every refusal is JSON:
-401 for a signature (what Discord's own probe expects), 404 for a store we do not know, 413 for a body
-too large to be an interaction, 400 for a signed body that is not an interaction.
+401 for a signature (what Discord's own probe expects), 404 for a store we do not know (or a path with
+control characters, refused by :mod:`.guards` before any query), 413 for a body too large to be an
+interaction, 400 for a signed body that is not an interaction (not JSON, nested too deep, no ``id``).
+Anything unexpected is logged once and answered with a JSON 500, never the host's HTML error page.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from ..discord import interactions as discord
 from ..discord.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_is_valid, timestamp_is_fresh
+from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState, get_state
 from ..services.interactions import answer_interaction, find_bot
 from ..services.platform_bot import answer_platform_interaction
+from .guards import InputRefused, guard, parse_json, read_body
 
 interactions = Blueprint("discord_roles_interactions", __name__)
+guard(interactions)
+logger = logging.getLogger("flask_discord_roles.interactions")
 
 RECHECK_SECONDS = 1.0
 """How often per store a request that does not match the remembered bot may make us read it again."""
@@ -39,9 +46,7 @@ def store_bot(store_slug: str) -> tuple[Response, int]:
     bot = find_bot(state, store_id) or find_bot(state, store_id, max_age=RECHECK_SECONDS)
     if bot is None:
         return _refusal(404, "Not Found", "No store's bot answers at this address.")
-    body = _read_body(state.settings.interaction_max_bytes)
-    if body is None:
-        return _refusal(413, "Payload Too Large", "An interaction is never this large.")
+    body = read_body(state.settings.interaction_max_bytes)
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature_is_valid(bot.public_key, signature, timestamp, body):
@@ -63,9 +68,7 @@ def platform_bot() -> tuple[Response, int]:
     public_key = state.settings.platform_public_key
     if public_key is None:
         return _refusal(404, "Not Found", "This app has no shared bot; a store's bot has its own address.")
-    body = _read_body(state.settings.interaction_max_bytes)
-    if body is None:
-        return _refusal(413, "Payload Too Large", "An interaction is never this large.")
+    body = read_body(state.settings.interaction_max_bytes)
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     if not signature_is_valid(public_key, request.headers.get(SIGNATURE_HEADER), timestamp, body):
         return _refusal(401, "Unauthorized", "Invalid request signature.")
@@ -94,22 +97,35 @@ def _answer(
     return jsonify(reply), 200
 
 
-def _read_body(limit: int) -> bytes | None:
-    """The raw body as sent, or None when it is over ``limit`` bytes (read no further than that)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = request.stream.read(limit + 1)
-    return None if len(body) > limit else body
-
-
 def _interaction(body: bytes) -> dict[str, Any] | None:
+    """The interaction in a signed ``body``, or None when it is not one (nesting too deep raises)."""
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except ValueError:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
         return None
+    # Every interaction has an id, PING included: it is what a redelivery is recognised by.
+    interaction_id = payload.get("id")
+    if not isinstance(interaction_id, str) or not is_snowflake(interaction_id):
+        return None
     return payload
+
+
+@interactions.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 400
+    message = error.description if isinstance(error, InputRefused) else None
+    return _refusal(status, error.name, message or "This address only accepts Discord's interactions.")
+
+
+@interactions.errorhandler(Exception)
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    # Logged here, once, with the traceback; Discord (or whoever sent it) gets JSON and no details.
+    logger.exception("interactions webhook: unexpected %s", type(error).__name__)
+    return jsonify(
+        {"success": False, "error": "Server Error", "message": "Something went wrong on our side."}
+    ), 500
 
 
 def _refusal(status: int, error: str, message: str) -> tuple[Response, int]:

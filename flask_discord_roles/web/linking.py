@@ -29,9 +29,9 @@ from flask import (
     render_template,
     request,
     session,
-    url_for,
 )
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from ..discord.errors import TransientDiscordError
 from ..discord.oauth import (
@@ -47,8 +47,11 @@ from ..extension import DiscordRolesState, get_state
 from ..services.linking import AccountTaken, link_account, unlink_account
 from ..services.oauth_apps import oauth_app_for
 from ..services.settings import store_settings
+from .guards import guard
+from .urls import public_base_url
 
 linking = Blueprint("discord_roles_linking", __name__, template_folder="../templates")
+guard(linking)
 logger = logging.getLogger("flask_discord_roles.linking")
 
 PENDING_KEY = "_discord_roles_link"
@@ -71,6 +74,22 @@ def _refused(refusal: Refusal) -> tuple[Response | str, int]:
     # Where the customer was going: the attempt's own ``next`` once it is known, else the request's.
     next_path = g.get("discord_roles_next") or _safe_next(request.args.get("next"))
     return _answer(refusal.status, refusal.code, refusal.message, next_path=next_path)
+
+
+@linking.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[Response | str, int]:
+    status = error.code or 400
+    code = (error.name or "error").lower().replace(" ", "_")
+    return _answer(status, code, error.description or error.name, next_path=_safe_next(None))
+
+
+@linking.errorhandler(Exception)
+def _unexpected(error: Exception) -> tuple[Response | str, int]:
+    # Logged here, once, with the traceback; the customer sees the usual page (or JSON), no details.
+    logger.exception("account linking: unexpected %s", type(error).__name__)
+    return _answer(
+        500, "server_error", "Something went wrong on our side. Try again in a minute.", next_path="/"
+    )
 
 
 @linking.get("/link")
@@ -243,10 +262,7 @@ def _store_and_customer(state: DiscordRolesState, *, require_enabled: bool = Tru
 
 
 def _callback_url(state: DiscordRolesState) -> str:
-    base = state.settings.public_base_url
-    if base:
-        return f"{base}{state.settings.oauth_prefix}/callback"
-    return url_for(f"{linking.name}.callback", _external=True)
+    return f"{public_base_url(state.settings)}{state.settings.oauth_prefix}/callback"
 
 
 def _safe_next(raw: str | None) -> str:

@@ -13,11 +13,12 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ...extension import get_state
+from ..guards import guard
 from .auth import authorise, observe, rate_limit_headers
-from .context import has_control_characters
 from .errors import install_error_handlers
 
 tenant_api = Blueprint("discord_roles_api", __name__)
+guard(tenant_api)  # paths with control characters are refused before the token is even looked up
 install_error_handlers(tenant_api)
 
 
@@ -34,9 +35,7 @@ def _authorise() -> None:
         return
     authorise(get_state())
     for value in (request.view_args or {}).values():
-        if (isinstance(value, int) and value > MAX_ID) or (
-            isinstance(value, str) and has_control_characters(value)
-        ):
+        if isinstance(value, int) and value > MAX_ID:
             raise NotFound()
 
 

@@ -10,7 +10,11 @@ from flask import g, request
 from ...extension import DiscordRolesState, get_state
 from ...services.api_tokens import ApiGrant
 from ...timestamps import EXAMPLE, format_timestamp
+from ..guards import parse_json, read_body
 from .errors import invalid
+
+MAX_BODY_BYTES = 64 * 1024
+"""The largest request body the API reads: its bodies are a few fields (413 beyond, read no further)."""
 
 
 def store_id() -> str:
@@ -29,10 +33,18 @@ def has_control_characters(text: str) -> bool:
 
 
 def json_body() -> dict[str, Any]:
-    """The JSON object sent, ``{}`` for no body; 422 for anything else (control characters included)."""
-    if not request.get_data(cache=True):
+    """The JSON object sent, ``{}`` for no body; 422 for anything else (control characters included).
+
+    Bounded before parsing (see :mod:`..guards`): 413 past :data:`MAX_BODY_BYTES`, 400 when nested
+    too deep for a parser to follow.
+    """
+    raw = read_body(MAX_BODY_BYTES)
+    if not raw:
         return {}
-    body = request.get_json(silent=True, force=True)
+    try:
+        body = parse_json(raw)
+    except ValueError:
+        body = None
     if not isinstance(body, dict):
         raise invalid({"body": ['Send a JSON object, e.g. {"enabled": true}.']})
     errors = {

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from ...discord.errors import TransientDiscordError
 from ...services.errors import ValidationError
 from ..error_body import OPERATION_NOT_FOUND, error_body, retry_seconds
+from ..guards import InputRefused
 
 logger = logging.getLogger("flask_discord_roles.api")
 
@@ -107,6 +108,8 @@ def install_error_handlers(blueprint: Blueprint) -> None:
         # view that looked an id up raises not_found() instead.
         message = OPERATION_NOT_FOUND if status == 404 else None
         detail = HTTP_DETAILS.get(status)
+        if isinstance(error, InputRefused):
+            detail = error.description or detail  # what was wrong with the path or the body
         response = error_response(ApiError(status, detail, message=message))
         if status == 405 and error.get_headers():
             response.headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
