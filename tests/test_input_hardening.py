@@ -156,8 +156,9 @@ def test_an_unexpected_error_in_the_webhook_is_json_logged_once_and_tells_nothin
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json() == {
         "success": False,
-        "error": "Server Error",
-        "message": "Something went wrong on our side.",
+        "error": "Internal Server Error",
+        "message": "Internal server error",
+        "detail": "Something went wrong on our side.",
     }
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(errors) == 1, f"logged once: {[record.getMessage() for record in errors]}"
@@ -174,8 +175,8 @@ def test_an_unexpected_error_in_the_tenant_api_is_the_seeds_shape_logged_once(
     with caplog.at_level(logging.ERROR):
         answer = api.get("/settings")
     body = assert_error(answer, 500)
-    assert set(body) == {"success", "error", "message"}
-    assert body["error"] == "Server Error"
+    assert set(body) == {"success", "error", "message", "detail"}
+    assert (body["error"], body["message"]) == ("Internal Server Error", "Internal server error")
     assert "hunter2" not in answer.get_data(as_text=True)
     assert "Traceback" not in answer.get_data(as_text=True)
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -25,6 +25,7 @@ from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState, get_state
 from ..services.interactions import answer_interaction, find_bot
 from ..services.platform_bot import answer_platform_interaction
+from .error_body import error_body
 from .guards import InputRefused, guard, parse_json, read_body
 
 interactions = Blueprint("discord_roles_interactions", __name__)
@@ -123,9 +124,7 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
 def _unexpected(error: Exception) -> tuple[Response, int]:
     # Logged here, once, with the traceback; Discord (or whoever sent it) gets JSON and no details.
     logger.exception("interactions webhook: unexpected %s", type(error).__name__)
-    return jsonify(
-        {"success": False, "error": "Server Error", "message": "Something went wrong on our side."}
-    ), 500
+    return jsonify(error_body(500, detail="Something went wrong on our side.")), 500
 
 
 def _refusal(status: int, error: str, message: str) -> tuple[Response, int]:
