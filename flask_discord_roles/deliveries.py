@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from .codes import ReasonCode
 from .discord.snowflake import is_snowflake
 from .dispatch import dispatch_after_commit
 from .extension import DiscordRolesState, get_state
@@ -298,7 +299,7 @@ def retry_deliveries(
 def _unlinked_server_rows(state: DiscordRolesState, store_id: str, rows: list[Any]) -> set[int]:
     """Rows stopped by unlinking their server, whose server is still unlinked: a retry would deliver to
     a server the owner cut off. Once it is linked again they can be retried."""
-    stopped = [row for row in rows if row.reason_code == "guild_unlinked"]
+    stopped = [row for row in rows if row.reason_code == ReasonCode.GUILD_UNLINKED]
     if not stopped:
         return set()
     linked = state.models.LinkedGuild

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import (
@@ -193,7 +194,7 @@ def _owed_in(
             model.status == PENDING,
             sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now),
         ),
-        sa.and_(model.status == "failed", model.reason_code == "member_not_in_guild"),
+        sa.and_(model.status == "failed", model.reason_code == ReasonCode.MEMBER_NOT_IN_GUILD),
     )
     return list(
         state.db.session.scalars(
