@@ -20,6 +20,7 @@ __all__ = [
     "CHECK_CODES",
     "DELIVERY_CODES",
     "NOTIFICATION_CODES",
+    "ROLE_CODES",
     "ReasonCode",
     "markdown_table",
 ]
@@ -93,8 +94,8 @@ FIXES: dict[ReasonCode, str] = {
     ReasonCode.DISCORD_REJECTED: "Discord refused; the reason quotes it. Fix what it names, then retry.",
     ReasonCode.DISCORD_REFUSED: "Discord refused to list the server's roles; the reason quotes it.",
     ReasonCode.RATE_LIMITED: "Nothing to do: Discord asked us to slow down, it goes out when Discord allows.",
-    ReasonCode.PACED: "Nothing to do: queued behind other role changes for this server; it goes out in "
-    "a few seconds.",
+    ReasonCode.PACED: "Nothing to do: our client spaces requests to stay within the limits Discord "
+    "announced (Discord refused nothing); it goes out in a few seconds.",
     ReasonCode.DISCORD_UNAVAILABLE: "Discord kept failing; nothing is wrong with your setup. Retry later.",
     ReasonCode.PLATFORM_TOKEN_REVOKED: "The platform's shared bot token was refused; the platform's "
     "operator must set a new one. It is delivered once that works again.",
@@ -184,6 +185,17 @@ CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
     _C.MEMBER_NOT_IN_GUILD,
 }
 """Codes a diagnostics check, a notification-channel check or a server role's ``assignable`` can carry."""
+
+
+ROLE_CODES: frozenset[ReasonCode] = frozenset(
+    {_C.EVERYONE_ROLE, _C.MANAGED_ROLE, _C.MISSING_MANAGE_ROLES, _C.ROLE_ABOVE_BOT}
+)
+"""Why the bot cannot give a server role, by the role order alone (a server role's ``reason_code``)."""
+
+
+def schema_enum(codes: frozenset[ReasonCode]) -> list[str]:
+    """``codes`` as an OpenAPI ``enum``, in catalogue order."""
+    return [str(code) for code in ReasonCode if code in codes]
 
 
 def scopes(code: ReasonCode) -> list[str]:

@@ -113,3 +113,54 @@ def test_every_code_a_delivery_can_carry_is_in_the_catalogue_with_words_for_the_
         assert code.fix.strip(), f"{code} has no fix"
         assert "/api/" not in code.fix, f"{code}'s fix names a tenant-API path instead of plain words"
     assert {"role_above_bot", "paced", "rate_limited", "permissions_undiagnosed"} <= set(DELIVERY_CODES)
+
+
+# -- the catalogue is the one source: README, OpenAPI and the example dashboard read it ---------------
+
+
+def test_the_readme_table_is_the_catalogue() -> None:
+    from pathlib import Path
+
+    from flask_discord_roles.codes import markdown_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, (
+        "README's reason-code table differs from flask_discord_roles/codes.py: paste the output of "
+        "`python -m flask_discord_roles.codes` between its markers"
+    )
+
+
+def test_the_openapi_description_lists_exactly_the_catalogue_s_codes(app: Flask) -> None:
+    document = app.test_client().get("/api/v1/tenant/discord/openapi.json").json
+    schemas = json_walk(document)
+    delivery_enums = [enum for key, enum in schemas if key == "reason_code"]
+    assert delivery_enums, "no reason_code with an enum in the OpenAPI description"
+    everything = {str(code) for code in ReasonCode}
+    for enum in delivery_enums:
+        assert set(enum) <= everything, f"codes outside the catalogue: {set(enum) - everything}"
+    assert [str(code) for code in ReasonCode if code in DELIVERY_CODES] in delivery_enums
+
+
+def json_walk(node: Any, key: str | None = None) -> list[tuple[str | None, list[str]]]:
+    """Every (property name, enum) under a property's schema, anyOf/nullable unwrapped."""
+    found: list[tuple[str | None, list[str]]] = []
+    if isinstance(node, dict):
+        if "enum" in node and key is not None:
+            found.append((key, node["enum"]))
+        for name, value in node.items():
+            child_key = name if name not in ("anyOf", "properties", "items", "schema") else key
+            if isinstance(value, list):
+                for item in value:
+                    found += json_walk(item, child_key)
+            else:
+                found += json_walk(value, child_key)
+    return found
+
+
+def test_the_example_dashboard_words_a_reasonless_row_from_the_catalogue() -> None:
+    from example_app.dashboard.common import why
+    from flask_discord_roles.deliveries import DeliveryInfo
+
+    fields = dict.fromkeys(DeliveryInfo.__dataclass_fields__)
+    row = DeliveryInfo(**{**fields, "reason_code": "paced", "reason": None})
+    assert why(row) == ReasonCode.PACED.fix
