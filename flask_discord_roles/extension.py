@@ -21,6 +21,7 @@ from .migrations import register_with_flask_migrate
 from .models import Models, define_models
 from .orders import OrderAdapter, default_adapter
 from .services.bot_cache import BotCache
+from .services.hierarchy import HierarchyMemo
 from .signals import order_completed, order_revoked
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class DiscordRolesState:
     # Keys claim codes; None when neither DISCORD_ROLES_CLAIM_CODE_SECRET nor SECRET_KEY is set.
     claim_secret: bytes | None = field(default=None, repr=False)
     bot_cache: BotCache = field(default_factory=lambda: BotCache(0.0), repr=False)
+    # Servers' role order as last read, to explain a burst of refused role changes with one read.
+    hierarchy: HierarchyMemo = field(default_factory=HierarchyMemo, repr=False)
     first_request_seen: bool = field(default=False, repr=False)
     # The shared bot's token (DISCORD_ROLES_BOT_TOKEN), when the platform has one.
     platform_token: str | None = field(default=None, repr=False)

@@ -16,6 +16,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
+from .codes import ReasonCode
 from .drain import BatchReport, Drainer
 from .extension import get_state
 from .models import utcnow
@@ -34,7 +35,7 @@ def outcome_signaller(app: Flask) -> object:
 
     def send(result: str, info: DeliveryInfo) -> None:
         if result == COMPLETED:
-            if info.reason_code == "still_granted":
+            if info.reason_code == ReasonCode.STILL_GRANTED:
                 return  # nothing changed in Discord
             signal = role_delivered if info.action == "add" else role_removed
         elif result == FAILED:

@@ -7,12 +7,22 @@ from typing import Any
 from flask import current_app, flash, redirect, url_for
 from werkzeug.wrappers import Response
 
-from flask_discord_roles.deliveries import ValidationError
+from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.deliveries import DeliveryInfo, ValidationError
 
 from .. import db
 
 DISCORD_DOWN = "Discord can't be reached right now, so nothing was changed. Try again in a minute."
 DISCORD_DOWN_READING = "Discord can't be reached right now. Reload the page in a minute."
+
+
+def why(delivery: DeliveryInfo) -> str:
+    """Why a delivery failed or waits, in words: its own reason, else its code's fix from the catalogue."""
+    if delivery.reason:
+        return delivery.reason
+    if delivery.reason_code in set(ReasonCode):
+        return ReasonCode(delivery.reason_code).fix
+    return delivery.reason_code or "no reason recorded"
 
 
 def store_id() -> str:

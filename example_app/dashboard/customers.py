@@ -17,7 +17,7 @@ from flask_discord_roles.deliveries import DeliveryInfo
 from .. import db
 from ..models import Customer
 from . import dashboard
-from .common import refused, store_id
+from .common import refused, store_id, why
 from .servers import role_name, servers_with_roles
 from .shop_names import shop_customer_id
 
@@ -102,7 +102,7 @@ def _done(customer_id: str, change: DeliveryInfo, verb: str) -> Response:
     if outcome.status == "completed":
         flash(f"{role} {verb}.", "success")
     elif outcome.status == "failed":
-        flash(f"{role} could not be {verb}: {outcome.reason or outcome.reason_code}", "error")
+        flash(f"{role} could not be {verb}: {why(outcome)}", "error")
     else:
         flash(f"{role} will be {verb} in a moment (delivery #{change.id}).", "info")
     return redirect(url_for("dashboard.customer", customer_id=customer_id))

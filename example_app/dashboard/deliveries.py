@@ -15,7 +15,7 @@ from flask_discord_roles.deliveries import MAX_ID, STATUSES, DeliveryInfo, Deliv
 
 from .. import db
 from . import dashboard
-from .common import refused, store_id
+from .common import refused, store_id, why
 from .shop_names import customer_names, package_names
 
 STATUS_FILTERS = (("All", None), *((status.capitalize(), status) for status in STATUSES))
@@ -79,6 +79,7 @@ def deliveries_page() -> str:
         retryable=RETRYABLE,
         packages=package_names(),
         customers=customer_names(item.customer_id for item in page.items),
+        why=why,
     )
 
 
@@ -102,7 +103,7 @@ def _say_outcome(delivery: DeliveryInfo) -> None:
     if delivery.status == "completed":
         flash(f"Delivery #{delivery.id} is done.", "success")
     elif delivery.status == "failed":
-        flash(f"Delivery #{delivery.id} failed again: {delivery.reason or delivery.reason_code}", "error")
+        flash(f"Delivery #{delivery.id} failed again: {why(delivery)}", "error")
     elif delivery.waiting_for_customer:
         flash(f"Delivery #{delivery.id} is waiting for the customer to link Discord or run /claim.", "info")
     else:

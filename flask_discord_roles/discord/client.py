@@ -183,6 +183,7 @@ class DiscordClient:
                     retry_after=busy.retry_after,
                     scope="bucket",
                     route=route.key,
+                    from_discord=busy.after_429,
                 ) from None
             if window is None:
                 continue  # the route moved to a shared bucket: look it up again
@@ -197,6 +198,7 @@ class DiscordClient:
                         is_global=True,
                         scope="global",
                         route=route.key,
+                        from_discord=busy.after_429,
                     ) from None
                 if self._disabled.is_set():
                     # Another thread got the 401 while this one queued: do not send a dead token.

@@ -76,7 +76,13 @@ class DiscordConnectionError(TransientDiscordError):
 
 
 class RateLimited(TransientDiscordError):
-    """Still rate limited after waiting as long as we were allowed to."""
+    """Still rate limited after waiting as long as we were allowed to.
+
+    ``from_discord`` says whose limit it is: True when Discord answered 429 (to this request, or to an
+    earlier one whose pause still holds); False when the request was never sent because our own pacing,
+    from the limits Discord's headers announced, says its slot frees after the caller's ``max_wait``.
+    Only the first is "Discord is rate limiting us"; ``status`` is 429 only then.
+    """
 
     def __init__(
         self,
@@ -86,11 +92,13 @@ class RateLimited(TransientDiscordError):
         is_global: bool = False,
         scope: str | None = None,
         route: str | None = None,
+        from_discord: bool = True,
     ) -> None:
         self.retry_after = retry_after
         self.is_global = is_global
         self.scope = scope
-        super().__init__(message, status=429, route=route)
+        self.from_discord = from_discord
+        super().__init__(message, status=429 if from_discord else None, route=route)
 
 
 class PermanentDiscordError(DiscordError):

@@ -46,11 +46,17 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
 
 
 class WaitTooLong(TimeoutError):
-    """Waiting for a slot would pass the caller's deadline; ``retry_after`` says when to come back."""
+    """Waiting for a slot would pass the caller's deadline; ``retry_after`` says when to come back.
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    ``after_429`` tells whose word the wait is: True when a 429 from Discord paused the bucket (or every
+    request); False when it is our own pacing (the window we learned from headers is used up), Discord
+    having refused nothing.
+    """
+
+    def __init__(self, message: str, retry_after: float, *, after_429: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.after_429 = after_429
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,13 @@ class Bucket:
                 else:
                     # Exhausted: wait for the reset (a response may move it, and will notify us).
                     wait = None if self.reset_at is None else self.reset_at - now
+                paused = now < self.paused_until
                 if wait is not None and now + wait > deadline:
-                    raise WaitTooLong("the rate-limit bucket frees after the deadline", wait)
+                    raise WaitTooLong(
+                        "the rate-limit bucket frees after the deadline", wait, after_429=paused
+                    )
                 if now >= deadline:
-                    raise WaitTooLong("gave up waiting for a rate-limit bucket", 0.0)
+                    raise WaitTooLong("gave up waiting for a rate-limit bucket", 0.0, after_429=paused)
                 timeout = min(_IDLE_WAIT if wait is None else wait, deadline - now)
                 self._cond.wait(max(timeout, 0.001))
 
@@ -315,7 +324,11 @@ class GlobalLimiter:
                     # Every slot is in flight; none frees before one period after its reply.
                     ready_at = now + self.period
                 if ready_at > deadline:
-                    raise WaitTooLong("the global limit frees a slot after the deadline", ready_at - now)
+                    raise WaitTooLong(
+                        "the global limit frees a slot after the deadline",
+                        ready_at - now,
+                        after_429=now < self._paused_until,
+                    )
                 self._cond.wait(max(ready_at - now, 0.001))
 
     def release(self, *, unanswered: bool = False) -> None:

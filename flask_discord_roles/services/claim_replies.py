@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord import interactions as discord
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
@@ -152,27 +153,28 @@ class ClaimReplySender(LeasedQueue):
         try:
             token = self.state.cipher.decrypt(reply.token_ciphertext)
         except DecryptionError:
-            return self._finish(reply_id, "failed", "token_unreadable")
+            return self._finish(reply_id, "failed", ReasonCode.TOKEN_UNREADABLE)
         message = claim_answer(listed, reply.notes or [])
         try:
             self.state.clients.for_webhooks().edit_original_interaction_response(
                 reply.application_id, token, message
             )
         except RateLimited as limited:
-            return self._finish(
-                reply_id, "pending", "rate_limited", at=now + timedelta(seconds=limited.retry_after)
-            )
+            code = ReasonCode.RATE_LIMITED if limited.from_discord else ReasonCode.PACED
+            return self._finish(reply_id, "pending", code, at=now + timedelta(seconds=limited.retry_after))
         except TransientDiscordError:
             if reply.attempts >= self.state.settings.max_attempts or now >= reply.answer_by + timedelta(
                 minutes=2
             ):
-                return self._finish(reply_id, "failed", "discord_unavailable")
-            return self._finish(reply_id, "pending", "discord_unavailable", at=now + timedelta(seconds=2))
+                return self._finish(reply_id, "failed", ReasonCode.DISCORD_UNAVAILABLE)
+            return self._finish(
+                reply_id, "pending", ReasonCode.DISCORD_UNAVAILABLE, at=now + timedelta(seconds=2)
+            )
         except PermanentDiscordError as error:
             # Most often the token expired (the user's answer was too long in coming) or the message
             # was dismissed; the roles themselves are delivered either way.
-            logger.info("claim reply %s could not be sent: %s", reply_id, error.message)
-            return self._finish(reply_id, "failed", f"discord_{error.code or error.status}")
+            logger.info("claim reply %s could not be sent: %s (code %s)", reply_id, error.message, error.code)
+            return self._finish(reply_id, "failed", ReasonCode.DISCORD_REJECTED)
         return self._finish(reply_id, "sent", None)
 
     @survives_stale_connection
@@ -190,7 +192,7 @@ class ClaimReplySender(LeasedQueue):
         self,
         reply_id: int,
         status: str,
-        code: str | None,
+        code: ReasonCode | None,
         *,
         at: datetime | None = None,
         spent: bool = True,

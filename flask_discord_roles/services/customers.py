@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from ..codes import ReasonCode
 from ..discord.snowflake import avatar_url, is_snowflake
 from ..dispatch import dispatch_after_commit
 from ..extension import DiscordRolesState
@@ -109,7 +110,7 @@ def role_status(row: Delivery) -> str:
         return "held" if row.status == "completed" else row.status
     if row.status == "completed":
         # A revocation that found another active purchase of the same role kept it in place.
-        return "held" if row.reason_code == "still_granted" else "removed"
+        return "held" if row.reason_code == ReasonCode.STILL_GRANTED else "removed"
     return "removal_pending" if row.status == "pending" else row.status
 
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.commands import command_definitions
@@ -99,7 +100,9 @@ class _Run:
         guild_id: str | None = None,
         role_id: str | None = None,
     ) -> None:
-        self.checks.append(Check(check, ok, reason_code, fix, guild_id, role_id))
+        # Every code is checked against the catalogue here, the one place a check is recorded.
+        code = None if reason_code is None else ReasonCode(reason_code)
+        self.checks.append(Check(check, ok, code, fix, guild_id, role_id))
 
     def ask(self, call: Callable[[], T]) -> T:
         """Call Discord, unless it already failed to answer; raises :class:`_DiscordDown` then."""

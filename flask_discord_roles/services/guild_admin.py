@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import (
@@ -49,7 +50,7 @@ class GuildNotLinked(LookupError):
 class BotUnavailable(Exception):
     """The store's bot cannot look at the server; ``fix`` says in words what the store owner can do."""
 
-    def __init__(self, reason_code: str, fix: str) -> None:
+    def __init__(self, reason_code: ReasonCode, fix: str) -> None:
         super().__init__(fix)
         self.reason_code = reason_code
         self.fix = fix
@@ -126,7 +127,7 @@ def bot_access(state: DiscordRolesState, store_id: str) -> BotAccess:
     bot = get_bot(state, store_id)
     if bot is None:
         raise BotUnavailable(
-            "no_bot",
+            ReasonCode.NO_BOT,
             "This store has no Discord bot. Save the store's bot and invite it to the server with "
             "its invite link.",
         )
@@ -134,7 +135,8 @@ def bot_access(state: DiscordRolesState, store_id: str) -> BotAccess:
         client = client_for(state, bot)
     except DecryptionError:
         raise BotUnavailable(
-            "token_unreadable", "The bot's saved token cannot be decrypted. Save the bot token again."
+            ReasonCode.TOKEN_UNREADABLE,
+            "The bot's saved token cannot be decrypted. Save the bot token again.",
         ) from None
     return BotAccess(client, bot.application_id, bot.bot_user_id, bot.uses_platform_bot)
 
@@ -154,7 +156,7 @@ def bot_user_id(state: DiscordRolesState, access: BotAccess) -> str:
 
 def _not_in_guild(access: BotAccess, guild_id: str) -> BotUnavailable:
     return BotUnavailable(
-        "bot_not_in_guild",
+        ReasonCode.BOT_NOT_IN_GUILD,
         "The store's bot is not in this server. Invite it with Manage Roles: "
         f"{invite_url(access.application_id, guild_id)}",
     )
@@ -162,7 +164,8 @@ def _not_in_guild(access: BotAccess, guild_id: str) -> BotUnavailable:
 
 def _token_refused() -> BotUnavailable:
     return BotUnavailable(
-        "token_revoked", "Discord refused the bot's token. Reset it on the Bot page and save it again."
+        ReasonCode.TOKEN_REVOKED,
+        "Discord refused the bot's token. Reset it on the Bot page and save it again.",
     )
 
 
@@ -192,7 +195,7 @@ def list_guilds(
     try:
         access = bot_access(state, store_id)
     except BotUnavailable as unavailable:
-        no_bot = unavailable.reason_code == "no_bot"
+        no_bot = unavailable.reason_code is ReasonCode.NO_BOT
     fresh_after = now - timedelta(seconds=state.settings.guild_cache_seconds)
     discord_down = False
     summaries = []
@@ -273,7 +276,7 @@ def read_roles(
         raise
     except DiscordError as error:
         raise BotUnavailable(
-            "discord_refused", f"Discord refused to list the roles ({error.message})."
+            ReasonCode.DISCORD_REFUSED, f"Discord refused to list the roles ({error.message})."
         ) from None
     return roles, [str(role_id) for role_id in member.get("roles", [])]
 
@@ -289,7 +292,7 @@ def describe_role(
         color=int(role.get("color", 0)),
         managed=bool(role.get("managed", False)),
         assignable=verdict.ok,
-        reason_code=verdict.reason_code,
+        reason_code=None if verdict.reason_code is None else ReasonCode(verdict.reason_code),
         fix=verdict.fix,
     )
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import (
@@ -196,7 +197,7 @@ def _owed_in(
         ),
         sa.and_(
             model.status == "failed",
-            model.reason_code == "member_not_in_guild",
+            model.reason_code == ReasonCode.MEMBER_NOT_IN_GUILD,
             allowed(state.models),  # a failure from before an unlink stays a failure
         ),
     )

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord import errors as discord_errors
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError, Unauthorized
@@ -130,23 +131,26 @@ class NotificationSender(LeasedQueue):
         message, channel_id, attempts, token_ciphertext, uses_platform_bot = loaded
         if token_ciphertext is None:
             return self._finish(
-                notification_id, "failed", "no_bot", "The store's bot is missing or switched off."
+                notification_id, "failed", ReasonCode.NO_BOT, "The store's bot is missing or switched off."
             )
         try:
             client = self.state.clients.for_token(token_of(self.state, token_ciphertext, uses_platform_bot))
             client.create_message(channel_id, message, max_wait=self.state.settings.rate_limit_wait)
         except DecryptionError:
-            return self._finish(notification_id, "failed", "token_unreadable", "Save the bot token again.")
+            return self._finish(
+                notification_id, "failed", ReasonCode.TOKEN_UNREADABLE, "Save the bot token again."
+            )
         except RateLimited as limited:
-            return self._finish(notification_id, "pending", "rate_limited", None, delay=limited.retry_after)
+            code = ReasonCode.RATE_LIMITED if limited.from_discord else ReasonCode.PACED
+            return self._finish(notification_id, "pending", code, None, delay=limited.retry_after)
         except TransientDiscordError as error:
             if attempts >= self.state.settings.max_attempts:
-                return self._finish(notification_id, "failed", "discord_unavailable", error.message)
+                return self._finish(notification_id, "failed", ReasonCode.DISCORD_UNAVAILABLE, error.message)
             delay = min(self.state.settings.retry_cap, self.state.settings.retry_base * 2 ** (attempts - 1))
             return self._finish(
                 notification_id,
                 "pending",
-                "discord_unavailable",
+                ReasonCode.DISCORD_UNAVAILABLE,
                 error.message,
                 delay=delay * self._rng.uniform(0.5, 1),
             )
@@ -178,7 +182,13 @@ class NotificationSender(LeasedQueue):
 
     @survives_stale_connection
     def _finish(
-        self, notification_id: int, status: str, code: str | None, reason: str | None, *, delay: float = 0.0
+        self,
+        notification_id: int,
+        status: str,
+        code: ReasonCode | None,
+        reason: str | None,
+        *,
+        delay: float = 0.0,
     ) -> str:
         model = self.state.models.PurchaseNotification
         now = self._clock()
@@ -207,17 +217,17 @@ class NotificationSender(LeasedQueue):
         return "retried" if status == "pending" else status
 
 
-def _explain(error: PermanentDiscordError) -> tuple[str, str]:
+def _explain(error: PermanentDiscordError) -> tuple[ReasonCode, str]:
     if isinstance(error, Unauthorized):
-        return "token_revoked", "Discord refused the bot token; save a new one."
+        return ReasonCode.TOKEN_REVOKED, "Discord refused the bot token; save a new one."
     if error.code in (discord_errors.MISSING_ACCESS, discord_errors.MISSING_PERMISSIONS):
         return (
-            "missing_channel_permissions",
+            ReasonCode.MISSING_CHANNEL_PERMISSIONS,
             "Give the bot View Channel, Send Messages and Embed Links in the notification channel.",
         )
     if error.code == UNKNOWN_CHANNEL:
-        return "channel_deleted", "The notification channel no longer exists; choose another one."
-    return "discord_rejected", f"Discord refused the message: {error.message}"
+        return ReasonCode.CHANNEL_DELETED, "The notification channel no longer exists; choose another one."
+    return ReasonCode.DISCORD_REJECTED, f"Discord refused the message: {error.message}"
 
 
 UNKNOWN_CHANNEL = 10003

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..codes import ReasonCode
 from ..discord.snowflake import is_snowflake
 from ..extension import DiscordRolesState
 from ..models import Delivery, utcnow
@@ -169,7 +170,7 @@ def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime |
         if grant.status == "pending":
             grant.status = "expired"
             grant.next_attempt_at = None
-            grant.reason_code = "order_revoked"
+            grant.reason_code = ReasonCode.ORDER_REVOKED
             grant.reason = "The order was revoked before the role was delivered."
         elif grant.status == "completed" and grant.role_was_present is False and grant.discord_user_id:
             granted_by_this_order.setdefault((grant.guild_id, grant.role_id, grant.discord_user_id), grant)
@@ -314,7 +315,7 @@ def claim_window_closed(now: datetime) -> dict[str, Any]:
         "next_attempt_at": None,
         "leased_by": None,
         "lease_expires_at": None,
-        "reason_code": "claim_expired",
+        "reason_code": ReasonCode.CLAIM_EXPIRED,
         "reason": "Not claimed within the store's claim window. Retry it to give the customer "
         "another window.",
         "updated_at": now,
@@ -352,7 +353,7 @@ def claim_owed(
         model.status == "pending",  # a refused one fails at the runner's gate, saying why
         sa.and_(
             model.status == "failed",
-            model.reason_code == "member_not_in_guild",
+            model.reason_code == ReasonCode.MEMBER_NOT_IN_GUILD,
             allowed(state.models),  # a failure from before an unlink stays a failure
         ),
     )
@@ -385,7 +386,9 @@ def requeue_parked(state: DiscordRolesState, store_id: str, *, now: datetime | N
             .where(
                 model.store_id == store_id,
                 model.status == "pending",
-                model.reason_code.in_(("no_bot", "bot_disabled", "token_unreadable")),
+                model.reason_code.in_(
+                    (ReasonCode.NO_BOT, ReasonCode.BOT_DISABLED, ReasonCode.TOKEN_UNREADABLE)
+                ),
                 model.discord_user_id.is_not(None),
             )
             .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)

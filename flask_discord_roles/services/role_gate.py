@@ -25,12 +25,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..models import Models
 
-GUILD_UNLINKED = "guild_unlinked"
-MAPPING_REMOVED = "mapping_removed"
+GUILD_UNLINKED = ReasonCode.GUILD_UNLINKED
+MAPPING_REMOVED = ReasonCode.MAPPING_REMOVED
 
-REFUSALS = {
+REFUSALS: dict[str, str] = {
     GUILD_UNLINKED: (
         "The server was unlinked from the store after this role change was queued; unlinking stops "
         "every role change that was waiting there, and relinking does not bring them back. If the "
@@ -66,8 +67,8 @@ def refusal(models: Models) -> sa.ColumnElement[Any]:
         delivery.action == "add", delivery.source != "manual", delivery.package_id.is_not(None)
     )
     return sa.case(
-        (~current_link, sa.literal(GUILD_UNLINKED)),
-        (sa.and_(needs_mapping, ~still_mapped), sa.literal(MAPPING_REMOVED)),
+        (~current_link, sa.literal(str(GUILD_UNLINKED))),
+        (sa.and_(needs_mapping, ~still_mapped), sa.literal(str(MAPPING_REMOVED))),
         else_=sa.null(),
     )
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import (
@@ -210,28 +211,28 @@ class DeliveryRunner(LeasedQueue):
             values = {
                 "status": "expired",
                 "next_attempt_at": None,
-                "reason_code": "order_revoked",
+                "reason_code": ReasonCode.ORDER_REVOKED,
                 "reason": "The order was revoked before the role was delivered.",
             }
             return self._finish(job, values, WAITING)
         if job.refused is not None:
-            return self._refuse(job, job.refused)
+            return self._refuse(job, ReasonCode(job.refused))
         if job.bot_id is None or job.token_ciphertext is None:
             return self._park(
                 job,
-                "no_bot",
+                ReasonCode.NO_BOT,
                 "The store has not saved a Discord bot yet. It is delivered once the bot is saved.",
             )
         if not job.bot_enabled:
             return self._park(
                 job,
-                "bot_disabled",
+                ReasonCode.BOT_DISABLED,
                 "The store's bot is switched off. It is delivered once the bot is enabled (or saved) again.",
             )
         if job.discord_user_id is None:
             return self._park(
                 job,
-                "waiting_for_customer",
+                ReasonCode.WAITING_FOR_CUSTOMER,
                 "Waiting for the customer to link Discord or run /claim.",
             )
         try:
@@ -240,7 +241,7 @@ class DeliveryRunner(LeasedQueue):
         except DecryptionError:
             return self._park(
                 job,
-                "token_unreadable",
+                ReasonCode.TOKEN_UNREADABLE,
                 "The bot token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS (was a key dropped "
                 "before `flask discord-roles rotate-keys` ran?). Save the bot token again.",
             )
@@ -250,17 +251,20 @@ class DeliveryRunner(LeasedQueue):
                 return self._add(job, client, wait)
             return self._remove(job, client, wait)
         except RateLimited as limited:
-            # Our own throttle, not Discord failing: come back when the limit resets, attempt not spent.
+            # A rate limit, not Discord failing: come back when the limit resets, attempt not spent.
             delay = limited.retry_after + self._rng.uniform(0, 0.25)
-            return self._reschedule(
-                job, delay, "rate_limited", "Waiting for Discord's rate limit.", spent=False
-            )
+            code, words = _waiting_words(limited)
+            return self._reschedule(job, delay, code, words, spent=False)
         except TransientDiscordError as error:
             if job.attempts >= self.state.settings.max_attempts:
                 return self._fail(job, describe_transient(error))
             delay = self._backoff(job.attempts)
             return self._reschedule(
-                job, delay, "discord_unavailable", f"Discord failed ({error.message}); retrying.", spent=True
+                job,
+                delay,
+                ReasonCode.DISCORD_UNAVAILABLE,
+                f"Discord failed ({error.message}); retrying.",
+                spent=True,
             )
         except PermanentDiscordError as error:
             if job.uses_platform_bot and isinstance(error, Unauthorized):
@@ -269,7 +273,7 @@ class DeliveryRunner(LeasedQueue):
                 return self._reschedule(
                     job,
                     PLATFORM_TOKEN_RECHECK,
-                    "platform_token_revoked",
+                    ReasonCode.PLATFORM_TOKEN_REVOKED,
                     "Discord refused the platform's shared bot token; the platform's operator must set a "
                     "new DISCORD_ROLES_BOT_TOKEN. Delivered once it works again.",
                     spent=False,
@@ -282,7 +286,11 @@ class DeliveryRunner(LeasedQueue):
                 role_name=job.role_name,
                 bot_user_id=job.bot_user_id or self._shared_bot_user_id(job, client),
                 max_wait=wait,
+                memo=self.state.hierarchy,
             )
+            if failure.look_again_in is not None and job.attempts < self.state.settings.max_attempts:
+                # Not explained yet (the reads were held back): wait rather than fail with a guess.
+                return self._reschedule(job, failure.look_again_in, failure.code, failure.reason, spent=True)
             return self._fail(job, failure, disable_bot=isinstance(error, Unauthorized))
 
     def _shared_bot_user_id(self, job: _Job, client: DiscordClient) -> str | None:
@@ -322,7 +330,7 @@ class DeliveryRunner(LeasedQueue):
             return self._complete(
                 job,
                 counter=None,
-                reason_code="still_granted",
+                reason_code=ReasonCode.STILL_GRANTED,
                 reason="Kept: another active purchase of this customer grants the same role.",
             )
         client.remove_member_role(
@@ -423,7 +431,7 @@ class DeliveryRunner(LeasedQueue):
         *,
         counter: str | None,
         role_was_present: bool | None = None,
-        reason_code: str | None = None,
+        reason_code: ReasonCode | None = None,
         reason: str | None = None,
     ) -> Outcome:
         now = self._clock()
@@ -447,12 +455,12 @@ class DeliveryRunner(LeasedQueue):
         }
         return self._finish(job, values, FAILED, counter="total_errors", disable_bot=disable_bot)
 
-    def _refuse(self, job: _Job, code: str) -> Outcome:
+    def _refuse(self, job: _Job, code: ReasonCode) -> Outcome:
         """The role gate says no: nothing goes to Discord, and the row says why (not a Discord error)."""
         values = {"status": "failed", "next_attempt_at": None, "reason_code": code, "reason": REFUSALS[code]}
         return self._finish(job, values, FAILED)
 
-    def _reschedule(self, job: _Job, delay: float, code: str, reason: str, *, spent: bool) -> Outcome:
+    def _reschedule(self, job: _Job, delay: float, code: ReasonCode, reason: str, *, spent: bool) -> Outcome:
         delivery = self.state.models.Delivery
         values: dict[str, Any] = {
             "next_attempt_at": self._clock() + timedelta(seconds=delay),
@@ -463,7 +471,7 @@ class DeliveryRunner(LeasedQueue):
             values["attempts"] = delivery.attempts - 1
         return self._finish(job, values, RETRIED)
 
-    def _park(self, job: _Job, code: str, reason: str) -> Outcome:
+    def _park(self, job: _Job, code: ReasonCode, reason: str) -> Outcome:
         """Nothing can run until someone acts (save the bot, link Discord): wait without spending attempts."""
         delivery = self.state.models.Delivery
         values = {
@@ -527,6 +535,14 @@ class DeliveryRunner(LeasedQueue):
             except Exception:  # a receiver's bug must not make us retry a delivery that happened
                 logger.exception("a receiver of delivery %s's outcome raised", job.id)
         return Outcome(job.id, result, info)
+
+
+def _waiting_words(limited: RateLimited) -> tuple[ReasonCode, str]:
+    """Whose limit holds the delivery back, in honest words: Discord's 429, or our own pacing."""
+    if limited.from_discord:
+        return ReasonCode.RATE_LIMITED, "Waiting for Discord's rate limit."
+    queue = "the bot's other requests" if limited.is_global else "other role changes for this server"
+    return ReasonCode.PACED, f"Queued behind {queue}; it goes out in a few seconds."
 
 
 def _remove_if_revoked_in_flight(

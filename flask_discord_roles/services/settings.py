@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord.client import DiscordClient
 from ..discord.errors import Forbidden, NotFound, PermanentDiscordError, Unauthorized
@@ -225,6 +226,10 @@ class ChannelCheck:
     reason_code: str | None = None
     fix: str | None = None
     guild_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason_code is not None:
+            ReasonCode(self.reason_code)  # a code outside the catalogue is a bug: fail loudly here
 
 
 def check_notification_channel(state: DiscordRolesState, store_id: str, channel_id: str) -> ChannelCheck:

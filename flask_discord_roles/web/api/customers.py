@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import request
 
+from ...codes import DELIVERY_CODES, schema_enum
 from ...services import customers
 from . import tenant_api
 from .context import commit, iso, json_body, state, store_id
@@ -52,7 +53,7 @@ CUSTOMER = obj(
                         "removal_pending: a removal is queued.",
                     },
                     "delivery_id": INTEGER,
-                    "reason_code": nullable(STRING),
+                    "reason_code": nullable({"enum": schema_enum(DELIVERY_CODES)}),
                     "updated_at": DATETIME,
                 }
             )

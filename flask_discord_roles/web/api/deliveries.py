@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from ... import deliveries
+from ...codes import DELIVERY_CODES, schema_enum
 from ...deliveries import MAX_ID, MAX_PAGE_SIZE, SOURCES, STATUSES
 from . import tenant_api
 from .context import commit, json_body, query_int, query_text, query_time, store_id
@@ -45,7 +46,7 @@ DELIVERY = obj(
         "package_id": nullable(HOST_ID),
         "attempts": INTEGER,
         "next_attempt_at": nullable(DATETIME),
-        "reason_code": nullable(STRING),
+        "reason_code": nullable({"enum": schema_enum(DELIVERY_CODES)}),
         "reason": {**nullable(STRING), "description": "Why it failed or waits, and what to do about it."},
         "expires_at": nullable(DATETIME),
         "created_at": DATETIME,
@@ -85,7 +86,7 @@ RETRY_FIELDS: dict[str, Schema] = {
     "order_id": nullable(HOST_ID),
     "discord_user_id": nullable(SNOWFLAKE),
     "guild_id": nullable(SNOWFLAKE),
-    "reason_code": nullable({**HOST_ID, "examples": ["member_not_in_guild"]}),
+    "reason_code": nullable({"enum": schema_enum(DELIVERY_CODES), "examples": ["member_not_in_guild"]}),
 }
 RETRY_FILTERS: Schema = {"type": "object", "properties": RETRY_FIELDS, "additionalProperties": False}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...codes import CHECK_CODES, schema_enum
 from ...services.diagnostics import run_diagnostics
 from . import tenant_api
 from .bot import interactions_url
@@ -25,7 +26,7 @@ CHECK: Schema = obj(
         "ok": BOOLEAN,
         "reason_code": nullable(
             {
-                **STRING,
+                "enum": schema_enum(CHECK_CODES),
                 "description": "Why not, e.g. token_revoked, bot_not_in_guild, missing_manage_roles, "
                 "role_above_bot, managed_role, role_deleted, commands_missing, no_interactions, "
                 "missing_channel_permissions, discord_unavailable.",

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ...codes import ROLE_CODES, schema_enum
 from ...discord.snowflake import is_snowflake
 from ...models import RoleMapping
 from ...services import guild_admin, guilds, mappings
@@ -52,7 +53,7 @@ ROLE = obj(
         "managed": BOOLEAN,
         "assignable": BOOLEAN,
         "reason_code": nullable(
-            {**STRING, "description": "everyone_role, managed_role, missing_manage_roles or role_above_bot."}
+            {"enum": schema_enum(ROLE_CODES), "description": "Why the bot cannot give this role."}
         ),
         "fix": nullable(MESSAGE),
     }

@@ -1,0 +1,228 @@
+"""Every reason code the engine can write, each with the fix a store owner reads: the one catalogue.
+
+A delivery, a purchase notification, a claim reply, a diagnostics check or a server role that cannot be
+given carries a ``reason_code`` from :class:`ReasonCode` (a ``StrEnum``: its values are the strings
+stored in the database and sent by the tenant API). The README's table, the OpenAPI schema's enums and
+the example dashboard's words are generated from, or checked against, this module::
+
+    from flask_discord_roles.codes import ReasonCode
+
+    ReasonCode("role_above_bot").fix   # "Move the bot's role above the role ..."
+
+Run ``python -m flask_discord_roles.codes`` to print the README's table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "CHECK_CODES",
+    "DELIVERY_CODES",
+    "NOTIFICATION_CODES",
+    "ROLE_CODES",
+    "ReasonCode",
+    "markdown_table",
+]
+
+
+class ReasonCode(StrEnum):
+    """Why something failed or waits. ``.fix`` says in plain words what to do about it."""
+
+    # -- Discord refused a role change: a person must fix something -------------------------------------
+    ROLE_ABOVE_BOT = "role_above_bot"
+    MISSING_MANAGE_ROLES = "missing_manage_roles"
+    MANAGED_ROLE = "managed_role"
+    EVERYONE_ROLE = "everyone_role"
+    MISSING_PERMISSIONS = "missing_permissions"
+    PERMISSIONS_UNDIAGNOSED = "permissions_undiagnosed"
+    ROLE_DELETED = "role_deleted"
+    MEMBER_NOT_IN_GUILD = "member_not_in_guild"
+    BOT_NOT_IN_GUILD = "bot_not_in_guild"
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (a reason, not a secret)
+    DISCORD_REJECTED = "discord_rejected"
+    DISCORD_REFUSED = "discord_refused"
+    # -- waiting, or Discord busy -----------------------------------------------------------------------
+    RATE_LIMITED = "rate_limited"
+    PACED = "paced"
+    DISCORD_UNAVAILABLE = "discord_unavailable"
+    PLATFORM_TOKEN_REVOKED = "platform_token_revoked"  # noqa: S105
+    WAITING_FOR_CUSTOMER = "waiting_for_customer"
+    NO_BOT = "no_bot"
+    BOT_DISABLED = "bot_disabled"
+    TOKEN_UNREADABLE = "token_unreadable"  # noqa: S105
+    # -- ended without a role change --------------------------------------------------------------------
+    ORDER_REVOKED = "order_revoked"
+    CLAIM_EXPIRED = "claim_expired"
+    STILL_GRANTED = "still_granted"
+    GUILD_UNLINKED = "guild_unlinked"
+    MAPPING_REMOVED = "mapping_removed"
+    # -- purchase notifications -------------------------------------------------------------------------
+    MISSING_CHANNEL_PERMISSIONS = "missing_channel_permissions"
+    CHANNEL_DELETED = "channel_deleted"
+    CHANNEL_NOT_FOUND = "channel_not_found"
+    NOT_TEXT_CHANNEL = "not_text_channel"
+    NO_NOTIFICATION_CHANNEL = "no_notification_channel"
+    # -- diagnostics only -------------------------------------------------------------------------------
+    PLATFORM_BOT_UNAVAILABLE = "platform_bot_unavailable"
+    COMMANDS_MISSING = "commands_missing"
+    NO_INTERACTIONS = "no_interactions"
+    NO_RECENT_INTERACTIONS = "no_recent_interactions"
+    NO_GUILD_LINKED = "no_guild_linked"
+    MISSING_CREATE_INVITE = "missing_create_invite"
+
+    @property
+    def fix(self) -> str:
+        """What to do, in words for the store owner (the row's own ``reason`` may name the role too)."""
+        return FIXES[self]
+
+
+FIXES: dict[ReasonCode, str] = {
+    ReasonCode.ROLE_ABOVE_BOT: "Move the bot's role above the role in Server Settings → Roles, then retry.",
+    ReasonCode.MISSING_MANAGE_ROLES: "Give the bot's role the Manage Roles permission, then retry.",
+    ReasonCode.MANAGED_ROLE: "The role belongs to an integration (boosts, a bot); map another role.",
+    ReasonCode.EVERYONE_ROLE: "@everyone belongs to every member; map another role.",
+    ReasonCode.MISSING_PERMISSIONS: "Discord refused although the bot's roles look right: check Manage Roles "
+    "and the role order in Server Settings → Roles, then retry.",
+    ReasonCode.PERMISSIONS_UNDIAGNOSED: "Discord refused for missing permissions and the server's roles "
+    "could not be read yet to tell why; it is looked at again by itself. If it ends failed: give the "
+    "bot Manage Roles, move its role above the role, then retry.",
+    ReasonCode.ROLE_DELETED: "Map the package to an existing role, then retry.",
+    ReasonCode.MEMBER_NOT_IN_GUILD: "Ask the customer to join the server, then run /claim (or retry).",
+    ReasonCode.BOT_NOT_IN_GUILD: "Invite the bot again, keeping Manage Roles, then retry.",
+    ReasonCode.TOKEN_REVOKED: "Save a new bot token; the store's bot is off until then, its other "
+    "deliveries wait (bot_disabled) and run once it is saved.",
+    ReasonCode.DISCORD_REJECTED: "Discord refused; the reason quotes it. Fix what it names, then retry.",
+    ReasonCode.DISCORD_REFUSED: "Discord refused to list the server's roles; the reason quotes it.",
+    ReasonCode.RATE_LIMITED: "Nothing to do: Discord asked us to slow down, it goes out when Discord allows.",
+    ReasonCode.PACED: "Nothing to do: our client spaces requests to stay within the limits Discord "
+    "announced (Discord refused nothing); it goes out in a few seconds.",
+    ReasonCode.DISCORD_UNAVAILABLE: "Discord kept failing; nothing is wrong with your setup. Retry later.",
+    ReasonCode.PLATFORM_TOKEN_REVOKED: "The platform's shared bot token was refused; the platform's "
+    "operator must set a new one. It is delivered once that works again.",
+    ReasonCode.WAITING_FOR_CUSTOMER: "Nothing to do: waiting for the customer to link Discord or run /claim.",
+    ReasonCode.NO_BOT: "Save the store's bot; waiting deliveries run once it is saved.",
+    ReasonCode.BOT_DISABLED: "Switch the store's bot on (or save it again); waiting deliveries then run.",
+    ReasonCode.TOKEN_UNREADABLE: "The saved bot token cannot be decrypted any more: save the bot token "
+    "again.",
+    ReasonCode.ORDER_REVOKED: "Nothing to do: the order was revoked before the role was delivered.",
+    ReasonCode.CLAIM_EXPIRED: "The customer did not claim in time; retry it to give them another window.",
+    ReasonCode.STILL_GRANTED: "Nothing to do: the role was kept because another purchase still grants it.",
+    ReasonCode.GUILD_UNLINKED: "The server was unlinked after this was queued; relinking does not bring "
+    "it back. Change the member's roles by hand if they should still change.",
+    ReasonCode.MAPPING_REMOVED: "The package is no longer mapped to this role; map it again for new "
+    "purchases, or give the role by hand.",
+    ReasonCode.MISSING_CHANNEL_PERMISSIONS: "Allow the bot's role View Channel, Send Messages and Embed "
+    "Links in the notification channel, or choose another channel.",
+    ReasonCode.CHANNEL_DELETED: "The notification channel no longer exists; choose another one.",
+    ReasonCode.CHANNEL_NOT_FOUND: "Copy the id of a text channel in a server linked to this store.",
+    ReasonCode.NOT_TEXT_CHANNEL: "Choose a text channel: categories and forums cannot hold messages.",
+    ReasonCode.NO_NOTIFICATION_CHANNEL: "Choose the channel purchase notifications go to.",
+    ReasonCode.PLATFORM_BOT_UNAVAILABLE: "The platform's shared bot is not configured any more; save a bot "
+    "of your own.",
+    ReasonCode.COMMANDS_MISSING: "Register the slash commands again.",
+    ReasonCode.NO_INTERACTIONS: "Set the Interactions Endpoint URL in the Discord Developer Portal.",
+    ReasonCode.NO_RECENT_INTERACTIONS: "Check the Interactions Endpoint URL in the Discord Developer Portal.",
+    ReasonCode.NO_GUILD_LINKED: "Link your Discord server: run /link with a link code in the server.",
+    ReasonCode.MISSING_CREATE_INVITE: "Give the bot's role Create Invite, so customers can be added as they "
+    "link.",
+}
+
+_C = ReasonCode
+DELIVERY_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        _C.ROLE_ABOVE_BOT,
+        _C.MISSING_MANAGE_ROLES,
+        _C.MANAGED_ROLE,
+        _C.EVERYONE_ROLE,
+        _C.MISSING_PERMISSIONS,
+        _C.PERMISSIONS_UNDIAGNOSED,
+        _C.ROLE_DELETED,
+        _C.MEMBER_NOT_IN_GUILD,
+        _C.BOT_NOT_IN_GUILD,
+        _C.TOKEN_REVOKED,
+        _C.DISCORD_REJECTED,
+        _C.RATE_LIMITED,
+        _C.PACED,
+        _C.DISCORD_UNAVAILABLE,
+        _C.PLATFORM_TOKEN_REVOKED,
+        _C.WAITING_FOR_CUSTOMER,
+        _C.NO_BOT,
+        _C.BOT_DISABLED,
+        _C.TOKEN_UNREADABLE,
+        _C.ORDER_REVOKED,
+        _C.CLAIM_EXPIRED,
+        _C.STILL_GRANTED,
+        _C.GUILD_UNLINKED,
+        _C.MAPPING_REMOVED,
+    }
+)
+"""Codes a delivery row can carry (the deliveries API's ``reason_code``)."""
+
+NOTIFICATION_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        _C.NO_BOT,
+        _C.TOKEN_UNREADABLE,
+        _C.TOKEN_REVOKED,
+        _C.RATE_LIMITED,
+        _C.PACED,
+        _C.DISCORD_UNAVAILABLE,
+        _C.MISSING_CHANNEL_PERMISSIONS,
+        _C.CHANNEL_DELETED,
+        _C.DISCORD_REJECTED,
+        _C.GUILD_UNLINKED,
+    }
+)
+"""Codes a purchase notification can carry."""
+
+CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
+    _C.PERMISSIONS_UNDIAGNOSED,
+    _C.RATE_LIMITED,
+    _C.PACED,
+    _C.PLATFORM_TOKEN_REVOKED,
+    _C.WAITING_FOR_CUSTOMER,
+    _C.ORDER_REVOKED,
+    _C.CLAIM_EXPIRED,
+    _C.STILL_GRANTED,
+    _C.GUILD_UNLINKED,
+    _C.MAPPING_REMOVED,
+    _C.CHANNEL_DELETED,
+    _C.MISSING_PERMISSIONS,
+    _C.MEMBER_NOT_IN_GUILD,
+}
+"""Codes a diagnostics check, a notification-channel check or a server role's ``assignable`` can carry."""
+
+
+ROLE_CODES: frozenset[ReasonCode] = frozenset(
+    {_C.EVERYONE_ROLE, _C.MANAGED_ROLE, _C.MISSING_MANAGE_ROLES, _C.ROLE_ABOVE_BOT}
+)
+"""Why the bot cannot give a server role, by the role order alone (a server role's ``reason_code``)."""
+
+
+def schema_enum(codes: frozenset[ReasonCode]) -> list[str]:
+    """``codes`` as an OpenAPI ``enum``, in catalogue order."""
+    return [str(code) for code in ReasonCode if code in codes]
+
+
+def scopes(code: ReasonCode) -> list[str]:
+    """Where ``code`` can appear, in words for the README's table."""
+    return [
+        name
+        for name, members in (
+            ("deliveries", DELIVERY_CODES),
+            ("notifications", NOTIFICATION_CODES),
+            ("checks", CHECK_CODES),
+        )
+        if code in members
+    ]
+
+
+def markdown_table() -> str:
+    """The README's reason-code table, one row per member, in catalogue order."""
+    lines = ["| `reason_code` | Where | What to do |", "|---|---|---|"]
+    lines += [f"| `{code}` | {', '.join(scopes(code))} | {code.fix} |" for code in ReasonCode]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
