@@ -11,7 +11,8 @@
     A Celery task runs the same code (see :mod:`flask_discord_roles.celery`); the database stays the
     source of truth, so a lost task only delays rows until the next ``process_due`` beat.
 ``inline``
-    Runs right after the commit, in the committing thread. For tests and scripts.
+    Runs right after the commit, in the committing thread. For tests and scripts. A deferred /claim
+    answer runs once the response has been sent (see :mod:`.services.claim_replies`).
 """
 
 from __future__ import annotations

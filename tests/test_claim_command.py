@@ -6,6 +6,7 @@ FakeDiscord is the judge of which roles a member holds and of what the @original
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from flask_discord_roles import claim_code, get_state
 from flask_discord_roles.models import utcnow
 from flask_discord_roles.services.interactions import CLAIM_BUTTON
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.testing.signing import InteractionResult
+from flask_discord_roles.testing.signing import InteractionResult, sign_interaction
 from flask_discord_roles.worker import Worker
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
@@ -79,9 +80,19 @@ def _pending_replies(app: Flask) -> int:
         return int(connection.scalar(sa.select(sa.func.count()).where(model.status == "pending")) or 0)
 
 
+def accepted_edits(shop: Shop, token: str) -> list[dict[str, Any]]:
+    """The @original edits Discord accepted (it refuses one that comes before the deferral)."""
+    responses = shop.fake.interaction_responses.get(token, [])
+    return [r for r in responses if r["kind"] == "edit_original" and r["status"] == 200]
+
+
 def edited_answer(shop: Shop, token: str) -> dict[str, Any]:
     """The @original message after the executor's edit (fails if it was never edited)."""
-    edits = [r for r in shop.fake.interaction_responses.get(token, []) if r["kind"] == "edit_original"]
+    early = shop.fake.responses_before_acknowledgement()
+    assert not early, "Discord refused calls made before it had the deferred answer: " + ", ".join(
+        f"{e['method']} {e['kind']} ({e['status']})" for e in early
+    )
+    edits = accepted_edits(shop, token)
     assert edits, "the deferred /claim answer was never edited with the outcome"
     assert len(edits) == 1, f"the answer was edited {len(edits)} times"
     return edits[0]["data"]  # type: ignore[no-any-return]
@@ -113,6 +124,43 @@ def test_claim_delivers_pending_roles_and_edits_its_deferred_answer(shop: Shop, 
     assert "✅ **VIP** (order order-1): delivered." in text
     assert "✅ **Supporter** (order order-1): delivered." in text
     assert {row.source for row in shop.deliveries()} == {"interaction"}
+
+
+def test_the_answer_is_not_edited_until_the_deferral_has_been_sent(shop: Shop, client: FlaskClient) -> None:
+    # A host posting to the webhook with Flask's test client: the response is "sent" when it is closed.
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice)
+    payload = shop.fake.command_payload(shop.bot, shop.guild_id, alice, "claim")
+    body = json.dumps(payload).encode()
+    headers = sign_interaction(shop.bot.signing_key, str(int(time.time())), body)
+
+    response = client.post(URL, data=body, headers={"Content-Type": "application/json", **headers})
+    assert response.get_json()["type"] == DEFERRED
+    run_worker_pass(shop.app)
+    assert shop.roles_of(alice) == {"VIP"}, "the role does not wait for the answer to be sent"
+    assert not shop.fake.calls_to("PATCH", r"/webhooks/"), "no edit while the deferral is still on its way"
+    assert reply_is_due(shop) is False
+
+    response.close()  # what a WSGI server does once it has written the body
+
+    assert reply_is_due(shop) is True, "once the deferral is out, its edit may go"
+
+
+def run_worker_pass(app: Flask) -> None:
+    worker = Worker(app, threads=2)
+    try:
+        worker.run_pass()
+    finally:
+        worker.drainer.close()
+
+
+def reply_is_due(shop: Shop) -> bool:
+    reply = get_state(shop.app).models.ClaimReply
+    with shop.db.engine.connect() as connection:
+        (row,) = connection.execute(sa.select(reply.status, reply.next_attempt_at)).all()
+    assert row.status == "pending", f"the reply is {row.status}"
+    return bool(row.next_attempt_at.replace(tzinfo=None) <= utcnow().replace(tzinfo=None))
 
 
 def test_claim_with_nothing_owed_answers_at_once(shop: Shop, client: FlaskClient) -> None:
@@ -404,7 +452,7 @@ THREAD_EXECUTOR = FAST_QUEUE | {
 def wait_for_edit(shop: Shop, token: str, *, timeout: float = 90.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(r["kind"] == "edit_original" for r in shop.fake.interaction_responses.get(token, [])):
+        if accepted_edits(shop, token) or shop.fake.responses_before_acknowledgement():
             return edited_answer(shop, token)
         time.sleep(0.05)
     raise AssertionError(f"no @original edit within {timeout}s")
@@ -449,6 +497,44 @@ def test_a_large_claim_over_a_slow_discord_is_deferred_then_edited(threaded_shop
     assert message["embeds"][0]["title"] == "Your roles are here"
     assert description(message).count("✅") == 10
     assert len(shop.roles_of(alice)) == 10
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread", "worker"])
+def test_whatever_runs_it_the_answer_is_edited_only_once_discord_has_the_deferral(
+    make_app: Any, database_url: str, fake_discord: FakeDiscord, executor: str
+) -> None:
+    # Discord refuses an edit of an interaction it has no answer for yet (404, 10015 Unknown Webhook);
+    # with the inline executor the edit used to run after the commit, inside the request still owing it.
+    config = FAST_QUEUE | {"DISCORD_ROLES_EXECUTOR": executor, "SECRET_KEY": "test secret"}
+    app, db, _ = make_app(database_url, **config, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url)
+    with app.app_context():
+        db.create_all()
+        try:
+            shop = open_shop(app, db, fake_discord)
+            shop.settings(delivery_mode="claim")
+            shop.map("vip", "VIP")
+            alice = shop.member("alice")
+            shop.buy("order-1", "vip", buyer=alice)
+
+            token, answer = run_claim(shop, app.test_client(), alice)
+
+            assert answer.json()["type"] == DEFERRED, f"{executor}: /claim defers its answer"
+            if executor == "worker":
+                run_worker(app)
+            message = wait_for_edit(shop, token, timeout=20)
+            assert shop.fake.responses_before_acknowledgement() == [], (
+                f"{executor}: the app called Discord about an interaction before answering it"
+            )
+            order = [(r["kind"], r["acknowledged_before"]) for r in shop.fake.interaction_responses[token]]
+            assert order == [("initial", False), ("edit_original", True)], (
+                f"{executor}: the deferred answer must reach Discord before its edit; Discord saw {order}"
+            )
+            assert "✅ **VIP** (order order-1): delivered." in description(message)
+            assert shop.roles_of(alice) == {"VIP"}
+        finally:
+            get_state(app).executor.shutdown()
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

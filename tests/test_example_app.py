@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,13 @@ def test_an_unlinked_buyer_sees_a_claim_code_that_claims_the_role(demo: Demo) ->
     assert answer.status_code == 200
     assert member_roles(demo, "bob") == {"VIP"}, f"/claim should give VIP: {answer.text[:300]}"
     assert "Delivered" in bob.get(f"/orders/{order_id}").text
+    # Over HTTP the inline executor edits the deferred answer once the response is written.
+    deadline = time.monotonic() + 10
+    while len(fake.interaction_responses[payload["token"]]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    order = [(r["kind"], r["status"]) for r in fake.interaction_responses[payload["token"]]]
+    assert order == [("initial", 200), ("edit_original", 200)], f"Discord saw {order}"
+    assert fake.responses_before_acknowledgement() == []
 
 
 def test_require_discord_link_sends_the_customer_to_link_before_paying(demo: Demo) -> None:

@@ -268,13 +268,8 @@ class RoleChanges(RuleBasedStateMachine):
 
     @invariant()
     def no_deferred_edit_before_its_acknowledgement(self) -> None:
-        for token, entries in self.fake.interaction_responses.items():
-            early = [
-                entry["kind"]
-                for entry in entries
-                if entry["kind"] not in ("initial", "callback") and not entry["acknowledged_before"]
-            ]
-            assert not early, f"interaction {token[:8]}…: {early} before Discord had the acknowledgement"
+        early = self.fake.responses_before_acknowledgement()
+        assert not early, f"answers edited before Discord had the acknowledgement: {early}"
 
 
 def _wipe(db: SQLAlchemy) -> None:

@@ -6,6 +6,13 @@ then runs the reply: while a delivery it waits for is still scheduled, the reply
 when that delivery comes due; once all have settled (or the answer cannot wait any longer, because the
 interaction token dies after 15 minutes), it edits ``@original`` with what was delivered and what was
 not, in words.
+
+Discord refuses an edit of an interaction it has no answer to yet (404, 10015 Unknown Webhook), and the
+deferral is the webhook's HTTP response, which is only on its way once the request is over. So a reply
+is queued *not yet due* and made due once that response has been sent (:func:`answer_sent`), which is
+the one rule every executor follows, since each runs only due rows. Answering synchronously with the
+inline executor was the other way out; it would leave the deferred path untested where hosts test, and
+would not help an eager Celery or a fast background thread, which also ran before the response.
 """
 
 from __future__ import annotations
@@ -13,16 +20,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask
 
 from ..codes import ReasonCode
 from ..crypto import DecryptionError
 from ..discord import interactions as discord
 from ..discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
-from ..extension import DiscordRolesState
-from ..models import ClaimReply, Models
+from ..dispatch import Work, run_after_response
+from ..extension import DiscordRolesState, get_state
+from ..models import ClaimReply, Models, utcnow
 from .claims import Listed, deliveries_by_id
 from .leasing import LeasedQueue
 from .reconnect import survives_stale_connection
@@ -38,9 +48,16 @@ REPLY_MEMORY = timedelta(days=1)
 RECHECK = timedelta(seconds=0.25)
 """How soon a reply looks again when a delivery it waits for is due now (another runner has it)."""
 
+ACKNOWLEDGED_WITHIN = timedelta(seconds=3)
+"""When a reply comes due if nothing says its deferral was sent (a crash, a response never closed).
+
+Discord waits 3 seconds for an interaction's answer: by then it has the deferral or has given up on the
+interaction, so an edit can no longer get ahead of it."""
+
 
 def queue_claim_reply(
     state: DiscordRolesState,
+    app: Flask,
     *,
     store_id: str,
     application_id: str,
@@ -49,9 +66,14 @@ def queue_claim_reply(
     notes: Sequence[str],
     now: datetime,
 ) -> int:
-    """Queue the answer to a deferred /claim in the request's session; its id, to run after commit."""
+    """Queue the answer to a deferred /claim in the request's session; it runs once the deferral is sent.
+
+    The reply is not due before :data:`ACKNOWLEDGED_WITHIN`; :func:`answer_sent` makes it due as soon
+    as the request's response (the deferral) has gone out, and hands it to the executor.
+    """
     table = state.models.ClaimReply.__table__  # type: ignore[attr-defined]
-    reply_id: int = state.db.session.connection().scalar(
+    session = state.db.session()
+    reply_id: int = session.connection().scalar(
         sa.insert(table)
         .values(
             store_id=store_id,
@@ -61,13 +83,32 @@ def queue_claim_reply(
             notes=list(notes),
             status="pending",
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=now + ACKNOWLEDGED_WITHIN,
             answer_by=now + ANSWER_WITHIN,
             created_at=now,
         )
         .returning(table.c.id)
     )
+    run_after_response(session, partial(answer_sent, app, [reply_id], delivery_ids=list(delivery_ids)))
     return reply_id
+
+
+def answer_sent(app: Flask, reply_ids: Sequence[int], *, delivery_ids: Sequence[int] = ()) -> None:
+    """Discord has these replies' deferrals: make them due now and hand them to the executor.
+
+    The deliveries they wait for go along: they were handed over at commit, but with Celery that task
+    may not have started yet, and the run that delivers them then answers straight after.
+    """
+    state = get_state(app)
+    model = state.models.ClaimReply
+    with app.app_context():
+        with state.db.engine.begin() as connection:
+            connection.execute(
+                sa.update(model)
+                .where(model.id.in_(list(reply_ids)), model.status == "pending", model.leased_by.is_(None))
+                .values(next_attempt_at=utcnow())
+            )
+        state.executor.submit(app, Work(delivery_ids=set(delivery_ids), reply_ids=set(reply_ids)))
 
 
 @survives_stale_connection

@@ -184,7 +184,8 @@ def claim_command(
     """``/claim [code]`` (and /check's Claim button): deliver what this member is owed in this server.
 
     When there is something to deliver, Discord gets a deferred answer at once and the executor edits
-    it with the outcome; the request never waits on a role change.
+    it with the outcome once that answer has been sent; the request never waits on a role change
+    (except with the inline executor, whose point is to run everything before the request is over).
     """
     guild_id = discord.guild_id_of(payload)
     user_id = discord.invoking_user_id(payload)
@@ -217,8 +218,11 @@ def claim_command(
         if not claimed.owns_anything and not claimed.notes:
             return discord.ephemeral_message(embeds=[_nothing_found()])
         return {"type": discord.CHANNEL_MESSAGE, "data": _ephemeral(claim_answer([], claimed.notes))}
-    reply_id = queue_claim_reply(
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    dispatch_after_commit(state.db.session(), app, delivery_ids=claimed.due_ids)
+    queue_claim_reply(
         state,
+        app,
         store_id=bot.store_id,
         application_id=bot.application_id,
         interaction_token=str(payload["token"]),
@@ -226,8 +230,6 @@ def claim_command(
         notes=claimed.notes,
         now=now,
     )
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    dispatch_after_commit(state.db.session(), app, delivery_ids=claimed.due_ids, reply_ids=[reply_id])
     return discord.deferred_ephemeral()
 
 

@@ -418,17 +418,30 @@ class FakeDiscord:
         client: Any = None,
         signing_key: Any = None,
     ) -> InteractionResult:
-        """Sign and POST ``payload`` to the app; an acknowledging answer is recorded as initial."""
+        """Sign and POST ``payload`` to the app; an acknowledging answer is recorded as initial.
+
+        The interaction counts as acknowledged once its answer is back here, as Discord counts it when
+        the answer reaches Discord: until then the app's webhook calls about it are refused.
+        """
         body = json.dumps(payload, separators=(",", ":")).encode()
         stamp = timestamp if timestamp is not None else str(int(time.time()))
         headers = sign_interaction(signing_key or bot.signing_key, stamp, body)
-        record = self.world.interactions.get(str(payload.get("token", "")))
-        if record is not None:
-            record.sent_at = time.monotonic()
-        result = deliver(url, body, headers, client)
-        if record is not None:
-            self._note_initial_response(record.token, result)
-        return result
+        token = str(payload.get("token", ""))
+        with self.world.lock:
+            record = self.world.interactions.get(token)
+            if record is not None:
+                record.sent_at = time.monotonic()
+                record.answer_in_flight = client is None
+        if record is None:
+            return deliver(url, body, headers, client)
+        try:
+            return deliver(
+                url, body, headers, client, received=lambda result: self._note_initial_response(token, result)
+            )
+        finally:
+            with self.world.lock:
+                record.answer_in_flight = False
+                self.world.answers.notify_all()
 
     def _note_initial_response(self, token: str, result: InteractionResult) -> None:
         try:
@@ -437,7 +450,11 @@ class FakeDiscord:
             answer = None
         with self.world.lock:
             record = self.world.interactions.get(token)
-            if record is None or not isinstance(answer, dict):
+            if record is None:
+                return
+            record.answer_in_flight = False
+            self.world.answers.notify_all()
+            if not isinstance(answer, dict):
                 return
             if answer.get("type") in ACKNOWLEDGING_TYPES and not record.acknowledged:
                 record.acknowledged = True
@@ -446,7 +463,7 @@ class FakeDiscord:
                     author = self.world.users[bot.user_id].to_json()
                     record.original = build_message("0", author, answer.get("data") or {})
             self.world.record_interaction_response(
-                token, "initial", answer, method="POST", acknowledged_before=False
+                token, "initial", answer, method="POST", acknowledged_before=False, status=result.status_code
             )
 
     def ping(self, url: str, bot: FakeBot, client: Any = None) -> InteractionResult:
@@ -473,14 +490,35 @@ class FakeDiscord:
 
     @property
     def interaction_responses(self) -> dict[str, list[dict[str, Any]]]:
-        """Per interaction token: the initial answer, callbacks, @original edits and follow-ups.
+        """Per interaction token, in the order they arrived: the initial answer, callbacks, @original
+        edits and follow-ups, including those refused because they came before the answer.
 
-        Each entry is ``{"kind", "method", "data", "acknowledged_before", "time"}``; ``kind`` is
-        initial, callback, edit_original, delete_original, followup or edit_followup.
+        Each entry is ``{"kind", "method", "data", "acknowledged_before", "status", "time"}``; ``kind``
+        is initial, callback, edit_original, delete_original, followup or edit_followup; ``status`` is
+        what the fake answered (404 for a call before the acknowledgement; the app's own status for
+        ``initial``).
         """
         with self.world.lock:
-            return {t: list(v) for t, v in self.world.interaction_responses.items()}
+            return {t: [dict(entry) for entry in v] for t, v in self.world.interaction_responses.items()}
 
-    def new_interaction_token(self, bot: FakeBot) -> str:
-        """A live interaction token without a payload, for webhook-only tests."""
-        return self.world.mint_interaction(bot.application_id).token
+    def responses_before_acknowledgement(self) -> list[dict[str, Any]]:
+        """Every edit, delete or follow-up an app sent for an interaction it had not yet answered.
+
+        Empty when the app never got ahead of its own answer. Each entry is an
+        :attr:`interaction_responses` entry plus its ``token``; the fake refused all of them (404,
+        10015 Unknown Webhook), as Discord does.
+        """
+        with self.world.lock:
+            return [
+                {**entry, "token": token}
+                for token, entries in self.world.interaction_responses.items()
+                for entry in entries
+                if entry["kind"] not in ("initial", "callback") and not entry["acknowledged_before"]
+            ]
+
+    def new_interaction_token(self, bot: FakeBot, *, acknowledged: bool = True) -> str:
+        """A live interaction token without a payload, for webhook-only tests.
+
+        It counts as already answered (its webhook works) unless ``acknowledged=False``.
+        """
+        return self.world.mint_interaction(bot.application_id, acknowledged=acknowledged).token

@@ -1,8 +1,15 @@
 """Interaction webhooks and callbacks: how an app answers after the first 3 seconds.
 
 These routes take no Authorization and sit outside the global limit. Every call is recorded in
-``FakeDiscord.interaction_responses`` under the interaction token, with ``acknowledged`` telling whether
-the initial response had already reached the fake (a follow-up that beats it is a real-world race).
+``FakeDiscord.interaction_responses`` under the interaction token, with ``acknowledged_before`` telling
+whether the initial response had already reached the fake.
+
+An interaction's webhook exists only once Discord has the app's initial response (the answer to its
+POST, or a callback): before that, Discord answers an edit, a follow-up or a delete of it with
+``404 {"code": 10015, "message": "Unknown Webhook"}`` (JSON error code 10015 in discord-api-docs'
+"Opcodes and Status Codes"; discord.js refuses ``editReply``/``followUp``/``deleteReply`` on an
+unacknowledged interaction for that reason, discordjs/discord.js#10587). The fake does the same, so a
+test of an app that edits too early fails as production would.
 """
 
 from __future__ import annotations
@@ -18,13 +25,53 @@ from .validation import validate_message
 CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9})
 
 
-def _interaction(ctx: p.Context) -> InteractionRecord:
+def unknown_webhook() -> p.ApiError:
+    return p.discord_error(404, 10015, "Unknown Webhook")
+
+
+def _interaction(ctx: p.Context, kind: str | None = None) -> InteractionRecord:
+    """The interaction whose webhook this is; refused as Discord does when it has no answer to it yet.
+
+    ``kind`` names a call that changes something: refused, it is still recorded (``status`` 404), so
+    tests see what the app tried and when.
+    """
     record = ctx.world.interactions.get(ctx.params["token"])
     if record is None or record.application_id != ctx.params["application_id"]:
-        raise p.discord_error(404, 10015, "Unknown Webhook")
+        raise unknown_webhook()
+    if not _answered(ctx, record):
+        if kind is not None:
+            _record(ctx, record, kind, _body_or_none(ctx), status=404)
+        raise unknown_webhook()
     if time.monotonic() - record.age_origin > ctx.world.interaction_ttl:
         raise p.discord_error(401, 50027, "Invalid Webhook Token")
     return record
+
+
+def _body_or_none(ctx: p.Context) -> Any:
+    try:
+        return ctx.json_body()
+    except p.ApiError:
+        return None
+
+
+def _answered(ctx: p.Context, record: InteractionRecord) -> bool:
+    """Whether Discord has the app's initial response, waiting for one already on its way over HTTP.
+
+    Over real HTTP the fake learns of the answer only when its own sending thread has read it, a moment
+    after the app wrote it; an app that edits right after answering (a WSGI close callback) would
+    otherwise race that thread. So a call arriving while the answer is in flight waits for it (never
+    past Discord's 3 seconds). An app that edits *before* answering still fails: its answer cannot
+    arrive while it waits on the edit. Through a Flask test client the answer is read before the
+    response is closed, so nothing is in flight and nothing waits.
+    """
+    if record.acknowledged or not record.answer_in_flight or record.sent_at is None:
+        return record.acknowledged
+    deadline = record.sent_at + ctx.world.initial_response_deadline
+    ctx.world.answers.wait_for(
+        lambda: record.acknowledged or not record.answer_in_flight,
+        timeout=max(0.0, deadline - time.monotonic()),
+    )
+    return record.acknowledged
 
 
 def _author(ctx: p.Context, record: InteractionRecord) -> dict[str, Any]:
@@ -32,13 +79,14 @@ def _author(ctx: p.Context, record: InteractionRecord) -> dict[str, Any]:
     return ctx.world.users[bot.user_id].to_json()
 
 
-def _record(ctx: p.Context, record: InteractionRecord, kind: str, body: Any) -> None:
+def _record(ctx: p.Context, record: InteractionRecord, kind: str, body: Any, *, status: int = 200) -> None:
     ctx.world.record_interaction_response(
         record.token,
         kind,
         body,
         method=ctx.request.method,
         acknowledged_before=record.acknowledged,
+        status=status,
     )
 
 
@@ -64,7 +112,7 @@ def get_original(ctx: p.Context) -> p.Reply:
 
 @p.route("PATCH", ORIGINAL, family="webhook", auth="none", major=("application_id", "token"))
 def edit_original(ctx: p.Context) -> p.Reply:
-    record = _interaction(ctx)
+    record = _interaction(ctx, "edit_original")
     body = ctx.json_object()
     validate_message(body, allow_empty=True)
     if record.original is None:
@@ -76,17 +124,17 @@ def edit_original(ctx: p.Context) -> p.Reply:
 
 @p.route("DELETE", ORIGINAL, family="webhook", auth="none", major=("application_id", "token"))
 def delete_original(ctx: p.Context) -> p.Reply:
-    record = _interaction(ctx)
+    record = _interaction(ctx, "delete_original")
     if record.original is None:
         raise p.discord_error(404, 10008, "Unknown Message")
     record.original = None
-    _record(ctx, record, "delete_original", None)
+    _record(ctx, record, "delete_original", None, status=204)
     return p.no_content()
 
 
 @p.route("POST", FOLLOWUPS, family="webhook", auth="none", major=("application_id", "token"))
 def create_followup(ctx: p.Context) -> p.Reply:
-    record = _interaction(ctx)
+    record = _interaction(ctx, "followup")
     body = ctx.json_object()
     validate_message(body)
     message = build_message("0", _author(ctx, record), body)
@@ -97,7 +145,7 @@ def create_followup(ctx: p.Context) -> p.Reply:
 
 @p.route("PATCH", MESSAGE, family="webhook", auth="none", major=("application_id", "token"))
 def edit_followup(ctx: p.Context) -> p.Reply:
-    record = _interaction(ctx)
+    record = _interaction(ctx, "edit_followup")
     message = record.followups.get(ctx.params["message_id"])
     if message is None:
         raise p.discord_error(404, 10008, "Unknown Message")
@@ -127,6 +175,7 @@ def callback(ctx: p.Context) -> p.Reply:
     if kind == 4:
         record.original = build_message("0", _author(ctx, record), data)
     ctx.world.record_interaction_response(
-        record.token, "callback", body, method="POST", acknowledged_before=False
+        record.token, "callback", body, method="POST", acknowledged_before=False, status=204
     )
+    ctx.world.answers.notify_all()
     return p.no_content()

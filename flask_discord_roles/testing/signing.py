@@ -7,6 +7,7 @@ signature as hex. The body bytes sent are the bytes signed: nothing re-serialise
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,17 +44,37 @@ class InteractionResult:
 
 
 def deliver(
-    url: str, body: bytes, headers: dict[str, str], client: Any = None, timeout: float = 10.0
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    client: Any = None,
+    timeout: float = 10.0,
+    *,
+    received: Callable[[InteractionResult], None] | None = None,
 ) -> InteractionResult:
-    """POST ``body`` as-is; ``client`` is a Flask test client, or None for real HTTP."""
+    """POST ``body`` as-is; ``client`` is a Flask test client, or None for real HTTP.
+
+    ``received`` is called with the answer as soon as it has been read, before the response is closed:
+    a WSGI server closes it only after sending it, so what an app runs on close (Werkzeug's
+    ``call_on_close``) happens after Discord has its answer, through a test client as in production.
+    """
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
     if client is not None:
         response = client.post(url, data=body, headers=headers)
-        return InteractionResult(
-            response.status_code, CaseInsensitiveDict(dict(response.headers)), response.get_data()
-        )
+        try:
+            result = InteractionResult(
+                response.status_code, CaseInsensitiveDict(dict(response.headers)), response.get_data()
+            )
+            if received is not None:
+                received(result)
+        finally:
+            response.close()
+        return result
     with requests.Session() as session:
         answer = session.post(url, data=body, headers=headers, timeout=timeout)
-        return InteractionResult(
+        result = InteractionResult(
             answer.status_code, CaseInsensitiveDict(dict(answer.headers)), answer.content
         )
+        if received is not None:
+            received(result)
+        return result

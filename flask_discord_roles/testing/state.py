@@ -246,7 +246,10 @@ class FakeChannel:
 
 @dataclass
 class InteractionRecord:
-    """An interaction the fake sent: its token lives 15 minutes and may be acknowledged once."""
+    """An interaction the fake sent: its token lives 15 minutes and may be acknowledged once.
+
+    ``answer_in_flight`` is true while the fake waits, over real HTTP, for the app's answer to it.
+    """
 
     id: str
     application_id: str
@@ -254,6 +257,7 @@ class InteractionRecord:
     created: float
     sent_at: float | None = None
     acknowledged: bool = False
+    answer_in_flight: bool = False
     original: dict[str, Any] | None = None
     followups: dict[str, dict[str, Any]] = field(default_factory=dict)
 

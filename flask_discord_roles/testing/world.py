@@ -47,6 +47,11 @@ class World:
     dm_channels: dict[tuple[str, str], str] = field(default_factory=dict)
     interaction_ttl: float = 900.0
     initial_response_deadline: float = 3.0
+    # Notified when an interaction's answer arrives, for a webhook call that raced it (see routes_webhooks).
+    answers: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.answers = threading.Condition(self.lock)
 
     # -- users and bots -------------------------------------------------------------------------
 
@@ -264,27 +269,40 @@ class World:
 
     # -- interactions ---------------------------------------------------------------------------
 
-    def mint_interaction(self, application_id: str) -> InteractionRecord:
+    def mint_interaction(self, application_id: str, *, acknowledged: bool = False) -> InteractionRecord:
         with self.lock:
             record = InteractionRecord(
                 id=new_snowflake(),
                 application_id=application_id,
                 token="aW50ZXJhY3Rpb246" + secrets.token_urlsafe(120),
                 created=time.monotonic(),
+                acknowledged=acknowledged,
             )
             self.interactions[record.token] = record
             return record
 
     def record_interaction_response(
-        self, token: str, kind: str, data: Any, *, method: str, acknowledged_before: bool
+        self,
+        token: str,
+        kind: str,
+        data: Any,
+        *,
+        method: str,
+        acknowledged_before: bool,
+        status: int = 200,
     ) -> None:
-        """Keep what an app sent for an interaction, in order, for tests to assert on."""
+        """Keep what an app sent for an interaction, in order, for tests to assert on.
+
+        Refused calls are kept too (``status`` 4xx): the order in which an app tried things is what
+        tests about acknowledgement need.
+        """
         with self.lock:
             entry = {
                 "kind": kind,
                 "method": method,
                 "data": data,
                 "acknowledged_before": acknowledged_before,
+                "status": status,
                 "time": time.monotonic(),
             }
             self.interaction_responses.setdefault(token, []).append(entry)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from fake_helpers import Store
 from flask import Flask, Response, request
 from nacl.exceptions import BadSignatureError
@@ -77,6 +79,16 @@ def test_webhook_edits_and_followups_are_recorded(store: Store) -> None:
     http = store.api
     http.headers.pop("Authorization")
     store.fake.set_global_limit(1, 10.0)  # webhooks are exempt from the global limit
+    too_early = http.patch(
+        store.url(f"/webhooks/{app_id}/{token}/messages/@original"), json={"content": "Delivered!"}
+    )
+    assert (too_early.status_code, too_early.json()) == (
+        404,
+        {"message": "Unknown Webhook", "code": 10015},
+    ), "Discord has no webhook for an interaction it has no answer to yet"
+    deferral = {"type": 5, "data": {"flags": 64}}
+    callback = http.post(store.url(f"/interactions/{payload['id']}/{token}/callback"), json=deferral)
+    assert callback.status_code == 204
     edit = http.patch(
         store.url(f"/webhooks/{app_id}/{token}/messages/@original"),
         json={"content": "Delivered!", "allowed_mentions": {"parse": []}},
@@ -90,8 +102,15 @@ def test_webhook_edits_and_followups_are_recorded(store: Store) -> None:
         == "Delivered!"
     )
     entries = store.fake.interaction_responses[token]
-    assert [(e["kind"], e["method"]) for e in entries] == [("edit_original", "PATCH"), ("followup", "POST")]
-    assert entries[0]["data"]["content"] == "Delivered!"
+    assert [(e["kind"], e["method"], e["status"], e["acknowledged_before"]) for e in entries] == [
+        ("edit_original", "PATCH", 404, False),
+        ("callback", "POST", 204, False),
+        ("edit_original", "PATCH", 200, True),
+        ("followup", "POST", 200, True),
+    ]
+    assert entries[2]["data"]["content"] == "Delivered!"
+    (early,) = store.fake.responses_before_acknowledgement()
+    assert (early["token"], early["kind"], early["status"]) == (token, "edit_original", 404)
     assert "X-RateLimit-Bucket" in edit.headers
     unknown = http.patch(store.url(f"/webhooks/{app_id}/nope/messages/@original"), json={"content": "x"})
     assert (unknown.status_code, unknown.json()["code"]) == (404, 10015)
@@ -132,3 +151,62 @@ def test_send_interaction_over_real_http(store: Store, served_app: tuple[str, li
     assert result.headers["content-type"] == "application/json"
     assert seen[-1]["user"]["id"] == store.buyer.id
     assert seen[-1]["context"] == 1
+
+
+def deferring_app(bot: FakeBot, fake_api: str, *, edit_on_close: bool) -> Flask:
+    """An app that defers /claim and edits the answer: inside the request (too early) or once the
+    response has been sent (Werkzeug's ``call_on_close``)."""
+    app = Flask("deferring")
+
+    @app.post("/interactions")
+    def interactions() -> Response:
+        payload = request.get_json()
+        if payload["type"] == 1:
+            return Response(json.dumps({"type": 1}), mimetype="application/json")
+        edit_url = f"{fake_api}/webhooks/{bot.application_id}/{payload['token']}/messages/@original"
+
+        def edit() -> None:
+            requests.patch(edit_url, json={"content": "Done"}, timeout=10)
+
+        response = Response(json.dumps({"type": 5, "data": {"flags": 64}}), mimetype="application/json")
+        if edit_on_close:
+            response.call_on_close(edit)
+        else:
+            edit()
+        return response
+
+    return app
+
+
+@pytest.mark.parametrize("over_http", [True, False], ids=["over HTTP", "test client"])
+@pytest.mark.parametrize("edit_on_close", [True, False], ids=["edits once answered", "edits first"])
+def test_an_edit_counts_only_once_the_app_has_answered(
+    store: Store, over_http: bool, edit_on_close: bool
+) -> None:
+    app = deferring_app(store.bot, store.fake.api_base_url, edit_on_close=edit_on_close)
+    payload = store.fake.command_payload(store.bot, store.guild.id, store.buyer, "claim")
+    if over_http:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}/interactions"
+            store.fake.send_interaction(url, store.bot, payload)
+            deadline = time.monotonic() + 5  # over HTTP the close callback runs after the answer is read
+            while len(store.fake.interaction_responses[payload["token"]]) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    else:
+        store.fake.send_interaction("/interactions", store.bot, payload, client=app.test_client())
+
+    order = [(e["kind"], e["status"]) for e in store.fake.interaction_responses[payload["token"]]]
+    if edit_on_close:
+        assert order == [("initial", 200), ("edit_original", 200)], f"Discord saw {order}"
+        assert store.fake.responses_before_acknowledgement() == []
+    else:
+        assert order == [("edit_original", 404), ("initial", 200)], f"Discord saw {order}"
+        (early,) = store.fake.responses_before_acknowledgement()
+        assert early["token"] == payload["token"]
