@@ -225,6 +225,7 @@ def setup_storefront(name: str, database_url: str, *, with_extension: bool) -> S
         db.session.commit()
         if with_extension:
             mapping = get_state(app).models.RoleMapping
+            db.session.add(get_state(app).models.LinkedGuild(store_id=STORE_ID, guild_id=GUILD_ID))
             db.session.add_all(
                 mapping(
                     store_id=STORE_ID,

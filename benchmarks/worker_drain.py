@@ -257,6 +257,7 @@ def run_once(workers: int, args: argparse.Namespace, log_dir: Path) -> RunResult
                 bot_token=world["token"],
             )
             for number, guild in enumerate(world["guilds"]):
+                db.session.add(state.models.LinkedGuild(store_id=STORE_ID, guild_id=guild["guild_id"]))
                 db.session.add(
                     state.models.RoleMapping(
                         store_id=STORE_ID,

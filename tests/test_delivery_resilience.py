@@ -129,6 +129,9 @@ def open_guilds(
                 )
             )
         by_guild.append(purchases)
+    # Every server is linked to the store, as one must be before its roles can be mapped.
+    links = [{"store_id": STORE, "guild_id": mapping["guild_id"]} for mapping in mappings]
+    db.session.execute(sa.insert(state.models.LinkedGuild), links)
     db.session.execute(sa.insert(state.models.RoleMapping), mappings)
     db.session.commit()
     fake.set_global_limit(*LIFTED_LIMIT)
