@@ -118,7 +118,7 @@ def test_json_nested_too_deep_or_too_large_is_refused_before_parsing_on_every_wr
 ) -> None:
     deep = api.call(method, path, data=DEEP, headers={"Content-Type": "application/json"})
     body = assert_error(deep, 400)
-    assert "nested" in body["message"], body
+    assert "nested" in body["detail"], body
     huge = b'{"enabled": true, "padding": "' + b"x" * 70_000 + b'"}'
     large = api.call(method, path, data=huge, headers={"Content-Type": "application/json"})
     assert_error(large, 413)
