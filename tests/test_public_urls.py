@@ -103,7 +103,7 @@ def test_testing_without_a_base_url_refuses_a_host_that_is_not_a_host_name(
     app, _ = _store_with_bot(fresh_app, fake_discord)
     answer = api_for(app).get("/custom-bot", headers={"Host": host})
     body = assert_error(answer, 400)
-    assert "Host" in body["message"], body
+    assert "Host" in body["detail"], body
     linking = _redirect_uri(app, host)
     assert not isinstance(linking, str), f"a redirect URI was built from Host {host!r}: {linking}"
     assert linking.status_code == 400
