@@ -47,8 +47,9 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flask_discord_roles import DiscordRoles, get_state, order_completed
-from flask_discord_roles.crypto import generate_key
+from flask_discord_roles import DiscordRoles, order_completed
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.state import get_state
 
 POSTGRES_URL = os.environ.get(
     "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

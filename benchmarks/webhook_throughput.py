@@ -57,9 +57,9 @@ from nacl.signing import SigningKey, VerifyKey
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._bench_host import build_app
-from flask_discord_roles import get_state
-from flask_discord_roles.crypto import generate_key
-from flask_discord_roles.models import utcnow
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing.state import new_snowflake
 
 POSTGRES_URL = os.environ.get(

@@ -17,8 +17,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
-from flask_discord_roles import DiscordRoles
-from flask_discord_roles.crypto import generate_key
+from flask_discord_roles import DiscordRoles, generate_key
 
 # The host's own naming convention; ours are explicit names, so the two never clash.
 db = SQLAlchemy(

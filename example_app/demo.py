@@ -16,10 +16,10 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from flask_discord_roles import bots, get_state, guilds, store_settings
+from flask_discord_roles import bots, guilds, store_settings
 from flask_discord_roles.testing import FakeBot, FakeDiscord, FakeGuild
 
-from . import MIGRATIONS_DIR, create_app, db
+from . import MIGRATIONS_DIR, create_app, db, discord_roles
 from .models import Customer, Package
 
 PASSWORD = "demo"  # noqa: S105  (printed on start: the demo accounts are public)
@@ -162,7 +162,7 @@ class Demo:
         self.server.shutdown()
         self.thread.join(timeout=10)
         self.server.server_close()
-        get_state(self.app).executor.shutdown()
+        discord_roles.shutdown(self.app)
         with self.app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -1,17 +1,26 @@
-"""flask-discord-roles: deliver Discord roles to the people who buy them."""
+"""flask-discord-roles: deliver Discord roles to the people who buy them.
+
+The public API is what this package exports (``__all__``) and its public modules: ``bots``,
+``customers``, ``deliveries``, ``guilds``, ``store_settings``, ``tokens``, ``diagnostics``,
+``checkout``, ``celery``, ``codes``, ``errors``, ``signals``, ``orders``, ``discord``, ``testing`` and
+``migrations``. Modules whose names start with ``_`` are internal and may change in any release.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import warnings
+from typing import Any
 
-from . import bots, customers, deliveries, diagnostics, guilds, store_settings, tokens
-from .claim_codes import claim_code
-from .config import ConfigurationError
-from .deliveries import DeliveryInfo
-from .extension import DiscordRoles, DiscordRolesState, get_state
-from .orders import InvalidOrderEvent, OrderEvent
-from .services.api_tokens import ApiGrant
-from .signals import (
+from flask_discord_roles import bots, customers, deliveries, diagnostics, guilds, store_settings, tokens
+from flask_discord_roles._extension import DiscordRoles
+from flask_discord_roles._runtime.api_grant import ApiGrant
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.version import __version__
+from flask_discord_roles.claim_codes import claim_code
+from flask_discord_roles.deliveries import DeliveryInfo
+from flask_discord_roles.errors import ConfigurationError, DiscordRolesError, NotFound, ValidationError
+from flask_discord_roles.orders import InvalidOrderEvent, OrderEvent
+from flask_discord_roles.signals import (
     account_linked,
     account_unlinked,
     delivery_failed,
@@ -28,9 +37,11 @@ __all__ = [
     "ConfigurationError",
     "DeliveryInfo",
     "DiscordRoles",
-    "DiscordRolesState",
+    "DiscordRolesError",
     "InvalidOrderEvent",
+    "NotFound",
     "OrderEvent",
+    "ValidationError",
     "__version__",
     "account_linked",
     "account_unlinked",
@@ -40,7 +51,7 @@ __all__ = [
     "deliveries",
     "delivery_failed",
     "diagnostics",
-    "get_state",
+    "generate_key",
     "guild_linked",
     "guild_unlinked",
     "guilds",
@@ -51,3 +62,21 @@ __all__ = [
     "store_settings",
     "tokens",
 ]
+
+
+# Exported before 0.2; internal now. Reading them still works, with a warning, until 1.0.
+_MOVED = {"DiscordRolesState": "DiscordRolesState", "get_state": "get_state"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"flask_discord_roles.{name} is internal and will be removed in 1.0; use the public modules "
+            "(bots, deliveries, guilds, ...) or DiscordRoles' methods instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from flask_discord_roles._runtime import state
+
+        return getattr(state, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

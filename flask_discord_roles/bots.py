@@ -12,13 +12,13 @@ operations call the same functions. No function returns or raises anything that 
 
 from __future__ import annotations
 
-from .extension import get_state
-from .models import StoreBot
-from .services import bots as _service
-from .services.bots import ConnectionCheck
-from .services.errors import ValidationError
-from .services.settings import store_settings
-from .web.urls import public_base_url
+from flask_discord_roles._core import bots as _service
+from flask_discord_roles._core.bots import BotNotConfigured, ConnectionCheck
+from flask_discord_roles._core.invites import store_invite_url
+from flask_discord_roles._runtime.models import StoreBot
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles._web.urls import store_interactions_url
+from flask_discord_roles.errors import ValidationError
 
 __all__ = [
     "BotNotConfigured",
@@ -34,10 +34,6 @@ __all__ = [
     "set_enabled",
     "test_connection",
 ]
-
-
-class BotNotConfigured(LookupError):
-    """The store has no bot of its own (it has none, or uses the platform's shared bot)."""
 
 
 def get_bot(store_id: object) -> StoreBot | None:
@@ -109,23 +105,13 @@ def register_commands(store_id: object) -> str | None:
     return _service.register_commands(get_state(), _own_bot(store_id))
 
 
-NO_BOT_TO_INVITE = (
-    "This store has no bot of its own and this app has no shared bot: save the store's bot first."
-)
-
-
 def invite_url(store_id: object, guild_id: str | None = None) -> str:
     """The address that adds the store's bot to a server with the permissions its settings need: its
     own bot's, or the platform's shared bot's when it has none of its own and this app has one.
 
     Raises :class:`BotNotConfigured` when there is neither.
     """
-    state = get_state()
-    application_id = _service.invite_application_id(state, str(store_id))
-    if application_id is None:
-        raise BotNotConfigured(NO_BOT_TO_INVITE)
-    adds_members = store_settings(state, str(store_id)).join_guilds_on_link
-    return _service.invite_url(application_id, guild_id, adds_members=adds_members)
+    return store_invite_url(get_state(), str(store_id), guild_id)
 
 
 def interactions_url(store_id: object, *, base_url: str | None = None) -> str:
@@ -134,7 +120,4 @@ def interactions_url(store_id: object, *, base_url: str | None = None) -> str:
     The base is ``base_url``, else ``DISCORD_ROLES_PUBLIC_BASE_URL`` (required outside ``TESTING`` and
     debug), else this request's own address when its ``Host`` is a plain host name.
     """
-    state = get_state()
-    base = base_url or public_base_url(state.settings)
-    slug = state.loaders.slug_of_store(str(store_id))
-    return f"{base.rstrip('/')}{state.settings.interactions_path}/{slug}"
+    return store_interactions_url(get_state(), str(store_id), base_url=base_url)

@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 
 from flask import Flask, jsonify, redirect, request, url_for
 
-from .extension import get_state
-from .services.linking import LinkedAccount, get_account
-from .services.settings import store_settings
+from flask_discord_roles._core.linking import LinkedAccount, get_account
+from flask_discord_roles._core.settings import store_settings
+from flask_discord_roles._runtime.state import get_state
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -125,7 +125,7 @@ def require_discord_link(view: View) -> View:
 
 def install_template_helpers(app: Flask) -> None:
     """``discord_roles_status(next=None)`` and ``discord_roles_csrf_token()`` in every template."""
-    from .web.linking import csrf_token
+    from flask_discord_roles._web.linking import csrf_token
 
     app.add_template_global(lambda next=None: checkout_status(next=next), "discord_roles_status")
     app.add_template_global(csrf_token, "discord_roles_csrf_token")

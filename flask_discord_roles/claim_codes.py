@@ -11,8 +11,8 @@ The buyer runs ``/claim code:…`` in the store's server; the order's roles then
 
 from __future__ import annotations
 
-from .extension import get_state
-from .services.claim_codes import ClaimCodeSecretMissing, make_claim_code
+from flask_discord_roles._core.claim_codes import ClaimCodeSecretMissing, make_claim_code
+from flask_discord_roles._runtime.state import get_state
 
 __all__ = ["ClaimCodeSecretMissing", "claim_code"]
 

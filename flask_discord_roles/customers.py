@@ -14,11 +14,11 @@ Discord call: a role's status is what the customer's latest delivery of it says.
 
 from __future__ import annotations
 
-from .deliveries import DeliveryInfo
-from .extension import get_state
-from .services import customers as _service
-from .services.customers import ROLE_STATUSES, CustomerStatus, LinkedAccount, RoleStatus
-from .services.errors import ValidationError
+from flask_discord_roles._core import customers as _service
+from flask_discord_roles._core.customers import ROLE_STATUSES, CustomerStatus, LinkedAccount, RoleStatus
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.deliveries import DeliveryInfo
+from flask_discord_roles.errors import ValidationError
 
 __all__ = [
     "ROLE_STATUSES",

@@ -13,10 +13,10 @@ Every check says ``ok``, and when not, a reason code and the fix in words. The t
 
 from __future__ import annotations
 
-from .bots import interactions_url as _interactions_url
-from .extension import get_state
-from .services import diagnostics as _service
-from .services.diagnostics import Check, Diagnosis
+from flask_discord_roles._core import diagnostics as _service
+from flask_discord_roles._core.diagnostics import Check, Diagnosis
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.bots import interactions_url as _interactions_url
 
 __all__ = ["Check", "Diagnosis", "run_diagnostics"]
 

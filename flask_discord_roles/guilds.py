@@ -12,15 +12,21 @@ Each function adds its changes to your session: commit them. Signals go out afte
 
 from __future__ import annotations
 
-from .extension import get_state
-from .models import RoleMapping
-from .services import guild_admin as _admin
-from .services import guilds as _service
-from .services import mappings as _mappings
-from .services.errors import ValidationError
-from .services.guild_admin import BotUnavailable, GuildNotLinked, GuildRole, GuildSummary, Unlinked
-from .services.guilds import LINK_CODE_LIFETIME, IssuedCode, LinkRefusal
-from .services.mappings import DuplicateMapping, MappingNotFound
+from flask_discord_roles._core import guild_admin as _admin
+from flask_discord_roles._core import guilds as _service
+from flask_discord_roles._core import mappings as _mappings
+from flask_discord_roles._core.guild_admin import (
+    BotUnavailable,
+    GuildNotLinked,
+    GuildRole,
+    GuildSummary,
+    Unlinked,
+)
+from flask_discord_roles._core.guilds import LINK_CODE_LIFETIME, IssuedCode, LinkRefusal
+from flask_discord_roles._core.mappings import DuplicateMapping, MappingNotFound
+from flask_discord_roles._runtime.models import RoleMapping
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.errors import ValidationError
 
 __all__ = [
     "LINK_CODE_LIFETIME",

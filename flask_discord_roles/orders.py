@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .discord.snowflake import is_snowflake
+from flask_discord_roles.discord.snowflake import is_snowflake
 
 
 class InvalidOrderEvent(ValueError):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .extension import get_state
-from .services import settings as _service
-from .services.errors import ValidationError
+from flask_discord_roles._core import settings as _service
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.errors import ValidationError
 
 __all__ = ["SETTING_NAMES", "ValidationError", "get_settings", "update_settings"]
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from .extension import get_state
-from .services import api_tokens as _service
-from .services.api_tokens import SCOPES, ApiGrant, IssuedToken, TokenInfo
+from flask_discord_roles._core import api_tokens as _service
+from flask_discord_roles._core.api_tokens import IssuedToken, TokenInfo
+from flask_discord_roles._runtime.api_grant import SCOPES, ApiGrant
+from flask_discord_roles._runtime.state import get_state
 
 __all__ = ["SCOPES", "ApiGrant", "IssuedToken", "TokenInfo", "create_token", "list_tokens", "revoke_token"]
 

@@ -18,9 +18,9 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.test import TestResponse
 
-from flask_discord_roles import get_state
-from flask_discord_roles.services import guilds
-from flask_discord_roles.services.api_tokens import create_token
+from flask_discord_roles._core import guilds
+from flask_discord_roles._core.api_tokens import create_token
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
 from tests.shop import FAST_QUEUE, Shop

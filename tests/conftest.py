@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import DiscordRoles, get_state
-from flask_discord_roles.crypto import generate_key
+from flask_discord_roles import DiscordRoles
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.state import get_state
 
 POSTGRES_URL = os.environ.get(
     "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

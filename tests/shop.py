@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, order_completed, order_revoked
-from flask_discord_roles.services import guilds
-from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles import order_completed, order_revoked
+from flask_discord_roles._core import guilds
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
 

@@ -19,12 +19,13 @@ from flask import render_template_string
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_discord_roles import DiscordRoles, account_linked, get_state
+from flask_discord_roles import DiscordRoles, account_linked
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles._web.linking import PENDING_KEY
 from flask_discord_roles.checkout import checkout_status, require_discord_link
-from flask_discord_roles.services.bots import save_bot
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser
-from flask_discord_roles.web.linking import PENDING_KEY
 from tests.api import API_CONFIG, link_guild
 from tests.shop import Shop
 

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import ApiGrant, get_state, tokens
+from flask_discord_roles import ApiGrant, tokens
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import ValidationError
-from flask_discord_roles.models import utcnow
 from tests.api import API_CONFIG, PREFIX, Api, api_for, assert_error
 
 

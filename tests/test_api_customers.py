@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, order_completed
-from flask_discord_roles.services.customers import role_status
+from flask_discord_roles import order_completed
+from flask_discord_roles._core.customers import role_status
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, Api, api_for, assert_delivery, assert_documented, assert_error, link_guild
 from tests.shop import Shop, open_shop

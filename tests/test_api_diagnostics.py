@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._core.bots import register_platform_commands
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
-from flask_discord_roles.services.bots import register_platform_commands
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, Api, api_for, link_guild, shared_bot_store
 from tests.shop import Shop, open_shop

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, guild_unlinked
-from flask_discord_roles.models import utcnow
-from flask_discord_roles.services.bots import set_bot_enabled
+from flask_discord_roles import guild_unlinked
+from flask_discord_roles._core.bots import set_bot_enabled
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild, shared_bot_store
 from tests.shop import Shop, open_shop

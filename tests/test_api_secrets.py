@@ -17,7 +17,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.test import TestResponse
 
-from flask_discord_roles import get_state
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, PREFIX, api_for, link_guild
 from tests.shop import open_shop

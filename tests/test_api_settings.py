@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, store_settings
+from flask_discord_roles import store_settings
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.permissions import (
     ADMINISTRATOR,
     EMBED_LINKS,
@@ -19,7 +20,7 @@ from flask_discord_roles.discord.permissions import (
     VIEW_CHANNEL,
     channel_permissions,
 )
-from flask_discord_roles.services.errors import ValidationError
+from flask_discord_roles.errors import ValidationError
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing import permissions as reference
 from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild

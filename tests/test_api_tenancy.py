@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, PREFIX, api_for, link_guild
 from tests.shop import Shop, open_shop

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import DiscordRolesState, get_state
-from flask_discord_roles.models import StoreBot
-from flask_discord_roles.services.bots import client_for, get_bot, save_bot
-from flask_discord_roles.services.errors import ValidationError
+from flask_discord_roles._core.bots import client_for, get_bot, save_bot
+from flask_discord_roles._runtime.models import StoreBot
+from flask_discord_roles._runtime.state import DiscordRolesState, get_state
+from flask_discord_roles.errors import ValidationError
 from flask_discord_roles.testing import FakeBot, FakeDiscord
 
 

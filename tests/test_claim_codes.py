@@ -7,8 +7,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import DiscordRoles, claim_code
+from flask_discord_roles._core.claim_codes import make_claim_code, order_of_claim_code
 from flask_discord_roles.claim_codes import ClaimCodeSecretMissing
-from flask_discord_roles.services.claim_codes import make_claim_code, order_of_claim_code
 
 SECRET = b"shop secret"
 

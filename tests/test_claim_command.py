@@ -19,12 +19,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import claim_code, get_state
-from flask_discord_roles.models import utcnow
-from flask_discord_roles.services.interactions import CLAIM_BUTTON
+from flask_discord_roles import claim_code
+from flask_discord_roles._core.interactions import CLAIM_BUTTON
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.signing import InteractionResult, sign_interaction
-from flask_discord_roles.worker import Worker
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 URL = "/webhook/discord/interactions/store-1"

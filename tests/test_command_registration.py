@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.commands import COMMANDS
-from flask_discord_roles.services.bots import save_bot
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import open_shop
 

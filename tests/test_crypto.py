@@ -8,8 +8,8 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
-from flask_discord_roles.crypto import DecryptionError, TokenCipher, generate_key, parse_keys
+from flask_discord_roles._runtime.crypto import DecryptionError, TokenCipher, generate_key, parse_keys
+from flask_discord_roles._runtime.state import get_state
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.ABcDEf.secret-token-value"
 

@@ -129,8 +129,8 @@ def test_missing_manage_roles_is_named_as_the_fix(
 def test_a_revoked_token_fails_the_delivery_and_switches_the_bot_off_until_it_is_saved_again(
     shop: Shop,
 ) -> None:
-    from flask_discord_roles import get_state
-    from flask_discord_roles.services.bots import get_bot, save_bot
+    from flask_discord_roles._core.bots import get_bot, save_bot
+    from flask_discord_roles._runtime.state import get_state
 
     shop.map("vip", "VIP")
     alice, bob = shop.member("alice"), shop.member("bob")
@@ -164,7 +164,7 @@ def test_a_revoked_token_fails_the_delivery_and_switches_the_bot_off_until_it_is
 
 
 def test_transient_errors_are_retried_with_backoff_until_they_succeed(shop: Shop) -> None:
-    from flask_discord_roles.worker import Worker
+    from flask_discord_roles._engine.worker import Worker
 
     shop.map("vip", "VIP")
     buyer = shop.member("alice")
@@ -205,7 +205,7 @@ def _run_worker_until_settled(shop: Shop, timeout: float = 20.0) -> None:
     """Run worker passes until no delivery is pending and scheduled (retries included)."""
     import time
 
-    from flask_discord_roles.worker import Worker
+    from flask_discord_roles._engine.worker import Worker
 
     worker = Worker(shop.app, poll_interval=0.05)
     deadline = time.monotonic() + timeout

@@ -28,10 +28,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, order_completed
-from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles import order_completed
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._engine.worker import Worker, WorkerTotals
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker, WorkerTotals
 from tests.shop import FAST_QUEUE
 from tests.worker_host import worker_environment
 

@@ -28,7 +28,8 @@ from flask_migrate import upgrade
 from example_app import MIGRATIONS_DIR, create_app, db
 from example_app.demo import CHECKOUT_PROMPT, PASSWORD, Demo
 from example_app.models import Customer, Order
-from flask_discord_roles import deliveries, get_state, store_settings
+from flask_discord_roles import deliveries, store_settings
+from flask_discord_roles._runtime.state import get_state
 from tests.demo import FAST_PASSWORD_HASH, running_demo
 
 ROOT = Path(__file__).resolve().parents[1]

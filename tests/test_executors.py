@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import deliveries, get_state
-from flask_discord_roles.executors import ThreadExecutor
+from flask_discord_roles import deliveries
+from flask_discord_roles._engine.executors import ThreadExecutor
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import FAST_QUEUE, open_shop
 
@@ -37,7 +38,7 @@ def _wait_for(condition: Any, timeout: float = 10.0) -> bool:
 def test_every_executor_delivers_a_paid_order(
     make_app: Any, database_url: str, fake_discord: FakeDiscord, executor: str, mode: str
 ) -> None:
-    from flask_discord_roles.worker import Worker
+    from flask_discord_roles._engine.worker import Worker
 
     config = {**FAST_QUEUE, "DISCORD_ROLES_EXECUTOR": executor}
     app, db, _ = make_app(database_url, DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **config)

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import ConfigurationError, DiscordRoles, get_state
-from flask_discord_roles.crypto import generate_key
+from flask_discord_roles import ConfigurationError, DiscordRoles
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.state import get_state
 
 
 def _app(**config: object) -> Flask:

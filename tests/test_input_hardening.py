@@ -148,7 +148,7 @@ def test_an_unexpected_error_in_the_webhook_is_json_logged_once_and_tells_nothin
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("db password is hunter2")
 
-    monkeypatch.setattr("flask_discord_roles.web.interactions.answer_interaction", broken)
+    monkeypatch.setattr("flask_discord_roles._web.interactions.answer_interaction", broken)
     payload = shop.fake.command_payload(shop.bot, shop.guild_id, shop.member("alice"), "help")
     with caplog.at_level(logging.ERROR):
         answer = shop.fake.send_interaction(f"{WEBHOOK}/store-1", shop.bot, payload, client=client)
@@ -171,7 +171,7 @@ def test_an_unexpected_error_in_the_tenant_api_is_the_seeds_shape_logged_once(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("db password is hunter2")
 
-    monkeypatch.setattr("flask_discord_roles.services.settings.settings_dict", broken)
+    monkeypatch.setattr("flask_discord_roles._core.settings.settings_dict", broken)
     with caplog.at_level(logging.ERROR):
         answer = api.get("/settings")
     body = assert_error(answer, 500)

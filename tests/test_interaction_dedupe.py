@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
-from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.signing import deliver, sign_interaction
 from flask_discord_roles.testing.state import FakeBot

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from flask_discord_roles import get_state
-from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.signing import deliver, sign_interaction
 from tests.shop import Shop, open_shop
@@ -274,8 +274,8 @@ def test_a_host_with_csrf_protection_still_receives_discords_webhooks(
 def test_a_worker_forgets_interaction_ids_after_a_day(shop: Shop, client: FlaskClient) -> None:
     from datetime import timedelta
 
-    from flask_discord_roles.models import utcnow
-    from flask_discord_roles.worker import Worker
+    from flask_discord_roles._engine.worker import Worker
+    from flask_discord_roles._runtime.models import utcnow
 
     model = get_state(shop.app).models.ProcessedInteraction
     old = utcnow() - timedelta(days=1, minutes=1)
@@ -343,8 +343,8 @@ def test_link_connects_the_server_for_a_manager_and_names_the_store(shop: Shop, 
 def test_a_link_code_works_once_and_not_after_it_expires(shop: Shop, client: FlaskClient) -> None:
     from datetime import timedelta
 
-    from flask_discord_roles.models import utcnow
-    from flask_discord_roles.services.guilds import create_link_code
+    from flask_discord_roles._core.guilds import create_link_code
+    from flask_discord_roles._runtime.models import utcnow
 
     state = get_state(shop.app)
     with shop.app.app_context():
@@ -375,7 +375,7 @@ def test_guild_linked_is_sent_once_the_link_is_committed_and_never_on_rollback(
     shop: Shop, client: FlaskClient
 ) -> None:
     from flask_discord_roles import guild_linked, guilds
-    from flask_discord_roles.services.guilds import link_guild
+    from flask_discord_roles._core.guilds import link_guild
 
     heard: list[dict[str, Any]] = []
 

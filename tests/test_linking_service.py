@@ -18,7 +18,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._core import linking
+from flask_discord_roles._core.bots import get_bot
+from flask_discord_roles._core.oauth_apps import oauth_app_for
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles.discord.oauth import (
     InvalidGrant,
     OAuthClient,
@@ -28,11 +32,6 @@ from flask_discord_roles.discord.oauth import (
     new_pkce,
 )
 from flask_discord_roles.discord.permissions import CREATE_INSTANT_INVITE, MANAGE_ROLES
-from flask_discord_roles.extension import DiscordRolesState
-from flask_discord_roles.models import utcnow
-from flask_discord_roles.services import linking
-from flask_discord_roles.services.bots import get_bot
-from flask_discord_roles.services.oauth_apps import oauth_app_for
 from flask_discord_roles.signals import account_linked, account_unlinked
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state, order_completed
+from flask_discord_roles import order_completed
+from flask_discord_roles._core.queue import attach_discord_user
+from flask_discord_roles._engine.executors import WorkerExecutor
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._runtime.models import utcnow
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
-from flask_discord_roles.executors import WorkerExecutor
-from flask_discord_roles.models import utcnow
-from flask_discord_roles.services.queue import attach_discord_user
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 

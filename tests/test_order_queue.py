@@ -12,8 +12,9 @@ from blinker import Namespace
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import DiscordRoles, InvalidOrderEvent, OrderEvent, get_state, order_completed
-from flask_discord_roles.services.queue import enqueue_order
+from flask_discord_roles import DiscordRoles, InvalidOrderEvent, OrderEvent, order_completed
+from flask_discord_roles._core.queue import enqueue_order
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 
 GUILD, VIP, SUPPORTER, EXTRA = (

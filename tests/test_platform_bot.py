@@ -10,13 +10,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import ConfigurationError, DiscordRoles, bots, get_state, order_completed
-from flask_discord_roles.services.bots import save_bot
-from flask_discord_roles.services.guilds import create_link_code
-from flask_discord_roles.services.platform_bot import NOT_LINKED, OWN_BOT
+from flask_discord_roles import ConfigurationError, DiscordRoles, bots, order_completed
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._core.guilds import create_link_code
+from flask_discord_roles._core.platform_bot import NOT_LINKED, OWN_BOT
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
-from flask_discord_roles.worker import Worker
 from tests.api import api_for, assert_error
 from tests.shop import FAST_QUEUE, open_shop
 

@@ -12,7 +12,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 import flask_discord_roles
-from flask_discord_roles import customers, deliveries, diagnostics, get_state
+from flask_discord_roles import customers, deliveries, diagnostics
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import DayCount, ValidationError
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import link_guild

@@ -13,9 +13,10 @@ import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import ConfigurationError, DiscordRoles, bots, get_state
-from flask_discord_roles.crypto import generate_key
-from flask_discord_roles.services.bots import save_bot
+from flask_discord_roles import ConfigurationError, DiscordRoles, bots
+from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, api_for, assert_error
 

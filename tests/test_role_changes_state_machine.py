@@ -34,10 +34,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from flask_discord_roles import claim_code, deliveries, get_state, guilds
-from flask_discord_roles.services.errors import ValidationError
+from flask_discord_roles import claim_code, deliveries, guilds
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.errors import ValidationError
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 URL = "/webhook/discord/interactions/store-1"

@@ -11,8 +11,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import deliveries
+from flask_discord_roles._engine.worker import Worker, build_runners
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker, build_runners
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 ROLE_DELETE = r"/guilds/\d+/members/\d+/roles/\d+$"

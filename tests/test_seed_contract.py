@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles._web.error_body import EXTRA_KEYS, MESSAGES, OPERATION_NOT_FOUND, TITLES
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.web.error_body import EXTRA_KEYS, MESSAGES, OPERATION_NOT_FOUND, TITLES
 from tests.api import API_CONFIG, PREFIX, api_for, link_guild
 from tests.shop import Shop, open_shop
 
@@ -284,4 +284,4 @@ def test_the_readme_table_is_every_error_we_send() -> None:
     ours = {str(status): (TITLES[status], message) for status, message in MESSAGES.items()}
     ours["404 unknown operation"] = (TITLES[404], OPERATION_NOT_FOUND)
     ours["404"] = (TITLES[404], MESSAGES[404])
-    assert rows == ours, "README's error table and flask_discord_roles.web.error_body say the same"
+    assert rows == ours, "README's error table and flask_discord_roles._web.error_body say the same"

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import get_state
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker
 from tests.conftest import POSTGRES_URL
 from tests.shop import FAST_QUEUE, Shop, open_shop
 

@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
+from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.worker import Worker
 from tests.shop import FAST_QUEUE, open_shop
 from tests.worker_host import worker_environment
 

@@ -6,8 +6,8 @@ help (:class:`TransientDiscordError`) or a person must fix something (:class:`Pe
 
 from __future__ import annotations
 
-from .client import DiscordClient
-from .errors import (
+from flask_discord_roles.discord.client import DiscordClient
+from flask_discord_roles.discord.errors import (
     BadRequest,
     DiscordConnectionError,
     DiscordError,
@@ -21,7 +21,7 @@ from .errors import (
     TransientDiscordError,
     Unauthorized,
 )
-from .routes import Route
+from flask_discord_roles.discord.routes import Route
 
 __all__ = [
     "BadRequest",

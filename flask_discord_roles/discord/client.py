@@ -18,7 +18,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import (
+from flask_discord_roles.discord.errors import (
     BadRequest,
     DiscordConnectionError,
     DiscordError,
@@ -31,8 +31,14 @@ from .errors import (
     TokenDisabled,
     Unauthorized,
 )
-from .ratelimit import Bucket, BucketManager, GlobalLimiter, RateLimitHeaders, WaitTooLong
-from .routes import Route
+from flask_discord_roles.discord.ratelimit import (
+    Bucket,
+    BucketManager,
+    GlobalLimiter,
+    RateLimitHeaders,
+    WaitTooLong,
+)
+from flask_discord_roles.discord.routes import Route
 
 logger = logging.getLogger("flask_discord_roles.discord")
 

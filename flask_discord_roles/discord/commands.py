@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .permissions import MANAGE_GUILD
+from flask_discord_roles.discord.permissions import MANAGE_GUILD
 
 STRING_OPTION = 3
 GUILD_CONTEXT = 0

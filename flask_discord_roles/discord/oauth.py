@@ -21,7 +21,12 @@ from urllib.parse import urlencode
 
 import requests
 
-from .errors import DiscordConnectionError, DiscordServerError, DiscordTimeout, PermanentDiscordError
+from flask_discord_roles.discord.errors import (
+    DiscordConnectionError,
+    DiscordServerError,
+    DiscordTimeout,
+    PermanentDiscordError,
+)
 
 IDENTIFY = "identify"
 GUILDS_JOIN = "guilds.join"

@@ -13,11 +13,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .fake import FakeDiscord
-    from .ratelimits import RateLimitHit
-    from .recorder import RecordedCall
-    from .signing import InteractionResult, sign_interaction
-    from .state import FakeBot, FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+    from flask_discord_roles.testing.fake import FakeDiscord
+    from flask_discord_roles.testing.ratelimits import RateLimitHit
+    from flask_discord_roles.testing.recorder import RecordedCall
+    from flask_discord_roles.testing.signing import InteractionResult, sign_interaction
+    from flask_discord_roles.testing.state import (
+        FakeBot,
+        FakeChannel,
+        FakeGuild,
+        FakeMember,
+        FakeRole,
+        FakeUser,
+    )
 
 _HOMES = {
     "FakeDiscord": ".fake",

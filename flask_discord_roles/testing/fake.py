@@ -16,16 +16,16 @@ from urllib.parse import urlencode
 
 from nacl.signing import SigningKey
 
-from . import payloads
-from .oauth import OAuthStore
-from .permissions import MANAGE_ROLES
-from .ratelimits import RateLimitHit
-from .recorder import RecordedCall
-from .routes_channels import build_message
-from .sandbox import Sandbox
-from .server import Backend, FakeDiscordApp, ServerThread
-from .signing import InteractionResult, deliver, sign_interaction
-from .state import (
+import flask_discord_roles.testing.payloads as payloads
+from flask_discord_roles.testing.oauth import OAuthStore
+from flask_discord_roles.testing.permissions import MANAGE_ROLES
+from flask_discord_roles.testing.ratelimits import RateLimitHit
+from flask_discord_roles.testing.recorder import RecordedCall
+from flask_discord_roles.testing.routes_channels import build_message
+from flask_discord_roles.testing.sandbox import Sandbox
+from flask_discord_roles.testing.server import Backend, FakeDiscordApp, ServerThread
+from flask_discord_roles.testing.signing import InteractionResult, deliver, sign_interaction
+from flask_discord_roles.testing.state import (
     FakeBot,
     FakeChannel,
     FakeGuild,
@@ -34,7 +34,7 @@ from .state import (
     make_bot_token,
     new_snowflake,
 )
-from .world import World
+from flask_discord_roles.testing.world import World
 
 ACKNOWLEDGING_TYPES = frozenset({4, 5, 6, 7, 8, 9})
 

@@ -13,7 +13,7 @@ import zlib
 
 from werkzeug.wrappers import Request
 
-from . import protocol as p
+import flask_discord_roles.testing.protocol as p
 
 # Discord's default avatars (new username system: ``(user_id >> 22) % 6``), by their colours.
 DEFAULT_AVATAR_COLOURS = (

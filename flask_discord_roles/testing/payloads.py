@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .state import FakeBot, FakeUser, new_snowflake
-from .world import World
+from flask_discord_roles.testing.state import FakeBot, FakeUser, new_snowflake
+from flask_discord_roles.testing.world import World
 
 OPTION_TYPES: tuple[tuple[type, int], ...] = ((bool, 5), (int, 4), (float, 10), (str, 3))
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request
 
 if TYPE_CHECKING:
-    from .oauth import Grant, OAuthStore
-    from .state import FakeBot
-    from .world import World
+    from flask_discord_roles.testing.oauth import Grant, OAuthStore
+    from flask_discord_roles.testing.state import FakeBot
+    from flask_discord_roles.testing.world import World
 
 API_PREFIX = r"/api(?:/v\d+)?"
 

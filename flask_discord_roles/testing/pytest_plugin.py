@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .fake import FakeDiscord
+    from flask_discord_roles.testing.fake import FakeDiscord
 
 
 @pytest.fixture(scope="session")
 def fake_discord_server() -> Iterator[FakeDiscord]:
     """One running fake per test session: starting a server per test would cost more than the tests."""
-    from .fake import FakeDiscord
+    from flask_discord_roles.testing.fake import FakeDiscord
 
     with FakeDiscord() as fake:
         yield fake

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import permissions as perms
-from . import protocol as p
-from .state import DM, FakeBot, FakeChannel, iso_now, new_snowflake
-from .validation import validate_message
+import flask_discord_roles.testing.permissions as perms
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.state import DM, FakeBot, FakeChannel, iso_now, new_snowflake
+from flask_discord_roles.testing.validation import validate_message
 
 
 def _channel(ctx: p.Context, bot: FakeBot) -> FakeChannel:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import protocol as p
-from .routes_guilds import bot_guild
-from .state import new_snowflake
-from .validation import validate_commands
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.routes_guilds import bot_guild
+from flask_discord_roles.testing.state import new_snowflake
+from flask_discord_roles.testing.validation import validate_commands
 
 DAILY_CREATES = 200
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import permissions as perms
-from . import protocol as p
-from .state import FakeGuild, FakeMember, iso_now
+import flask_discord_roles.testing.permissions as perms
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.state import FakeGuild, FakeMember, iso_now
 
 MAX_AUDIT_REASON = 512
 

@@ -17,10 +17,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.datastructures import MultiDict
 
-from . import protocol as p
-from .oauth import ACCESS_TTL, KNOWN_SCOPES, Grant, s256
-from .sandbox_pages import consent_page
-from .state import FakeBot
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.oauth import ACCESS_TTL, KNOWN_SCOPES, Grant, s256
+from flask_discord_roles.testing.sandbox_pages import consent_page
+from flask_discord_roles.testing.state import FakeBot
 
 DENIED = "The resource owner or authorization server denied the request"
 

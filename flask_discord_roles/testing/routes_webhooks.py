@@ -17,10 +17,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import protocol as p
-from .routes_channels import build_message, public_message
-from .state import InteractionRecord
-from .validation import validate_message
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.routes_channels import build_message, public_message
+from flask_discord_roles.testing.state import InteractionRecord
+from flask_discord_roles.testing.validation import validate_message
 
 CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9})
 

@@ -13,22 +13,58 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from werkzeug.wrappers import Request
 
-from . import protocol as p
-from .images import serve_image
-from .routes_channels import public_message
-from .sandbox_pages import COMMANDS, GuildView, IndexView, Run, guild_page, index_page, page
-from .state import FakeBot
+import flask_discord_roles.testing.protocol as p
+from flask_discord_roles.testing.images import serve_image
+from flask_discord_roles.testing.routes_channels import public_message
+from flask_discord_roles.testing.sandbox_pages import (
+    COMMANDS,
+    GuildView,
+    IndexView,
+    Run,
+    guild_page,
+    index_page,
+    page,
+)
+from flask_discord_roles.testing.state import FakeBot
 
 if TYPE_CHECKING:
-    from .fake import FakeDiscord
-    from .oauth import OAuthStore
+    from flask_discord_roles.testing.oauth import OAuthStore
+    from flask_discord_roles.testing.signing import InteractionResult
+    from flask_discord_roles.testing.world import World
+
+
+class SandboxHost(Protocol):
+    """What the sandbox needs of its FakeDiscord (named here so the two modules do not import each other)."""
+
+    @property
+    def world(self) -> World: ...
+
+    def check_interactions_endpoint(self, url: str, bot: FakeBot, client: Any = None) -> list[str]: ...
+
+    def command_payload(
+        self,
+        bot: FakeBot,
+        guild_id: str | None,
+        user: str,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        member_permissions: str = "0",
+    ) -> dict[str, Any]: ...
+
+    def component_payload(
+        self, bot: FakeBot, guild_id: str | None, user: str, custom_id: str, *, member_permissions: str = "0"
+    ) -> dict[str, Any]: ...
+
+    def send_interaction(self, url: str, bot: FakeBot, payload: Mapping[str, Any]) -> InteractionResult: ...
+
 
 RUNS_SHOWN = 20
 
@@ -61,7 +97,7 @@ def _not_found(what: str) -> p.Reply:
 class Sandbox:
     """Serves ``/sandbox`` pages for one FakeDiscord; :meth:`serve` answers None for other paths."""
 
-    def __init__(self, fake: FakeDiscord, oauth: Callable[[], OAuthStore]) -> None:
+    def __init__(self, fake: SandboxHost, oauth: Callable[[], OAuthStore]) -> None:
         self._fake = fake
         self._oauth = oauth
         self.state = SandboxState()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .state import FakeGuild, FakeRole, FakeUser, InteractionRecord
-from .world import World
+from flask_discord_roles.testing.state import FakeGuild, FakeRole, FakeUser, InteractionRecord
+from flask_discord_roles.testing.world import World
 
 EPHEMERAL = 64
 COMMANDS = ("claim", "check", "help", "link")

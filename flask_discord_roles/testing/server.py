@@ -15,15 +15,19 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
-from . import protocol as p
-from . import routes_channels, routes_commands, routes_guilds, routes_oauth, routes_webhooks
-from .faults import Fault, FaultInjector
-from .keepalive import KeepAliveServer
-from .oauth import Grant, OAuthStore
-from .ratelimits import RateLimiter, limited
-from .recorder import CallLog, RecordedCall
-from .state import FakeBot
-from .world import World
+import flask_discord_roles.testing.protocol as p
+import flask_discord_roles.testing.routes_channels as routes_channels
+import flask_discord_roles.testing.routes_commands as routes_commands
+import flask_discord_roles.testing.routes_guilds as routes_guilds
+import flask_discord_roles.testing.routes_oauth as routes_oauth
+import flask_discord_roles.testing.routes_webhooks as routes_webhooks
+from flask_discord_roles.testing.faults import Fault, FaultInjector
+from flask_discord_roles.testing.keepalive import KeepAliveServer
+from flask_discord_roles.testing.oauth import Grant, OAuthStore
+from flask_discord_roles.testing.ratelimits import RateLimiter, limited
+from flask_discord_roles.testing.recorder import CallLog, RecordedCall
+from flask_discord_roles.testing.state import FakeBot
+from flask_discord_roles.testing.world import World
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

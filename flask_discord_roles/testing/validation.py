@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import protocol as p
+import flask_discord_roles.testing.protocol as p
 
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 ALLOWED_MENTION_TYPES = frozenset({"roles", "users", "everyone"})

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import permissions as perms
-from .state import (
+import flask_discord_roles.testing.permissions as perms
+from flask_discord_roles.testing.state import (
     DM,
     GUILD_TEXT,
     FakeBot,

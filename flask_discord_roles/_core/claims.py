@@ -1,0 +1,393 @@
+"""What ``/claim`` and ``/check`` do for one Discord user in one guild, knowing nothing of requests.
+
+``/claim`` gathers everything the user is owed by the store in that guild and makes it due:
+
+1. a claim code ties a guest order to this user (its rows had no Discord id yet);
+2. purchases of customers who linked this Discord account are attached to it;
+3. pending grants past their claim window are marked expired, and reported, never delivered;
+4. pending grants (and ones that failed because the user was not in the server) come due;
+5. grants of still-active purchases whose role the user no longer holds (they left and rejoined, a
+   moderator took it) are run again, once per role.
+
+Concurrent ``/claim``s by the same user (a double click, an impatient user) take turns on a lock, so
+each finds what the previous one already queued and no role is queued twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from flask_discord_roles._core.interaction_log import QueryRecorder
+from flask_discord_roles._core.order_rows import of_order
+from flask_discord_roles._core.queue import claim_owed, claim_window_closed, due_on_claim
+from flask_discord_roles._core.role_gate import allowed
+from flask_discord_roles._core.settings import queue_settings
+from flask_discord_roles._runtime.models import Delivery, Models
+from flask_discord_roles._runtime.state import DiscordRolesState
+
+CHECK_LIMIT = 10
+"""Rows ``/check`` lists: everything pending first, then the most recent others."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one ``/claim`` did: rows to run once the transaction commits, and what it can say already."""
+
+    due_ids: list[int]
+    notes: list[str]
+    owns_anything: bool
+
+
+def claim_for_member(
+    state: DiscordRolesState,
+    store_id: str,
+    guild_id: str,
+    discord_user_id: str,
+    *,
+    held_role_ids: Collection[str],
+    roles_seen_at: datetime,
+    code_order_id: str | None,
+    now: datetime,
+) -> Claimed:
+    """Make everything ``discord_user_id`` is owed in ``guild_id`` due; runs in the request's session.
+
+    ``held_role_ids`` are the roles Discord said the member holds at ``roles_seen_at`` (the
+    interaction's own time): a grant completed after that is not run again on the strength of an
+    older list.
+    """
+    connection = state.db.session.connection()
+    _take_turns(connection, store_id, guild_id, discord_user_id)
+    model = state.models.Delivery
+    notes: list[str] = []
+    tied: list[int] = []
+    if code_order_id is not None:
+        tied, refusal = _tie_order(connection, model, store_id, code_order_id, discord_user_id)
+        notes.extend(refusal)
+    _attach_linked_purchases(state, connection, store_id, discord_user_id)
+    notes.extend(_expire_overdue(connection, model, store_id, guild_id, discord_user_id, now))
+    due = claim_owed(state, store_id, guild_id, discord_user_id, now=now)
+    if tied and queue_settings(state, store_id).delivery_mode == "automatic":
+        # The order's grants in the store's other servers: now that we know who bought them, an
+        # automatic store delivers them as it would have at checkout (claim mode waits for /claim there).
+        due += _due_now(connection, model, [i for i in tied if i not in due], now)
+    due += _reapply_missing(
+        connection,
+        state.models,
+        store_id,
+        guild_id,
+        discord_user_id,
+        held_role_ids=set(held_role_ids),
+        roles_seen_at=roles_seen_at,
+        already_due=due,
+        now=now,
+    )
+    owns = bool(due) or _has_any(connection, model, store_id, guild_id, discord_user_id)
+    return Claimed(sorted(set(due)), notes, owns)
+
+
+def _take_turns(connection: sa.Connection, store_id: str, guild_id: str, user_id: str) -> None:
+    """Serialise /claims of one user in one guild until this transaction ends (SQLite: writes already are)."""
+    if connection.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"claim:{store_id}:{guild_id}:{user_id}".encode()).digest()
+    connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": int.from_bytes(digest[:8], "big", signed=True)},
+    )
+
+
+def _tie_order(
+    connection: sa.Connection, model: type[Delivery], store_id: str, order_id: str, user_id: str
+) -> tuple[list[int], list[str]]:
+    """Give the order's unattached grants to ``user_id``: the ids tied now, and a note when the code
+    cannot be used."""
+    grants = of_order(model, store_id, order_id, connection.dialect, action="add")
+    tied = list(
+        connection.scalars(
+            sa.update(model)
+            .where(*grants, model.discord_user_id.is_(None))
+            .values(discord_user_id=user_id)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    holders = set(connection.scalars(sa.select(model.discord_user_id).where(*grants).distinct()))
+    if not holders:
+        return tied, [f"Order **{order_id}** has no Discord roles to give."]
+    if user_id not in holders:
+        return tied, [
+            f"Order **{order_id}** was already claimed by another Discord account. "
+            "If that was not you, contact the store."
+        ]
+    return tied, []
+
+
+def _due_now(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
+    """Make these rows due now if they are still waiting, keeping their source."""
+    if not ids:
+        return []
+    return list(
+        connection.scalars(
+            sa.update(model)
+            .where(model.id.in_(ids), model.status == "pending", model.revoked_at.is_(None))
+            .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def _attach_linked_purchases(
+    state: DiscordRolesState, connection: sa.Connection, store_id: str, user_id: str
+) -> None:
+    """Purchases of customers who linked this Discord account, still without a Discord id, become theirs."""
+    account, delivery = state.models.DiscordAccount, state.models.Delivery
+    customers = sa.select(account.customer_id).where(
+        account.store_id == store_id, account.discord_user_id == user_id
+    )
+    connection.execute(
+        sa.update(delivery)
+        .where(
+            delivery.store_id == store_id,
+            delivery.customer_id.in_(customers.scalar_subquery()),
+            delivery.discord_user_id.is_(None),
+            delivery.action == "add",
+        )
+        .values(discord_user_id=user_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _expire_overdue(
+    connection: sa.Connection,
+    model: type[Delivery],
+    store_id: str,
+    guild_id: str,
+    user_id: str,
+    now: datetime,
+) -> list[str]:
+    """Grants still waiting past their claim window expire now, as the worker would; one note per role."""
+    expired = connection.execute(
+        sa.update(model)
+        .where(
+            model.store_id == store_id,
+            model.guild_id == guild_id,
+            model.discord_user_id == user_id,
+            model.action == "add",
+            model.status == "pending",
+            # Only grants still waiting: one already scheduled is being delivered, late or not.
+            model.next_attempt_at.is_(None),
+            model.expires_at <= now,
+            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+        )
+        .values(claim_window_closed(now))
+        .returning(model.role_name, model.role_id, model.order_id, model.expires_at)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [
+        f"{_role(name, role_id)} from order **{order_id}**: the time to claim it ran out "
+        f"{_when(expires_at)}. Ask the store to give you another chance."
+        for name, role_id, order_id, expires_at in expired
+    ]
+
+
+def _when(moment: datetime | None) -> str:
+    # Discord shows <t:…:R> as "3 hours ago" in the reader's own language and time zone.
+    return f"<t:{int(moment.timestamp())}:R>" if moment is not None else "already"
+
+
+def _reapply_missing(
+    connection: sa.Connection,
+    models: Models,
+    store_id: str,
+    guild_id: str,
+    user_id: str,
+    *,
+    held_role_ids: set[str],
+    roles_seen_at: datetime,
+    already_due: Sequence[int],
+    now: datetime,
+) -> list[int]:
+    """Run again one completed grant per still-owed role the member no longer holds, where the role
+    gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed)."""
+    model = models.Delivery
+    removal = model.__table__.alias("removal")  # type: ignore[attr-defined]
+    later_manual_removal = sa.select(removal.c.id).where(
+        removal.c.store_id == model.store_id,
+        removal.c.guild_id == model.guild_id,
+        removal.c.role_id == model.role_id,
+        removal.c.discord_user_id == model.discord_user_id,
+        removal.c.action == "remove",
+        removal.c.source == "manual",
+        removal.c.id > model.id,
+    )
+    due_roles = set(
+        connection.scalars(sa.select(model.role_id).where(model.id.in_(list(already_due))))
+        if already_due
+        else ()
+    )
+    candidates = connection.execute(
+        sa.select(model.id, model.role_id)
+        .where(
+            model.store_id == store_id,
+            model.guild_id == guild_id,
+            model.discord_user_id == user_id,
+            model.action == "add",
+            model.status == "completed",
+            model.revoked_at.is_(None),
+            # Completed after Discord listed the member's roles: that list cannot show it yet.
+            model.completed_at <= roles_seen_at,
+            ~sa.exists(later_manual_removal),
+            allowed(models),
+        )
+        .order_by(model.id)
+    ).all()
+    chosen: dict[str, int] = {}
+    for delivery_id, role_id in candidates:
+        if role_id not in held_role_ids and role_id not in due_roles:
+            chosen.setdefault(role_id, delivery_id)
+    if not chosen:
+        return []
+    return list(
+        connection.scalars(
+            sa.update(model)
+            .where(model.id.in_(list(chosen.values())), model.status == "completed")
+            # A paid, active purchase: running it again has no claim window.
+            .values({**due_on_claim(now), "completed_at": None, "expires_at": None})
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def _has_any(
+    connection: sa.Connection, model: type[Delivery], store_id: str, guild_id: str, user_id: str
+) -> bool:
+    return (
+        connection.scalar(
+            sa.select(model.id)
+            .where(
+                model.store_id == store_id,
+                model.guild_id == guild_id,
+                model.discord_user_id == user_id,
+                model.action == "add",
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One row of ``/check`` or of a claim's answer."""
+
+    id: int
+    status: str
+    role: str
+    order_id: str | None
+    expires_at: datetime | None
+    next_attempt_at: datetime | None
+    reason: str | None
+
+
+def member_deliveries(
+    reader: QueryRecorder,
+    models: Models,
+    store_id: str,
+    guild_id: str,
+    user_id: str,
+    *,
+    limit: int = CHECK_LIMIT,
+) -> list[Listed]:
+    """``/check``: this user's grants in this guild, pending ones first, then the most recent.
+
+    Includes purchases of customers who linked this Discord account and are not attached to it yet:
+    they are the user's too, and ``/claim`` will attach them.
+    """
+    rows = reader.read(
+        _member_deliveries_query(models),
+        {"store_id": store_id, "guild_id": guild_id, "user_id": user_id, "limit": limit},
+    )
+    listed = [_listed(row) for row in rows]
+    # The reader does not promise the query's order (it may run inside a larger statement).
+    return sorted(listed, key=lambda row: (row.status != "pending", -row.id))
+
+
+@cache
+def _member_deliveries_query(models: Models) -> sa.Select[Any]:
+    # Built once: /check is the command members run most, and building the expression costs more
+    # than running it.
+    model, account = models.Delivery, models.DiscordAccount
+    store_id: Any = sa.bindparam("store_id")
+    user_id: Any = sa.bindparam("user_id")
+    linked_customers = sa.select(account.customer_id).where(
+        account.store_id == store_id, account.discord_user_id == user_id
+    )
+    mine = sa.or_(
+        model.discord_user_id == user_id,
+        sa.and_(
+            model.discord_user_id.is_(None),
+            model.customer_id.in_(linked_customers.scalar_subquery()),
+        ),
+    )
+    return (
+        sa.select(*_listed_columns(model))
+        .where(
+            model.store_id == store_id,
+            model.guild_id == sa.bindparam("guild_id"),
+            model.action == "add",
+            mine,
+        )
+        .order_by(sa.case((model.status == "pending", 0), else_=1), model.id.desc())
+        .limit(sa.bindparam("limit"))
+    )
+
+
+def deliveries_by_id(connection: sa.Connection, model: type[Delivery], ids: Sequence[int]) -> list[Listed]:
+    """The rows a claim made due, in id order, as its answer lists them."""
+    if not ids:
+        return []
+    rows = connection.execute(
+        sa.select(*_listed_columns(model)).where(model.id.in_(list(ids))).order_by(model.id)
+    )
+    return [_listed(row) for row in rows]
+
+
+def _listed_columns(model: type[Delivery]) -> tuple[Any, ...]:
+    return (
+        model.id,
+        model.status,
+        model.role_name,
+        model.role_id,
+        model.order_id,
+        model.expires_at,
+        model.next_attempt_at,
+        model.reason,
+    )
+
+
+def _listed(row: Sequence[Any]) -> Listed:
+    # By position: rows come from SQLAlchemy or straight from the driver (see QueryRecorder).
+    delivery_id, status, role_name, role_id, order_id, expires_at, next_attempt_at, reason = row
+    return Listed(
+        id=delivery_id,
+        status=status,
+        role=_role(role_name, role_id),
+        order_id=order_id,
+        expires_at=expires_at,
+        next_attempt_at=next_attempt_at,
+        reason=reason,
+    )
+
+
+def _role(name: str | None, role_id: str) -> str:
+    # A role mention renders as the role's name in Discord; allowed_mentions keeps it from pinging.
+    return f"**{name}**" if name else f"<@&{role_id}>"

@@ -1,0 +1,80 @@
+"""Plain, immutable views of queue rows: what signals carry and the Python API returns.
+
+ORM objects are tied to a session and a thread; these can be handed to any receiver, logged, or turned
+into JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from flask_discord_roles._runtime.models import Delivery
+from flask_discord_roles._runtime.timestamps import format_timestamp
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    """One delivery: a role change for one customer in one guild, and where it stands."""
+
+    id: int
+    store_id: str
+    action: str
+    status: str
+    source: str
+    guild_id: str
+    role_id: str
+    role_name: str | None
+    discord_user_id: str | None
+    customer_id: str | None
+    order_id: str | None
+    package_id: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    reason_code: str | None
+    reason: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Delivery | sa.Row[Any]) -> DeliveryInfo:
+        return cls(
+            id=row.id,
+            store_id=row.store_id,
+            action=row.action,
+            status=row.status,
+            source=row.source,
+            guild_id=row.guild_id,
+            role_id=row.role_id,
+            role_name=row.role_name,
+            discord_user_id=row.discord_user_id,
+            customer_id=row.customer_id,
+            order_id=row.order_id,
+            package_id=row.package_id,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            reason_code=row.reason_code,
+            reason=row.reason,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            completed_at=row.completed_at,
+        )
+
+    @property
+    def waiting_for_customer(self) -> bool:
+        """Pending with nothing scheduled: the customer has to link Discord or run /claim."""
+        return self.status == "pending" and self.next_attempt_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = format_timestamp(value)
+        return data

@@ -1,0 +1,358 @@
+"""The ``DiscordRoles`` extension object: configuration, per-app state and wiring into the host app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from blinker import Signal
+from flask import Flask, current_app, has_app_context
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_discord_roles._engine.executors import make_executor
+from flask_discord_roles._runtime.api_limits import ApiRateLimiter
+from flask_discord_roles._runtime.bot_cache import BotCache
+from flask_discord_roles._runtime.clients import ClientPool
+from flask_discord_roles._runtime.config import (
+    DEFAULTS,
+    build_cipher,
+    load_settings,
+)
+from flask_discord_roles._runtime.models import Models, define_models
+from flask_discord_roles._runtime.state import DiscordRolesState, Loaders, get_state
+from flask_discord_roles._runtime.version import __version__
+from flask_discord_roles.errors import ConfigurationError
+from flask_discord_roles.migrations import register_with_flask_migrate
+from flask_discord_roles.orders import OrderAdapter, default_adapter
+from flask_discord_roles.signals import order_completed, order_revoked
+
+if TYPE_CHECKING:
+    from flask_discord_roles._runtime.api_grant import ApiGrant
+
+logger = logging.getLogger("flask_discord_roles")
+
+
+class DiscordRoles:
+    """Delivers Discord roles to the people who buy them.
+
+    Create it with the app, or later with :meth:`init_app` (app factories)::
+
+        db = SQLAlchemy()
+        discord_roles = DiscordRoles()
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            discord_roles.init_app(app, db=db)
+
+    Settings (all optional but the keys, each shown with its default):
+
+    ``DISCORD_ROLES_ENCRYPTION_KEYS`` (required unless ``TESTING``)
+        Fernet keys, newest first, as a list or comma-separated text. The first encrypts, all decrypt, so a
+        key can be rotated in: put the new key first, run ``flask discord-roles rotate-keys``, then drop
+        the old one. Make a key with ``flask discord-roles generate-key``.
+    ``DISCORD_ROLES_API_BASE_URL = "https://discord.com/api/v10"``
+        Where Discord's REST API lives; tests point it at FakeDiscord.
+    ``DISCORD_ROLES_HTTP_TIMEOUT = 10.0``
+        Seconds to wait on Discord for each request.
+    ``DISCORD_ROLES_HTTP_MAX_RETRIES = 5``
+        Retries of one call on 5xx, timeouts and connection errors.
+    ``DISCORD_ROLES_GLOBAL_RATE_LIMIT = 50`` and ``DISCORD_ROLES_GLOBAL_RATE_PERIOD = 1.0``
+        Discord's global limit per bot. Lower it if your bot is shared with other software.
+    ``DISCORD_ROLES_USER_AGENT``
+        The User-Agent Discord asks bots to send; ``{version}`` is replaced by ours.
+    ``DISCORD_ROLES_REGISTER_MIGRATIONS = True``
+        Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).
+    ``DISCORD_ROLES_EXECUTOR = "thread"``
+        Who runs deliveries: ``thread`` (a small pool in the app process), ``worker`` (only
+        ``flask discord-roles worker``), ``celery``, or ``inline`` (right after commit; tests).
+    ``DISCORD_ROLES_THREADS = 4`` and ``DISCORD_ROLES_POLL_INTERVAL = 5.0``
+        Threads of the thread executor (and of each worker), and seconds between looks for due retries.
+    ``DISCORD_ROLES_MAX_ATTEMPTS = 8``
+        Attempts of one delivery on 5xx, timeouts and rate limits before it is ``failed``.
+    ``DISCORD_ROLES_RETRY_BASE = 15.0`` and ``DISCORD_ROLES_RETRY_CAP = 3600.0``
+        Backoff between attempts: ``base * 2**(attempt-1)`` seconds with jitter, at most ``cap``.
+    ``DISCORD_ROLES_LEASE_SECONDS = 120.0``
+        How long a runner owns the rows it claimed; a killed runner's rows come back after this.
+    ``DISCORD_ROLES_RATE_LIMIT_WAIT = 2.0``
+        Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled.
+    ``DISCORD_ROLES_BATCH_SIZE = 20``
+        Rows one runner claims at a time.
+    ``DISCORD_ROLES_INTERACTIONS_PATH = "/webhook/discord/interactions"``
+        Where Discord posts interactions: ``<path>/<store_slug>`` for a store's own bot.
+    ``DISCORD_ROLES_APPLICATION_ID``, ``DISCORD_ROLES_PUBLIC_KEY``, ``DISCORD_ROLES_BOT_TOKEN = None``
+        The platform's shared bot, for stores without one of their own: all three, or none. It answers
+        at ``DISCORD_ROLES_INTERACTIONS_PATH`` itself; ``/link`` there ties a server to a store.
+    ``DISCORD_ROLES_CLAIM_CODE_SECRET = None``
+        Keys the HMAC of order claim codes (:func:`~flask_discord_roles.claim_code`); by default the
+        app's ``SECRET_KEY``. Changing it invalidates codes already shown to customers.
+    ``DISCORD_ROLES_BOT_CACHE_SECONDS = 10.0``
+        How long each process remembers a store's bot (its public key) between interactions. Saving a
+        bot forgets it at once in that process; a signature that fails against a remembered key is
+        checked again against the database (at most once a second per store). 0 reads it every time.
+    ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
+        Larger bodies are refused unread; signatures further than this many seconds from now are replays.
+    ``DISCORD_ROLES_TENANT_API = True`` and ``DISCORD_ROLES_API_PREFIX = "/api/v1/tenant/discord"``
+        Mount the tenant API (the dashboard's HTTP API) at this prefix, or leave it out.
+    ``DISCORD_ROLES_API_RATE_LIMIT = "60/minute"``
+        Requests per API token (``limits`` notation; several rates separated by ``;``).
+    ``DISCORD_ROLES_API_RATE_LIMIT_STORAGE = "memory://"``
+        Where the counts live: per process, or ``redis://…`` to share them between processes.
+    ``DISCORD_ROLES_PUBLIC_BASE_URL`` (required unless ``TESTING`` or debug)
+        The public ``https://host`` of this app: every address we hand out (the interactions URL shown
+        to store owners, the OAuth redirect URI) is built from it, never from a request's ``Host``
+        header. A ``TESTING`` or debug app may leave it unset and use the request's own address.
+    ``DISCORD_ROLES_GUILD_CACHE_SECONDS = 300.0``
+        How long a linked server's name and member count, read from Discord, are reused.
+
+    The extension keeps no state on itself: one object may serve several apps.
+    """
+
+    def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
+        self._db = db
+        self._loaders = Loaders()
+        if app is not None:
+            self.init_app(app, db)
+
+    def init_app(
+        self,
+        app: Flask,
+        db: SQLAlchemy | None = None,
+        *,
+        order_completed_signal: Signal | None = None,
+        order_revoked_signal: Signal | None = None,
+        order_adapter: OrderAdapter | None = None,
+    ) -> None:
+        """Validate the settings, map the tables on ``db``, listen for orders and register CLI commands.
+
+        ``db`` defaults to the one given to the constructor, then to the app's Flask-SQLAlchemy
+        extension. A host that already has its own order signals passes them as
+        ``order_completed_signal`` / ``order_revoked_signal`` with an ``order_adapter`` that turns
+        ``(sender, kwargs)`` into an :class:`~.orders.OrderEvent`. Raises :class:`ConfigurationError`
+        naming the key when a setting is wrong.
+        """
+        if (order_completed_signal or order_revoked_signal) is not None and order_adapter is None:
+            raise ConfigurationError(
+                "a host order signal needs an order_adapter that turns its payload into an OrderEvent"
+            )
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        db = db or self._db or app.extensions.get("sqlalchemy")
+        if not isinstance(db, SQLAlchemy):
+            raise ConfigurationError(
+                "DiscordRoles needs Flask-SQLAlchemy: call db.init_app(app) before "
+                "discord_roles.init_app(app), or pass db=... to DiscordRoles/init_app."
+            )
+        cipher, ephemeral = build_cipher(app.config, testing=app.testing)
+        settings = load_settings(
+            app.config,
+            version=__version__,
+            ephemeral_key=ephemeral,
+            production=not (app.testing or app.debug),
+        )
+        if ephemeral:
+            logger.info(
+                "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
+                "and stored tokens will not survive a restart."
+            )
+        state = DiscordRolesState(
+            settings=settings,
+            db=db,
+            models=define_models(db),
+            cipher=cipher,
+            clients=ClientPool(settings),
+            executor=make_executor(settings),
+            loaders=self._loaders,
+            claim_secret=_claim_secret(app),
+            bot_cache=BotCache(settings.bot_cache_seconds),
+            platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
+            if settings.platform_application_id
+            else None,
+            oauth_client_secret=app.config.get("DISCORD_ROLES_OAUTH_CLIENT_SECRET")
+            if settings.oauth_client_id
+            else None,
+            api_limiter=ApiRateLimiter(settings.api_rate_limit, settings.api_rate_limit_storage)
+            if settings.tenant_api
+            else None,
+        )
+        app.extensions["discord_roles"] = state
+        adapter = order_adapter or default_adapter
+        _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
+        _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
+
+        from flask_discord_roles._web.interactions import interactions
+
+        if interactions.name not in app.blueprints:  # init_app may run again on the same app
+            app.register_blueprint(interactions, url_prefix=settings.interactions_path)
+        if settings.tenant_api:
+            from flask_discord_roles._web.api import tenant_api
+
+            if tenant_api.name not in app.blueprints:
+                app.register_blueprint(tenant_api, url_prefix=settings.api_prefix)
+        from flask_discord_roles._web.linking import linking
+
+        if linking.name not in app.blueprints:
+            app.register_blueprint(linking, url_prefix=settings.oauth_prefix)
+        from flask_discord_roles.checkout import install_template_helpers
+
+        install_template_helpers(app)
+        # Discord signs its requests and API clients send a bearer token; neither has a CSRF token.
+        # Exempt our blueprints from Flask-WTF's CSRFProtect and from the host's Flask-Limiter (we
+        # keep our own limit) whether the host set those up before us (now) or after (_before_request).
+        _exempt_from_host_guards(app)
+        app.before_request(_before_request)
+
+        from flask_discord_roles._cli import discord_roles_cli
+
+        app.cli.add_command(discord_roles_cli)
+        if settings.register_migrations:
+            register_with_flask_migrate(app)
+
+    def store_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register how a store slug in an interactions URL maps to your store id.
+
+        ``loader(slug)`` returns the store id (any value, used as text) or None for no such store::
+
+            @discord_roles.store_loader
+            def store_for_slug(slug):
+                store = Store.query.filter_by(slug=slug).first()
+                return store.id if store else None
+
+        Without one, the slug *is* the store id: ``/webhook/discord/interactions/<store_id>``. With one,
+        register :meth:`store_slug_loader` too, so the tenant API can show each store its URL.
+        """
+        self._loaders.slug_to_store = loader
+        return loader
+
+    def store_slug_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register the inverse of :meth:`store_loader`: ``loader(store_id)`` returns the store's slug."""
+        self._loaders.store_to_slug = loader
+        return loader
+
+    def api_token_loader(self, loader: Callable[[str], ApiGrant | None]) -> Callable[[str], ApiGrant | None]:
+        """Register how the tenant API checks a bearer token, for a host that issues its own tokens.
+
+        ``loader(token)`` returns an :class:`~flask_discord_roles.ApiGrant` (the store the token is
+        for and its scopes) or None when the token is not valid::
+
+            @discord_roles.api_token_loader
+            def load_token(token):
+                key = ApiKey.find_active(token)
+                return ApiGrant.for_token(token, key.store_id, key.scopes) if key else None
+
+        Without one, the tokens made by ``flask discord-roles tokens create`` (or
+        :func:`~flask_discord_roles.tokens.create_token`) are the ones accepted.
+        """
+        self._loaders.api_token = loader
+        return loader
+
+    def customer_loader(self, loader: Callable[[], object | None]) -> Callable[[], object | None]:
+        """Register who the customer of the current request is, for account linking and checkout.
+
+        ``loader()`` returns the customer's id (any value, used as text) or None for a guest::
+
+            @discord_roles.customer_loader
+            def current_customer():
+                return session.get("customer_id")
+
+        Without one, Flask-Login's ``current_user`` is used when Flask-Login is set up (its
+        ``get_id()``, when authenticated); otherwise every visitor is a guest.
+        """
+        self._loaders.current_customer = loader
+        return loader
+
+    def current_store_loader(self, loader: Callable[[], object | None]) -> Callable[[], object | None]:
+        """Register which store the current request is for (a multi-store host), for account linking.
+
+        ``loader()`` returns the store id or None. Without one, ``DISCORD_ROLES_STORE_ID`` is used.
+        """
+        self._loaders.current_store = loader
+        return loader
+
+    def store_name_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
+        """Register how to name a store in Discord messages (``/link``'s answer, for one).
+
+        ``loader(store_id)`` returns the name, or None to fall back to the store id.
+        """
+        self._loaders.store_to_name = loader
+        return loader
+
+    @property
+    def models(self) -> Models:
+        """The mapped model classes for the current app."""
+        return get_state().models
+
+    def shutdown(self, app: Flask | None = None, *, wait: bool = True) -> None:
+        """Stop ``app``'s background deliveries (default: the current app): calls in flight finish,
+        rows claimed but not started go back to the queue for the next process.
+
+        The thread executor also stops at interpreter exit; call this when an app is torn down sooner
+        (a test, an embedded server). Work committed afterwards restarts it.
+        """
+        get_state(app).executor.shutdown(wait=wait)
+
+
+def _listen_for_orders(
+    app: Flask, state: DiscordRolesState, signal: Signal, adapter: OrderAdapter, *, revoke: bool
+) -> None:
+    """Queue deliveries (or removals) when ``signal`` fires for this app, and only this app."""
+    from flask_discord_roles._core.queue import enqueue_order, revoke_order
+    from flask_discord_roles._runtime.dispatch import dispatch_after_commit
+
+    def on_order(sender: Any, **payload: Any) -> None:
+        if isinstance(sender, Flask):
+            if sender is not app:
+                return
+        elif not has_app_context():
+            raise RuntimeError("send the order signal inside an app context (the host's request or job)")
+        elif current_app._get_current_object() is not app:  # type: ignore[attr-defined]
+            return
+        event = adapter(sender, payload)
+        queued = revoke_order(state, event) if revoke else enqueue_order(state, event)
+        if queued.due or queued.notifications:
+            dispatch_after_commit(
+                state.db.session(), app, delivery_ids=queued.due, notification_ids=queued.notifications
+            )
+
+    state.receivers.append(on_order)
+    signal.connect(on_order, weak=True)
+
+
+def _claim_secret(app: Flask) -> bytes | None:
+    secret = app.config.get("DISCORD_ROLES_CLAIM_CODE_SECRET") or app.config.get("SECRET_KEY")
+    if secret is None:
+        return None
+    if not isinstance(secret, str | bytes) or not secret:
+        raise ConfigurationError("DISCORD_ROLES_CLAIM_CODE_SECRET (or SECRET_KEY) must be non-empty text")
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def _exempt_from_host_guards(app: Flask) -> None:
+    from flask_discord_roles._web.api import tenant_api
+    from flask_discord_roles._web.interactions import interactions
+
+    ours = [interactions] + ([tenant_api] if tenant_api.name in app.blueprints else [])
+    csrf = app.extensions.get("csrf")
+    exempt = getattr(csrf, "exempt", None)
+    if exempt is not None:
+        for blueprint in ours:
+            if blueprint not in getattr(csrf, "_exempt_blueprints", ()):
+                exempt(blueprint)
+    for limiter in app.extensions.get("limiter", ()):
+        for blueprint in ours:
+            limiter.exempt(blueprint)
+
+
+def _before_request() -> None:
+    """Runs before every request of the host's app, so it does almost nothing after the first."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    if not state.first_request_seen:
+        # Extensions are set up before an app serves: CSRFProtect and Flask-Limiter, if any, are there.
+        _exempt_from_host_guards(app)
+        state.first_request_seen = True
+    # Lazily, but not only on a commit: rows due for a retry after a restart need the thread
+    # executor's poller, and a celery executor without a Celery app should fail a request, loudly.
+    # Cheap once started (a thread and pid check), and a forked child starts its own.
+    state.executor.ensure_started(app)

@@ -1,0 +1,378 @@
+"""Every ``DISCORD_ROLES_*`` setting: its default, its validation, and the typed view services read.
+
+Settings are checked once, at ``init_app``, so a mistake fails the app's start-up with a message naming the
+key and the fix, instead of a 500 inside some later request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask_discord_roles._runtime.crypto import EncryptionKeyError, TokenCipher, generate_key, parse_keys
+from flask_discord_roles.discord.oauth import authorize_endpoint_for
+from flask_discord_roles.discord.signature import is_public_key
+from flask_discord_roles.discord.snowflake import CDN, cdn_for, is_snowflake
+from flask_discord_roles.errors import ConfigurationError
+
+DEFAULTS: dict[str, Any] = {
+    # Fernet keys, newest first (list, or text separated by commas/spaces). Required unless TESTING.
+    "DISCORD_ROLES_ENCRYPTION_KEYS": None,
+    # Discord's REST API; tests and the demo point this at FakeDiscord.
+    "DISCORD_ROLES_API_BASE_URL": "https://discord.com/api/v10",
+    # Where avatars and server icons are; None derives it from DISCORD_ROLES_API_BASE_URL.
+    "DISCORD_ROLES_CDN_URL": None,
+    # Seconds to wait for Discord to accept a connection and to answer.
+    "DISCORD_ROLES_HTTP_TIMEOUT": 10.0,
+    # Retries of one REST call on 5xx, timeouts and connection errors before it counts as failed.
+    "DISCORD_ROLES_HTTP_MAX_RETRIES": 5,
+    # Discord's global limit per bot: requests per DISCORD_ROLES_GLOBAL_RATE_PERIOD seconds.
+    "DISCORD_ROLES_GLOBAL_RATE_LIMIT": 50,
+    "DISCORD_ROLES_GLOBAL_RATE_PERIOD": 1.0,
+    # Discord asks every bot to identify itself this way.
+    "DISCORD_ROLES_USER_AGENT": (
+        "DiscordBot (https://github.com/flask-discord-roles/flask-discord-roles, {version})"
+    ),
+    # Add our Alembic branch to Flask-Migrate's version locations when Flask-Migrate is set up.
+    "DISCORD_ROLES_REGISTER_MIGRATIONS": True,
+    # Who runs deliveries: "thread" (a small pool inside the app process), "worker" (only
+    # `flask discord-roles worker`), "celery" (a Celery task), or "inline" (right after commit; tests).
+    "DISCORD_ROLES_EXECUTOR": "thread",
+    # Threads of the "thread" executor, and of each `flask discord-roles worker` unless --concurrency.
+    "DISCORD_ROLES_THREADS": 4,
+    # Seconds between looks at the queue for retries that came due (thread executor and worker).
+    "DISCORD_ROLES_POLL_INTERVAL": 5.0,
+    # Attempts of one delivery on transient errors (5xx, timeouts, rate limits) before it fails.
+    "DISCORD_ROLES_MAX_ATTEMPTS": 8,
+    # Backoff between attempts: base * 2**(attempt-1) seconds with jitter, capped; never under retry_after.
+    "DISCORD_ROLES_RETRY_BASE": 15.0,
+    "DISCORD_ROLES_RETRY_CAP": 3600.0,
+    # Seconds a runner owns the rows it claimed; a killed runner's rows come back after this.
+    "DISCORD_ROLES_LEASE_SECONDS": 120.0,
+    # Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled instead.
+    "DISCORD_ROLES_RATE_LIMIT_WAIT": 2.0,
+    # Rows one runner claims at a time.
+    "DISCORD_ROLES_BATCH_SIZE": 20,
+    # Where Discord posts interactions: <path>/<store_slug> for a store's own bot.
+    "DISCORD_ROLES_INTERACTIONS_PATH": "/webhook/discord/interactions",
+    # Seconds a process remembers a store's bot (its public key) between interactions; 0 reads it each time.
+    "DISCORD_ROLES_BOT_CACHE_SECONDS": 10.0,
+    # Interactions are small; a larger body is refused (413) before it is read.
+    "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
+    # The platform's shared bot, for stores without their own (all three, or none): it answers at
+    # DISCORD_ROLES_INTERACTIONS_PATH itself and finds the store from the server's /link.
+    "DISCORD_ROLES_APPLICATION_ID": None,
+    "DISCORD_ROLES_PUBLIC_KEY": None,
+    "DISCORD_ROLES_BOT_TOKEN": None,
+    # Keys the HMAC in order claim codes (`/claim code:…`); None uses the app's SECRET_KEY.
+    "DISCORD_ROLES_CLAIM_CODE_SECRET": None,
+    # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
+    "DISCORD_ROLES_INTERACTION_MAX_AGE": 300.0,
+    # Mount the tenant API (the dashboard's HTTP API) at this prefix; False leaves it out.
+    "DISCORD_ROLES_TENANT_API": True,
+    "DISCORD_ROLES_API_PREFIX": "/api/v1/tenant/discord",
+    # Requests one API token may make, in the `limits` library's notation; shared by every process that
+    # uses the same storage ("memory://" is per process; "redis://host:6379/0" is shared).
+    "DISCORD_ROLES_API_RATE_LIMIT": "60/minute",
+    "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": "memory://",
+    # The public https://host this app is reached at, for every address we hand out (the interactions
+    # URL, the OAuth redirect URI). Required unless TESTING or debug, where None uses the request's.
+    "DISCORD_ROLES_PUBLIC_BASE_URL": None,
+    # Seconds a linked server's name and member count, read from Discord, are reused by listings.
+    "DISCORD_ROLES_GUILD_CACHE_SECONDS": 300.0,
+    # Customers link their Discord account under this prefix (/link, /callback, /unlink).
+    "DISCORD_ROLES_OAUTH_PREFIX": "/discord",
+    # The OAuth2 application customers authorise: the platform's (client id defaults to
+    # DISCORD_ROLES_APPLICATION_ID). A store that saved its own bot's client secret uses its own instead.
+    "DISCORD_ROLES_OAUTH_CLIENT_ID": None,
+    "DISCORD_ROLES_OAUTH_CLIENT_SECRET": None,
+    # Discord's consent page; None derives it from DISCORD_ROLES_API_BASE_URL (FakeDiscord's in tests).
+    "DISCORD_ROLES_OAUTH_AUTHORIZE_URL": None,
+    # The store of a single-store shop, for the link flow when no current_store_loader is registered.
+    "DISCORD_ROLES_STORE_ID": None,
+}
+
+EXECUTORS = ("thread", "worker", "celery", "inline")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app. Holds no secrets in its repr."""
+
+    api_base_url: str
+    http_timeout: float
+    http_max_retries: int
+    global_rate_limit: int
+    global_rate_period: float
+    user_agent: str
+    register_migrations: bool
+    ephemeral_encryption_key: bool
+    executor: str = "thread"
+    threads: int = 4
+    poll_interval: float = 5.0
+    max_attempts: int = 8
+    retry_base: float = 15.0
+    retry_cap: float = 3600.0
+    lease_seconds: float = 120.0
+    rate_limit_wait: float = 2.0
+    batch_size: int = 20
+    interactions_path: str = "/webhook/discord/interactions"
+    interaction_max_bytes: int = 65536
+    interaction_max_age: float = 300.0
+    bot_cache_seconds: float = 10.0
+    # The shared bot's public identity (its token is kept apart, never in settings).
+    platform_application_id: str | None = None
+    platform_public_key: str | None = None
+    tenant_api: bool = True
+    api_prefix: str = "/api/v1/tenant/discord"
+    api_rate_limit: str = "60/minute"
+    api_rate_limit_storage: str = "memory://"
+    public_base_url: str | None = None
+    guild_cache_seconds: float = 300.0
+    oauth_prefix: str = "/discord"
+    # The platform application's client id for account linking (its secret is kept apart).
+    oauth_client_id: str | None = None
+    oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
+    cdn_url: str = CDN
+    default_store_id: str | None = None
+
+
+def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
+    value = config[key]
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be a positive number, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a positive number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigurationError(f"{key} must be a positive number, got {value!r}")
+    return number
+
+
+def _non_negative_int(config: Mapping[str, Any], key: str) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}") from None
+    if number < 0:
+        raise ConfigurationError(f"{key} must be a whole number ≥ 0, got {value!r}")
+    return number
+
+
+PLATFORM_KEYS = ("DISCORD_ROLES_APPLICATION_ID", "DISCORD_ROLES_PUBLIC_KEY", "DISCORD_ROLES_BOT_TOKEN")
+
+
+def _platform_identity(config: Mapping[str, Any]) -> dict[str, str | None]:
+    """The shared bot's application id and public key: all three settings given, or none."""
+    given = [key for key in PLATFORM_KEYS if config.get(key)]
+    if not given:
+        return {"platform_application_id": None, "platform_public_key": None}
+    missing = [key for key in PLATFORM_KEYS if key not in given]
+    if missing:
+        raise ConfigurationError(
+            f"the platform's shared bot needs all of {', '.join(PLATFORM_KEYS)}; missing {', '.join(missing)}"
+        )
+    application_id = str(config["DISCORD_ROLES_APPLICATION_ID"])
+    public_key = str(config["DISCORD_ROLES_PUBLIC_KEY"]).lower()
+    if not is_snowflake(application_id):
+        raise ConfigurationError("DISCORD_ROLES_APPLICATION_ID must be the application's numeric id")
+    if not is_public_key(public_key):
+        raise ConfigurationError(
+            "DISCORD_ROLES_PUBLIC_KEY must be the application's public key (64 hex characters)"
+        )
+    if not isinstance(config["DISCORD_ROLES_BOT_TOKEN"], str):
+        raise ConfigurationError("DISCORD_ROLES_BOT_TOKEN must be text")
+    return {"platform_application_id": application_id, "platform_public_key": public_key}
+
+
+def _non_negative_float(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also refuses NaN
+        raise ConfigurationError(f"{key} must be a number of seconds ≥ 0, got {value!r}")
+    return number
+
+
+def _http_url(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    parts = urlsplit(str(value)) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"{key} must be an http(s) URL such as https://discord.com/api/v10, got {value!r}"
+        )
+    return str(value).rstrip("/")
+
+
+def build_cipher(config: Mapping[str, Any], *, testing: bool) -> tuple[TokenCipher, bool]:
+    """Make the cipher from DISCORD_ROLES_ENCRYPTION_KEYS; in testing, a throwaway key if none is set.
+
+    Returns the cipher and whether its key is a throwaway one.
+    """
+    key = "DISCORD_ROLES_ENCRYPTION_KEYS"
+    raw = config.get(key)
+    if raw is not None and not isinstance(raw, str | list | tuple):
+        raise ConfigurationError(f"{key} must be a list of keys or comma-separated text")
+    keys = parse_keys(raw)
+    if not keys:
+        if testing:
+            return TokenCipher([generate_key()]), True
+        raise ConfigurationError(
+            f"{key} is not set. Bot and OAuth tokens are encrypted at rest and need a key: run "
+            '`flask discord-roles generate-key` (or python -c "from cryptography.fernet import '
+            'Fernet; print(Fernet.generate_key().decode())") and set '
+            f"{key}=<that key> in the app's config or environment."
+        )
+    try:
+        return TokenCipher(keys), False
+    except EncryptionKeyError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def load_settings(
+    config: Mapping[str, Any], *, version: str, ephemeral_key: bool, production: bool = False
+) -> Settings:
+    """Validate the non-secret settings (defaults must already be applied).
+
+    ``production`` (neither ``TESTING`` nor debug) makes ``DISCORD_ROLES_PUBLIC_BASE_URL`` required.
+    """
+    lease = _positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float)
+    timeout = _positive_number(config, "DISCORD_ROLES_HTTP_TIMEOUT", float)
+    wait = _positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float)
+    # A delivery makes up to three calls, each bounded by the timeout plus the rate-limit wait; a lease
+    # shorter than that would hand a row still being worked on to a second runner.
+    if lease < 3 * (timeout + wait):
+        raise ConfigurationError(
+            "DISCORD_ROLES_LEASE_SECONDS must be at least 3 * (DISCORD_ROLES_HTTP_TIMEOUT + "
+            f"DISCORD_ROLES_RATE_LIMIT_WAIT) = {3 * (timeout + wait):g}, got {lease:g}"
+        )
+    user_agent = config["DISCORD_ROLES_USER_AGENT"]
+    if not isinstance(user_agent, str) or not user_agent.strip():
+        raise ConfigurationError("DISCORD_ROLES_USER_AGENT must be non-empty text")
+    return Settings(
+        api_base_url=_http_url(config, "DISCORD_ROLES_API_BASE_URL"),
+        http_timeout=_positive_number(config, "DISCORD_ROLES_HTTP_TIMEOUT", float),
+        http_max_retries=_non_negative_int(config, "DISCORD_ROLES_HTTP_MAX_RETRIES"),
+        global_rate_limit=_positive_number(config, "DISCORD_ROLES_GLOBAL_RATE_LIMIT", int),
+        global_rate_period=_positive_number(config, "DISCORD_ROLES_GLOBAL_RATE_PERIOD", float),
+        user_agent=user_agent.replace("{version}", version),
+        register_migrations=bool(config["DISCORD_ROLES_REGISTER_MIGRATIONS"]),
+        ephemeral_encryption_key=ephemeral_key,
+        executor=_choice(config, "DISCORD_ROLES_EXECUTOR", EXECUTORS),
+        threads=_positive_number(config, "DISCORD_ROLES_THREADS", int),
+        poll_interval=_positive_number(config, "DISCORD_ROLES_POLL_INTERVAL", float),
+        max_attempts=_positive_number(config, "DISCORD_ROLES_MAX_ATTEMPTS", int),
+        retry_base=_positive_number(config, "DISCORD_ROLES_RETRY_BASE", float),
+        retry_cap=_positive_number(config, "DISCORD_ROLES_RETRY_CAP", float),
+        lease_seconds=_positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float),
+        rate_limit_wait=_positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float),
+        batch_size=_positive_number(config, "DISCORD_ROLES_BATCH_SIZE", int),
+        interactions_path=_url_path(config, "DISCORD_ROLES_INTERACTIONS_PATH"),
+        interaction_max_bytes=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_BYTES", int),
+        interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),
+        bot_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_BOT_CACHE_SECONDS"),
+        **_platform_identity(config),
+        tenant_api=bool(config["DISCORD_ROLES_TENANT_API"]),
+        api_prefix=_url_path(config, "DISCORD_ROLES_API_PREFIX"),
+        api_rate_limit=_rate_limit(config, "DISCORD_ROLES_API_RATE_LIMIT"),
+        api_rate_limit_storage=_storage_uri(config, "DISCORD_ROLES_API_RATE_LIMIT_STORAGE"),
+        public_base_url=_public_base_url(config, required=production),
+        guild_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_GUILD_CACHE_SECONDS"),
+        oauth_prefix=_url_path(config, "DISCORD_ROLES_OAUTH_PREFIX"),
+        oauth_client_id=_oauth_client_id(config),
+        oauth_authorize_url=_optional_http_url(config, "DISCORD_ROLES_OAUTH_AUTHORIZE_URL")
+        or authorize_endpoint_for(_http_url(config, "DISCORD_ROLES_API_BASE_URL")),
+        cdn_url=_optional_http_url(config, "DISCORD_ROLES_CDN_URL")
+        or cdn_for(_http_url(config, "DISCORD_ROLES_API_BASE_URL")),
+        default_store_id=None
+        if config["DISCORD_ROLES_STORE_ID"] is None
+        else str(config["DISCORD_ROLES_STORE_ID"]),
+    )
+
+
+def _url_path(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    if not isinstance(value, str) or not value.startswith("/") or "<" in value or value.endswith("/"):
+        raise ConfigurationError(
+            f"{key} must be a URL path such as /webhook/discord/interactions, got {value!r}"
+        )
+    return value
+
+
+def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = config[key]
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return str(value)
+
+
+def _rate_limit(config: Mapping[str, Any], key: str) -> str:
+    from limits import parse_many
+
+    value = config[key]
+    try:
+        if not isinstance(value, str) or not parse_many(value):
+            raise ValueError(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate such as '60/minute' or '1000 per hour', got {value!r}"
+        ) from None
+    return value
+
+
+def _storage_uri(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    scheme = value.split("://", 1)[0] if isinstance(value, str) and "://" in value else None
+    if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"):
+        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {value!r}")
+    return str(value)
+
+
+def _optional_http_url(config: Mapping[str, Any], key: str) -> str | None:
+    return None if config[key] is None else _http_url(config, key)
+
+
+def _public_base_url(config: Mapping[str, Any], *, required: bool) -> str | None:
+    key = "DISCORD_ROLES_PUBLIC_BASE_URL"
+    if config[key] is None:
+        if required:
+            # Otherwise every address we hand out would follow the request's Host header, which
+            # anyone can set: Discord and OAuth would be pointed wherever a caller liked.
+            raise ConfigurationError(
+                f"{key} is not set. Set it to the public address of this app, such as "
+                "https://shop.example.com: the interactions URL store owners paste into Discord and the "
+                "OAuth redirect URI are built from it. (Only TESTING or debug apps may leave it unset.)"
+            )
+        return None
+    base = _http_url(config, key)
+    parts = urlsplit(base)
+    if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
+        raise ConfigurationError(
+            f"{key} must be a plain address such as https://shop.example.com (no user, query or "
+            f"fragment), got {config[key]!r}"
+        )
+    return base
+
+
+def _oauth_client_id(config: Mapping[str, Any]) -> str | None:
+    """The platform application customers link through: its client id, when its secret is set."""
+    client_id = config["DISCORD_ROLES_OAUTH_CLIENT_ID"] or config.get("DISCORD_ROLES_APPLICATION_ID")
+    secret = config["DISCORD_ROLES_OAUTH_CLIENT_SECRET"]
+    if secret is None:
+        return None
+    if not isinstance(secret, str) or not secret:
+        raise ConfigurationError("DISCORD_ROLES_OAUTH_CLIENT_SECRET must be the application's client secret")
+    if client_id is None or not is_snowflake(str(client_id)):
+        raise ConfigurationError(
+            "DISCORD_ROLES_OAUTH_CLIENT_SECRET needs DISCORD_ROLES_OAUTH_CLIENT_ID (or "
+            "DISCORD_ROLES_APPLICATION_ID): the application's numeric id"
+        )
+    return str(client_id)

@@ -1,0 +1,316 @@
+"""``/guilds`` and ``/mappings``: linking Discord servers to the store and mapping packages to roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from flask_discord_roles._core import guild_admin, guilds, mappings
+from flask_discord_roles._runtime.models import RoleMapping
+from flask_discord_roles._web.api.blueprint import tenant_api
+from flask_discord_roles._web.api.context import commit, iso, json_body, query_text, state, store_id
+from flask_discord_roles._web.api.errors import ApiError, invalid, not_found
+from flask_discord_roles._web.api.spec import (
+    BOOLEAN,
+    DATETIME,
+    HOST_ID,
+    INTEGER,
+    MESSAGE,
+    SNOWFLAKE,
+    STRING,
+    array,
+    documented,
+    nullable,
+    obj,
+    query,
+)
+from flask_discord_roles.codes import ROLE_CODES, schema_enum
+from flask_discord_roles.discord.snowflake import is_snowflake
+
+GUILDS_TAG = "Guilds"
+MAPPINGS_TAG = "Role mappings"
+
+GUILD = obj(
+    {
+        "guild_id": SNOWFLAKE,
+        "name": nullable(STRING),
+        "icon_url": nullable({"type": "string", "format": "uri"}),
+        "member_count": nullable(INTEGER),
+        "linked_at": DATETIME,
+        "bot_in_guild": {
+            "anyOf": [BOOLEAN, {"type": "null"}],
+            "description": "Null when Discord could not be asked: name and member count are as last read.",
+        },
+    }
+)
+ROLE = obj(
+    {
+        "id": SNOWFLAKE,
+        "name": STRING,
+        "position": INTEGER,
+        "color": INTEGER,
+        "managed": BOOLEAN,
+        "assignable": BOOLEAN,
+        "reason_code": nullable(
+            {"enum": schema_enum(ROLE_CODES), "description": "Why the bot cannot give this role."}
+        ),
+        "fix": nullable(MESSAGE),
+    }
+)
+MAPPING = obj(
+    {
+        "id": INTEGER,
+        "package_id": HOST_ID,
+        "guild_id": SNOWFLAKE,
+        "role_id": SNOWFLAKE,
+        "role_name": nullable(STRING),
+        "created_at": DATETIME,
+    }
+)
+NEW_MAPPING = {
+    "type": "object",
+    "properties": {
+        "package_id": {**HOST_ID, "description": "The store's id of the package."},
+        "guild_id": {**SNOWFLAKE, "description": "A server linked to the store."},
+        "role_id": {**SNOWFLAKE, "description": "A role of that server the bot can assign."},
+    },
+    "required": ["package_id", "guild_id", "role_id"],
+}
+
+
+def _not_linked(guild_id: str) -> ApiError:
+    return not_found("guild", f"Server {guild_id} is not linked to this store.")
+
+
+def _guild_id(guild_id: str) -> str:
+    """The path's server id; 404 for what cannot be a Discord id (no server is linked under it)."""
+    if not is_snowflake(guild_id):
+        raise _not_linked(guild_id)
+    return guild_id
+
+
+def _mapping_json(mapping: RoleMapping) -> dict[str, Any]:
+    return {
+        "id": mapping.id,
+        "package_id": mapping.package_id,
+        "guild_id": mapping.guild_id,
+        "role_id": mapping.role_id,
+        "role_name": mapping.role_name,
+        "created_at": iso(mapping.created_at),
+    }
+
+
+# -- guilds -----------------------------------------------------------------------------------------
+
+
+@tenant_api.post("/guilds/link-code")
+@documented(
+    summary="Generate a link code",
+    description="A one-time code, valid 30 minutes, that a server manager types as `/link code:…` in the "
+    "server to link. Shown once: only its hash is stored.",
+    tag=GUILDS_TAG,
+    responses={201: obj({"code": STRING, "expires_at": DATETIME, "command": STRING, "message": MESSAGE})},
+)
+def create_link_code() -> tuple[dict[str, Any], int]:
+    issued = guilds.create_link_code(state(), store_id())
+    commit()
+    minutes = int(guilds.LINK_CODE_LIFETIME.total_seconds() // 60)
+    return {
+        "code": issued.code,
+        "expires_at": iso(issued.expires_at),
+        "command": f"/link code:{issued.code}",
+        "message": f"In your Discord server, run this command within {minutes} minutes. The code works once "
+        "and is not shown again.",
+    }, 201
+
+
+@tenant_api.get("/guilds")
+@documented(
+    summary="List linked servers",
+    description="Name, icon and member count come from Discord, kept for DISCORD_ROLES_GUILD_CACHE_SECONDS; "
+    "when Discord cannot be asked, the values last read (null when never read).",
+    tag=GUILDS_TAG,
+    responses={200: obj({"guilds": array(GUILD)})},
+)
+def list_guilds() -> dict[str, Any]:
+    summaries = guild_admin.list_guilds(state(), store_id())
+    commit()  # the refreshed cache columns
+    return {
+        "guilds": [
+            {
+                "guild_id": summary.guild_id,
+                "name": summary.name,
+                "icon_url": summary.icon_url,
+                "member_count": summary.member_count,
+                "linked_at": iso(summary.linked_at),
+                "bot_in_guild": summary.bot_in_guild,
+            }
+            for summary in summaries
+        ]
+    }
+
+
+@tenant_api.delete("/guilds/<guild_id>")
+@documented(
+    summary="Unlink a server",
+    description="Deletes the server's role mappings, fails its pending deliveries (reason code "
+    "`guild_unlinked`; link again and retry to revive them) and switches purchase notifications off "
+    "when their channel is in the server. Roles members already hold are not removed.",
+    tag=GUILDS_TAG,
+    responses={
+        200: obj(
+            {
+                "message": MESSAGE,
+                "guild_id": SNOWFLAKE,
+                "mappings_deleted": INTEGER,
+                "deliveries_stopped": INTEGER,
+                "roles_left_in_place": {"const": True},
+            }
+        )
+    },
+)
+def unlink_guild(guild_id: str) -> dict[str, Any]:
+    guild_id = _guild_id(guild_id)
+    try:
+        unlinked = guild_admin.unlink_guild(state(), store_id(), guild_id)
+    except guild_admin.GuildNotLinked:
+        raise _not_linked(guild_id) from None
+    commit()
+    return {
+        "message": _unlink_message(unlinked),
+        "guild_id": guild_id,
+        "mappings_deleted": unlinked.mappings_deleted,
+        "deliveries_stopped": unlinked.deliveries_stopped,
+        "roles_left_in_place": True,
+    }
+
+
+def _unlink_message(unlinked: guild_admin.Unlinked) -> str:
+    parts = [
+        f"Server unlinked: {unlinked.mappings_deleted} role mapping(s) deleted and "
+        f"{unlinked.deliveries_stopped} pending delivery(ies) stopped "
+        "(status failed, reason guild_unlinked); relinking does not bring them back.",
+        "Roles already given to members were not removed; remove them by hand in Discord if they should go.",
+    ]
+    if unlinked.notifications_unchecked is not None:
+        parts.append(
+            f"Purchase notifications were switched off because {unlinked.notifications_unchecked}; "
+            "switch them on again in the store's settings if their channel is in another linked server."
+        )
+    elif unlinked.notifications_stopped:
+        parts.append("Purchase notifications were switched off: their channel is in that server.")
+    return " ".join(parts)
+
+
+@tenant_api.get("/guilds/<guild_id>/roles")
+@documented(
+    summary="List a server's roles",
+    description="Highest first, each saying whether the store's bot can assign it and, if not, why "
+    "(`reason_code`) and what to do (`fix`). 409 when the store has no bot or the bot is not in the server.",
+    tag=GUILDS_TAG,
+    responses={200: obj({"guild_id": SNOWFLAKE, "roles": array(ROLE)})},
+    errors=(409, 503),
+)
+def list_guild_roles(guild_id: str) -> dict[str, Any]:
+    guild_id = _guild_id(guild_id)
+    try:
+        roles = guild_admin.guild_roles(state(), store_id(), guild_id)
+    except guild_admin.GuildNotLinked:
+        raise _not_linked(guild_id) from None
+    except guild_admin.BotUnavailable as unavailable:
+        raise ApiError(409, unavailable.fix) from None
+    return {
+        "guild_id": guild_id,
+        "roles": [
+            {
+                "id": role.id,
+                "name": role.name,
+                "position": role.position,
+                "color": role.color,
+                "managed": role.managed,
+                "assignable": role.assignable,
+                "reason_code": role.reason_code,
+                "fix": role.fix,
+            }
+            for role in roles
+        ],
+    }
+
+
+# -- mappings ---------------------------------------------------------------------------------------
+
+
+@tenant_api.get("/mappings")
+@documented(
+    summary="List role mappings",
+    tag=MAPPINGS_TAG,
+    parameters=(
+        query("guild_id", SNOWFLAKE, "Only this server's mappings."),
+        query("package_id", HOST_ID, "Only this package's mappings."),
+    ),
+    responses={200: obj({"mappings": array(MAPPING)})},
+)
+def list_mappings() -> dict[str, Any]:
+    package_id = query_text("package_id")
+    problems = mappings.package_id_problems(package_id) if package_id is not None else []
+    if problems:
+        raise invalid({"package_id": problems})
+    guild_id = query_text("guild_id", max_length=20)
+    if guild_id is not None and not is_snowflake(guild_id):
+        raise invalid({"guild_id": ["Must be a Discord id."]})
+    found = mappings.list_mappings(state(), store_id(), guild_id=guild_id, package_id=package_id)
+    return {"mappings": [_mapping_json(mapping) for mapping in found]}
+
+
+@tenant_api.post("/mappings")
+@documented(
+    summary="Create a role mapping",
+    description="Buying the package then grants the role. Many packages may map to one role and one "
+    "package to many roles. The role must be one the store's bot can assign now.",
+    tag=MAPPINGS_TAG,
+    body=NEW_MAPPING,
+    responses={201: obj({"message": MESSAGE, "mapping": MAPPING})},
+    errors=(409, 503),
+)
+def create_mapping() -> tuple[dict[str, Any], int]:
+    body = json_body()
+    try:
+        mapping = mappings.create_mapping(
+            state(), store_id(), body.get("package_id"), body.get("guild_id"), body.get("role_id")
+        )
+        commit()
+    except mappings.DuplicateMapping:
+        raise _duplicate() from None
+    except guild_admin.BotUnavailable as unavailable:
+        raise ApiError(409, unavailable.fix) from None
+    except sa.exc.IntegrityError:
+        # The same mapping, made by a concurrent request between our check and our commit.
+        state().db.session.rollback()
+        raise _duplicate() from None
+    role = f"«{mapping.role_name}»" if mapping.role_name else f"role {mapping.role_id}"
+    return {
+        "message": f"Buying package {mapping.package_id} now grants {role}.",
+        "mapping": _mapping_json(mapping),
+    }, 201
+
+
+def _duplicate() -> ApiError:
+    return ApiError(409, "This package is already mapped to this role in this server.")
+
+
+@tenant_api.delete("/mappings/<int:mapping_id>")
+@documented(
+    summary="Delete a role mapping",
+    description="Future purchases of the package no longer grant the role; roles already given and "
+    "deliveries already queued are not changed.",
+    tag=MAPPINGS_TAG,
+    responses={200: obj({"message": MESSAGE})},
+)
+def delete_mapping(mapping_id: int) -> dict[str, Any]:
+    try:
+        mappings.delete_mapping(state(), store_id(), mapping_id)
+    except mappings.MappingNotFound:
+        raise not_found("mapping", f"This store has no role mapping {mapping_id}.") from None
+    commit()
+    return {"message": "Role mapping deleted. Roles already given stay with their members."}
