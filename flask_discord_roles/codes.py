@@ -1,4 +1,9 @@
-"""Every reason code the engine can write, each with the fix a store owner reads: the one catalogue.
+"""The domain's vocabulary: delivery statuses, sources and actions, and every reason code the engine can
+write, each with the fix a store owner reads: the one catalogue.
+
+:class:`Status`, :class:`Source`, :class:`Action`, :class:`SendStatus` and :class:`DeliveryMode` are
+``StrEnum`` classes whose values are the strings stored in the database and sent by the tenant API, so they
+compare equal to those strings (``Status.PENDING == "pending"``).
 
 A delivery, a purchase notification, a claim reply, a diagnostics check or a server role that cannot be
 given carries a ``reason_code`` from :class:`ReasonCode` (a ``StrEnum``: its values are the strings
@@ -21,9 +26,62 @@ __all__ = [
     "DELIVERY_CODES",
     "NOTIFICATION_CODES",
     "ROLE_CODES",
+    "Action",
+    "DeliveryMode",
     "ReasonCode",
+    "SendStatus",
+    "Source",
+    "Status",
     "markdown_table",
 ]
+
+
+class Status(StrEnum):
+    """Where a delivery stands."""
+
+    PENDING = "pending"
+    """Queued: due now, scheduled for a retry, or waiting for its customer (to link, or to /claim)."""
+    COMPLETED = "completed"
+    """Discord made the role change (or it was already so)."""
+    FAILED = "failed"
+    """It stopped: ``reason_code`` says why and what fixes it; a retry queues it again."""
+    EXPIRED = "expired"
+    """Nobody claimed it before the store's claim window closed."""
+
+
+class Source(StrEnum):
+    """What queued a delivery."""
+
+    INTERACTION = "interaction"
+    """The customer's ``/claim`` in the server."""
+    AUTO = "auto"
+    """An order, for a customer whose Discord account is linked (at checkout, or later)."""
+    MANUAL = "manual"
+    """The store owner, from the dashboard or the Python API."""
+
+
+class Action(StrEnum):
+    """What a delivery does to the member."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class SendStatus(StrEnum):
+    """Where a purchase notification or a deferred /claim answer stands."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryMode(StrEnum):
+    """A store's ``delivery_mode`` setting."""
+
+    AUTOMATIC = "automatic"
+    """Roles go to a customer who linked Discord as soon as the order is paid."""
+    CLAIM = "claim"
+    """Every customer runs ``/claim`` in the server to receive their roles."""
 
 
 class ReasonCode(StrEnum):
