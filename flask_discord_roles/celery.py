@@ -56,6 +56,6 @@ Celery at all and works with whatever Celery app the host hands it.
 
 from __future__ import annotations
 
-from flask_discord_roles._engine.celery_tasks import register_tasks
+from flask_discord_roles._engine.celery_tasks import PROCESS_DUE, RUN_DELIVERIES, register_tasks
 
-__all__ = ["register_tasks"]
+__all__ = ["PROCESS_DUE", "RUN_DELIVERIES", "register_tasks"]

@@ -26,10 +26,11 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import ConfigurationError, order_completed
+from flask_discord_roles._engine.celery_tasks import celery_app_of
 from flask_discord_roles._engine.executors import WorkerExecutor
 from flask_discord_roles._runtime.executor import Work
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, celery_app_of, register_tasks
+from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, register_tasks
 from flask_discord_roles.testing import FakeDiscord
 from tests.celery_host import celery_config, celery_environment
 from tests.shop import FAST_QUEUE, Shop, open_shop
