@@ -95,7 +95,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> bool:
 
 
 def test_without_a_celery_app_the_error_says_what_to_do() -> None:
-    from flask_discord_roles.celery import CeleryExecutor
+    from flask_discord_roles._engine.celery_tasks import CeleryExecutor
 
     app = Flask("no_celery")
     with pytest.raises(ConfigurationError, match=r"app\.extensions\['celery'\].*register_tasks"):
