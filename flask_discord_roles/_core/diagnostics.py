@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from flask_discord_roles._core.bots import client_for, get_bot, invite_url
-from flask_discord_roles._core.settings import check_notification_channel, store_settings
+from flask_discord_roles._core.settings import check_notification_channel, linked_guild_ids, store_settings
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -133,7 +133,7 @@ def run_diagnostics(
     now = now or utcnow()
     run = _Run()
     bot = get_bot(state, store_id)
-    guild_ids = _linked_guild_ids(state, store_id)
+    guild_ids = linked_guild_ids(state, store_id)
     client = _bot_check(state, run, bot)
     # The bot's user id, once Discord has accepted its token: every later Discord check needs both.
     bot_user_id: str | None = None
@@ -149,12 +149,6 @@ def run_diagnostics(
             _guild_checks(state, run, store_id, bot, client, bot_user_id, guild_id)
     _notification_check(state, run, store_id, ask_discord=bot_user_id is not None)
     return Diagnosis(now, run.checks)
-
-
-def _linked_guild_ids(state: DiscordRolesState, store_id: str) -> list[str]:
-    model = state.models.LinkedGuild
-    query = sa.select(model.guild_id).where(model.store_id == store_id).order_by(model.id)
-    return list(state.db.session.scalars(query))
 
 
 def _bot_check(state: DiscordRolesState, run: _Run, bot: StoreBot | None) -> DiscordClient | None:
@@ -325,12 +319,31 @@ def _guild_checks(
     guild_id: str,
 ) -> None:
     """Is the bot in the server, with Manage Roles, able to give every role mapped there?"""
+    found = _bot_in_guild_check(state, run, store_id, bot, client, bot_user_id, guild_id)
+    if found is None:
+        return
+    roles, bot_roles = found
+    _guild_permission_checks(state, run, store_id, guild_id, bot_roles, roles)
+    for role_id, role_name in _mapped_roles(state, store_id, guild_id):
+        _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
+
+
+def _bot_in_guild_check(
+    state: DiscordRolesState,
+    run: _Run,
+    store_id: str,
+    bot: StoreBot,
+    client: DiscordClient,
+    bot_user_id: str,
+    guild_id: str,
+) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Is the bot in the server? The server's roles and the bot's own when it is."""
     try:
         roles = run.ask(lambda: client.get_guild_roles(guild_id))
         member = run.ask(lambda: client.get_member(guild_id, bot_user_id))
     except _DiscordDown:
         run.unavailable("bot_in_guild", guild_id=guild_id)
-        return
+        return None
     except (Forbidden, NotFound):
         # Discord answers Missing Access (or Unknown Guild/Member) for a server the bot was removed from.
         adds_members = store_settings(state, store_id).join_guilds_on_link
@@ -347,7 +360,7 @@ def _guild_checks(
             "the server if you no longer use it.",
             guild_id=guild_id,
         )
-        return
+        return None
     except PermanentDiscordError as error:
         run.add(
             "bot_in_guild",
@@ -356,9 +369,20 @@ def _guild_checks(
             f"Discord would not describe this server ({error.message}).",
             guild_id=guild_id,
         )
-        return
+        return None
     run.add("bot_in_guild", guild_id=guild_id)
-    bot_roles = [str(role) for role in member.get("roles", [])]
+    return roles, [str(role) for role in member.get("roles", [])]
+
+
+def _guild_permission_checks(
+    state: DiscordRolesState,
+    run: _Run,
+    store_id: str,
+    guild_id: str,
+    bot_roles: list[str],
+    roles: list[dict[str, Any]],
+) -> None:
+    """Does the bot have Manage Roles there, and Create Invite when customers are added as they link?"""
     if has_permission(base_permissions(guild_id, bot_roles, roles), MANAGE_ROLES):
         run.add("manage_roles", guild_id=guild_id)
     else:
@@ -383,8 +407,6 @@ def _guild_checks(
                 "join_guilds_on_link off.",
                 guild_id=guild_id,
             )
-    for role_id, role_name in _mapped_roles(state, store_id, guild_id):
-        _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
 
 
 def _mapped_roles(state: DiscordRolesState, store_id: str, guild_id: str) -> list[tuple[str, str | None]]:
