@@ -319,48 +319,22 @@ def _guild_checks(
     guild_id: str,
 ) -> None:
     """Is the bot in the server, with Manage Roles, able to give every role mapped there?"""
-    found = _bot_in_guild_check(state, run, store_id, bot, client, bot_user_id, guild_id)
-    if found is None:
-        return
-    roles, bot_roles = found
-    _guild_permission_checks(state, run, store_id, guild_id, bot_roles, roles)
-    for role_id, role_name in _mapped_roles(state, store_id, guild_id):
-        _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
-
-
-def _bot_in_guild_check(
-    state: DiscordRolesState,
-    run: _Run,
-    store_id: str,
-    bot: StoreBot,
-    client: DiscordClient,
-    bot_user_id: str,
-    guild_id: str,
-) -> tuple[list[dict[str, Any]], list[str]] | None:
-    """Is the bot in the server? The server's roles and the bot's own when it is."""
     try:
         roles = run.ask(lambda: client.get_guild_roles(guild_id))
         member = run.ask(lambda: client.get_member(guild_id, bot_user_id))
     except _DiscordDown:
         run.unavailable("bot_in_guild", guild_id=guild_id)
-        return None
+        return
     except (Forbidden, NotFound):
         # Discord answers Missing Access (or Unknown Guild/Member) for a server the bot was removed from.
-        adds_members = store_settings(state, store_id).join_guilds_on_link
-        invite = invite_url(bot.application_id, guild_id, adds_members=adds_members)
-        if bot.uses_platform_bot:
-            invite_hint = f"Invite the shared bot again with {invite}"
-        else:
-            invite_hint = f"Invite it again with {invite}"
         run.add(
             "bot_in_guild",
             False,
             "bot_not_in_guild",
-            f"The bot is not in this linked server any more. {invite_hint}, keeping Manage Roles; or unlink "
-            "the server if you no longer use it.",
+            _invite_again_fix(state, store_id, bot, guild_id),
             guild_id=guild_id,
         )
-        return None
+        return
     except PermanentDiscordError as error:
         run.add(
             "bot_in_guild",
@@ -369,9 +343,26 @@ def _bot_in_guild_check(
             f"Discord would not describe this server ({error.message}).",
             guild_id=guild_id,
         )
-        return None
+        return
     run.add("bot_in_guild", guild_id=guild_id)
-    return roles, [str(role) for role in member.get("roles", [])]
+    bot_roles = [str(role) for role in member.get("roles", [])]
+    _guild_permission_checks(state, run, store_id, guild_id, bot_roles, roles)
+    for role_id, role_name in _mapped_roles(state, store_id, guild_id):
+        _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
+
+
+def _invite_again_fix(state: DiscordRolesState, store_id: str, bot: StoreBot, guild_id: str) -> str:
+    """The fix for a linked server the bot is no longer in: its invite link, or unlinking the server."""
+    adds_members = store_settings(state, store_id).join_guilds_on_link
+    invite = invite_url(bot.application_id, guild_id, adds_members=adds_members)
+    if bot.uses_platform_bot:
+        invite_hint = f"Invite the shared bot again with {invite}"
+    else:
+        invite_hint = f"Invite it again with {invite}"
+    return (
+        f"The bot is not in this linked server any more. {invite_hint}, keeping Manage Roles; or unlink "
+        "the server if you no longer use it."
+    )
 
 
 def _guild_permission_checks(
