@@ -374,30 +374,39 @@ def _guild_permission_checks(
     roles: list[dict[str, Any]],
 ) -> None:
     """Does the bot have Manage Roles there, and Create Invite when customers are added as they link?"""
-    if has_permission(base_permissions(guild_id, bot_roles, roles), MANAGE_ROLES):
-        run.add("manage_roles", guild_id=guild_id)
-    else:
-        run.add(
-            "manage_roles",
-            False,
-            "missing_manage_roles",
-            "Give the bot's role the Manage Roles permission (Server Settings → Roles → the bot's role).",
-            guild_id=guild_id,
-        )
+    permissions = base_permissions(guild_id, bot_roles, roles)
+    _permission_check(
+        run,
+        "manage_roles",
+        permissions,
+        MANAGE_ROLES,
+        "missing_manage_roles",
+        "Give the bot's role the Manage Roles permission (Server Settings → Roles → the bot's role).",
+        guild_id=guild_id,
+    )
     if store_settings(state, store_id).join_guilds_on_link:
         # Adding a customer to the server as they link (guilds.join) needs the bot's Create Invite.
-        if has_permission(base_permissions(guild_id, bot_roles, roles), CREATE_INSTANT_INVITE):
-            run.add("create_invite", guild_id=guild_id)
-        else:
-            run.add(
-                "create_invite",
-                False,
-                "missing_create_invite",
-                "Customers are added to this server when they link Discord, which needs the bot's role "
-                "to have Create Invite (Server Settings → Roles → the bot's role); or switch "
-                "join_guilds_on_link off.",
-                guild_id=guild_id,
-            )
+        _permission_check(
+            run,
+            "create_invite",
+            permissions,
+            CREATE_INSTANT_INVITE,
+            "missing_create_invite",
+            "Customers are added to this server when they link Discord, which needs the bot's role "
+            "to have Create Invite (Server Settings → Roles → the bot's role); or switch "
+            "join_guilds_on_link off.",
+            guild_id=guild_id,
+        )
+
+
+def _permission_check(
+    run: _Run, check: str, permissions: int, needed: int, reason_code: str, fix: str, *, guild_id: str
+) -> None:
+    """``check`` is ok when ``permissions`` include ``needed``; else it fails with the code and fix."""
+    if has_permission(permissions, needed):
+        run.add(check, guild_id=guild_id)
+    else:
+        run.add(check, False, reason_code, fix, guild_id=guild_id)
 
 
 def _mapped_roles(state: DiscordRolesState, store_id: str, guild_id: str) -> list[tuple[str, str | None]]:
