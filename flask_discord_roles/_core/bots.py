@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -83,6 +85,31 @@ def save_bot(
     assert isinstance(application_id, str)
     assert isinstance(public_key, str)
     assert isinstance(bot_token, str)
+    bot_user = _bot_user_of(state, application_id, bot_token)
+    bot = _store_credentials(
+        state,
+        store_id,
+        application_id=application_id,
+        public_key=public_key,
+        bot_token=bot_token,
+        client_secret=client_secret,
+        bot_user=bot_user,
+    )
+    state.db.session.flush()
+    state.bot_cache.forget(store_id)
+    # Deliveries that waited for a (working) bot can run once the caller commits.
+    bot_saved_requeue(state, store_id)
+    # A bot whose commands could not be registered is still saved: the owner can register them again
+    # (`flask discord-roles register-commands`), and slash_commands_registered says they must.
+    problem = register_commands(state, bot)
+    if problem is not None:
+        logger.warning("store %s: slash commands not registered: %s", store_id, problem)
+    return bot
+
+
+def _bot_user_of(state: DiscordRolesState, application_id: str, bot_token: str) -> dict[str, Any]:
+    """Ask Discord whose token this is: the bot's user, once the token is known to be
+    ``application_id``'s bot. Raises :class:`ValidationError` when Discord refuses it or it is another's."""
     # A one-off client: an unverified token must not enter the shared pool.
     with build_client(state.settings, bot_token) as probe:
         try:
@@ -109,7 +136,21 @@ def save_bot(
                 ]
             }
         )
+    return bot_user
 
+
+def _store_credentials(
+    state: DiscordRolesState,
+    store_id: str,
+    *,
+    application_id: str,
+    public_key: str,
+    bot_token: str,
+    client_secret: object,
+    bot_user: Mapping[str, Any],
+) -> StoreBot:
+    """Write the checked credentials and what Discord said about the bot to the store's bot row (made
+    if the store has none), the tokens encrypted; switches the bot on and off the shared bot."""
     bot = get_bot(state, store_id)
     if bot is None:
         bot = state.models.StoreBot(store_id=store_id)
@@ -130,15 +171,6 @@ def save_bot(
     bot.is_enabled = True
     bot.disabled_reason = None
     bot.uses_platform_bot = False  # a store that saves its own bot stops using the shared one
-    state.db.session.flush()
-    state.bot_cache.forget(store_id)
-    # Deliveries that waited for a (working) bot can run once the caller commits.
-    bot_saved_requeue(state, store_id)
-    # A bot whose commands could not be registered is still saved: the owner can register them again
-    # (`flask discord-roles register-commands`), and slash_commands_registered says they must.
-    problem = register_commands(state, bot)
-    if problem is not None:
-        logger.warning("store %s: slash commands not registered: %s", store_id, problem)
     return bot
 
 

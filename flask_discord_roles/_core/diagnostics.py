@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from flask_discord_roles._core.bots import client_for, get_bot, invite_url
-from flask_discord_roles._core.settings import check_notification_channel, store_settings
+from flask_discord_roles._core.settings import check_notification_channel, linked_guild_ids, store_settings
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -133,7 +133,7 @@ def run_diagnostics(
     now = now or utcnow()
     run = _Run()
     bot = get_bot(state, store_id)
-    guild_ids = _linked_guild_ids(state, store_id)
+    guild_ids = linked_guild_ids(state, store_id)
     client = _bot_check(state, run, bot)
     # The bot's user id, once Discord has accepted its token: every later Discord check needs both.
     bot_user_id: str | None = None
@@ -149,12 +149,6 @@ def run_diagnostics(
             _guild_checks(state, run, store_id, bot, client, bot_user_id, guild_id)
     _notification_check(state, run, store_id, ask_discord=bot_user_id is not None)
     return Diagnosis(now, run.checks)
-
-
-def _linked_guild_ids(state: DiscordRolesState, store_id: str) -> list[str]:
-    model = state.models.LinkedGuild
-    query = sa.select(model.guild_id).where(model.store_id == store_id).order_by(model.id)
-    return list(state.db.session.scalars(query))
 
 
 def _bot_check(state: DiscordRolesState, run: _Run, bot: StoreBot | None) -> DiscordClient | None:
@@ -333,18 +327,11 @@ def _guild_checks(
         return
     except (Forbidden, NotFound):
         # Discord answers Missing Access (or Unknown Guild/Member) for a server the bot was removed from.
-        adds_members = store_settings(state, store_id).join_guilds_on_link
-        invite = invite_url(bot.application_id, guild_id, adds_members=adds_members)
-        if bot.uses_platform_bot:
-            invite_hint = f"Invite the shared bot again with {invite}"
-        else:
-            invite_hint = f"Invite it again with {invite}"
         run.add(
             "bot_in_guild",
             False,
             "bot_not_in_guild",
-            f"The bot is not in this linked server any more. {invite_hint}, keeping Manage Roles; or unlink "
-            "the server if you no longer use it.",
+            _invite_again_fix(state, store_id, bot, guild_id),
             guild_id=guild_id,
         )
         return
@@ -359,32 +346,67 @@ def _guild_checks(
         return
     run.add("bot_in_guild", guild_id=guild_id)
     bot_roles = [str(role) for role in member.get("roles", [])]
-    if has_permission(base_permissions(guild_id, bot_roles, roles), MANAGE_ROLES):
-        run.add("manage_roles", guild_id=guild_id)
-    else:
-        run.add(
-            "manage_roles",
-            False,
-            "missing_manage_roles",
-            "Give the bot's role the Manage Roles permission (Server Settings → Roles → the bot's role).",
-            guild_id=guild_id,
-        )
-    if store_settings(state, store_id).join_guilds_on_link:
-        # Adding a customer to the server as they link (guilds.join) needs the bot's Create Invite.
-        if has_permission(base_permissions(guild_id, bot_roles, roles), CREATE_INSTANT_INVITE):
-            run.add("create_invite", guild_id=guild_id)
-        else:
-            run.add(
-                "create_invite",
-                False,
-                "missing_create_invite",
-                "Customers are added to this server when they link Discord, which needs the bot's role "
-                "to have Create Invite (Server Settings → Roles → the bot's role); or switch "
-                "join_guilds_on_link off.",
-                guild_id=guild_id,
-            )
+    _guild_permission_checks(state, run, store_id, guild_id, bot_roles, roles)
     for role_id, role_name in _mapped_roles(state, store_id, guild_id):
         _role_check(run, guild_id, role_id, role_name, bot_roles, roles)
+
+
+def _invite_again_fix(state: DiscordRolesState, store_id: str, bot: StoreBot, guild_id: str) -> str:
+    """The fix for a linked server the bot is no longer in: its invite link, or unlinking the server."""
+    adds_members = store_settings(state, store_id).join_guilds_on_link
+    invite = invite_url(bot.application_id, guild_id, adds_members=adds_members)
+    if bot.uses_platform_bot:
+        invite_hint = f"Invite the shared bot again with {invite}"
+    else:
+        invite_hint = f"Invite it again with {invite}"
+    return (
+        f"The bot is not in this linked server any more. {invite_hint}, keeping Manage Roles; or unlink "
+        "the server if you no longer use it."
+    )
+
+
+def _guild_permission_checks(
+    state: DiscordRolesState,
+    run: _Run,
+    store_id: str,
+    guild_id: str,
+    bot_roles: list[str],
+    roles: list[dict[str, Any]],
+) -> None:
+    """Does the bot have Manage Roles there, and Create Invite when customers are added as they link?"""
+    permissions = base_permissions(guild_id, bot_roles, roles)
+    _permission_check(
+        run,
+        "manage_roles",
+        permissions,
+        MANAGE_ROLES,
+        "missing_manage_roles",
+        "Give the bot's role the Manage Roles permission (Server Settings → Roles → the bot's role).",
+        guild_id=guild_id,
+    )
+    if store_settings(state, store_id).join_guilds_on_link:
+        # Adding a customer to the server as they link (guilds.join) needs the bot's Create Invite.
+        _permission_check(
+            run,
+            "create_invite",
+            permissions,
+            CREATE_INSTANT_INVITE,
+            "missing_create_invite",
+            "Customers are added to this server when they link Discord, which needs the bot's role "
+            "to have Create Invite (Server Settings → Roles → the bot's role); or switch "
+            "join_guilds_on_link off.",
+            guild_id=guild_id,
+        )
+
+
+def _permission_check(
+    run: _Run, check: str, permissions: int, needed: int, reason_code: str, fix: str, *, guild_id: str
+) -> None:
+    """``check`` is ok when ``permissions`` include ``needed``; else it fails with the code and fix."""
+    if has_permission(permissions, needed):
+        run.add(check, guild_id=guild_id)
+    else:
+        run.add(check, False, reason_code, fix, guild_id=guild_id)
 
 
 def _mapped_roles(state: DiscordRolesState, store_id: str, guild_id: str) -> list[tuple[str, str | None]]:

@@ -59,22 +59,8 @@ def claim_statement(
 
 
 @survives_stale_connection
-def claim_due(
-    engine: sa.Engine,
-    model: Any,
-    *,
-    runner_id: str,
-    now: datetime,
-    lease_seconds: float,
-    limit: int,
-    only_ids: Iterable[int] | None = None,
-) -> list[int]:
-    """Lease up to ``limit`` due rows of ``model`` to ``runner_id`` in one transaction; their ids."""
-    statement = claim_statement(
-        model, runner_id=runner_id, now=now, lease_seconds=lease_seconds, limit=limit, only_ids=only_ids
-    )
-    if statement is None:
-        return []
+def claim_due(engine: sa.Engine, statement: Any) -> list[int]:
+    """Run a :func:`claim_statement` in one transaction; the ids of the rows it leased."""
     with engine.begin() as connection:
         return sorted(connection.scalars(statement))
 
@@ -104,8 +90,7 @@ class LeasedQueue:
 
     def claim(self, limit: int, *, only_ids: Iterable[int] | None = None) -> list[int]:
         """Lease up to ``limit`` due rows (optionally only among ``only_ids``); their ids."""
-        return claim_due(
-            self._engine,
+        statement = claim_statement(
             self.model,
             runner_id=self.runner_id,
             now=self._clock(),
@@ -113,6 +98,7 @@ class LeasedQueue:
             limit=limit,
             only_ids=only_ids,
         )
+        return [] if statement is None else claim_due(self._engine, statement)
 
     @survives_stale_connection
     def next_due_at(self) -> datetime | None:

@@ -123,41 +123,13 @@ def link_account(
     discord_user_id = str(user.get("id", ""))
     if not is_snowflake(discord_user_id):
         raise ValueError("the Discord user has no valid id")
-    session = state.db.session
-    model = state.models.DiscordAccount
-    taken = session.scalar(
-        sa.select(model.id).where(
-            model.store_id == store_id,
-            model.discord_user_id == discord_user_id,
-            model.customer_id != customer_id,
-        )
+    _refuse_if_taken(state, store_id, customer_id, discord_user_id)
+    row, previous, old_token = _write_account(
+        state, store_id, customer_id, discord_user_id, user, tokens, now
     )
-    if taken is not None:
-        raise AccountTaken(discord_user_id)
-
-    # Locked so two tabs of the same customer linking at once apply one after the other.
-    row = account_row(state, store_id, customer_id, lock=True)
-    previous: str | None = None
-    old_token: str | None = None
-    if row is None:
-        row = model(store_id=store_id, customer_id=customer_id, linked_at=now)
-        session.add(row)
-    elif row.discord_user_id != discord_user_id:
-        previous = row.discord_user_id
-        old_token = revocable_token(state, row)
-        row.linked_at = now
-    # The same account linked again keeps its link date; its new grant simply replaces the old one,
-    # which is not revoked: revoking one of a user's tokens can end the application's whole
-    # authorisation, new tokens included.
-    row.discord_user_id = discord_user_id
-    row.username = _text(user.get("username"), 100)
-    row.global_name = _text(user.get("global_name"), 100)
-    avatar = user.get("avatar")
-    row.avatar = avatar if isinstance(avatar, str) and len(avatar) <= 64 else None
-    store_tokens(state, row, tokens, now)
     # Written before Discord is called: a conflicting concurrent link fails here (on PostgreSQL once
     # the other one commits), before anything is revoked or joined on its behalf.
-    session.flush()
+    state.db.session.flush()
 
     automatic = queue_settings(state, store_id).delivery_mode == "automatic"
     due: list[int] = []
@@ -173,25 +145,90 @@ def link_account(
     due += joins.due
 
     due = sorted(set(due))
-    app = current_app_or_none()
-    if app is not None:
-        if due:
-            dispatch_after_commit(session(), app, delivery_ids=due)
-        send_after_commit(
-            session(),
-            app,
-            account_linked,
-            store_id=store_id,
-            customer_id=customer_id,
-            discord_user_id=discord_user_id,
-            previous_discord_user_id=previous,
-        )
+    _after_commit(state, store_id, customer_id, discord_user_id, previous, due)
     return LinkOutcome(
         account=_public(state, row),
         previous_discord_user_id=previous,
         due=due,
         joined_guild_ids=joins.joined_guild_ids,
         join_problems=joins.problems,
+    )
+
+
+def _refuse_if_taken(state: DiscordRolesState, store_id: str, customer_id: str, discord_user_id: str) -> None:
+    """Raise :class:`AccountTaken` when another customer of the store has this Discord account."""
+    model = state.models.DiscordAccount
+    taken = state.db.session.scalar(
+        sa.select(model.id).where(
+            model.store_id == store_id,
+            model.discord_user_id == discord_user_id,
+            model.customer_id != customer_id,
+        )
+    )
+    if taken is not None:
+        raise AccountTaken(discord_user_id)
+
+
+def _write_account(
+    state: DiscordRolesState,
+    store_id: str,
+    customer_id: str,
+    discord_user_id: str,
+    user: Mapping[str, Any],
+    tokens: TokenSet,
+    now: datetime,
+) -> tuple[DiscordAccount, str | None, str | None]:
+    """Write the Discord ``user`` and their tokens to the customer's account row (made if they have none).
+
+    Returns the row, the Discord account it replaced (None: none, or the same one again) and that
+    account's token to revoke once the link is written.
+    """
+    # Locked so two tabs of the same customer linking at once apply one after the other.
+    row = account_row(state, store_id, customer_id, lock=True)
+    previous: str | None = None
+    old_token: str | None = None
+    if row is None:
+        row = state.models.DiscordAccount(store_id=store_id, customer_id=customer_id, linked_at=now)
+        state.db.session.add(row)
+    elif row.discord_user_id != discord_user_id:
+        previous = row.discord_user_id
+        old_token = revocable_token(state, row)
+        row.linked_at = now
+    # The same account linked again keeps its link date; its new grant simply replaces the old one,
+    # which is not revoked: revoking one of a user's tokens can end the application's whole
+    # authorisation, new tokens included.
+    row.discord_user_id = discord_user_id
+    row.username = _text(user.get("username"), 100)
+    row.global_name = _text(user.get("global_name"), 100)
+    avatar = user.get("avatar")
+    row.avatar = avatar if isinstance(avatar, str) and len(avatar) <= 64 else None
+    store_tokens(state, row, tokens, now)
+    return row, previous, old_token
+
+
+def _after_commit(
+    state: DiscordRolesState,
+    store_id: str,
+    customer_id: str,
+    discord_user_id: str,
+    previous: str | None,
+    due: list[int],
+) -> None:
+    """Once the host commits: run the deliveries that came due, and send ``account_linked``."""
+    app = current_app_or_none()
+    if app is None:
+        return
+    session = state.db.session
+    if due:
+        dispatch_after_commit(session(), app, delivery_ids=due)
+    send_after_commit(
+        session(),
+        app,
+        account_linked,
+        store_id=store_id,
+        customer_id=customer_id,
+        discord_user_id=discord_user_id,
+        previous_discord_user_id=previous,
     )
 
 

@@ -248,12 +248,7 @@ def check_notification_channel(state: DiscordRolesState, store_id: str, channel_
             "Save a bot first: notifications are posted by the store's bot, so the "
             "channel can only be checked once there is one.",
         )
-    guild_model = state.models.LinkedGuild
-    guild_ids = list(
-        state.db.session.scalars(
-            sa.select(guild_model.guild_id).where(guild_model.store_id == store_id).order_by(guild_model.id)
-        )
-    )
+    guild_ids = linked_guild_ids(state, store_id)
     if not guild_ids:
         return ChannelCheck(
             False,
@@ -261,18 +256,8 @@ def check_notification_channel(state: DiscordRolesState, store_id: str, channel_
             "Link your Discord server first (run /link with a link code in the server): the channel must "
             "be in a server linked to this store.",
         )
-    unreachable: list[str] = []
     try:
-        client = client_for(state, bot)
-        for guild_id in guild_ids:
-            try:
-                channels = client.get_guild_channels(guild_id)
-            except (Forbidden, NotFound):
-                unreachable.append(guild_id)  # the bot was removed from it: it cannot post there anyway
-                continue
-            channel = next((c for c in channels if str(c.get("id")) == channel_id), None)
-            if channel is not None:
-                return _judge_channel(state, bot, client, guild_id, channel)
+        return _find_and_judge_channel(state, bot, guild_ids, channel_id)
     except DecryptionError:
         return ChannelCheck(
             False, "token_unreadable", "The bot token cannot be read any more: save the bot token again."
@@ -289,6 +274,30 @@ def check_notification_channel(state: DiscordRolesState, store_id: str, channel_
             "discord_rejected",
             f"Discord would not describe the channel ({error.message}); choose another channel.",
         )
+
+
+def linked_guild_ids(state: DiscordRolesState, store_id: str) -> list[str]:
+    """The servers linked to the store, in the order they were linked."""
+    model = state.models.LinkedGuild
+    query = sa.select(model.guild_id).where(model.store_id == store_id).order_by(model.id)
+    return list(state.db.session.scalars(query))
+
+
+def _find_and_judge_channel(
+    state: DiscordRolesState, bot: StoreBot, guild_ids: list[str], channel_id: str
+) -> ChannelCheck:
+    """Look for the channel in each linked server's channel list, and judge it where it is found."""
+    unreachable: list[str] = []
+    client = client_for(state, bot)
+    for guild_id in guild_ids:
+        try:
+            channels = client.get_guild_channels(guild_id)
+        except (Forbidden, NotFound):
+            unreachable.append(guild_id)  # the bot was removed from it: it cannot post there anyway
+            continue
+        channel = next((c for c in channels if str(c.get("id")) == channel_id), None)
+        if channel is not None:
+            return _judge_channel(state, bot, client, guild_id, channel)
     hint = (
         " The bot is not in every linked server any more: invite it again to post in one of those."
         if unreachable

@@ -33,8 +33,8 @@ from flask import (
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from flask_discord_roles._core.linking import AccountTaken, link_account, unlink_account
-from flask_discord_roles._core.oauth_apps import oauth_app_for
+from flask_discord_roles._core.linking import AccountTaken, LinkOutcome, link_account, unlink_account
+from flask_discord_roles._core.oauth_apps import OAuthApp, oauth_app_for
 from flask_discord_roles._core.settings import store_settings
 from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles._web.guards import guard
@@ -138,6 +138,24 @@ def start() -> Any:
 @linking.get("/callback")
 def callback() -> Any:
     state = get_state()
+    pending = _this_browsers_attempt()
+    next_path = g.discord_roles_next = str(pending["next"])
+    if time.time() - float(pending["started"]) > ATTEMPT_SECONDS:
+        raise Refusal(400, "expired", "That took too long. Start linking Discord again.")
+    if request.args.get("error"):
+        raise Refusal(400, "denied", "Discord was not linked: the authorisation was cancelled on Discord.")
+    store_id, customer_id = _store_and_customer(state)
+    if (store_id, customer_id) != (pending["store_id"], pending["customer_id"]):
+        raise Refusal(400, "invalid_state", "You signed in as someone else meanwhile. Start again.")
+    app = oauth_app_for(state, store_id)
+    if app is None or app.client_id != pending["client_id"]:
+        raise Refusal(400, "invalid_state", "The store's Discord settings changed. Start again.")
+    outcome = _link_with_code(state, app, pending, store_id, customer_id)
+    return _linked(state, store_id, outcome, next_path=next_path)
+
+
+def _this_browsers_attempt() -> dict[str, Any]:
+    """The pending attempt whose ``state`` Discord sent back, taken out of the session (used once)."""
     pending = session.get(PENDING_KEY)
     given = request.args.get("state", "")
     if (
@@ -153,17 +171,14 @@ def callback() -> Any:
             "Start again from your account page.",
         )
     session.pop(PENDING_KEY, None)
-    next_path = g.discord_roles_next = str(pending["next"])
-    if time.time() - float(pending["started"]) > ATTEMPT_SECONDS:
-        raise Refusal(400, "expired", "That took too long. Start linking Discord again.")
-    if request.args.get("error"):
-        raise Refusal(400, "denied", "Discord was not linked: the authorisation was cancelled on Discord.")
-    store_id, customer_id = _store_and_customer(state)
-    if (store_id, customer_id) != (pending["store_id"], pending["customer_id"]):
-        raise Refusal(400, "invalid_state", "You signed in as someone else meanwhile. Start again.")
-    app = oauth_app_for(state, store_id)
-    if app is None or app.client_id != pending["client_id"]:
-        raise Refusal(400, "invalid_state", "The store's Discord settings changed. Start again.")
+    return pending
+
+
+def _link_with_code(
+    state: DiscordRolesState, app: OAuthApp, pending: dict[str, Any], store_id: str, customer_id: str
+) -> LinkOutcome:
+    """Trade Discord's code for tokens, link the account they belong to, and commit; a
+    :class:`Refusal` for each way that can fail (rolled back where anything was written)."""
     try:
         with app.client(state) as oauth:
             tokens = oauth.exchange_code(
@@ -195,6 +210,13 @@ def callback() -> Any:
             "account_taken",
             "That Discord account was linked elsewhere in this store at the same moment. Start again.",
         ) from None
+    return outcome
+
+
+def _linked(
+    state: DiscordRolesState, store_id: str, outcome: LinkOutcome, *, next_path: str
+) -> tuple[Response | str, int]:
+    """The success page (or JSON): the store's welcome message, the account, the servers joined."""
     account = outcome.account
     welcome = store_settings(state, store_id).welcome_message
     name = account.global_name or account.username or "your Discord account"

@@ -39,6 +39,7 @@ from flask_discord_roles.discord.ratelimit import (
     WaitTooLong,
 )
 from flask_discord_roles.discord.routes import Route
+from flask_discord_roles.discord.sessions import SessionOwner
 
 logger = logging.getLogger("flask_discord_roles.discord")
 
@@ -54,7 +55,7 @@ _PERMANENT_BY_STATUS: dict[int, type[PermanentDiscordError]] = {
 }
 
 
-class DiscordClient:
+class DiscordClient(SessionOwner):
     """Talks to Discord's REST API as one bot.
 
     Thread safe. Blocks (rather than fails) while a rate limit says wait, up to ``max_wait`` seconds per
@@ -132,17 +133,6 @@ class DiscordClient:
         state = "disabled" if self._disabled.is_set() else "active"
         return f"<DiscordClient {self.base_url} {state}>"
 
-    def __enter__(self) -> DiscordClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connections of the session this client created (a passed-in one is left open)."""
-        if self._owns_session:
-            self._session.close()
-
     @property
     def is_disabled(self) -> bool:
         """True once Discord answered 401 for this token."""
@@ -175,77 +165,16 @@ class DiscordClient:
             headers["Authorization"] = f"Bot {self._token}"
         if reason:
             headers["X-Audit-Log-Reason"] = quote(reason[:AUDIT_LOG_REASON_LIMIT], safe="")
-        url = self.base_url + route.url_path
+        outgoing = {"headers": headers, "json": json, "params": params, "data": form}
         deadline = time.monotonic() + (self.max_wait if max_wait is None else max_wait)
         failures = 0
         rate_limited = 0
         while True:
             bucket = self._buckets.bucket_for(route.key, route.major)
-            try:
-                window = bucket.acquire(deadline)
-            except WaitTooLong as busy:
-                raise RateLimited(
-                    "the route's rate limit would make this call wait too long",
-                    retry_after=busy.retry_after,
-                    scope="bucket",
-                    route=route.key,
-                    from_discord=busy.after_429,
-                ) from None
+            window = self._acquire(route, bucket, deadline, needs_token=needs_token)
             if window is None:
                 continue  # the route moved to a shared bucket: look it up again
-            if needs_token:
-                try:
-                    self._global.acquire(deadline)
-                except WaitTooLong as busy:
-                    bucket.release(window, None)
-                    raise RateLimited(
-                        "the global rate limit would make this call wait too long",
-                        retry_after=busy.retry_after,
-                        is_global=True,
-                        scope="global",
-                        route=route.key,
-                        from_discord=busy.after_429,
-                    ) from None
-                if self._disabled.is_set():
-                    # Another thread got the 401 while this one queued: do not send a dead token.
-                    bucket.release(window, None)
-                    self._global.release()
-                    raise _token_disabled(route)
-            limits: RateLimitHeaders | None = None
-            unanswered = False
-            outcome: _Result | DiscordError
-            try:
-                response = self._session.request(
-                    route.method,
-                    url,
-                    headers=headers,
-                    json=json,
-                    params=params,
-                    data=form,
-                    timeout=self.timeout,
-                )
-                limits = RateLimitHeaders.parse(response.headers)
-                self._buckets.learn_hash(route.key, route.major, limits)
-                outcome = self._handle(route, response, limits, bucket, sent_token=needs_token)
-            # requests' own messages hold the URL, which for webhooks holds an interaction token: only
-            # the exception's class name is kept.
-            except requests.Timeout as exc:
-                unanswered = not isinstance(exc, requests.ConnectTimeout)
-                outcome = DiscordTimeout(
-                    f"Discord did not answer in time ({type(exc).__name__})", route=route.key
-                )
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                outcome = DiscordConnectionError(
-                    f"could not talk to Discord ({type(exc).__name__})", route=route.key
-                )
-            except requests.RequestException as exc:
-                # Not a network hiccup (a malformed URL, say): retrying would fail the same way.
-                outcome = PermanentDiscordError(f"request not sent ({type(exc).__name__})", route=route.key)
-            finally:
-                # Exactly once per acquire, whatever happened, or a slot would stay "in flight" for good.
-                bucket.release(window, limits)
-                if needs_token:
-                    self._global.release(unanswered=unanswered)
+            outcome = self._send(route, bucket, window, outgoing, sent_token=needs_token)
             if isinstance(outcome, _Result):
                 return outcome.value
             error = outcome
@@ -269,6 +198,85 @@ class DiscordClient:
                 raise error
             logger.info("%s failed (%s); retry %d in %.2fs", route.key, error, failures, delay)
             self._sleep(delay)
+
+    def _acquire(self, route: Route, bucket: Bucket, deadline: float, *, needs_token: bool) -> int | None:
+        """Wait for a slot in the route's bucket and, for a call with the bot token, in the global limit.
+
+        Returns the bucket window to release after sending, or None when the route moved to a shared
+        bucket meanwhile (nothing is held then). Raises :class:`RateLimited` when waiting would pass
+        ``deadline``, and :class:`TokenDisabled` when another thread got a 401 while this one queued.
+        """
+        try:
+            window = bucket.acquire(deadline)
+        except WaitTooLong as busy:
+            raise RateLimited(
+                "the route's rate limit would make this call wait too long",
+                retry_after=busy.retry_after,
+                scope="bucket",
+                route=route.key,
+                from_discord=busy.after_429,
+            ) from None
+        if window is None or not needs_token:
+            return window
+        try:
+            self._global.acquire(deadline)
+        except WaitTooLong as busy:
+            bucket.release(window, None)
+            raise RateLimited(
+                "the global rate limit would make this call wait too long",
+                retry_after=busy.retry_after,
+                is_global=True,
+                scope="global",
+                route=route.key,
+                from_discord=busy.after_429,
+            ) from None
+        if self._disabled.is_set():
+            # Another thread got the 401 while this one queued: do not send a dead token.
+            bucket.release(window, None)
+            self._global.release()
+            raise _token_disabled(route)
+        return window
+
+    def _send(
+        self,
+        route: Route,
+        bucket: Bucket,
+        window: int,
+        outgoing: Mapping[str, Any],
+        *,
+        sent_token: bool,
+    ) -> _Result | DiscordError:
+        """Send once in the slots :meth:`_acquire` got, and give them back; the result or the error."""
+        limits: RateLimitHeaders | None = None
+        unanswered = False
+        outcome: _Result | DiscordError
+        try:
+            response = self._session.request(
+                route.method, self.base_url + route.url_path, timeout=self.timeout, **outgoing
+            )
+            limits = RateLimitHeaders.parse(response.headers)
+            self._buckets.learn_hash(route.key, route.major, limits)
+            outcome = self._handle(route, response, limits, bucket, sent_token=sent_token)
+        # requests' own messages hold the URL, which for webhooks holds an interaction token: only
+        # the exception's class name is kept.
+        except requests.Timeout as exc:
+            unanswered = not isinstance(exc, requests.ConnectTimeout)
+            outcome = DiscordTimeout(
+                f"Discord did not answer in time ({type(exc).__name__})", route=route.key
+            )
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            outcome = DiscordConnectionError(
+                f"could not talk to Discord ({type(exc).__name__})", route=route.key
+            )
+        except requests.RequestException as exc:
+            # Not a network hiccup (a malformed URL, say): retrying would fail the same way.
+            outcome = PermanentDiscordError(f"request not sent ({type(exc).__name__})", route=route.key)
+        finally:
+            # Exactly once per acquire, whatever happened, or a slot would stay "in flight" for good.
+            bucket.release(window, limits)
+            if sent_token:
+                self._global.release(unanswered=unanswered)
+        return outcome
 
     def _handle(
         self,

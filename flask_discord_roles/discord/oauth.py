@@ -27,6 +27,7 @@ from flask_discord_roles.discord.errors import (
     DiscordTimeout,
     PermanentDiscordError,
 )
+from flask_discord_roles.discord.sessions import SessionOwner
 
 IDENTIFY = "identify"
 GUILDS_JOIN = "guilds.join"
@@ -113,7 +114,7 @@ def authorize_endpoint_for(api_base_url: str) -> str:
     return f"{root}/oauth2/authorize"
 
 
-class OAuthClient:
+class OAuthClient(SessionOwner):
     """The token endpoint and ``/users/@me`` for one application (client id and secret)."""
 
     def __init__(
@@ -137,16 +138,6 @@ class OAuthClient:
 
     def __repr__(self) -> str:
         return f"<OAuthClient client_id={self.client_id!r}>"
-
-    def __enter__(self) -> OAuthClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
 
     def exchange_code(self, code: str, *, redirect_uri: str, code_verifier: str) -> TokenSet:
         """Trade an authorization code (and its PKCE verifier) for tokens."""

@@ -86,36 +86,57 @@ def interaction(
             }
         )
         if guild_id is not None:
-            guild = world.guild(guild_id)
-            member = guild.members.get(fake_user.id) if fake_user else None
-            payload["guild_id"] = guild_id
-            payload["guild"] = {"id": guild_id, "locale": "en-US", "features": []}
-            payload["guild_locale"] = "en-US"
-            payload["channel"] = {"id": channel, "type": 0, "guild_id": guild_id}
-            payload["app_permissions"] = app_perms or app_permissions(world, bot, guild_id, channel)
-            payload["authorizing_integration_owners"] = {"0": guild_id}
-            if fake_user is not None:
-                payload["member"] = {
-                    "user": fake_user.to_json(),
-                    "roles": list(member.roles) if member else [],
-                    "joined_at": member.joined_at if member else None,
-                    "nick": member.nick if member else None,
-                    "avatar": None,
-                    "deaf": False,
-                    "mute": False,
-                    "flags": 0,
-                    "pending": False,
-                    "premium_since": None,
-                    "communication_disabled_until": None,
-                    "permissions": member_permissions,
-                }
+            payload.update(_in_guild(world, bot, guild_id, channel, fake_user, member_permissions, app_perms))
         else:
-            payload["channel"] = {"id": channel, "type": 1}
-            payload["app_permissions"] = app_perms or "0"
-            if fake_user is not None:
-                payload["user"] = fake_user.to_json()
-                payload["authorizing_integration_owners"] = {"1": fake_user.id}
+            payload.update(_in_dm(channel, fake_user, app_perms))
         return payload
+
+
+def _in_guild(
+    world: World,
+    bot: FakeBot,
+    guild_id: str,
+    channel: str,
+    fake_user: FakeUser | None,
+    member_permissions: str,
+    app_perms: str | None,
+) -> dict[str, Any]:
+    """The fields of an interaction from a server, with the user's real roles there as ``member``."""
+    guild = world.guild(guild_id)
+    member = guild.members.get(fake_user.id) if fake_user else None
+    fields: dict[str, Any] = {
+        "guild_id": guild_id,
+        "guild": {"id": guild_id, "locale": "en-US", "features": []},
+        "guild_locale": "en-US",
+        "channel": {"id": channel, "type": 0, "guild_id": guild_id},
+        "app_permissions": app_perms or app_permissions(world, bot, guild_id, channel),
+        "authorizing_integration_owners": {"0": guild_id},
+    }
+    if fake_user is not None:
+        fields["member"] = {
+            "user": fake_user.to_json(),
+            "roles": list(member.roles) if member else [],
+            "joined_at": member.joined_at if member else None,
+            "nick": member.nick if member else None,
+            "avatar": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "premium_since": None,
+            "communication_disabled_until": None,
+            "permissions": member_permissions,
+        }
+    return fields
+
+
+def _in_dm(channel: str, fake_user: FakeUser | None, app_perms: str | None) -> dict[str, Any]:
+    """The fields of an interaction from a DM with the bot."""
+    fields: dict[str, Any] = {"channel": {"id": channel, "type": 1}, "app_permissions": app_perms or "0"}
+    if fake_user is not None:
+        fields["user"] = fake_user.to_json()
+        fields["authorizing_integration_owners"] = {"1": fake_user.id}
+    return fields
 
 
 def command_data(
