@@ -28,6 +28,21 @@ from flask_discord_roles.discord.errors import (
     PermanentDiscordError,
 )
 
+__all__ = [
+    "GUILDS_JOIN",
+    "IDENTIFY",
+    "InvalidClient",
+    "InvalidGrant",
+    "OAuthClient",
+    "OAuthError",
+    "Pkce",
+    "TokenSet",
+    "authorize_endpoint_for",
+    "authorize_url",
+    "new_pkce",
+    "s256",
+]
+
 IDENTIFY = "identify"
 GUILDS_JOIN = "guilds.join"
 
