@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml constraints-dev.txt Makefile
 demo: $(STAMP)
 	$(BIN)/python -m example_app
 
-## Lint, type-check and run the whole suite on SQLite and PostgreSQL.
+## Lint (style, and the import contracts in pyproject.toml), type-check, and run the whole suite on SQLite
+## and PostgreSQL.
 test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -10,18 +10,21 @@ from blinker import Signal
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
+from flask_discord_roles._cli import discord_roles_cli
+from flask_discord_roles._core.queue import enqueue_order, revoke_order
 from flask_discord_roles._engine.executors import make_executor
 from flask_discord_roles._runtime.api_limits import ApiRateLimiter
 from flask_discord_roles._runtime.bot_cache import BotCache
 from flask_discord_roles._runtime.clients import ClientPool
-from flask_discord_roles._runtime.config import (
-    DEFAULTS,
-    build_cipher,
-    load_settings,
-)
+from flask_discord_roles._runtime.config import DEFAULTS, Settings, build_cipher, load_settings
+from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import Models, define_models
 from flask_discord_roles._runtime.state import DiscordRolesState, Loaders, get_state
 from flask_discord_roles._runtime.version import __version__
+from flask_discord_roles._web.api import tenant_api
+from flask_discord_roles._web.interactions import interactions
+from flask_discord_roles._web.linking import linking
+from flask_discord_roles.checkout import install_template_helpers
 from flask_discord_roles.errors import ConfigurationError
 from flask_discord_roles.migrations import register_with_flask_migrate
 from flask_discord_roles.orders import OrderAdapter, default_adapter
@@ -46,65 +49,10 @@ class DiscordRoles:
             db.init_app(app)
             discord_roles.init_app(app, db=db)
 
-    Settings (all optional but the keys, each shown with its default):
-
-    ``DISCORD_ROLES_ENCRYPTION_KEYS`` (required unless ``TESTING``)
-        Fernet keys, newest first, as a list or comma-separated text. The first encrypts, all decrypt, so a
-        key can be rotated in: put the new key first, run ``flask discord-roles rotate-keys``, then drop
-        the old one. Make a key with ``flask discord-roles generate-key``.
-    ``DISCORD_ROLES_API_BASE_URL = "https://discord.com/api/v10"``
-        Where Discord's REST API lives; tests point it at FakeDiscord.
-    ``DISCORD_ROLES_HTTP_TIMEOUT = 10.0``
-        Seconds to wait on Discord for each request.
-    ``DISCORD_ROLES_HTTP_MAX_RETRIES = 5``
-        Retries of one call on 5xx, timeouts and connection errors.
-    ``DISCORD_ROLES_GLOBAL_RATE_LIMIT = 50`` and ``DISCORD_ROLES_GLOBAL_RATE_PERIOD = 1.0``
-        Discord's global limit per bot. Lower it if your bot is shared with other software.
-    ``DISCORD_ROLES_USER_AGENT``
-        The User-Agent Discord asks bots to send; ``{version}`` is replaced by ours.
-    ``DISCORD_ROLES_REGISTER_MIGRATIONS = True``
-        Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).
-    ``DISCORD_ROLES_EXECUTOR = "thread"``
-        Who runs deliveries: ``thread`` (a small pool in the app process), ``worker`` (only
-        ``flask discord-roles worker``), ``celery``, or ``inline`` (right after commit; tests).
-    ``DISCORD_ROLES_THREADS = 4`` and ``DISCORD_ROLES_POLL_INTERVAL = 5.0``
-        Threads of the thread executor (and of each worker), and seconds between looks for due retries.
-    ``DISCORD_ROLES_MAX_ATTEMPTS = 8``
-        Attempts of one delivery on 5xx, timeouts and rate limits before it is ``failed``.
-    ``DISCORD_ROLES_RETRY_BASE = 15.0`` and ``DISCORD_ROLES_RETRY_CAP = 3600.0``
-        Backoff between attempts: ``base * 2**(attempt-1)`` seconds with jitter, at most ``cap``.
-    ``DISCORD_ROLES_LEASE_SECONDS = 120.0``
-        How long a runner owns the rows it claimed; a killed runner's rows come back after this.
-    ``DISCORD_ROLES_RATE_LIMIT_WAIT = 2.0``
-        Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled.
-    ``DISCORD_ROLES_BATCH_SIZE = 20``
-        Rows one runner claims at a time.
-    ``DISCORD_ROLES_INTERACTIONS_PATH = "/webhook/discord/interactions"``
-        Where Discord posts interactions: ``<path>/<store_slug>`` for a store's own bot.
-    ``DISCORD_ROLES_APPLICATION_ID``, ``DISCORD_ROLES_PUBLIC_KEY``, ``DISCORD_ROLES_BOT_TOKEN = None``
-        The platform's shared bot, for stores without one of their own: all three, or none. It answers
-        at ``DISCORD_ROLES_INTERACTIONS_PATH`` itself; ``/link`` there ties a server to a store.
-    ``DISCORD_ROLES_CLAIM_CODE_SECRET = None``
-        Keys the HMAC of order claim codes (:func:`~flask_discord_roles.claim_code`); by default the
-        app's ``SECRET_KEY``. Changing it invalidates codes already shown to customers.
-    ``DISCORD_ROLES_BOT_CACHE_SECONDS = 10.0``
-        How long each process remembers a store's bot (its public key) between interactions. Saving a
-        bot forgets it at once in that process; a signature that fails against a remembered key is
-        checked again against the database (at most once a second per store). 0 reads it every time.
-    ``DISCORD_ROLES_INTERACTION_MAX_BYTES = 65536`` and ``DISCORD_ROLES_INTERACTION_MAX_AGE = 300.0``
-        Larger bodies are refused unread; signatures further than this many seconds from now are replays.
-    ``DISCORD_ROLES_TENANT_API = True`` and ``DISCORD_ROLES_API_PREFIX = "/api/v1/tenant/discord"``
-        Mount the tenant API (the dashboard's HTTP API) at this prefix, or leave it out.
-    ``DISCORD_ROLES_API_RATE_LIMIT = "60/minute"``
-        Requests per API token (``limits`` notation; several rates separated by ``;``).
-    ``DISCORD_ROLES_API_RATE_LIMIT_STORAGE = "memory://"``
-        Where the counts live: per process, or ``redis://…`` to share them between processes.
-    ``DISCORD_ROLES_PUBLIC_BASE_URL`` (required unless ``TESTING`` or debug)
-        The public ``https://host`` of this app: every address we hand out (the interactions URL shown
-        to store owners, the OAuth redirect URI) is built from it, never from a request's ``Host``
-        header. A ``TESTING`` or debug app may leave it unset and use the request's own address.
-    ``DISCORD_ROLES_GUILD_CACHE_SECONDS = 300.0``
-        How long a linked server's name and member count, read from Discord, are reused.
+    Settings are ``DISCORD_ROLES_*`` keys in ``app.config``, each listed with its default in the README's
+    *Configuration reference*, which is generated from the one table of them (``SETTINGS`` in
+    ``flask_discord_roles/_runtime/config.py``). All are optional but two: ``DISCORD_ROLES_ENCRYPTION_KEYS``
+    (unless ``TESTING``) and ``DISCORD_ROLES_PUBLIC_BASE_URL`` (unless ``TESTING`` or debug).
 
     The extension keeps no state on itself: one object may serve several apps.
     """
@@ -138,76 +86,13 @@ class DiscordRoles:
             )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        db = db or self._db or app.extensions.get("sqlalchemy")
-        if not isinstance(db, SQLAlchemy):
-            raise ConfigurationError(
-                "DiscordRoles needs Flask-SQLAlchemy: call db.init_app(app) before "
-                "discord_roles.init_app(app), or pass db=... to DiscordRoles/init_app."
-            )
-        cipher, ephemeral = build_cipher(app.config, testing=app.testing)
-        settings = load_settings(
-            app.config,
-            version=__version__,
-            ephemeral_key=ephemeral,
-            production=not (app.testing or app.debug),
-        )
-        if ephemeral:
-            logger.info(
-                "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
-                "and stored tokens will not survive a restart."
-            )
-        state = DiscordRolesState(
-            settings=settings,
-            db=db,
-            models=define_models(db),
-            cipher=cipher,
-            clients=ClientPool(settings),
-            executor=make_executor(settings),
-            loaders=self._loaders,
-            claim_secret=_claim_secret(app),
-            bot_cache=BotCache(settings.bot_cache_seconds),
-            platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
-            if settings.platform_application_id
-            else None,
-            oauth_client_secret=app.config.get("DISCORD_ROLES_OAUTH_CLIENT_SECRET")
-            if settings.oauth_client_id
-            else None,
-            api_limiter=ApiRateLimiter(settings.api_rate_limit, settings.api_rate_limit_storage)
-            if settings.tenant_api
-            else None,
-        )
+        state = _make_state(app, _find_db(app, db or self._db), self._loaders)
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter
         _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
         _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
-
-        from flask_discord_roles._web.interactions import interactions
-
-        if interactions.name not in app.blueprints:  # init_app may run again on the same app
-            app.register_blueprint(interactions, url_prefix=settings.interactions_path)
-        if settings.tenant_api:
-            from flask_discord_roles._web.api import tenant_api
-
-            if tenant_api.name not in app.blueprints:
-                app.register_blueprint(tenant_api, url_prefix=settings.api_prefix)
-        from flask_discord_roles._web.linking import linking
-
-        if linking.name not in app.blueprints:
-            app.register_blueprint(linking, url_prefix=settings.oauth_prefix)
-        from flask_discord_roles.checkout import install_template_helpers
-
-        install_template_helpers(app)
-        # Discord signs its requests and API clients send a bearer token; neither has a CSRF token.
-        # Exempt our blueprints from Flask-WTF's CSRFProtect and from the host's Flask-Limiter (we
-        # keep our own limit) whether the host set those up before us (now) or after (_before_request).
-        _exempt_from_host_guards(app)
-        app.before_request(_before_request)
-
-        from flask_discord_roles._cli import discord_roles_cli
-
-        app.cli.add_command(discord_roles_cli)
-        if settings.register_migrations:
-            register_with_flask_migrate(app)
+        _register_blueprints(app, state.settings)
+        _join_the_host(app, state.settings)
 
     def store_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
         """Register how a store slug in an interactions URL maps to your store id.
@@ -293,12 +178,83 @@ class DiscordRoles:
         get_state(app).executor.shutdown(wait=wait)
 
 
+def _find_db(app: Flask, db: SQLAlchemy | None) -> SQLAlchemy:
+    """The Flask-SQLAlchemy ``db`` our tables are mapped on: the one given, else the app's."""
+    db = db or app.extensions.get("sqlalchemy")
+    if not isinstance(db, SQLAlchemy):
+        raise ConfigurationError(
+            "DiscordRoles needs Flask-SQLAlchemy: call db.init_app(app) before "
+            "discord_roles.init_app(app), or pass db=... to DiscordRoles/init_app."
+        )
+    return db
+
+
+def _make_state(app: Flask, db: SQLAlchemy, loaders: Loaders) -> DiscordRolesState:
+    """Check the settings (defaults already applied) and build what one app needs to deliver roles."""
+    cipher, ephemeral = build_cipher(app.config, testing=app.testing)
+    settings = load_settings(
+        app.config,
+        version=__version__,
+        ephemeral_key=ephemeral,
+        production=not (app.testing or app.debug),
+    )
+    if ephemeral:
+        logger.info(
+            "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
+            "and stored tokens will not survive a restart."
+        )
+    return DiscordRolesState(
+        settings=settings,
+        db=db,
+        models=define_models(db),
+        cipher=cipher,
+        clients=ClientPool(settings),
+        executor=make_executor(settings),
+        loaders=loaders,
+        claim_secret=_claim_secret(app),
+        bot_cache=BotCache(settings.bot_cache_seconds),
+        # The secrets stay out of Settings (and so out of its repr): the state holds them apart.
+        platform_token=app.config.get("DISCORD_ROLES_BOT_TOKEN")
+        if settings.platform_application_id
+        else None,
+        oauth_client_secret=app.config.get("DISCORD_ROLES_OAUTH_CLIENT_SECRET")
+        if settings.oauth_client_id
+        else None,
+        api_limiter=ApiRateLimiter(settings.api_rate_limit, settings.api_rate_limit_storage)
+        if settings.tenant_api
+        else None,
+    )
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    """Mount the interactions webhook, the tenant API (unless turned off) and account linking."""
+    mounts = [
+        (interactions, settings.interactions_path),
+        *([(tenant_api, settings.api_prefix)] if settings.tenant_api else []),
+        (linking, settings.oauth_prefix),
+    ]
+    for blueprint, prefix in mounts:
+        if blueprint.name not in app.blueprints:  # init_app may run again on the same app
+            app.register_blueprint(blueprint, url_prefix=prefix)
+
+
+def _join_the_host(app: Flask, settings: Settings) -> None:
+    """Template helpers, the host's CSRF and rate-limit guards, a hook per request, CLI, migrations."""
+    install_template_helpers(app)
+    # Discord signs its requests and API clients send a bearer token; neither has a CSRF token.
+    # Exempt our blueprints from Flask-WTF's CSRFProtect and from the host's Flask-Limiter (we
+    # keep our own limit) whether the host set those up before us (now) or after (_before_request).
+    _exempt_from_host_guards(app)
+    app.before_request(_before_request)
+    app.cli.add_command(discord_roles_cli)
+    if settings.register_migrations:
+        register_with_flask_migrate(app)
+
+
 def _listen_for_orders(
     app: Flask, state: DiscordRolesState, signal: Signal, adapter: OrderAdapter, *, revoke: bool
 ) -> None:
     """Queue deliveries (or removals) when ``signal`` fires for this app, and only this app."""
-    from flask_discord_roles._core.queue import enqueue_order, revoke_order
-    from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 
     def on_order(sender: Any, **payload: Any) -> None:
         if isinstance(sender, Flask):
@@ -329,9 +285,6 @@ def _claim_secret(app: Flask) -> bytes | None:
 
 
 def _exempt_from_host_guards(app: Flask) -> None:
-    from flask_discord_roles._web.api import tenant_api
-    from flask_discord_roles._web.interactions import interactions
-
     ours = [interactions] + ([tenant_api] if tenant_api.name in app.blueprints else [])
     csrf = app.extensions.get("csrf")
     exempt = getattr(csrf, "exempt", None)

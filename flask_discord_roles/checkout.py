@@ -30,6 +30,8 @@ from flask_discord_roles._core.linking import LinkedAccount, get_account
 from flask_discord_roles._core.settings import store_settings
 from flask_discord_roles._runtime.state import get_state
 
+__all__ = ["CheckoutStatus", "checkout_status", "require_discord_link"]
+
 View = TypeVar("View", bound=Callable[..., Any])
 
 

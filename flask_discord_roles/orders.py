@@ -8,6 +8,8 @@ from typing import Any
 
 from flask_discord_roles.discord.snowflake import is_snowflake
 
+__all__ = ["InvalidOrderEvent", "OrderAdapter", "OrderEvent", "default_adapter"]
+
 
 class InvalidOrderEvent(ValueError):
     """An order signal carried something we cannot use; the message names the field."""

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from blinker import Namespace
 
+__all__ = [
+    "account_linked",
+    "account_unlinked",
+    "delivery_failed",
+    "guild_linked",
+    "guild_unlinked",
+    "order_completed",
+    "order_revoked",
+    "role_delivered",
+    "role_removed",
+]
+
 _signals = Namespace()
 
 order_completed = _signals.signal(

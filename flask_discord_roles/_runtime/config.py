@@ -1,5 +1,7 @@
 """Every ``DISCORD_ROLES_*`` setting: its default, its validation, and the typed view services read.
 
+:data:`SETTINGS` describes each key once: ``init_app`` applies its defaults, and the README's configuration
+reference is printed from it (``python -m flask_discord_roles._runtime.config``; a test compares the two).
 Settings are checked once, at ``init_app``, so a mistake fails the app's start-up with a message naming the
 key and the fix, instead of a 500 inside some later request.
 """
@@ -14,92 +16,233 @@ from urllib.parse import urlsplit
 from flask_discord_roles._runtime.crypto import EncryptionKeyError, TokenCipher, generate_key, parse_keys
 from flask_discord_roles.discord.oauth import authorize_endpoint_for
 from flask_discord_roles.discord.signature import is_public_key
-from flask_discord_roles.discord.snowflake import CDN, cdn_for, is_snowflake
+from flask_discord_roles.discord.snowflake import cdn_for, is_snowflake
 from flask_discord_roles.errors import ConfigurationError
 
-DEFAULTS: dict[str, Any] = {
-    # Fernet keys, newest first (list, or text separated by commas/spaces). Required unless TESTING.
-    "DISCORD_ROLES_ENCRYPTION_KEYS": None,
-    # Discord's REST API; tests and the demo point this at FakeDiscord.
-    "DISCORD_ROLES_API_BASE_URL": "https://discord.com/api/v10",
-    # Where avatars and server icons are; None derives it from DISCORD_ROLES_API_BASE_URL.
-    "DISCORD_ROLES_CDN_URL": None,
-    # Seconds to wait for Discord to accept a connection and to answer.
-    "DISCORD_ROLES_HTTP_TIMEOUT": 10.0,
-    # Retries of one REST call on 5xx, timeouts and connection errors before it counts as failed.
-    "DISCORD_ROLES_HTTP_MAX_RETRIES": 5,
-    # Discord's global limit per bot: requests per DISCORD_ROLES_GLOBAL_RATE_PERIOD seconds.
-    "DISCORD_ROLES_GLOBAL_RATE_LIMIT": 50,
-    "DISCORD_ROLES_GLOBAL_RATE_PERIOD": 1.0,
-    # Discord asks every bot to identify itself this way.
-    "DISCORD_ROLES_USER_AGENT": (
-        "DiscordBot (https://github.com/flask-discord-roles/flask-discord-roles, {version})"
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``DISCORD_ROLES_*`` key: its default and what it does, in the words of the README's reference."""
+
+    key: str
+    default: Any
+    description: str
+    """Markdown, one sentence or two: what the setting changes, and when to change it."""
+    shown_default: str | None = None
+    """How the reference writes the default when the value alone would mislead (a required key)."""
+
+    @property
+    def default_in_words(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if isinstance(self.default, str):
+            return f'`"{self.default}"`'
+        return f"`{self.default!r}`"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DISCORD_ROLES_ENCRYPTION_KEYS",
+        None,
+        "Fernet keys, newest first, as a list or comma-separated text: the first encrypts, all decrypt "
+        "(see *Encryption key* for rotating). `flask discord-roles generate-key` makes one.",
+        shown_default="required (unless `TESTING`)",
     ),
-    # Add our Alembic branch to Flask-Migrate's version locations when Flask-Migrate is set up.
-    "DISCORD_ROLES_REGISTER_MIGRATIONS": True,
-    # Who runs deliveries: "thread" (a small pool inside the app process), "worker" (only
-    # `flask discord-roles worker`), "celery" (a Celery task), or "inline" (right after commit; tests).
-    "DISCORD_ROLES_EXECUTOR": "thread",
-    # Threads of the "thread" executor, and of each `flask discord-roles worker` unless --concurrency.
-    "DISCORD_ROLES_THREADS": 4,
-    # Seconds between looks at the queue for retries that came due (thread executor and worker).
-    "DISCORD_ROLES_POLL_INTERVAL": 5.0,
-    # Attempts of one delivery on transient errors (5xx, timeouts, rate limits) before it fails.
-    "DISCORD_ROLES_MAX_ATTEMPTS": 8,
-    # Backoff between attempts: base * 2**(attempt-1) seconds with jitter, capped; never under retry_after.
-    "DISCORD_ROLES_RETRY_BASE": 15.0,
-    "DISCORD_ROLES_RETRY_CAP": 3600.0,
-    # Seconds a runner owns the rows it claimed; a killed runner's rows come back after this.
-    "DISCORD_ROLES_LEASE_SECONDS": 120.0,
-    # Seconds one Discord call may queue behind a rate limit before the delivery is rescheduled instead.
-    "DISCORD_ROLES_RATE_LIMIT_WAIT": 2.0,
-    # Rows one runner claims at a time.
-    "DISCORD_ROLES_BATCH_SIZE": 20,
-    # Where Discord posts interactions: <path>/<store_slug> for a store's own bot.
-    "DISCORD_ROLES_INTERACTIONS_PATH": "/webhook/discord/interactions",
-    # Seconds a process remembers a store's bot (its public key) between interactions; 0 reads it each time.
-    "DISCORD_ROLES_BOT_CACHE_SECONDS": 10.0,
-    # Interactions are small; a larger body is refused (413) before it is read.
-    "DISCORD_ROLES_INTERACTION_MAX_BYTES": 65536,
-    # The platform's shared bot, for stores without their own (all three, or none): it answers at
-    # DISCORD_ROLES_INTERACTIONS_PATH itself and finds the store from the server's /link.
-    "DISCORD_ROLES_APPLICATION_ID": None,
-    "DISCORD_ROLES_PUBLIC_KEY": None,
-    "DISCORD_ROLES_BOT_TOKEN": None,
-    # Keys the HMAC in order claim codes (`/claim code:…`); None uses the app's SECRET_KEY.
-    "DISCORD_ROLES_CLAIM_CODE_SECRET": None,
-    # Seconds a signed interaction's timestamp may be from now, either way; older ones are replays (401).
-    "DISCORD_ROLES_INTERACTION_MAX_AGE": 300.0,
-    # Mount the tenant API (the dashboard's HTTP API) at this prefix; False leaves it out.
-    "DISCORD_ROLES_TENANT_API": True,
-    "DISCORD_ROLES_API_PREFIX": "/api/v1/tenant/discord",
-    # Requests one API token may make, in the `limits` library's notation; shared by every process that
-    # uses the same storage ("memory://" is per process; "redis://host:6379/0" is shared).
-    "DISCORD_ROLES_API_RATE_LIMIT": "60/minute",
-    "DISCORD_ROLES_API_RATE_LIMIT_STORAGE": "memory://",
-    # The public https://host this app is reached at, for every address we hand out (the interactions
-    # URL, the OAuth redirect URI). Required unless TESTING or debug, where None uses the request's.
-    "DISCORD_ROLES_PUBLIC_BASE_URL": None,
-    # Seconds a linked server's name and member count, read from Discord, are reused by listings.
-    "DISCORD_ROLES_GUILD_CACHE_SECONDS": 300.0,
-    # Customers link their Discord account under this prefix (/link, /callback, /unlink).
-    "DISCORD_ROLES_OAUTH_PREFIX": "/discord",
-    # The OAuth2 application customers authorise: the platform's (client id defaults to
-    # DISCORD_ROLES_APPLICATION_ID). A store that saved its own bot's client secret uses its own instead.
-    "DISCORD_ROLES_OAUTH_CLIENT_ID": None,
-    "DISCORD_ROLES_OAUTH_CLIENT_SECRET": None,
-    # Discord's consent page; None derives it from DISCORD_ROLES_API_BASE_URL (FakeDiscord's in tests).
-    "DISCORD_ROLES_OAUTH_AUTHORIZE_URL": None,
-    # The store of a single-store shop, for the link flow when no current_store_loader is registered.
-    "DISCORD_ROLES_STORE_ID": None,
-}
+    Setting(
+        "DISCORD_ROLES_API_BASE_URL",
+        "https://discord.com/api/v10",
+        "Discord's REST API. Tests and the demo point it at FakeDiscord.",
+    ),
+    Setting(
+        "DISCORD_ROLES_CDN_URL",
+        None,
+        "Where avatar and server-icon URLs point; by default Discord's CDN for Discord's API, else the "
+        "API's own host (FakeDiscord serves them offline).",
+    ),
+    Setting(
+        "DISCORD_ROLES_HTTP_TIMEOUT",
+        10.0,
+        "Seconds to wait on Discord to connect and to answer each request.",
+    ),
+    Setting(
+        "DISCORD_ROLES_HTTP_MAX_RETRIES",
+        5,
+        "Retries of one call on 5xx, timeouts and connection errors before it counts as failed.",
+    ),
+    Setting(
+        "DISCORD_ROLES_GLOBAL_RATE_LIMIT",
+        50,
+        "Discord's global limit per bot, in requests per `DISCORD_ROLES_GLOBAL_RATE_PERIOD`. Lower it if "
+        "other software shares your bot.",
+    ),
+    Setting("DISCORD_ROLES_GLOBAL_RATE_PERIOD", 1.0, "The period of that limit, in seconds."),
+    Setting(
+        "DISCORD_ROLES_USER_AGENT",
+        "DiscordBot (https://github.com/flask-discord-roles/flask-discord-roles, {version})",
+        "The User-Agent Discord asks bots to send; `{version}` is replaced by ours.",
+    ),
+    Setting(
+        "DISCORD_ROLES_REGISTER_MIGRATIONS",
+        True,
+        "Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).",
+    ),
+    Setting(
+        "DISCORD_ROLES_EXECUTOR",
+        "thread",
+        "Who runs deliveries: `thread` (a small pool in the app process), `worker` (only "
+        "`flask discord-roles worker`), `celery` (a Celery task) or `inline` (right after commit; tests). "
+        "See *How deliveries run*.",
+    ),
+    Setting(
+        "DISCORD_ROLES_THREADS",
+        4,
+        "Threads of the thread executor, and of each `flask discord-roles worker` unless `--concurrency`.",
+    ),
+    Setting(
+        "DISCORD_ROLES_POLL_INTERVAL",
+        5.0,
+        "Seconds between looks at the queue for retries that came due (thread executor and worker).",
+    ),
+    Setting(
+        "DISCORD_ROLES_MAX_ATTEMPTS",
+        8,
+        "Attempts of one delivery on transient errors (5xx, timeouts, rate limits) before it is `failed`.",
+    ),
+    Setting(
+        "DISCORD_ROLES_RETRY_BASE",
+        15.0,
+        "Backoff between attempts: `base * 2**(attempt - 1)` seconds with jitter, never under Discord's "
+        "`retry_after`.",
+    ),
+    Setting("DISCORD_ROLES_RETRY_CAP", 3600.0, "The longest backoff between two attempts, in seconds."),
+    Setting(
+        "DISCORD_ROLES_LEASE_SECONDS",
+        120.0,
+        "How long a runner owns the rows it claimed; a killed runner's rows come back after this. At least "
+        "3 * (`DISCORD_ROLES_HTTP_TIMEOUT` + `DISCORD_ROLES_RATE_LIMIT_WAIT`).",
+    ),
+    Setting(
+        "DISCORD_ROLES_RATE_LIMIT_WAIT",
+        2.0,
+        "Seconds one Discord call may queue behind a rate limit before its delivery is rescheduled instead.",
+    ),
+    Setting("DISCORD_ROLES_BATCH_SIZE", 20, "Rows one runner claims at a time."),
+    Setting(
+        "DISCORD_ROLES_INTERACTIONS_PATH",
+        "/webhook/discord/interactions",
+        "Where Discord posts interactions; a store's own bot uses `<path>/<store_slug>`.",
+    ),
+    Setting(
+        "DISCORD_ROLES_BOT_CACHE_SECONDS",
+        10.0,
+        "How long each process remembers a store's bot (its public key) between interactions. Saving a bot "
+        "forgets it at once in that process, and a signature that fails against a remembered key is checked "
+        "again against the database; `0` reads it every time.",
+    ),
+    Setting(
+        "DISCORD_ROLES_INTERACTION_MAX_BYTES",
+        65536,
+        "Interactions are small: a larger request body is refused (413) unread.",
+    ),
+    Setting(
+        "DISCORD_ROLES_APPLICATION_ID",
+        None,
+        "The platform's shared bot, for stores without one of their own: its application id. Give all "
+        "three of this, `DISCORD_ROLES_PUBLIC_KEY` and `DISCORD_ROLES_BOT_TOKEN`, or none; it answers at "
+        "`DISCORD_ROLES_INTERACTIONS_PATH` itself, and `/link` there ties a server to a store.",
+    ),
+    Setting("DISCORD_ROLES_PUBLIC_KEY", None, "The shared bot's public key (64 hex characters)."),
+    Setting("DISCORD_ROLES_BOT_TOKEN", None, "The shared bot's token."),
+    Setting(
+        "DISCORD_ROLES_CLAIM_CODE_SECRET",
+        None,
+        "Keys the HMAC of order claim codes (`/claim code:…`); changing it invalidates codes already shown "
+        "to customers.",
+        shown_default="`None` (uses `SECRET_KEY`)",
+    ),
+    Setting(
+        "DISCORD_ROLES_INTERACTION_MAX_AGE",
+        300.0,
+        "Seconds a signed interaction's timestamp may be from now, either way, before the request counts "
+        "as a replay (401).",
+    ),
+    Setting(
+        "DISCORD_ROLES_TENANT_API",
+        True,
+        "Mount the tenant API (your dashboard's HTTP API) at `DISCORD_ROLES_API_PREFIX`; `False` leaves it "
+        "out.",
+    ),
+    Setting("DISCORD_ROLES_API_PREFIX", "/api/v1/tenant/discord", "Where the tenant API lives."),
+    Setting(
+        "DISCORD_ROLES_API_RATE_LIMIT",
+        "60/minute",
+        'Requests per API token, in `limits` notation (`"60/minute;1000/hour"` for several).',
+    ),
+    Setting(
+        "DISCORD_ROLES_API_RATE_LIMIT_STORAGE",
+        "memory://",
+        "Where the counts live: `memory://` is per process, `redis://host:6379/0` shares them between "
+        "processes. If it is unreachable, requests are let through and a warning is logged.",
+    ),
+    Setting(
+        "DISCORD_ROLES_PUBLIC_BASE_URL",
+        None,
+        "This app's public `https://host` (with its path prefix, if mounted under one). Every address we "
+        "hand out is built from it, never from a request's `Host` header: the interactions URL the API "
+        "shows, the OAuth redirect URI. A `TESTING` or debug app may leave it unset and use the request's "
+        "own address, but a `Host` header that is not a plain `host[:port]` is then refused (400), never "
+        "made into a URL.",
+        shown_default="required (unless `TESTING` or debug)",
+    ),
+    Setting(
+        "DISCORD_ROLES_GUILD_CACHE_SECONDS",
+        300.0,
+        "How long a linked server's name and member count, read from Discord, are reused by listings.",
+    ),
+    Setting(
+        "DISCORD_ROLES_OAUTH_PREFIX",
+        "/discord",
+        "Where customers link their Discord account (`/link`, `/callback`, `/unlink`).",
+    ),
+    Setting(
+        "DISCORD_ROLES_OAUTH_CLIENT_ID",
+        None,
+        "The OAuth2 application customers authorise when their store saved no client secret of its own "
+        "(the platform's); defaults to `DISCORD_ROLES_APPLICATION_ID`.",
+    ),
+    Setting("DISCORD_ROLES_OAUTH_CLIENT_SECRET", None, "That application's client secret."),
+    Setting(
+        "DISCORD_ROLES_OAUTH_AUTHORIZE_URL",
+        None,
+        "Discord's consent page; by default derived from `DISCORD_ROLES_API_BASE_URL` "
+        "(`https://discord.com/oauth2/authorize`; FakeDiscord's in tests).",
+    ),
+    Setting(
+        "DISCORD_ROLES_STORE_ID",
+        None,
+        "The store of a single-store shop, for account linking when no `current_store_loader` is registered.",
+    ),
+)
+"""Every setting, once: ``init_app`` applies the defaults, and the README's reference is made from it."""
+
+DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
+
+
+def markdown_table() -> str:
+    """The README's configuration reference, one row per setting, in this module's order."""
+    lines = ["| Setting | Default | What it does |", "|---|---|---|"]
+    lines += [
+        f"| `{setting.key}` | {setting.default_in_words} | {setting.description} |" for setting in SETTINGS
+    ]
+    return "\n".join(lines) + "\n"
+
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated settings of one app. Holds no secrets in its repr."""
+    """The validated settings of one app (see :data:`SETTINGS` for each). Holds no secrets in its repr."""
 
     api_base_url: str
     http_timeout: float
@@ -109,34 +252,34 @@ class Settings:
     user_agent: str
     register_migrations: bool
     ephemeral_encryption_key: bool
-    executor: str = "thread"
-    threads: int = 4
-    poll_interval: float = 5.0
-    max_attempts: int = 8
-    retry_base: float = 15.0
-    retry_cap: float = 3600.0
-    lease_seconds: float = 120.0
-    rate_limit_wait: float = 2.0
-    batch_size: int = 20
-    interactions_path: str = "/webhook/discord/interactions"
-    interaction_max_bytes: int = 65536
-    interaction_max_age: float = 300.0
-    bot_cache_seconds: float = 10.0
+    executor: str
+    threads: int
+    poll_interval: float
+    max_attempts: int
+    retry_base: float
+    retry_cap: float
+    lease_seconds: float
+    rate_limit_wait: float
+    batch_size: int
+    interactions_path: str
+    interaction_max_bytes: int
+    interaction_max_age: float
+    bot_cache_seconds: float
     # The shared bot's public identity (its token is kept apart, never in settings).
-    platform_application_id: str | None = None
-    platform_public_key: str | None = None
-    tenant_api: bool = True
-    api_prefix: str = "/api/v1/tenant/discord"
-    api_rate_limit: str = "60/minute"
-    api_rate_limit_storage: str = "memory://"
-    public_base_url: str | None = None
-    guild_cache_seconds: float = 300.0
-    oauth_prefix: str = "/discord"
+    platform_application_id: str | None
+    platform_public_key: str | None
+    tenant_api: bool
+    api_prefix: str
+    api_rate_limit: str
+    api_rate_limit_storage: str
+    public_base_url: str | None
+    guild_cache_seconds: float
+    oauth_prefix: str
     # The platform application's client id for account linking (its secret is kept apart).
-    oauth_client_id: str | None = None
-    oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
-    cdn_url: str = CDN
-    default_store_id: str | None = None
+    oauth_client_id: str | None
+    oauth_authorize_url: str
+    cdn_url: str
+    default_store_id: str | None
 
 
 def _positive_number(config: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -376,3 +519,7 @@ def _oauth_client_id(config: Mapping[str, Any]) -> str | None:
             "DISCORD_ROLES_APPLICATION_ID): the application's numeric id"
         )
     return str(client_id)
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -41,6 +41,8 @@ from flask_discord_roles.discord.ratelimit import (
 from flask_discord_roles.discord.routes import Route
 from flask_discord_roles.discord.sessions import SessionOwner
 
+__all__ = ["AUDIT_LOG_REASON_LIMIT", "DEFAULT_BASE_URL", "DEFAULT_USER_AGENT", "DiscordClient"]
+
 logger = logging.getLogger("flask_discord_roles.discord")
 
 DEFAULT_BASE_URL = "https://discord.com/api/v10"

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask_discord_roles.discord.permissions import MANAGE_GUILD
 
+__all__ = ["COMMANDS", "GUILD_CONTEXT", "GUILD_INSTALL", "STRING_OPTION", "command_definitions"]
+
 STRING_OPTION = 3
 GUILD_CONTEXT = 0
 GUILD_INSTALL = 0

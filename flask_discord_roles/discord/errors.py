@@ -11,6 +11,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = [
+    "CANNOT_MESSAGE_USER",
+    "INTERACTION_ALREADY_ACKNOWLEDGED",
+    "INVALID_FORM_BODY",
+    "INVALID_OAUTH_TOKEN",
+    "MISSING_ACCESS",
+    "MISSING_PERMISSIONS",
+    "UNKNOWN_GUILD",
+    "UNKNOWN_INTERACTION",
+    "UNKNOWN_MEMBER",
+    "UNKNOWN_ROLE",
+    "UNKNOWN_USER",
+    "UNKNOWN_WEBHOOK",
+    "BadRequest",
+    "DiscordConnectionError",
+    "DiscordError",
+    "DiscordServerError",
+    "DiscordTimeout",
+    "Forbidden",
+    "NotFound",
+    "PermanentDiscordError",
+    "RateLimited",
+    "TokenDisabled",
+    "TransientDiscordError",
+    "Unauthorized",
+]
+
 UNKNOWN_GUILD = 10004
 UNKNOWN_MEMBER = 10007
 UNKNOWN_ROLE = 10011

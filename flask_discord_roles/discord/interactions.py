@@ -5,6 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+__all__ = [
+    "ACTION_ROW",
+    "APPLICATION_COMMAND",
+    "AUTOCOMPLETE",
+    "AUTOCOMPLETE_RESULT",
+    "BRAND_COLOUR",
+    "BUTTON",
+    "CHANNEL_MESSAGE",
+    "DEFERRED_CHANNEL_MESSAGE",
+    "EPHEMERAL",
+    "MAX_CONTENT",
+    "MAX_EMBED_DESCRIPTION",
+    "MESSAGE_COMPONENT",
+    "MODAL_SUBMIT",
+    "PING",
+    "PONG",
+    "PRIMARY",
+    "button_row",
+    "command_name",
+    "custom_id_of",
+    "deferred_ephemeral",
+    "embed",
+    "ephemeral_message",
+    "guild_id_of",
+    "invoking_user_id",
+    "member_permissions",
+    "no_choices",
+    "option_value",
+    "pong",
+]
+
 # Interaction types Discord sends.
 PING = 1
 APPLICATION_COMMAND = 2

@@ -29,6 +29,21 @@ from flask_discord_roles.discord.errors import (
 )
 from flask_discord_roles.discord.sessions import SessionOwner
 
+__all__ = [
+    "GUILDS_JOIN",
+    "IDENTIFY",
+    "InvalidClient",
+    "InvalidGrant",
+    "OAuthClient",
+    "OAuthError",
+    "Pkce",
+    "TokenSet",
+    "authorize_endpoint_for",
+    "authorize_url",
+    "new_pkce",
+    "s256",
+]
+
 IDENTIFY = "identify"
 GUILDS_JOIN = "guilds.join"
 

@@ -10,6 +10,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "ADMINISTRATOR",
+    "ALL_PERMISSIONS",
+    "CREATE_INSTANT_INVITE",
+    "EMBED_LINKS",
+    "MANAGE_GUILD",
+    "MANAGE_ROLES",
+    "MEMBER_OVERWRITE",
+    "PERMISSION_NAMES",
+    "ROLE_OVERWRITE",
+    "SEND_MESSAGES",
+    "VIEW_CHANNEL",
+    "Assignability",
+    "base_permissions",
+    "can_assign",
+    "can_manage_role",
+    "channel_permissions",
+    "has_permission",
+    "highest_role",
+    "missing_permissions",
+    "role_sort_key",
+]
+
 CREATE_INSTANT_INVITE = 1 << 0
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5

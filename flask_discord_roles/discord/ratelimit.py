@@ -28,6 +28,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+__all__ = [
+    "Bucket",
+    "BucketKey",
+    "BucketManager",
+    "Clock",
+    "GlobalLimiter",
+    "RateLimitHeaders",
+    "WaitTooLong",
+]
+
 Clock = Callable[[], float]
 
 # How long a waiter sleeps when nothing it can compute will wake it (it is also notified on every

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
+__all__ = ["MAJOR_PARAMETERS", "Route"]
+
 # Discord keeps a separate bucket per value of these ("major parameters").
 MAJOR_PARAMETERS = ("guild_id", "channel_id", "webhook_id", "interaction_token")
 

@@ -13,6 +13,14 @@ from functools import lru_cache
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "is_public_key",
+    "signature_is_valid",
+    "timestamp_is_fresh",
+]
+
 SIGNATURE_HEADER = "X-Signature-Ed25519"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
 

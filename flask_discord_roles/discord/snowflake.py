@@ -5,6 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+__all__ = [
+    "CDN",
+    "DISCORD_EPOCH_MS",
+    "avatar_url",
+    "cdn_for",
+    "created_at",
+    "default_avatar_url",
+    "icon_url",
+    "is_snowflake",
+]
+
 DISCORD_EPOCH_MS = 1420070400000
 CDN = "https://cdn.discordapp.com"
 _MAX = 2**64 - 1

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Flask
 
+__all__ = ["BRANCH_LABEL", "VERSIONS_DIR", "include_versions"]
+
 BRANCH_LABEL = "discord_roles"
 VERSIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "versions")
 

@@ -36,6 +36,8 @@ from flask_discord_roles.testing.state import (
 )
 from flask_discord_roles.testing.world import World
 
+__all__ = ["ACKNOWLEDGING_TYPES", "FakeDiscord"]
+
 ACKNOWLEDGING_TYPES = frozenset({4, 5, 6, 7, 8, 9})
 
 

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+__all__ = ["NOT_FAULTED_BY_DEFAULT", "NO_FAULT", "Fault", "FaultInjector"]
+
 # Interaction webhooks are Discord's own path to our app; breaking them is opt-in.
 NOT_FAULTED_BY_DEFAULT = frozenset({"webhook", "interaction_callback", "authorize"})
 

@@ -15,6 +15,8 @@ from werkzeug.wrappers import Request
 
 import flask_discord_roles.testing.protocol as p
 
+__all__ = ["DEFAULT_AVATAR_COLOURS", "SIZE", "serve_image", "solid_png"]
+
 # Discord's default avatars (new username system: ``(user_id >> 22) % 6``), by their colours.
 DEFAULT_AVATAR_COLOURS = (
     (0x58, 0x65, 0xF2),

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+__all__ = ["IDLE_SECONDS", "KeepAliveServer", "WSGIApp"]
+
 IDLE_SECONDS = 30.0
 """How long a kept-alive connection may sit idle before the server closes it."""
 

@@ -14,6 +14,17 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+__all__ = [
+    "ACCESS_TTL",
+    "CODE_TTL",
+    "KNOWN_SCOPES",
+    "LOOPBACK_HOSTS",
+    "AuthorizationCode",
+    "Grant",
+    "OAuthStore",
+    "s256",
+]
+
 CODE_TTL = 600.0
 ACCESS_TTL = 604800
 KNOWN_SCOPES = frozenset(

@@ -11,6 +11,8 @@ from typing import Any
 from flask_discord_roles.testing.state import FakeBot, FakeUser, new_snowflake
 from flask_discord_roles.testing.world import World
 
+__all__ = ["OPTION_TYPES", "app_permissions", "command_data", "interaction", "user_id_of"]
+
 OPTION_TYPES: tuple[tuple[type, int], ...] = ((bool, 5), (int, 4), (float, 10), (str, 3))
 
 

@@ -5,6 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = [
+    "ADD_REACTIONS",
+    "ADMINISTRATOR",
+    "ALL",
+    "ATTACH_FILES",
+    "CHANGE_NICKNAME",
+    "CREATE_INSTANT_INVITE",
+    "DEFAULT_EVERYONE",
+    "EMBED_LINKS",
+    "MANAGE_GUILD",
+    "MANAGE_NICKNAMES",
+    "MANAGE_ROLES",
+    "MEMBER_OVERWRITE",
+    "READ_MESSAGE_HISTORY",
+    "ROLE_OVERWRITE",
+    "SEND_MESSAGES",
+    "USE_APPLICATION_COMMANDS",
+    "USE_EXTERNAL_EMOJIS",
+    "VIEW_CHANNEL",
+    "base_permissions",
+    "channel_permissions",
+]
+
 CREATE_INSTANT_INVITE = 1 << 0
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5

@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from flask_discord_roles.testing.state import FakeBot
     from flask_discord_roles.testing.world import World
 
+__all__ = [
+    "API_PREFIX",
+    "ROUTES",
+    "ApiError",
+    "Context",
+    "Handler",
+    "Reply",
+    "Route",
+    "discord_error",
+    "field_error",
+    "invalid_form",
+    "json_reply",
+    "missing_access",
+    "missing_permissions",
+    "no_content",
+    "route",
+    "unauthorized",
+]
+
 API_PREFIX = r"/api(?:/v\d+)?"
 
 

@@ -14,6 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from flask_discord_roles.testing.fake import FakeDiscord
 
+__all__ = ["fake_discord", "fake_discord_server"]
+
 
 @pytest.fixture(scope="session")
 def fake_discord_server() -> Iterator[FakeDiscord]:

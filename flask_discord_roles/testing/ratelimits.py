@@ -13,6 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "DEFAULT_GLOBAL_LIMIT",
+    "DEFAULT_ROUTE_LIMITS",
+    "RateLimitHit",
+    "RateLimiter",
+    "Verdict",
+    "bucket_hash",
+    "limited",
+]
+
 # (limit, window seconds). member_role is what Discord is observed to give; the rest are ballpark.
 DEFAULT_ROUTE_LIMITS: dict[str, tuple[int, float]] = {
     "member_role": (10, 10.0),

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["INVALID_STATUSES", "CallLog", "RecordedCall"]
+
 INVALID_STATUSES = frozenset({401, 403, 429})
 
 

@@ -13,6 +13,17 @@ import flask_discord_roles.testing.protocol as p
 from flask_discord_roles.testing.state import DM, FakeBot, FakeChannel, iso_now, new_snowflake
 from flask_discord_roles.testing.validation import validate_message
 
+__all__ = [
+    "build_message",
+    "create_dm",
+    "create_message",
+    "current_application",
+    "current_user",
+    "get_channel",
+    "get_user",
+    "public_message",
+]
+
 
 def _channel(ctx: p.Context, bot: FakeBot) -> FakeChannel:
     channel = ctx.world.channels.get(ctx.params["channel_id"])

@@ -13,6 +13,8 @@ from flask_discord_roles.testing.routes_guilds import bot_guild
 from flask_discord_roles.testing.state import new_snowflake
 from flask_discord_roles.testing.validation import validate_commands
 
+__all__ = ["DAILY_CREATES", "GLOBAL", "GUILD"]
+
 DAILY_CREATES = 200
 
 

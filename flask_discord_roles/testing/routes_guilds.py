@@ -12,6 +12,20 @@ import flask_discord_roles.testing.permissions as perms
 import flask_discord_roles.testing.protocol as p
 from flask_discord_roles.testing.state import FakeGuild, FakeMember, iso_now
 
+__all__ = [
+    "MAX_AUDIT_REASON",
+    "MEMBER_ROLE",
+    "add_guild_member",
+    "add_member_role",
+    "bot_guild",
+    "get_channels",
+    "get_guild",
+    "get_member",
+    "get_roles",
+    "member_json",
+    "remove_member_role",
+]
+
 MAX_AUDIT_REASON = 512
 
 

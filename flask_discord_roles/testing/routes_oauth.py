@@ -22,6 +22,8 @@ from flask_discord_roles.testing.oauth import ACCESS_TTL, KNOWN_SCOPES, Grant, s
 from flask_discord_roles.testing.sandbox_pages import consent_page
 from flask_discord_roles.testing.state import FakeBot
 
+__all__ = ["DENIED", "authorize", "current_authorization", "decide", "revoke", "token"]
+
 DENIED = "The resource owner or authorization server denied the request"
 
 

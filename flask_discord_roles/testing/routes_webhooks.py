@@ -22,6 +22,21 @@ from flask_discord_roles.testing.routes_channels import build_message, public_me
 from flask_discord_roles.testing.state import InteractionRecord
 from flask_discord_roles.testing.validation import validate_message
 
+__all__ = [
+    "CALLBACK",
+    "CALLBACK_TYPES",
+    "FOLLOWUPS",
+    "MESSAGE",
+    "ORIGINAL",
+    "callback",
+    "create_followup",
+    "delete_original",
+    "edit_followup",
+    "edit_original",
+    "get_original",
+    "unknown_webhook",
+]
+
 CALLBACK_TYPES = frozenset({1, 4, 5, 6, 7, 8, 9})
 
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from flask_discord_roles.testing.signing import InteractionResult
     from flask_discord_roles.testing.world import World
 
+__all__ = ["RUNS_SHOWN", "Action", "Sandbox", "SandboxHost", "SandboxState"]
+
 
 class SandboxHost(Protocol):
     """What the sandbox needs of its FakeDiscord (named here so the two modules do not import each other)."""

@@ -17,6 +17,24 @@ from urllib.parse import urlsplit
 from flask_discord_roles.testing.state import FakeGuild, FakeRole, FakeUser, InteractionRecord
 from flask_discord_roles.testing.world import World
 
+__all__ = [
+    "COMMANDS",
+    "EPHEMERAL",
+    "LIVE_SCRIPT",
+    "SCOPE_TEXT",
+    "STYLE",
+    "GuildView",
+    "IndexView",
+    "Run",
+    "consent_page",
+    "esc",
+    "guild_page",
+    "index_page",
+    "markdown",
+    "page",
+    "user_label",
+]
+
 EPHEMERAL = 64
 COMMANDS = ("claim", "check", "help", "link")
 """What a buyer or a server manager can type: the commands our extension registers."""

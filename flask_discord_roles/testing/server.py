@@ -32,6 +32,8 @@ from flask_discord_roles.testing.world import World
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+__all__ = ["FAULT_BODIES", "ROUTE_MODULES", "Backend", "FakeDiscordApp", "ServerThread", "SitePages"]
+
 # Importing the route modules is what registers their routes.
 ROUTE_MODULES = (routes_channels, routes_commands, routes_guilds, routes_oauth, routes_webhooks)
 

@@ -14,6 +14,8 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
+__all__ = ["USER_AGENT", "InteractionResult", "deliver", "sign_interaction"]
+
 USER_AGENT = "Discord-Interactions/1.0 (+https://discord.com)"
 
 

@@ -16,6 +16,23 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+__all__ = [
+    "DISCORD_EPOCH_MS",
+    "DM",
+    "GUILD_TEXT",
+    "FakeBot",
+    "FakeChannel",
+    "FakeGuild",
+    "FakeMember",
+    "FakeRole",
+    "FakeUser",
+    "InteractionRecord",
+    "iso_now",
+    "make_bot_token",
+    "new_signing_key",
+    "new_snowflake",
+]
+
 DISCORD_EPOCH_MS = 1420070400000
 
 # Guild channel and DM channel types, as Discord numbers them.

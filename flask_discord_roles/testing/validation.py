@@ -11,6 +11,15 @@ from typing import Any
 
 import flask_discord_roles.testing.protocol as p
 
+__all__ = [
+    "ALLOWED_MENTION_TYPES",
+    "COMMAND_NAME",
+    "MESSAGE_FLAGS",
+    "Errors",
+    "validate_commands",
+    "validate_message",
+]
+
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 ALLOWED_MENTION_TYPES = frozenset({"roles", "users", "everyone"})
 MESSAGE_FLAGS = 4 | 64 | 4096  # SUPPRESS_EMBEDS, EPHEMERAL (interactions only), SUPPRESS_NOTIFICATIONS

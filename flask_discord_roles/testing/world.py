@@ -29,6 +29,8 @@ from flask_discord_roles.testing.state import (
     new_snowflake,
 )
 
+__all__ = ["World"]
+
 
 @dataclass
 class World:
