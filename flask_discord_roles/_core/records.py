@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from flask_discord_roles._runtime.models import Delivery
 from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles.codes import Status
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class DeliveryInfo:
     @property
     def waiting_for_customer(self) -> bool:
         """Pending with nothing scheduled: the customer has to link Discord or run /claim."""
-        return self.status == "pending" and self.next_attempt_at is None
+        return self.status == Status.PENDING and self.next_attempt_at is None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""
