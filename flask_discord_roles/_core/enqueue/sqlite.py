@@ -63,8 +63,9 @@ NOTIFICATION_COLUMNS = (
 class TwoInserts:
     """The deliveries INSERT, then the notification INSERT only when it can insert something.
 
-    The deliveries statement returns, with each row, whether the store announces purchases; the second
-    statement runs when one says yes, or when no role was mapped to tell.
+    The deliveries statement returns, with each row, its ``next_attempt_at`` (set: due now) and whether
+    the store announces purchases; the second statement runs when one says yes, or when no role was
+    mapped to tell.
     """
 
     deliveries: DriverStatement
@@ -72,7 +73,7 @@ class TwoInserts:
 
     def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
         rows = self.deliveries.execute(connection, values)
-        created: list[Created] = [(kind, row_id, bool(due)) for kind, row_id, due, _ in rows]
+        created: list[Created] = [(kind, row_id, due is not None) for kind, row_id, due, _ in rows]
         if not rows or any(notify for *_, notify in rows):
             created.extend(
                 (kind, row_id, bool(due))
@@ -89,10 +90,13 @@ def two_inserts(models: Models, dialect: Dialect) -> TwoInserts:
     add_deliveries = _insert_new(deliveries, DELIVERY_COLUMNS, _delivery_rows(order), "idempotency_key")
     add_notification = _insert_new(notifications, NOTIFICATION_COLUMNS, _notification_row(order), "order_id")
     notifications_on = sa.select(_number(1)).where(*order.announces).scalar_subquery()
+    # Due is read from next_attempt_at itself, not from "next_attempt_at IS NOT NULL": SQLite 3.40 answers
+    # that 1 for a NULL in a RETURNING clause when, as here, the table's id is an INTEGER NOT NULL
+    # declared PRIMARY KEY in a table constraint.
     return TwoInserts(
         _compile(
             add_deliveries.returning(
-                _text(DELIVERY), deliveries.c.id, deliveries.c.next_attempt_at.is_not(None), notifications_on
+                _text(DELIVERY), deliveries.c.id, deliveries.c.next_attempt_at, notifications_on
             ),
             dialect,
         ),
