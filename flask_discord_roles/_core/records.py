@@ -6,7 +6,7 @@ into JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -44,28 +44,8 @@ class DeliveryInfo:
 
     @classmethod
     def from_row(cls, row: Delivery | sa.Row[Any]) -> DeliveryInfo:
-        return cls(
-            id=row.id,
-            store_id=row.store_id,
-            action=row.action,
-            status=row.status,
-            source=row.source,
-            guild_id=row.guild_id,
-            role_id=row.role_id,
-            role_name=row.role_name,
-            discord_user_id=row.discord_user_id,
-            customer_id=row.customer_id,
-            order_id=row.order_id,
-            package_id=row.package_id,
-            attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at,
-            reason_code=row.reason_code,
-            reason=row.reason,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            completed_at=row.completed_at,
-        )
+        # Every field is the row's column of the same name.
+        return cls(**{column.name: getattr(row, column.name) for column in fields(cls)})
 
     @property
     def waiting_for_customer(self) -> bool:
