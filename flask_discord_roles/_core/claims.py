@@ -138,13 +138,26 @@ def _tie_order(
 
 def _due_now(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
     """Make these rows due now if they are still waiting, keeping their source."""
+    still_waiting = (model.status == Status.PENDING, model.revoked_at.is_(None))
+    values = {"next_attempt_at": now, "reason_code": None, "reason": None, "updated_at": now}
+    return _update_rows(connection, model, ids, still_waiting, values)
+
+
+def _update_rows(
+    connection: sa.Connection,
+    model: type[Delivery],
+    ids: list[int],
+    still: tuple[Any, ...],
+    values: dict[str, Any],
+) -> list[int]:
+    """Those of the rows ``ids`` that ``still`` hold take ``values``; their ids."""
     if not ids:
         return []
     return list(
         connection.scalars(
             sa.update(model)
-            .where(model.id.in_(ids), model.status == Status.PENDING, model.revoked_at.is_(None))
-            .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)
+            .where(model.id.in_(ids), *still)
+            .values(values)
             .returning(model.id)
             .execution_options(synchronize_session=False)
         )
@@ -263,18 +276,9 @@ def _later_manual_removal(model: type[Delivery]) -> sa.Select[Any]:
 
 def _run_again(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
     """Completed grants come due again, as a /claim makes them (:func:`.queue.due_on_claim`)."""
-    if not ids:
-        return []
-    return list(
-        connection.scalars(
-            sa.update(model)
-            .where(model.id.in_(ids), model.status == Status.COMPLETED)
-            # A paid, active purchase: running it again has no claim window.
-            .values({**due_on_claim(now), "completed_at": None, "expires_at": None})
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    # A paid, active purchase: running it again has no claim window.
+    values = {**due_on_claim(now), "completed_at": None, "expires_at": None}
+    return _update_rows(connection, model, ids, (model.status == Status.COMPLETED,), values)
 
 
 def _has_any(

@@ -19,7 +19,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,7 +70,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class _Job:
-    """The values of a claimed row and its store's bot, read once, used outside any session."""
+    """The values of a claimed row and its store's bot, read once, used outside any session.
+
+    Each field is the column of the same name in :func:`_job_query`.
+    """
 
     id: int
     store_id: str
@@ -80,17 +83,17 @@ class _Job:
     role_id: str
     role_name: str | None
     package_id: str | None
-    revoked: bool
+    revoked_at: datetime | None
     role_was_present: bool | None
     discord_user_id: str | None
     customer_id: str | None
     order_id: str | None
     attempts: int
     bot_id: int | None
-    bot_enabled: bool
+    bot_enabled: bool  # False when the store has no bot
     bot_user_id: str | None
     token_ciphertext: str | None
-    uses_platform_bot: bool
+    uses_platform_bot: bool  # False when the store has no bot
     # Why the role gate refuses this change now (services.role_gate), read with the row; None: allowed.
     refused: str | None
 
@@ -232,7 +235,7 @@ class DeliveryRunner(LeasedQueue):
     def _stop_before_discord(self, job: _Job) -> Outcome | None:
         """End or park the row if Discord must not or cannot be called for it: its order was revoked, the
         role gate refuses it, there is no bot to call with, or nobody to give the role to yet."""
-        if job.revoked and job.action == Action.ADD:
+        if job.revoked_at is not None and job.action == Action.ADD:
             values = {
                 "status": Status.EXPIRED,
                 "next_attempt_at": None,
@@ -393,28 +396,7 @@ class DeliveryRunner(LeasedQueue):
             row = connection.execute(_job_query(self.state.models).where(delivery.id == delivery_id)).first()
         if row is None or row.leased_by != self.runner_id or row.status != Status.PENDING:
             return None
-        return _Job(
-            id=row.id,
-            store_id=row.store_id,
-            action=row.action,
-            source=row.source,
-            guild_id=row.guild_id,
-            role_id=row.role_id,
-            role_name=row.role_name,
-            package_id=row.package_id,
-            revoked=row.revoked_at is not None,
-            role_was_present=row.role_was_present,
-            discord_user_id=row.discord_user_id,
-            customer_id=row.customer_id,
-            order_id=row.order_id,
-            attempts=row.attempts,
-            bot_id=row.bot_id,
-            bot_enabled=bool(row.is_enabled),
-            bot_user_id=row.bot_user_id,
-            token_ciphertext=row.token_ciphertext,
-            uses_platform_bot=bool(row.uses_platform_bot),
-            refused=row.refused,
-        )
+        return _Job(**{field.name: getattr(row, field.name) for field in fields(_Job)})
 
     def _backoff(self, attempts: int) -> float:
         settings = self.state.settings
@@ -577,10 +559,10 @@ def _job_query(models: Models) -> sa.Select[Any]:
         delivery.leased_by,
         delivery.status,
         bot.id.label("bot_id"),
-        bot.is_enabled,
+        sa.func.coalesce(bot.is_enabled, sa.false()).label("bot_enabled"),
         bot.bot_user_id,
         bot.token_ciphertext,
-        bot.uses_platform_bot,
+        sa.func.coalesce(bot.uses_platform_bot, sa.false()).label("uses_platform_bot"),
         refusal(models).label("refused"),
     )
     return sa.select(*columns).select_from(delivery).outerjoin(bot, bot.store_id == delivery.store_id)
