@@ -26,11 +26,18 @@ import sqlalchemy as sa
 
 from flask_discord_roles._core.interaction_log import QueryRecorder
 from flask_discord_roles._core.order_rows import of_order
-from flask_discord_roles._core.queue import claim_owed, claim_window_closed, due_on_claim
+from flask_discord_roles._core.queue import (
+    claim_owed,
+    claim_window_closed,
+    due_on_claim,
+    grants_to,
+    unleased,
+)
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
 from flask_discord_roles._runtime.models import Delivery, Models
 from flask_discord_roles._runtime.state import DiscordRolesState
+from flask_discord_roles.codes import Action, DeliveryMode, Source, Status
 
 CHECK_LIMIT = 10
 """Rows ``/check`` lists: everything pending first, then the most recent others."""
@@ -73,7 +80,7 @@ def claim_for_member(
     _attach_linked_purchases(state, connection, store_id, discord_user_id)
     notes.extend(_expire_overdue(connection, model, store_id, guild_id, discord_user_id, now))
     due = claim_owed(state, store_id, guild_id, discord_user_id, now=now)
-    if tied and queue_settings(state, store_id).delivery_mode == "automatic":
+    if tied and queue_settings(state, store_id).delivery_mode == DeliveryMode.AUTOMATIC:
         # The order's grants in the store's other servers: now that we know who bought them, an
         # automatic store delivers them as it would have at checkout (claim mode waits for /claim there).
         due += _due_now(connection, model, [i for i in tied if i not in due], now)
@@ -108,7 +115,7 @@ def _tie_order(
 ) -> tuple[list[int], list[str]]:
     """Give the order's unattached grants to ``user_id``: the ids tied now, and a note when the code
     cannot be used."""
-    grants = of_order(model, store_id, order_id, connection.dialect, action="add")
+    grants = of_order(model, store_id, order_id, connection.dialect, action=Action.ADD)
     tied = list(
         connection.scalars(
             sa.update(model)
@@ -131,13 +138,26 @@ def _tie_order(
 
 def _due_now(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
     """Make these rows due now if they are still waiting, keeping their source."""
+    still_waiting = (model.status == Status.PENDING, model.revoked_at.is_(None))
+    values = {"next_attempt_at": now, "reason_code": None, "reason": None, "updated_at": now}
+    return _update_rows(connection, model, ids, still_waiting, values)
+
+
+def _update_rows(
+    connection: sa.Connection,
+    model: type[Delivery],
+    ids: list[int],
+    still: tuple[Any, ...],
+    values: dict[str, Any],
+) -> list[int]:
+    """Those of the rows ``ids`` that ``still`` hold take ``values``; their ids."""
     if not ids:
         return []
     return list(
         connection.scalars(
             sa.update(model)
-            .where(model.id.in_(ids), model.status == "pending", model.revoked_at.is_(None))
-            .values(next_attempt_at=now, reason_code=None, reason=None, updated_at=now)
+            .where(model.id.in_(ids), *still)
+            .values(values)
             .returning(model.id)
             .execution_options(synchronize_session=False)
         )
@@ -158,7 +178,7 @@ def _attach_linked_purchases(
             delivery.store_id == store_id,
             delivery.customer_id.in_(customers.scalar_subquery()),
             delivery.discord_user_id.is_(None),
-            delivery.action == "add",
+            delivery.action == Action.ADD,
         )
         .values(discord_user_id=user_id)
         .execution_options(synchronize_session=False)
@@ -177,15 +197,12 @@ def _expire_overdue(
     expired = connection.execute(
         sa.update(model)
         .where(
-            model.store_id == store_id,
-            model.guild_id == guild_id,
-            model.discord_user_id == user_id,
-            model.action == "add",
-            model.status == "pending",
+            *grants_to(model, store_id, user_id, [guild_id]),
+            model.status == Status.PENDING,
             # Only grants still waiting: one already scheduled is being delivered, late or not.
             model.next_attempt_at.is_(None),
             model.expires_at <= now,
-            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+            unleased(model, now),
         )
         .values(claim_window_closed(now))
         .returning(model.role_name, model.role_id, model.order_id, model.expires_at)
@@ -218,16 +235,6 @@ def _reapply_missing(
     """Run again one completed grant per still-owed role the member no longer holds, where the role
     gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed)."""
     model = models.Delivery
-    removal = model.__table__.alias("removal")  # type: ignore[attr-defined]
-    later_manual_removal = sa.select(removal.c.id).where(
-        removal.c.store_id == model.store_id,
-        removal.c.guild_id == model.guild_id,
-        removal.c.role_id == model.role_id,
-        removal.c.discord_user_id == model.discord_user_id,
-        removal.c.action == "remove",
-        removal.c.source == "manual",
-        removal.c.id > model.id,
-    )
     due_roles = set(
         connection.scalars(sa.select(model.role_id).where(model.id.in_(list(already_due))))
         if already_due
@@ -236,15 +243,12 @@ def _reapply_missing(
     candidates = connection.execute(
         sa.select(model.id, model.role_id)
         .where(
-            model.store_id == store_id,
-            model.guild_id == guild_id,
-            model.discord_user_id == user_id,
-            model.action == "add",
-            model.status == "completed",
+            *grants_to(model, store_id, user_id, [guild_id]),
+            model.status == Status.COMPLETED,
             model.revoked_at.is_(None),
             # Completed after Discord listed the member's roles: that list cannot show it yet.
             model.completed_at <= roles_seen_at,
-            ~sa.exists(later_manual_removal),
+            ~sa.exists(_later_manual_removal(model)),
             allowed(models),
         )
         .order_by(model.id)
@@ -253,36 +257,35 @@ def _reapply_missing(
     for delivery_id, role_id in candidates:
         if role_id not in held_role_ids and role_id not in due_roles:
             chosen.setdefault(role_id, delivery_id)
-    if not chosen:
-        return []
-    return list(
-        connection.scalars(
-            sa.update(model)
-            .where(model.id.in_(list(chosen.values())), model.status == "completed")
-            # A paid, active purchase: running it again has no claim window.
-            .values({**due_on_claim(now), "completed_at": None, "expires_at": None})
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
+    return _run_again(connection, model, list(chosen.values()), now)
+
+
+def _later_manual_removal(model: type[Delivery]) -> sa.Select[Any]:
+    """The store owner took the grant's role from its member by hand after the grant: it is not owed."""
+    removal = model.__table__.alias("removal")  # type: ignore[attr-defined]
+    return sa.select(removal.c.id).where(
+        removal.c.store_id == model.store_id,
+        removal.c.guild_id == model.guild_id,
+        removal.c.role_id == model.role_id,
+        removal.c.discord_user_id == model.discord_user_id,
+        removal.c.action == Action.REMOVE,
+        removal.c.source == Source.MANUAL,
+        removal.c.id > model.id,
     )
+
+
+def _run_again(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
+    """Completed grants come due again, as a /claim makes them (:func:`.queue.due_on_claim`)."""
+    # A paid, active purchase: running it again has no claim window.
+    values = {**due_on_claim(now), "completed_at": None, "expires_at": None}
+    return _update_rows(connection, model, ids, (model.status == Status.COMPLETED,), values)
 
 
 def _has_any(
     connection: sa.Connection, model: type[Delivery], store_id: str, guild_id: str, user_id: str
 ) -> bool:
-    return (
-        connection.scalar(
-            sa.select(model.id)
-            .where(
-                model.store_id == store_id,
-                model.guild_id == guild_id,
-                model.discord_user_id == user_id,
-                model.action == "add",
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    query = sa.select(model.id).where(*grants_to(model, store_id, user_id, [guild_id])).limit(1)
+    return connection.scalar(query) is not None
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,7 @@ def member_deliveries(
     )
     listed = [_listed(row) for row in rows]
     # The reader does not promise the query's order (it may run inside a larger statement).
-    return sorted(listed, key=lambda row: (row.status != "pending", -row.id))
+    return sorted(listed, key=lambda row: (row.status != Status.PENDING, -row.id))
 
 
 @cache
@@ -343,10 +346,10 @@ def _member_deliveries_query(models: Models) -> sa.Select[Any]:
         .where(
             model.store_id == store_id,
             model.guild_id == sa.bindparam("guild_id"),
-            model.action == "add",
+            model.action == Action.ADD,
             mine,
         )
-        .order_by(sa.case((model.status == "pending", 0), else_=1), model.id.desc())
+        .order_by(sa.case((model.status == Status.PENDING, 0), else_=1), model.id.desc())
         .limit(sa.bindparam("limit"))
     )
 

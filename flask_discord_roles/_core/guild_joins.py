@@ -16,13 +16,13 @@ import sqlalchemy as sa
 
 from flask_discord_roles._core.bots import client_for, get_bot
 from flask_discord_roles._core.customer_tokens import account_row, usable_token
-from flask_discord_roles._core.role_gate import allowed
+from flask_discord_roles._core.queue import make_owed_due
 from flask_discord_roles._core.settings import queue_settings
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import current_app_or_none, dispatch_after_commit
-from flask_discord_roles._runtime.models import PENDING, DiscordAccount, LinkedGuild, utcnow
+from flask_discord_roles._runtime.models import DiscordAccount, LinkedGuild, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import DeliveryMode, Status
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import (
     INVALID_OAUTH_TOKEN,
@@ -65,7 +65,7 @@ def join_guilds(
     row = account_row(state, store_id, customer_id)
     if row is None:
         return GuildJoins()
-    automatic = queue_settings(state, store_id).delivery_mode == "automatic"
+    automatic = queue_settings(state, store_id).delivery_mode == DeliveryMode.AUTOMATIC
     joins = join_linked_guilds(state, row, automatic, now)
     app = current_app_or_none()
     if joins.due and app is not None:
@@ -187,46 +187,20 @@ def _bot_client(state: DiscordRolesState, store_id: str) -> tuple[DiscordClient 
 def _owed_in(
     state: DiscordRolesState, store_id: str, discord_user_id: str, guild_ids: list[str], now: datetime
 ) -> list[int]:
-    """Grants for the user in servers they are now in come due: the pending ones not being run right
-    now, and those that failed only because the user was not in the server."""
+    """Grants for the user in servers they are now in come due (see :func:`.queue.owed`)."""
     model = state.models.Delivery
-    owed = sa.or_(
-        sa.and_(
-            model.status == PENDING,
-            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now),
-        ),
-        sa.and_(
-            model.status == "failed",
-            model.reason_code == ReasonCode.MEMBER_NOT_IN_GUILD,
-            allowed(state.models),  # a failure from before an unlink stays a failure
-        ),
-    )
-    return list(
-        state.db.session.scalars(
-            sa.update(model)
-            .where(
-                model.store_id == store_id,
-                model.discord_user_id == discord_user_id,
-                model.guild_id.in_(guild_ids),
-                model.action == "add",
-                model.revoked_at.is_(None),
-                owed,
-            )
-            .values(
-                status="pending",
-                next_attempt_at=now,
-                # A failed row starts its attempts afresh; a pending one keeps its retry budget.
-                attempts=sa.case((model.status == "failed", 0), else_=model.attempts),
-                leased_by=None,
-                lease_expires_at=None,
-                reason_code=None,
-                reason=None,
-                updated_at=now,
-            )
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    values = {
+        "status": Status.PENDING,
+        "next_attempt_at": now,
+        # A failed row starts its attempts afresh; a pending one keeps its retry budget.
+        "attempts": sa.case((model.status == Status.FAILED, 0), else_=model.attempts),
+        "leased_by": None,
+        "lease_expires_at": None,
+        "reason_code": None,
+        "reason": None,
+        "updated_at": now,
+    }
+    return make_owed_due(state, store_id, discord_user_id, guild_ids, values, now)
 
 
 def _for_each(guilds: Iterable[LinkedGuild], problem: str) -> list[str]:

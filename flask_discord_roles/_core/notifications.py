@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
 from flask_discord_roles._core.bots import token_of
 from flask_discord_roles._core.leasing import LeasedQueue
 from flask_discord_roles._core.reconnect import survives_stale_connection
-from flask_discord_roles._core.settings import QueueSettings
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import PurchaseNotification, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -32,59 +30,11 @@ from flask_discord_roles.discord.errors import (
     TransientDiscordError,
     Unauthorized,
 )
-from flask_discord_roles.orders import OrderEvent
 
 logger = logging.getLogger("flask_discord_roles.notifications")
 
 EMBED_COLOUR = 0x57F287
 _MAX_LISTED_PACKAGES = 20
-
-
-def queue_notification(
-    state: DiscordRolesState,
-    connection: sa.Connection,
-    event: OrderEvent,
-    settings: QueueSettings,
-    discord_user_id: str | None,
-    now: datetime,
-) -> int | None:
-    """Queue the order's purchase message if the store has notifications on; None when off or queued."""
-    if not settings.notifications_enabled or not settings.notification_channel_id:
-        return None
-    table = state.models.PurchaseNotification.__table__  # type: ignore[attr-defined]
-    names = [event.package_names.get(package, package) for package in event.package_ids]
-    row = {
-        "store_id": event.store_id,
-        "order_id": event.order_id,
-        "customer_id": event.customer_id,
-        "package_ids": list(event.package_ids),
-        "package_names": names,
-        "discord_user_id": discord_user_id,
-        "channel_id": settings.notification_channel_id,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-    dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(table)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["store_id", "order_id"])
-            .returning(table.c.id)
-        )
-        inserted: int | None = connection.scalar(statement)
-        return inserted
-    model = state.models.PurchaseNotification
-    exists = connection.scalar(
-        sa.select(model.id).where(model.store_id == event.store_id, model.order_id == event.order_id)
-    )
-    if exists is not None:
-        return None
-    created: int | None = connection.scalar(sa.insert(table).values(row).returning(table.c.id))
-    return created
 
 
 def notification_message(notification: PurchaseNotification) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from flask_discord_roles._runtime.models import Delivery
+from flask_discord_roles.codes import Action, Status
 
 
 class GrantKey(Protocol):
@@ -48,7 +49,7 @@ def _same_grant(model: type[Delivery], key: GrantKey) -> list[Any]:
         model.store_id == key.store_id,
         model.guild_id == key.guild_id,
         model.role_id == key.role_id,
-        model.action == "add",
+        model.action == Action.ADD,
         sa.or_(*person) if person else sa.false(),
     ]
     if key.id is not None:
@@ -65,7 +66,7 @@ def active_grant_exists(
 ) -> bool:
     """Does another pending or completed, unrevoked ``add`` still give this person this role?"""
     conditions = _same_grant(model, key)
-    conditions += [model.status.in_(("pending", "completed")), model.revoked_at.is_(None)]
+    conditions += [model.status.in_((Status.PENDING, Status.COMPLETED)), model.revoked_at.is_(None)]
     if excluding_order is not None:
         conditions.append(sa.or_(model.order_id.is_(None), model.order_id != excluding_order))
     return bool(session.scalar(sa.select(sa.exists().where(*conditions))))
@@ -80,7 +81,7 @@ def granted_by_us_elsewhere(session: Session | sa.Connection, model: type[Delive
     """
     conditions = _same_grant(model, key)
     conditions += [
-        model.status == "completed",
+        model.status == Status.COMPLETED,
         model.role_was_present.is_(False),
         model.revoked_at.is_(None),
     ]

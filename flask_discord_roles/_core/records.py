@@ -6,7 +6,7 @@ into JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from flask_discord_roles._runtime.models import Delivery
 from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles.codes import Status
 
 
 @dataclass(frozen=True)
@@ -43,33 +44,13 @@ class DeliveryInfo:
 
     @classmethod
     def from_row(cls, row: Delivery | sa.Row[Any]) -> DeliveryInfo:
-        return cls(
-            id=row.id,
-            store_id=row.store_id,
-            action=row.action,
-            status=row.status,
-            source=row.source,
-            guild_id=row.guild_id,
-            role_id=row.role_id,
-            role_name=row.role_name,
-            discord_user_id=row.discord_user_id,
-            customer_id=row.customer_id,
-            order_id=row.order_id,
-            package_id=row.package_id,
-            attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at,
-            reason_code=row.reason_code,
-            reason=row.reason,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            completed_at=row.completed_at,
-        )
+        # Every field is the row's column of the same name.
+        return cls(**{column.name: getattr(row, column.name) for column in fields(cls)})
 
     @property
     def waiting_for_customer(self) -> bool:
         """Pending with nothing scheduled: the customer has to link Discord or run /claim."""
-        return self.status == "pending" and self.next_attempt_at is None
+        return self.status == Status.PENDING and self.next_attempt_at is None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""

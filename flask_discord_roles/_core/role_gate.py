@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flask_discord_roles._runtime.models import Models
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import Action, ReasonCode, Source
 
 GUILD_UNLINKED = ReasonCode.GUILD_UNLINKED
 MAPPING_REMOVED = ReasonCode.MAPPING_REMOVED
@@ -64,7 +64,7 @@ def refusal(models: Models) -> sa.ColumnElement[Any]:
         mapping.role_id == delivery.role_id,
     )
     needs_mapping = sa.and_(
-        delivery.action == "add", delivery.source != "manual", delivery.package_id.is_not(None)
+        delivery.action == Action.ADD, delivery.source != Source.MANUAL, delivery.package_id.is_not(None)
     )
     return sa.case(
         (~current_link, sa.literal(str(GUILD_UNLINKED))),

@@ -6,9 +6,10 @@ statements do not help there, because psycopg drops them whenever the connection
 Flask-SQLAlchemy does at the end of nearly every request. A PL/pgSQL function keeps its plans for the
 life of the database connection, so a checkout sends one short call and the INSERTs run from cached plans.
 
-The body must do exactly what :mod:`flask_discord_roles._core.order_statements` does on SQLite; the
-tests run the same behaviour on both. Versions are never edited once released: a change is a new
-``ENQUEUE_ORDER_V<n>`` and a migration that installs it, so old migrations still replay what they did.
+The body must do exactly what :mod:`flask_discord_roles._core.enqueue.sqlite` does on SQLite; one
+table of cases (``tests/engine/test_enqueue_cases.py``) runs against both. Versions are never edited
+once released: a change is a new ``ENQUEUE_ORDER_V<n>`` and a migration that installs it, so old
+migrations still replay what they did.
 
 It is created by ``db.create_all()`` (a DDL event on the deliveries table) and by the migration
 ``dr0003``; ``db.drop_all()`` and the migration's downgrade remove it. Tables are named without a schema:

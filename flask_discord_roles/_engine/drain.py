@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from flask_discord_roles._core.claim_replies import ClaimReplySender
 from flask_discord_roles._core.notifications import NotificationSender
-from flask_discord_roles._engine.runner import DeliveryRunner
+from flask_discord_roles._engine.runner import COMPLETED, FAILED, LOST, RETRIED, WAITING, DeliveryRunner
+from flask_discord_roles.codes import SendStatus
 
 logger = logging.getLogger("flask_discord_roles.worker")
 
@@ -32,20 +33,20 @@ class BatchReport:
 
     @property
     def busy(self) -> bool:
-        return bool(self.results or self.notifications or self.replies["sent"] or self.errors)
+        return bool(self.results or self.notifications or self.replies[SendStatus.SENT] or self.errors)
 
     def line(self, queue_depth: int) -> str:
         r = self.results
         text = (
-            f"{r['completed']} done, {r['retried']} retried, {r['failed']} failed, "
-            f"{r['waiting']} waiting for the store or customer"
+            f"{r[COMPLETED]} done, {r[RETRIED]} retried, {r[FAILED]} failed, "
+            f"{r[WAITING]} waiting for the store or customer"
         )
-        if r["lost"]:
-            text += f", {r['lost']} taken over by another runner"
+        if r[LOST]:
+            text += f", {r[LOST]} taken over by another runner"
         if self.notifications:
-            text += f"; {self.notifications['sent']} notifications sent"
-        if self.replies["sent"]:
-            text += f"; {self.replies['sent']} /claim answers sent"
+            text += f"; {self.notifications[SendStatus.SENT]} notifications sent"
+        if self.replies[SendStatus.SENT]:
+            text += f"; {self.replies[SendStatus.SENT]} /claim answers sent"
         if self.errors:
             text += f"; {self.errors} crashed (their leases will run out and they will be retried)"
         return f"{text}; queue depth {queue_depth}"
@@ -120,7 +121,7 @@ class Drainer:
             report.errors += 1
             logger.exception("delivery %s crashed its runner thread", delivery_id)
             return
-        report.results[getattr(outcome, "result", "lost")] += 1
+        report.results[getattr(outcome, "result", LOST)] += 1
 
     def _stop_inflight(self, inflight: dict[Future[object], int], report: BatchReport) -> None:
         """On stop: rows not started go back at once; rows being sent are finished and recorded."""

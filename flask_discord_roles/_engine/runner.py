@@ -19,7 +19,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,15 +28,21 @@ import sqlalchemy as sa
 from flask_discord_roles._core.bots import token_of
 from flask_discord_roles._core.leasing import LeasedQueue
 from flask_discord_roles._core.provenance import active_grant_exists, granted_by_us_elsewhere
-from flask_discord_roles._core.queue import claim_window_closed, order_removal_key
+from flask_discord_roles._core.queue import (
+    REVOKED_BEFORE_DELIVERY,
+    claim_window_closed,
+    insert_new,
+    removal_row,
+    unleased,
+)
 from flask_discord_roles._core.reconnect import survives_stale_connection
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._core.role_gate import REFUSALS, refusal
 from flask_discord_roles._engine.failures import Failure, describe_transient, diagnose
 from flask_discord_roles._runtime.crypto import DecryptionError
-from flask_discord_roles._runtime.models import PENDING, Delivery, utcnow
+from flask_discord_roles._runtime.models import PENDING, Delivery, Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import Action, ReasonCode, Source, Status
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import (
     DiscordError,
@@ -64,7 +70,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class _Job:
-    """The values of a claimed row and its store's bot, read once, used outside any session."""
+    """The values of a claimed row and its store's bot, read once, used outside any session.
+
+    Each field is the column of the same name in :func:`_job_query`.
+    """
 
     id: int
     store_id: str
@@ -74,27 +83,27 @@ class _Job:
     role_id: str
     role_name: str | None
     package_id: str | None
-    revoked: bool
+    revoked_at: datetime | None
     role_was_present: bool | None
     discord_user_id: str | None
     customer_id: str | None
     order_id: str | None
     attempts: int
     bot_id: int | None
-    bot_enabled: bool
+    bot_enabled: bool  # False when the store has no bot
     bot_user_id: str | None
     token_ciphertext: str | None
-    uses_platform_bot: bool
+    uses_platform_bot: bool  # False when the store has no bot
     # Why the role gate refuses this change now (services.role_gate), read with the row; None: allowed.
     refused: str | None
 
     @property
     def audit_reason(self) -> str:
         """What Discord's audit log shows next to the change: who asked for it, for which store."""
-        if self.source == "manual":
+        if self.source == Source.MANUAL:
             why = "manual change by the store owner"
         elif self.order_id is not None:
-            why = f"order {self.order_id}" + (" revoked" if self.action == "remove" else "")
+            why = f"order {self.order_id}" + (" revoked" if self.action == Action.REMOVE else "")
         else:
             why = "customer claim"
         return f"flask-discord-roles · store {self.store_id} · {why}"
@@ -154,7 +163,7 @@ class DeliveryRunner(LeasedQueue):
                 .where(
                     delivery.id.in_(ids),
                     delivery.leased_by == self.runner_id,
-                    delivery.status == "pending",
+                    delivery.status == Status.PENDING,
                 )
                 .values(leased_by=None, lease_expires_at=None, attempts=delivery.attempts - 1)
             )
@@ -179,8 +188,8 @@ class DeliveryRunner(LeasedQueue):
                     delivery.status == PENDING,
                     delivery.next_attempt_at.is_(None),
                     delivery.expires_at <= now,
-                    delivery.action == "add",
-                    sa.or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now),
+                    delivery.action == Action.ADD,
+                    unleased(delivery, now),
                 )
                 .values(claim_window_closed(now))
             )
@@ -207,12 +216,31 @@ class DeliveryRunner(LeasedQueue):
         job = self._load(delivery_id)
         if job is None:
             return Outcome(delivery_id, LOST)
-        if job.revoked and job.action == "add":
+        stopped = self._stop_before_discord(job)
+        if stopped is not None:
+            return stopped
+        assert job.token_ciphertext is not None  # without one the row was parked above
+        try:
+            token = token_of(self.state, job.token_ciphertext, job.uses_platform_bot)
+            client = self.state.clients.for_token(token)
+        except DecryptionError:
+            return self._park(
+                job,
+                ReasonCode.TOKEN_UNREADABLE,
+                "The bot token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS (was a key dropped "
+                "before `flask discord-roles rotate-keys` ran?). Save the bot token again.",
+            )
+        return self._change_role(job, client)
+
+    def _stop_before_discord(self, job: _Job) -> Outcome | None:
+        """End or park the row if Discord must not or cannot be called for it: its order was revoked, the
+        role gate refuses it, there is no bot to call with, or nobody to give the role to yet."""
+        if job.revoked_at is not None and job.action == Action.ADD:
             values = {
-                "status": "expired",
+                "status": Status.EXPIRED,
                 "next_attempt_at": None,
                 "reason_code": ReasonCode.ORDER_REVOKED,
-                "reason": "The order was revoked before the role was delivered.",
+                "reason": REVOKED_BEFORE_DELIVERY,
             }
             return self._finish(job, values, WAITING)
         if job.refused is not None:
@@ -235,19 +263,13 @@ class DeliveryRunner(LeasedQueue):
                 ReasonCode.WAITING_FOR_CUSTOMER,
                 "Waiting for the customer to link Discord or run /claim.",
             )
-        try:
-            token = token_of(self.state, job.token_ciphertext, job.uses_platform_bot)
-            client = self.state.clients.for_token(token)
-        except DecryptionError:
-            return self._park(
-                job,
-                ReasonCode.TOKEN_UNREADABLE,
-                "The bot token cannot be decrypted with DISCORD_ROLES_ENCRYPTION_KEYS (was a key dropped "
-                "before `flask discord-roles rotate-keys` ran?). Save the bot token again.",
-            )
+        return None
+
+    def _change_role(self, job: _Job, client: DiscordClient) -> Outcome:
+        """Make the role change at Discord; what Discord answers becomes the row's outcome."""
         wait = self.state.settings.rate_limit_wait
         try:
-            if job.action == "add":
+            if job.action == Action.ADD:
                 return self._add(job, client, wait)
             return self._remove(job, client, wait)
         except RateLimited as limited:
@@ -267,31 +289,37 @@ class DeliveryRunner(LeasedQueue):
                 spent=True,
             )
         except PermanentDiscordError as error:
-            if job.uses_platform_bot and isinstance(error, Unauthorized):
-                # The platform's token, not the store's: switching the store off would outlive the
-                # operator's fix. Look again later; a new DISCORD_ROLES_BOT_TOKEN picks it up.
-                return self._reschedule(
-                    job,
-                    PLATFORM_TOKEN_RECHECK,
-                    ReasonCode.PLATFORM_TOKEN_REVOKED,
-                    "Discord refused the platform's shared bot token; the platform's operator must set a "
-                    "new DISCORD_ROLES_BOT_TOKEN. Delivered once it works again.",
-                    spent=False,
-                )
-            failure = diagnose(
-                error,
-                client=client,
-                guild_id=job.guild_id,
-                role_id=job.role_id,
-                role_name=job.role_name,
-                bot_user_id=job.bot_user_id or self._shared_bot_user_id(job, client),
-                max_wait=wait,
-                memo=self.state.hierarchy,
+            return self._refused_by_discord(job, client, error, wait)
+
+    def _refused_by_discord(
+        self, job: _Job, client: DiscordClient, error: PermanentDiscordError, wait: float
+    ) -> Outcome:
+        """Discord said no for good: fail with the reason and its fix (or look again, if not explained)."""
+        if job.uses_platform_bot and isinstance(error, Unauthorized):
+            # The platform's token, not the store's: switching the store off would outlive the
+            # operator's fix. Look again later; a new DISCORD_ROLES_BOT_TOKEN picks it up.
+            return self._reschedule(
+                job,
+                PLATFORM_TOKEN_RECHECK,
+                ReasonCode.PLATFORM_TOKEN_REVOKED,
+                "Discord refused the platform's shared bot token; the platform's operator must set a "
+                "new DISCORD_ROLES_BOT_TOKEN. Delivered once it works again.",
+                spent=False,
             )
-            if failure.look_again_in is not None and job.attempts < self.state.settings.max_attempts:
-                # Not explained yet (the reads were held back): wait rather than fail with a guess.
-                return self._reschedule(job, failure.look_again_in, failure.code, failure.reason, spent=True)
-            return self._fail(job, failure, disable_bot=isinstance(error, Unauthorized))
+        failure = diagnose(
+            error,
+            client=client,
+            guild_id=job.guild_id,
+            role_id=job.role_id,
+            role_name=job.role_name,
+            bot_user_id=job.bot_user_id or self._shared_bot_user_id(job, client),
+            max_wait=wait,
+            memo=self.state.hierarchy,
+        )
+        if failure.look_again_in is not None and job.attempts < self.state.settings.max_attempts:
+            # Not explained yet (the reads were held back): wait rather than fail with a guess.
+            return self._reschedule(job, failure.look_again_in, failure.code, failure.reason, spent=True)
+        return self._fail(job, failure, disable_bot=isinstance(error, Unauthorized))
 
     def _shared_bot_user_id(self, job: _Job, client: DiscordClient) -> str | None:
         """The shared bot's user id, asked of Discord once per process, for explaining a refusal."""
@@ -326,7 +354,7 @@ class DeliveryRunner(LeasedQueue):
 
     def _remove(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
         assert job.discord_user_id is not None
-        if job.source != "manual" and self._still_granted(job):
+        if job.source != Source.MANUAL and self._still_granted(job):
             return self._complete(
                 job,
                 counter=None,
@@ -362,62 +390,13 @@ class DeliveryRunner(LeasedQueue):
 
     @survives_stale_connection
     def _load(self, delivery_id: int) -> _Job | None:
-        models = self.state.models
-        delivery, bot = models.Delivery, models.StoreBot
+        """The claimed row, with its store's bot; None if it is not ours (anymore) or not pending."""
+        delivery = self.state.models.Delivery
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(
-                    delivery.id,
-                    delivery.store_id,
-                    delivery.action,
-                    delivery.source,
-                    delivery.guild_id,
-                    delivery.role_id,
-                    delivery.role_name,
-                    delivery.package_id,
-                    delivery.revoked_at,
-                    delivery.role_was_present,
-                    delivery.discord_user_id,
-                    delivery.customer_id,
-                    delivery.order_id,
-                    delivery.attempts,
-                    delivery.leased_by,
-                    delivery.status,
-                    bot.id.label("bot_id"),
-                    bot.is_enabled,
-                    bot.bot_user_id,
-                    bot.token_ciphertext,
-                    bot.uses_platform_bot,
-                    refusal(models).label("refused"),
-                )
-                .select_from(delivery)
-                .outerjoin(bot, bot.store_id == delivery.store_id)
-                .where(delivery.id == delivery_id)
-            ).first()
-        if row is None or row.leased_by != self.runner_id or row.status != "pending":
+            row = connection.execute(_job_query(self.state.models).where(delivery.id == delivery_id)).first()
+        if row is None or row.leased_by != self.runner_id or row.status != Status.PENDING:
             return None
-        return _Job(
-            id=row.id,
-            store_id=row.store_id,
-            action=row.action,
-            source=row.source,
-            guild_id=row.guild_id,
-            role_id=row.role_id,
-            role_name=row.role_name,
-            package_id=row.package_id,
-            revoked=row.revoked_at is not None,
-            role_was_present=row.role_was_present,
-            discord_user_id=row.discord_user_id,
-            customer_id=row.customer_id,
-            order_id=row.order_id,
-            attempts=row.attempts,
-            bot_id=row.bot_id,
-            bot_enabled=bool(row.is_enabled),
-            bot_user_id=row.bot_user_id,
-            token_ciphertext=row.token_ciphertext,
-            uses_platform_bot=bool(row.uses_platform_bot),
-            refused=row.refused,
-        )
+        return _Job(**{field.name: getattr(row, field.name) for field in fields(_Job)})
 
     def _backoff(self, attempts: int) -> float:
         settings = self.state.settings
@@ -436,7 +415,7 @@ class DeliveryRunner(LeasedQueue):
     ) -> Outcome:
         now = self._clock()
         values: dict[str, Any] = {
-            "status": "completed",
+            "status": Status.COMPLETED,
             "next_attempt_at": None,
             "completed_at": now,
             "reason_code": reason_code,
@@ -448,7 +427,7 @@ class DeliveryRunner(LeasedQueue):
 
     def _fail(self, job: _Job, failure: Failure, *, disable_bot: bool = False) -> Outcome:
         values = {
-            "status": "failed",
+            "status": Status.FAILED,
             "next_attempt_at": None,
             "reason_code": failure.code,
             "reason": failure.reason,
@@ -457,7 +436,12 @@ class DeliveryRunner(LeasedQueue):
 
     def _refuse(self, job: _Job, code: ReasonCode) -> Outcome:
         """The role gate says no: nothing goes to Discord, and the row says why (not a Discord error)."""
-        values = {"status": "failed", "next_attempt_at": None, "reason_code": code, "reason": REFUSALS[code]}
+        values = {
+            "status": Status.FAILED,
+            "next_attempt_at": None,
+            "reason_code": code,
+            "reason": REFUSALS[code],
+        }
         return self._finish(job, values, FAILED)
 
     def _reschedule(self, job: _Job, delay: float, code: ReasonCode, reason: str, *, spent: bool) -> Outcome:
@@ -502,7 +486,7 @@ class DeliveryRunner(LeasedQueue):
                 .where(
                     delivery.id == job.id,
                     delivery.leased_by == self.runner_id,
-                    delivery.status == "pending",
+                    delivery.status == Status.PENDING,
                 )
                 .values(**values, leased_by=None, lease_expires_at=None, updated_at=now)
                 .returning(*table.c)
@@ -523,10 +507,10 @@ class DeliveryRunner(LeasedQueue):
                 session.execute(
                     sa.update(bot)
                     .where(bot.store_id == job.store_id, bot.token_ciphertext == job.token_ciphertext)
-                    .values(is_enabled=False, disabled_reason="token_revoked", updated_at=now)
+                    .values(is_enabled=False, disabled_reason=ReasonCode.TOKEN_REVOKED, updated_at=now)
                 )
                 self.state.bot_cache.forget(job.store_id)
-            if row.action == "add" and row.status == "completed" and row.revoked_at is not None:
+            if row.action == Action.ADD and row.status == Status.COMPLETED and row.revoked_at is not None:
                 _remove_if_revoked_in_flight(session, delivery, row, now)
             info = DeliveryInfo.from_row(row)
         if self._on_outcome is not None:
@@ -551,29 +535,34 @@ def _remove_if_revoked_in_flight(
     """The order was revoked while this grant was being delivered: take the role back, by the usual rules."""
     if row.role_was_present is not False or active_grant_exists(connection, model, row):
         return
-    key = order_removal_key(row.order_id, row.guild_id, row.role_id)
-    exists = connection.scalar(
-        sa.select(model.id).where(model.store_id == row.store_id, model.idempotency_key == key)
+    insert_new(connection, model, [removal_row(row, row.order_id, now)])
+
+
+def _job_query(models: Models) -> sa.Select[Any]:
+    """A delivery row with what running it needs: its store's bot, and the role gate's answer."""
+    delivery, bot = models.Delivery, models.StoreBot
+    columns: tuple[Any, ...] = (
+        delivery.id,
+        delivery.store_id,
+        delivery.action,
+        delivery.source,
+        delivery.guild_id,
+        delivery.role_id,
+        delivery.role_name,
+        delivery.package_id,
+        delivery.revoked_at,
+        delivery.role_was_present,
+        delivery.discord_user_id,
+        delivery.customer_id,
+        delivery.order_id,
+        delivery.attempts,
+        delivery.leased_by,
+        delivery.status,
+        bot.id.label("bot_id"),
+        sa.func.coalesce(bot.is_enabled, sa.false()).label("bot_enabled"),
+        bot.bot_user_id,
+        bot.token_ciphertext,
+        sa.func.coalesce(bot.uses_platform_bot, sa.false()).label("uses_platform_bot"),
+        refusal(models).label("refused"),
     )
-    if exists is not None:
-        return
-    connection.execute(
-        sa.insert(model).values(
-            store_id=row.store_id,
-            idempotency_key=key,
-            action="remove",
-            status="pending",
-            source="auto",
-            guild_id=row.guild_id,
-            role_id=row.role_id,
-            role_name=row.role_name,
-            discord_user_id=row.discord_user_id,
-            customer_id=row.customer_id,
-            order_id=row.order_id,
-            package_id=row.package_id,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    return sa.select(*columns).select_from(delivery).outerjoin(bot, bot.store_id == delivery.store_id)

@@ -22,10 +22,10 @@ from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._engine.drain import BatchReport, Drainer
-from flask_discord_roles._engine.runner import COMPLETED, FAILED, DeliveryRunner, new_runner_id
+from flask_discord_roles._engine.runner import COMPLETED, FAILED, RETRIED, DeliveryRunner, new_runner_id
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import Action, ReasonCode
 from flask_discord_roles.signals import delivery_failed, role_delivered, role_removed
 
 logger = logging.getLogger("flask_discord_roles.worker")
@@ -38,7 +38,7 @@ def outcome_signaller(app: Flask) -> object:
         if result == COMPLETED:
             if info.reason_code == ReasonCode.STILL_GRANTED:
                 return  # nothing changed in Discord
-            signal = role_delivered if info.action == "add" else role_removed
+            signal = role_delivered if info.action == Action.ADD else role_removed
         elif result == FAILED:
             signal = delivery_failed
         else:
@@ -152,9 +152,9 @@ class Worker:
             return None
         self.totals.passes += 1
         self.totals.expired += expired
-        self.totals.completed += report.results["completed"]
-        self.totals.retried += report.results["retried"]
-        self.totals.failed += report.results["failed"]
+        self.totals.completed += report.results[COMPLETED]
+        self.totals.retried += report.results[RETRIED]
+        self.totals.failed += report.results[FAILED]
         if report.busy or expired:
             suffix = f"; {expired} expired unclaimed" if expired else ""
             logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)

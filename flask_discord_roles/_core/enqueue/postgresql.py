@@ -1,0 +1,48 @@
+"""PostgreSQL: a checkout queues its order with one call to ``discord_roles_enqueue_order``.
+
+The function (its PL/pgSQL text is in :mod:`flask_discord_roles._core.sql_functions`, installed by the
+migration ``dr0003`` and by ``db.create_all()``) runs both INSERTs from plans it keeps for the life of
+the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+from flask_discord_roles._core.driver_sql import DriverStatement
+from flask_discord_roles._core.enqueue.statements import PARAMETER_NAMES, Created
+from flask_discord_roles._runtime.models import UTCDateTime
+
+ENQUEUE_ORDER_CALL = sa.text(
+    "SELECT queued_kind, queued_id, queued_due FROM discord_roles_enqueue_order("
+    ":store_id, :order_id, :customer_id, :given_discord_user_id, :package_ids, :notified_package_names, :now)"
+).bindparams(
+    sa.bindparam("store_id", type_=sa.Text),
+    sa.bindparam("order_id", type_=sa.Text),
+    sa.bindparam("customer_id", type_=sa.Text),
+    sa.bindparam("given_discord_user_id", type_=sa.Text),
+    sa.bindparam("package_ids", type_=postgresql.ARRAY(sa.Text)),
+    sa.bindparam("notified_package_names", type_=postgresql.JSON),
+    sa.bindparam("now", type_=UTCDateTime()),
+)
+"""The statement: the function does the two INSERTs."""
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """One call to ``discord_roles_enqueue_order``, which does both INSERTs."""
+
+    call: DriverStatement
+
+    def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
+        return [(kind, row_id, bool(due)) for kind, row_id, due in self.call.execute(connection, values)]
+
+
+def function_call(dialect: Dialect) -> FunctionCall:
+    return FunctionCall(DriverStatement.compile(ENQUEUE_ORDER_CALL, dialect, parameters=PARAMETER_NAMES))
