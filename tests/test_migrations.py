@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import Migrate, downgrade, init, upgrade
 
-from flask_discord_roles._core.sql_functions import ENQUEUE_ORDER_SIGNATURE as SIGNATURE
+from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_SIGNATURE as SIGNATURE
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import BRANCH_LABEL, VERSIONS_DIR
 

@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.elements import conv
 
+from flask_discord_roles._runtime.sql_functions import install_with
+
 HOST_ID = sa.String(64)
 """Ids that belong to the host (store, customer, order, package): opaque strings."""
 
@@ -566,9 +568,6 @@ def define_models(db: SQLAlchemy) -> Models:
             {"__tablename__": table_name, "__module__": __name__},
         )
     models = Models(**mapped)
-    # Imported here: sql_functions is about the deliveries table, and this module is what defines it.
-    from flask_discord_roles._core.sql_functions import install_with
-
     install_with(models.Delivery.__table__)  # type: ignore[attr-defined]
     _models_by_db[db] = models
     return models

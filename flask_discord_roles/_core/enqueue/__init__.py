@@ -6,7 +6,7 @@ do that join inside the INSERT means a checkout costs us one call with a handful
 instead of a SELECT, rows built in Python and a multi-row INSERT.
 
 - PostgreSQL (:mod:`.postgresql`): one call to ``discord_roles_enqueue_order``
-  (:mod:`flask_discord_roles._core.sql_functions`), which runs the INSERTs from plans it keeps for the
+  (:mod:`flask_discord_roles._runtime.sql_functions`), which runs the INSERTs from plans it keeps for the
   life of the connection.
 - SQLite (:mod:`.sqlite`): an ``INSERT … SELECT`` for the deliveries and another for the notification.
 

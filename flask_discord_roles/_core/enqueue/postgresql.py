@@ -1,6 +1,6 @@
 """PostgreSQL: a checkout queues its order with one call to ``discord_roles_enqueue_order``.
 
-The function (its PL/pgSQL text is in :mod:`flask_discord_roles._core.sql_functions`, installed by the
+The function (its PL/pgSQL text is in :mod:`flask_discord_roles._runtime.sql_functions`, installed by the
 migration ``dr0003`` and by ``db.create_all()``) runs both INSERTs from plans it keeps for the life of
 the connection.
 """

@@ -2,7 +2,7 @@
 
 In-process, each costs microseconds, and SQLite parses nothing twice thanks to its statement cache.
 The statements do what ``discord_roles_enqueue_order`` does on PostgreSQL
-(:mod:`flask_discord_roles._core.sql_functions`); ``tests/engine/test_enqueue_cases.py`` runs one table
+(:mod:`flask_discord_roles._runtime.sql_functions`); ``tests/engine/test_enqueue_cases.py`` runs one table
 of cases against both.
 """
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # Versioned and never edited (see sql_functions), so replaying this revision always installs V1.
-from flask_discord_roles._core.sql_functions import DROP_ENQUEUE_ORDER, ENQUEUE_ORDER_V1
+from flask_discord_roles._runtime.sql_functions import DROP_ENQUEUE_ORDER, ENQUEUE_ORDER_V1
 
 revision = "dr0003"
 down_revision = "dr0002"
