@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fake_helpers import Store
 
 from flask_discord_roles.testing.permissions import SEND_MESSAGES, VIEW_CHANNEL
+from tests.fake.helpers import Store
 
 
 def post(store: Store, channel_id: str, body: dict[str, Any]) -> Any:

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from fake_helpers import Store
+
+from tests.fake.helpers import Store
 
 REDIRECT = "http://127.0.0.1:5000/discord/callback"
 

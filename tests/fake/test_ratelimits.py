@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from fake_helpers import Store
 
 from flask_discord_roles.testing.ratelimits import bucket_hash
+from tests.fake.helpers import Store
 
 RATE_LIMIT_HEADERS = (
     "X-RateLimit-Limit",

@@ -39,7 +39,7 @@ from tests.worker_host import worker_environment
 STORE = "store-1"
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+$"
 ROLE_PUT_PARTS = re.compile(r"/guilds/(\d+)/members/(\d+)/roles/(\d+)$")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 HTTP_TIMEOUT = 0.5
 """Short, so an injected hang costs a thread half a second; the fake hangs a little longer than this."""

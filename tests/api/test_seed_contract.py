@@ -24,7 +24,7 @@ from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, PREFIX, api_for, link_guild
 from tests.shop import Shop, open_shop
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "docs" / "seed" / "000_custom_bot_api.txt").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SEED_TIME = "%Y-%m-%dT%H:%M:%SZ"  # how the seed writes "2025-01-20T14:30:00Z"

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import requests
-from fake_helpers import Store
 from flask import Flask, Response, request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from werkzeug.serving import make_server
 
 from flask_discord_roles.testing import FakeBot, sign_interaction
+from tests.fake.helpers import Store
 
 
 def test_sign_interaction_verifies_over_timestamp_and_body() -> None:

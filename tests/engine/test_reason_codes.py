@@ -125,7 +125,7 @@ def test_the_readme_table_is_the_catalogue() -> None:
 
     from flask_discord_roles.codes import markdown_table
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme, (
         "README's reason-code table differs from flask_discord_roles/codes.py: paste the output of "
         "`python -m flask_discord_roles.codes` between its markers"

@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from fake_helpers import Store
 
 from flask_discord_roles.testing.permissions import ADMINISTRATOR, MANAGE_ROLES
+from tests.fake.helpers import Store
 
 
 def assert_error(response: requests.Response, status: int, code: int) -> None:

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from fake_helpers import Store
 
 from flask_discord_roles.testing import FakeDiscord
+from tests.fake.helpers import Store
 
 
 def test_lifecycle() -> None:

@@ -1,8 +1,8 @@
 """The example storefront: its migrations, its sign-in, and the demo's checkout, claim code and refund.
 
 The demo runs for real (FakeDiscord, the storefront on a port, the database reset and seeded); a
-``requests`` session plays the customer's browser. The browser tests in ``tests/browser`` click the same
-journeys in Chromium.
+``requests`` session plays the customer's browser. The browser tests in ``tests/example/browser`` click
+the same journeys in Chromium.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from flask_discord_roles import deliveries, store_settings
 from flask_discord_roles._runtime.state import get_state
 from tests.demo import FAST_PASSWORD_HASH, running_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

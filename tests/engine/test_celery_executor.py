@@ -36,7 +36,7 @@ from tests.celery_host import celery_config, celery_environment
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 REDIS_URL = os.environ.get("DISCORD_ROLES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0  # for a task to be done, once the worker is up
 STARTUP_DEADLINE = 60.0  # for `celery worker` to start: imports alone take seconds on a loaded machine
 

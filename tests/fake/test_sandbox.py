@@ -13,13 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from fake_helpers import Store
 from flask import Flask, Response, request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from werkzeug.serving import make_server
 
 from flask_discord_roles.testing import FakeBot, FakeDiscord
+from tests.fake.helpers import Store
 
 EPHEMERAL = 64
 

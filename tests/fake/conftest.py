@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from fake_helpers import Store
 
 from flask_discord_roles.testing import FakeDiscord
+from tests.fake.helpers import Store
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.demo import running_demo
 
 CHROMIUM = os.environ.get("DISCORD_ROLES_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+OUTPUT = Path(__file__).resolve().parents[3] / "test-output" / "browser"
 TIMEOUT_MS = 15_000  # generous: two cores shared by Chromium, the storefront, FakeDiscord and the database
 
 

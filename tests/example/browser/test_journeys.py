@@ -15,7 +15,7 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, expect
 
 from example_app.demo import PASSWORD, Demo
-from tests.browser.conftest import TIMEOUT_MS, Shoot
+from tests.example.browser.conftest import TIMEOUT_MS, Shoot
 
 
 def sign_in(page: Page, demo: Demo, email: str) -> None:

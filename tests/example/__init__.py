@@ -1,0 +1,1 @@
+"""The example storefront: its app, its owner dashboard, and the browser journeys through the demo."""

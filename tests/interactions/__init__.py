@@ -1,0 +1,1 @@
+"""The interactions webhook: signatures, /claim, /link, the shared platform bot, command registration."""

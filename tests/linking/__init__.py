@@ -1,0 +1,1 @@
+"""Linking: customers' Discord accounts (OAuth), claim codes, and the public addresses we hand out."""
