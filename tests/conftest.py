@@ -112,9 +112,28 @@ def fresh_app(database_url: str) -> Iterator[Any]:
         get_state(app).clients.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "app_settings(*mappings, **settings): settings for the test's app on top of its folder's "
+        "app_config (mappings first, then keywords; a module's mark, then a test's own)",
+    )
+
+
+def marked_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What ``@pytest.mark.app_settings(...)`` adds for this test: the module's mark, then the test's."""
+    settings: dict[str, Any] = {}
+    for mark in reversed(list(request.node.iter_markers("app_settings"))):
+        for mapping in mark.args:
+            settings.update(mapping)
+        settings.update(mark.kwargs)
+    return settings
+
+
 @pytest.fixture
 def app_config() -> dict[str, Any]:
-    """Extra settings for the ``app`` fixture; a test module overrides this fixture to change them."""
+    """Extra settings for the ``app`` fixture. A folder's conftest overrides this fixture with the settings
+    its tests share; a module that needs more says so with ``pytest.mark.app_settings``."""
     return {"DISCORD_ROLES_EXECUTOR": "inline"}
 
 
@@ -123,7 +142,7 @@ def app_and_db(
     database_url: str, app_config: dict[str, Any], request: pytest.FixtureRequest
 ) -> Iterator[tuple[Flask, SQLAlchemy]]:
     """The host app with our tables created; talking to FakeDiscord when the test uses ``fake_discord``."""
-    config: dict[str, Any] = dict(app_config)
+    config: dict[str, Any] = {**app_config, **marked_settings(request)}
     if "fake_discord" in request.fixturenames:
         config["DISCORD_ROLES_API_BASE_URL"] = request.getfixturevalue("fake_discord").api_base_url
     app, db, _ = build_host_app(database_url, **config)

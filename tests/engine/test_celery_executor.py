@@ -33,7 +33,7 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, register_tasks
 from flask_discord_roles.testing import FakeDiscord
 from tests.celery_host import celery_config, celery_environment
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop, open_shop
 
 REDIS_URL = os.environ.get("DISCORD_ROLES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +41,7 @@ DEADLINE = 20.0  # for a task to be done, once the worker is up
 STARTUP_DEADLINE = 60.0  # for `celery worker` to start: imports alone take seconds on a loaded machine
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return {**FAST_QUEUE, "DISCORD_ROLES_EXECUTOR": "celery"}
+pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="celery")
 
 
 @pytest.fixture

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles.testing import FakeDiscord
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop, open_shop
 
 ROLE_PUT = r"/guilds/\d+/members/\d+/roles/\d+$"
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(FAST_QUEUE)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
 
 
 def test_a_paid_order_gives_the_buyer_their_roles_once_the_host_commits(shop: Shop) -> None:

@@ -17,11 +17,8 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import FAST_QUEUE, open_shop
 
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    # Committed rows wait for the worker command, as they would behind a web process.
-    return {**FAST_QUEUE, "DISCORD_ROLES_EXECUTOR": "worker"}
+# Committed rows wait for the worker command, as they would behind a web process.
+pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
 
 
 def _wait_for(condition: Any, timeout: float = 10.0) -> bool:

@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import order_completed
 from flask_discord_roles._core.queue import attach_discord_user
@@ -17,18 +15,12 @@ from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
-from flask_discord_roles.testing import FakeDiscord
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(FAST_QUEUE)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, selling VIP."""
     shop.map("vip", "VIP")
     return shop
 

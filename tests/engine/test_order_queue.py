@@ -26,10 +26,8 @@ GUILD, VIP, SUPPORTER, EXTRA = (
 BUYER = "500000000000000001"
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    # Only the queueing is under test here: nothing runs in the web process.
-    return {"DISCORD_ROLES_EXECUTOR": "worker"}
+# Only the queueing is under test here: nothing runs in the web process.
+pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
 
 
 def _map(app: Flask, db: SQLAlchemy, package_id: str, role_id: str, store_id: str = "store-1") -> None:

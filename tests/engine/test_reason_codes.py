@@ -8,27 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import deliveries
 from flask_discord_roles.codes import DELIVERY_CODES, ReasonCode
-from flask_discord_roles.testing import FakeDiscord
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop
 
 RATE_LIMIT_WORDS = "Waiting for Discord's rate limit."
 PACED_WORDS = "Queued behind other role changes for this server; it goes out in a few seconds."
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(FAST_QUEUE)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
 
 
 def _legend_above_the_bot(shop: Shop) -> list[str]:

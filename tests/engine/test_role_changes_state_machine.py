@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -39,7 +38,7 @@ from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.errors import ValidationError
 from flask_discord_roles.testing import FakeDiscord
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop, open_shop
 
 URL = "/webhook/discord/interactions/store-1"
 ROLE_CHANGE = re.compile(r"/guilds/(\d+)/members/(\d+)/roles/(\d+)$")
@@ -50,9 +49,8 @@ PEOPLE = ("alice", "bob", "carol")
 MANUAL = "manual change by the store owner"
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return FAST_QUEUE | {"DISCORD_ROLES_EXECUTOR": "inline", "SECRET_KEY": "test secret"}
+# Claim codes are made with the app's secret.
+pytestmark = pytest.mark.app_settings(SECRET_KEY="test secret")
 
 
 class RoleChanges(RuleBasedStateMachine):

@@ -11,24 +11,21 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import deliveries, guilds
-from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, Api, api_for, assert_error
-from tests.shop import Shop, open_shop
+from tests.shop import Shop
 
 URL = "/webhook/discord/interactions/store-1"
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG) | {"SECRET_KEY": "test secret"}
+# Retries go through the tenant API, and /claim needs the secret claim codes are made with.
+pytestmark = pytest.mark.app_settings(API_CONFIG, SECRET_KEY="test secret")
 
 
 @pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, selling VIP."""
     shop.map("vip", "VIP")
     return shop
 

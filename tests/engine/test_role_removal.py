@@ -7,8 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import deliveries
 from flask_discord_roles._engine.worker import Worker, build_runners
@@ -19,13 +17,8 @@ ROLE_DELETE = r"/guilds/\d+/members/\d+/roles/\d+$"
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(FAST_QUEUE)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, selling one VIP role through two packages."""
     shop.map("vip-monthly", "VIP")
     shop.map("vip-lifetime", "VIP")
     return shop

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,13 +14,10 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles.testing import FakeDiscord
-from tests.shop import FAST_QUEUE, open_shop
+from tests.shop import open_shop
 from tests.worker_host import worker_environment
 
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return {**FAST_QUEUE, "DISCORD_ROLES_EXECUTOR": "worker"}
+pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
 
 
 def test_sigterm_finishes_calls_in_flight_and_hands_back_the_rest(
