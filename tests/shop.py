@@ -52,31 +52,42 @@ class Shop:
 
     def map(self, package_id: str, role_name: str, *, guild_id: str | None = None) -> None:
         """Map a package to a role, linking its server first if it is not yet (as a store owner must)."""
+        guild_id = guild_id or self.guild_id
         role_id = self.roles.get(role_name) or self.role(role_name)
-        self.ensure_linked(guild_id or self.guild_id)
+        if not self.is_linked(guild_id):
+            self.link(guild_id)
         mapping = get_state(self.app).models.RoleMapping
         self.db.session.add(
             mapping(
                 store_id=self.store_id,
                 package_id=package_id,
-                guild_id=guild_id or self.guild_id,
+                guild_id=guild_id,
                 role_id=role_id,
                 role_name=role_name,
             )
         )
         self.db.session.commit()
 
-    def ensure_linked(self, guild_id: str) -> None:
-        """Link ``guild_id`` to the store with a one-time code, as ``/link`` does, unless it is linked."""
+    def link(self, guild_id: str | None = None) -> str:
+        """Link ``guild_id`` (the shop's own server by default) to the store with a one-time code, as
+        ``/link`` does, and commit; linking a linked server again renews its link. Returns the id."""
         state = get_state(self.app)
-        link = state.models.LinkedGuild
-        linked = self.db.session.scalar(
-            sa.select(link.id).where(link.store_id == self.store_id, link.guild_id == guild_id)
+        guild_id = guild_id or self.guild_id
+        issued = guilds.create_link_code(state, self.store_id)
+        refusal = guilds.link_guild(state, self.store_id, issued.code, guild_id, "100000000000000001")
+        assert refusal is None, f"linking {guild_id} was refused: {refusal}"
+        self.db.session.commit()
+        return guild_id
+
+    def is_linked(self, guild_id: str | None = None) -> bool:
+        link = get_state(self.app).models.LinkedGuild
+        guild_id = guild_id or self.guild_id
+        return (
+            self.db.session.scalar(
+                sa.select(link.id).where(link.store_id == self.store_id, link.guild_id == guild_id)
+            )
+            is not None
         )
-        if linked is None:
-            issued = guilds.create_link_code(state, self.store_id)
-            refusal = guilds.link_guild(state, self.store_id, issued.code, guild_id, "100000000000000001")
-            assert refusal is None, f"linking {guild_id} was refused: {refusal}"
 
     def member(self, name: str, *, roles: tuple[str, ...] = ()) -> str:
         user = self.fake.create_user(name)

@@ -18,12 +18,11 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.test import TestResponse
 
-from flask_discord_roles._core import guilds
 from flask_discord_roles._core.api_tokens import create_token
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
-from tests.shop import FAST_QUEUE, Shop
+from tests.shop import FAST_QUEUE
 
 PREFIX = "/api/v1/tenant/discord"
 
@@ -78,17 +77,6 @@ def api_for(app: Flask, store_id: str = "store-1", scopes: tuple[str, ...] = ("r
         issued = create_token(state, store_id, f"test token for {store_id}", scopes)
         state.db.session.commit()
     return Api(app.test_client(), issued.token, store_id)
-
-
-def link_guild(shop: Shop, guild_id: str | None = None) -> str:
-    """Link the shop's guild (or ``guild_id``) to its store, with a one-time code, as ``/link`` does."""
-    state = get_state(shop.app)
-    guild_id = guild_id or shop.guild_id
-    issued = guilds.create_link_code(state, shop.store_id)
-    refusal = guilds.link_guild(state, shop.store_id, issued.code, guild_id, "100000000000000001")
-    assert refusal is None, f"linking {guild_id} was refused: {refusal}"
-    shop.db.session.commit()
-    return guild_id
 
 
 def assert_error(response: TestResponse, status: int, *, fields: tuple[str, ...] = ()) -> dict[str, Any]:

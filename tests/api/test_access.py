@@ -19,11 +19,6 @@ from flask_discord_roles.deliveries import ValidationError
 from tests.api import API_CONFIG, PREFIX, Api, api_for, assert_error
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
 def bare(app: Flask, **headers: str) -> Any:
     return app.test_client().get(f"{PREFIX}/custom-bot", headers=headers)
 

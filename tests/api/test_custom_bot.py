@@ -7,13 +7,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeBot
 from tests.api import API_CONFIG, Api, api_for, assert_error
-from tests.shop import Shop, open_shop
+from tests.shop import Shop
 
 STATS_KEYS = {
     "total_interactions",
@@ -22,16 +21,6 @@ STATS_KEYS = {
     "total_errors",
     "success_rate",
 }
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def api(app: Flask) -> Api:
-    return api_for(app)
 
 
 def credentials(bot: FakeBot) -> dict[str, str]:
@@ -151,11 +140,6 @@ def test_a_body_that_is_not_a_json_object_is_refused(api: Api) -> None:
     assert_error(
         api.post("/custom-bot", data="{oops", content_type="application/json"), 422, fields=("body",)
     )
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
 
 
 def test_testing_the_connection_names_the_bot_or_says_why_not(api: Api, shop: Shop) -> None:

@@ -11,36 +11,23 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import order_completed
 from flask_discord_roles._core.customers import role_status
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_delivery, assert_documented, assert_error, link_guild
-from tests.shop import Shop, open_shop
+from tests.api import Api, assert_delivery, assert_documented, assert_error
+from tests.shop import Shop
 
 ACCESS_TOKEN = "oauth-access-token-of-the-customer"
 REFRESH_TOKEN = "oauth-refresh-token-of-the-customer"
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, selling VIP in its linked server."""
     shop.map("vip", "VIP")
-    link_guild(shop)
+    shop.link()
     return shop
-
-
-@pytest.fixture
-def api(app: Flask, shop: Shop) -> Api:
-    return api_for(app, shop.store_id)
 
 
 def link_account(shop: Shop, customer_id: str, user_id: str, *, store_id: str = "store-1") -> None:

@@ -11,32 +11,19 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 from werkzeug.test import TestResponse
 
 from flask_discord_roles import order_completed
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_delivery, assert_documented, assert_error
-from tests.shop import Shop, open_shop
+from tests.api import Api, assert_delivery, assert_documented, assert_error
+from tests.shop import Shop
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, selling VIP."""
     shop.map("vip", "VIP")
     return shop
-
-
-@pytest.fixture
-def api(app: Flask, shop: Shop) -> Api:
-    return api_for(app, shop.store_id)
 
 
 def strangers(shop: Shop, count: int, prefix: str = "stranger") -> list[str]:

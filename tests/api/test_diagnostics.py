@@ -14,7 +14,7 @@ from flask_discord_roles._core.bots import register_platform_commands
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.discord.permissions import SEND_MESSAGES
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, link_guild, shared_bot_store
+from tests.api import Api, api_for, shared_bot_store
 from tests.shop import Shop, open_shop
 
 CHECK_KEYS = {"check", "ok", "reason_code", "fix", "guild_id", "role_id"}
@@ -22,21 +22,10 @@ INTERACTIONS_URL = "http://localhost/webhook/discord/interactions/store-1"
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def api(app: Flask) -> Api:
-    return api_for(app)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    """A healthy store: bot saved with its commands, guild linked, two roles mapped, notifications on, and
-    a /claim answered a moment ago."""
-    shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+def shop(shop: Shop, fake_discord: FakeDiscord) -> Shop:
+    """The folder's shop made healthy: bot saved with its commands, guild linked, two roles mapped,
+    notifications on, and a /claim answered a moment ago."""
+    shop.link()
     shop.map("vip", "VIP")
     shop.map("gold", "Gold")
     channel_id = fake_discord.create_channel(shop.guild_id, "purchases").id
@@ -138,7 +127,7 @@ def test_a_bot_without_manage_roles_is_told_to_get_it(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, api: Api
 ) -> None:
     shop = open_shop(app, db, fake_discord, bot_permissions=0)
-    link_guild(shop)
+    shop.link()
     shop.map("vip", "VIP")
     set_bot(shop, last_interaction_at=datetime.now(UTC))
     body = diagnose(api)
@@ -155,7 +144,7 @@ def test_a_store_adding_customers_to_its_server_needs_the_bots_create_invite(
     from flask_discord_roles.discord.permissions import CREATE_INSTANT_INVITE, MANAGE_ROLES
 
     shop = open_shop(app, db, fake_discord, bot_permissions=MANAGE_ROLES)
-    link_guild(shop)
+    shop.link()
     set_bot(shop, last_interaction_at=datetime.now(UTC))
     assert named(diagnose(api), "create_invite") == [], "only checked when customers are added on link"
     shop.settings(join_guilds_on_link=True)
@@ -180,7 +169,7 @@ def test_a_bot_kicked_from_the_server_is_told_to_be_invited_again(shop: Shop, ap
 
 def test_a_second_linked_server_the_bot_never_joined_is_named(shop: Shop, api: Api) -> None:
     other = shop.fake.create_guild("Second Server")
-    link_guild(shop, other.id)
+    shop.link(other.id)
     body = diagnose(api)
     assert failing(body) == [("bot_in_guild", "bot_not_in_guild")]
     assert [c["guild_id"] for c in named(body, "bot_in_guild") if not c["ok"]] == [other.id]

@@ -16,7 +16,7 @@ from flask_discord_roles._core.bots import set_bot_enabled
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild, shared_bot_store
+from tests.api import Api, api_for, assert_error, shared_bot_store
 from tests.shop import Shop, open_shop
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -26,20 +26,10 @@ MAPPING_KEYS = {"id", "package_id", "guild_id", "role_id", "role_name", "created
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, its server linked."""
+    shop.link()
     return shop
-
-
-@pytest.fixture
-def api(app: Flask, shop: Shop) -> Api:
-    return api_for(app, shop.store_id)
 
 
 def rows(app: Flask, model_name: str, **where: Any) -> list[Any]:
@@ -73,6 +63,7 @@ def other_guild(fake: FakeDiscord, shop: Shop, *, with_bot: bool) -> str:
 # -- link codes -------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("shop")
 def test_a_link_code_is_shown_once_with_the_command_to_type(app: Flask, api: Api) -> None:
     response = api.post("/guilds/link-code")
     assert response.status_code == 201
@@ -124,7 +115,7 @@ def test_discords_answer_is_cached_for_the_configured_time(app: Flask, shop: Sho
 def test_when_discord_is_down_the_listing_answers_from_the_cache(app: Flask, shop: Shop, api: Api) -> None:
     api.get("/guilds")
     age_cache(app, shop.guild_id)
-    never_read = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
+    never_read = shop.link(other_guild(shop.fake, shop, with_bot=True))
     shop.fake.set_faults(error_rate=1.0)
 
     response = api.get("/guilds")
@@ -137,7 +128,7 @@ def test_when_discord_is_down_the_listing_answers_from_the_cache(app: Flask, sho
 
 
 def test_a_server_the_bot_is_not_in_is_listed_as_such(shop: Shop, api: Api) -> None:
-    link_guild(shop, other_guild(shop.fake, shop, with_bot=False))
+    shop.link(other_guild(shop.fake, shop, with_bot=False))
     present, absent = api.get("/guilds").json["guilds"]
     assert present["bot_in_guild"] is True
     assert (absent["bot_in_guild"], absent["name"]) == (False, None)
@@ -160,7 +151,7 @@ def test_unlinking_deletes_mappings_stops_deliveries_and_leaves_roles_in_place(
 ) -> None:
     shop.map("vip", "VIP")
     shop.map("gold", "Gold")
-    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
+    elsewhere = shop.link(other_guild(shop.fake, shop, with_bot=True))
     shop.map("vip", "Elsewhere", guild_id=elsewhere)
     alice = shop.member("alice")
     shop.buy("order-1", "vip", buyer=alice, customer="alice")
@@ -224,7 +215,7 @@ def test_a_delivery_stopped_by_unlinking_stays_stopped_after_relinking_and_retri
     assert (answer["retried"], answer["refused"]) == (0, {"guild_unlinked": 1}), answer
     assert shop.roles_of(alice) == set()
 
-    link_guild(shop)
+    shop.link()
     shop.map("vip", "VIP")
     assert_error(api.post(f"/deliveries/{stopped.id}/retry"), 422, fields=("status",))
     answer = api.post("/deliveries/retry", json={}).json
@@ -260,7 +251,7 @@ def test_unlinking_the_server_of_the_notification_channel_switches_notifications
 
 
 def test_notifications_to_another_servers_channel_carry_on(app: Flask, shop: Shop, api: Api) -> None:
-    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
+    elsewhere = shop.link(other_guild(shop.fake, shop, with_bot=True))
     channel = shop.fake.create_channel(elsewhere, "purchases")
     shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
 
@@ -273,7 +264,7 @@ def test_notifications_to_another_servers_channel_carry_on(app: Flask, shop: Sho
 def test_when_discord_cannot_place_the_channel_notifications_stop_all_the_same_and_it_says_why(
     app: Flask, shop: Shop, api: Api
 ) -> None:
-    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
+    elsewhere = shop.link(other_guild(shop.fake, shop, with_bot=True))
     channel = shop.fake.create_channel(shop.guild_id, "purchases")
     shop.settings(notifications_enabled=True, notification_channel_id=channel.id)
     shop.fake.set_faults(error_rate=1.0)
@@ -348,14 +339,14 @@ def test_without_manage_roles_no_role_is_assignable(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord
 ) -> None:
     shop = open_shop(app, db, fake_discord, bot_permissions=0)
-    link_guild(shop)
+    shop.link()
     shop.role("VIP")
     roles = api_for(app).get(f"/guilds/{shop.guild_id}/roles").json["roles"]
     assert {role["name"]: role["reason_code"] for role in roles}["VIP"] == "missing_manage_roles"
 
 
 def test_roles_of_a_server_the_bot_is_not_in_is_a_409_with_the_invite(shop: Shop, api: Api) -> None:
-    absent = link_guild(shop, other_guild(shop.fake, shop, with_bot=False))
+    absent = shop.link(other_guild(shop.fake, shop, with_bot=False))
     body = assert_error(api.get(f"/guilds/{absent}/roles"), 409)
     assert body["message"] == "Conflicts with the current state"
     assert "discord.com/api/oauth2/authorize" in body["detail"], "the fix: invite the bot"
@@ -426,7 +417,7 @@ def test_many_packages_may_grant_one_role_and_one_package_many_roles(shop: Shop,
 
 def test_mappings_filter_by_server(shop: Shop, api: Api) -> None:
     shop.map("vip", "VIP")
-    elsewhere = link_guild(shop, other_guild(shop.fake, shop, with_bot=True))
+    elsewhere = shop.link(other_guild(shop.fake, shop, with_bot=True))
     shop.map("vip", "Elsewhere", guild_id=elsewhere)
     listed = api.get(f"/mappings?guild_id={elsewhere}").json["mappings"]
     assert [m["guild_id"] for m in listed] == [elsewhere]
@@ -489,7 +480,7 @@ def test_a_role_the_bot_can_never_assign_is_refused_with_the_fix(shop: Shop, api
 
 
 def test_mapping_in_a_server_the_bot_is_not_in_is_a_409(shop: Shop, api: Api) -> None:
-    absent = link_guild(shop, other_guild(shop.fake, shop, with_bot=False))
+    absent = shop.link(other_guild(shop.fake, shop, with_bot=False))
     body = assert_error(create(api, "vip", absent, "123456789012345678"), 409)
     assert "Invite" in body["detail"]
 

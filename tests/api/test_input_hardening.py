@@ -19,33 +19,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.signing import deliver, sign_interaction
-from tests.api import API_CONFIG, Api, api_for, assert_error
-from tests.shop import Shop, open_shop
+from tests.api import Api, assert_error
+from tests.shop import Shop
 
 WEBHOOK = "/webhook/discord/interactions"
 DEEP = b"[" * 50_000
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
-
-
-@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@pytest.fixture
-def api(app: Flask) -> Api:
-    return api_for(app)
 
 
 @contextmanager

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, PREFIX, Api, api_for, link_guild
-from tests.shop import open_shop
+from tests.api import PREFIX, Api
+from tests.shop import Shop
 
 CHECKS = [
     checks.not_a_server_error,
@@ -37,19 +36,14 @@ EXAMPLES_PER_OPERATION = 8
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def api(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Api:
-    shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+def api(api: Api, shop: Shop, fake_discord: FakeDiscord) -> Api:
+    """The folder's client, for a store with a linked server, VIP mapped and two orders placed."""
+    shop.link()
     shop.map("vip", "VIP")
     buyer = shop.member("buyer")
     shop.buy("order-1", "vip", buyer=buyer, customer="customer-1")
     shop.buy("order-2", "vip", buyer=fake_discord.create_user("stranger").id, customer="customer-2")
-    return api_for(app)
+    return api
 
 
 def test_the_description_documents_every_route(app: Flask) -> None:

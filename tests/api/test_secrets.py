@@ -19,13 +19,8 @@ from werkzeug.test import TestResponse
 
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, PREFIX, api_for, link_guild
+from tests.api import PREFIX, api_for
 from tests.shop import open_shop
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
 
 
 class Transcript:
@@ -47,7 +42,7 @@ def test_no_token_of_any_kind_appears_in_responses_or_logs(
     transcript = Transcript()
     state = get_state(app)
     shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+    shop.link()
     shop.map("vip", "VIP")
     buyer = fake_discord.create_user("buyer")
     fake_discord.add_member(shop.guild_id, buyer.id)

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles._web.error_body import EXTRA_KEYS, MESSAGES, OPERATION_NOT_FOUND, TITLES
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, PREFIX, api_for, link_guild
-from tests.shop import Shop, open_shop
+from tests.api import API_CONFIG, PREFIX, api_for
+from tests.shop import Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "docs" / "seed" / "000_custom_bot_api.txt").read_text(encoding="utf-8")
@@ -51,16 +50,6 @@ def seed_errors() -> dict[int, dict[str, Any]]:
 
 
 SEED_ERRORS = seed_errors()
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
 
 
 def provoke(app: Flask, status: int) -> Any:
@@ -155,7 +144,7 @@ def _times(value: Any, path: str = "") -> list[tuple[str, str]]:
 
 def test_every_time_in_every_answer_is_utc_to_the_second(shop: Shop, fake_discord: FakeDiscord) -> None:
     state = get_state(shop.app)
-    link_guild(shop)
+    shop.link()
     shop.map("vip", "VIP")
     alice = shop.member("alice")
     shop.db.session.add(

@@ -23,7 +23,7 @@ from flask_discord_roles.discord.permissions import (
 from flask_discord_roles.errors import ValidationError
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing import permissions as reference
-from tests.api import API_CONFIG, Api, api_for, assert_error, link_guild
+from tests.api import Api, assert_error
 from tests.shop import Shop, open_shop
 
 DEFAULTS = {
@@ -42,19 +42,9 @@ ROLE, MEMBER = 0, 1
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
-def api(app: Flask) -> Api:
-    return api_for(app)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+def shop(shop: Shop) -> Shop:
+    """The folder's shop, its server linked."""
+    shop.link()
     return shop
 
 
@@ -242,7 +232,7 @@ def test_an_administrator_bot_ignores_channel_overwrites(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, api: Api
 ) -> None:
     shop = open_shop(app, db, fake_discord, bot_permissions=ADMINISTRATOR | MANAGE_ROLES)
-    link_guild(shop)
+    shop.link()
     channel_id = channel(shop, (ROLE, shop.guild_id, 0, VIEW_CHANNEL | SEND_MESSAGES))
     response = api.patch("/settings", json={"notification_channel_id": channel_id})
     assert response.status_code == 200, response.json

@@ -18,7 +18,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, PREFIX, api_for, link_guild
+from tests.api import PREFIX, api_for
 from tests.shop import Shop, open_shop
 
 VOLATILE = {"last_used_at"}
@@ -26,14 +26,9 @@ VOLATILE = {"last_used_at"}
 
 
 @pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(API_CONFIG)
-
-
-@pytest.fixture
 def store_a(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
     shop = open_shop(app, db, fake_discord)
-    link_guild(shop)
+    shop.link()
     shop.map("vip", "VIP")
     channel = fake_discord.create_channel(shop.guild_id, "purchases")
     shop.settings(notifications_enabled=True, notification_channel_id=channel.id)

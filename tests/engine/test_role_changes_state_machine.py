@@ -96,7 +96,7 @@ class RoleChanges(RuleBasedStateMachine):
     # -- set-up helpers -------------------------------------------------------------------------------
 
     def _link(self, key: str) -> None:
-        self.shop.ensure_linked(self.guild[key])
+        self.shop.link(self.guild[key])
         mapping = get_state(self.app).models.RoleMapping
         for package, targets in PACKAGES.items():
             for target_key, name in targets:

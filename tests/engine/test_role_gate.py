@@ -85,7 +85,7 @@ def test_a_single_retry_after_an_unlink_is_refused(shop: Shop, api: Api) -> None
 
 def test_claim_after_joining_an_unlinked_server_gives_nothing(shop: Shop) -> None:
     stranger, _ = a_failure_from_before_the_unlink(shop)
-    shop.ensure_linked(shop.guild_id)  # relinked, even: the failure belongs to the old link
+    shop.link(shop.guild_id)  # relinked, even: the failure belongs to the old link
 
     claim(shop, stranger)
     assert role_changes(shop) == []
@@ -103,7 +103,7 @@ def test_claims_resync_does_not_give_back_a_role_from_before_the_unlink(shop: Sh
 
     claim(shop, alice)
     assert role_changes(shop) == [], "a completed grant from before the unlink is not re-synced"
-    shop.ensure_linked(shop.guild_id)
+    shop.link(shop.guild_id)
     shop.map("vip", "VIP")
     claim(shop, alice)
     assert role_changes(shop) == [], "nor after relinking and mapping again"
@@ -143,6 +143,6 @@ def test_a_refund_after_a_relink_still_takes_back_what_we_gave(shop: Shop) -> No
     alice = shop.member("alice")
     shop.buy("order-1", "vip", buyer=alice, customer="c1")
     unlink(shop)
-    shop.ensure_linked(shop.guild_id)
+    shop.link(shop.guild_id)
     shop.refund("order-1", customer="c1")
     assert shop.roles_of(alice) == set(), "the server is linked again, and the role was ours"

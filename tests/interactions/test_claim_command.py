@@ -265,7 +265,7 @@ def test_in_an_automatic_store_a_claim_code_delivers_the_order_in_every_server(
     shop.fake.add_bot_to_guild(shop.bot, other.id)
     elsewhere = shop.fake.create_role(other.id, "Elsewhere").id
     shop.map("vip", "VIP")
-    shop.ensure_linked(other.id)
+    shop.link(other.id)
     mapping = get_state(shop.app).models.RoleMapping
     shop.db.session.add(
         mapping(

@@ -26,7 +26,7 @@ from flask_discord_roles._web.linking import PENDING_KEY
 from flask_discord_roles.checkout import checkout_status, require_discord_link
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser
-from tests.api import API_CONFIG, link_guild
+from tests.api import API_CONFIG
 from tests.shop import Shop
 
 CONFIG = {**API_CONFIG, "SECRET_KEY": "a secret for the session cookie", "DISCORD_ROLES_STORE_ID": "store-1"}
@@ -100,7 +100,7 @@ def store(fresh_app: Any, fake_discord: FakeDiscord) -> Iterator[Storefront]:
         )
         db.session.commit()
         shop = Shop(app, db, fake_discord, bot, guild.id)
-        link_guild(shop)
+        shop.link()
         shop.map("vip", "VIP")
         storefront = Storefront(shop, discord_roles, app.test_client(), who)
         with storefront.client.session_transaction() as session:

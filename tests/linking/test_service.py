@@ -35,7 +35,6 @@ from flask_discord_roles.discord.permissions import CREATE_INSTANT_INVITE, MANAG
 from flask_discord_roles.signals import account_linked, account_unlinked
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser
-from tests.api import link_guild
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
 REDIRECT_URI = "http://127.0.0.1/discord/callback"
@@ -51,7 +50,7 @@ def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
     """A store with a linked server whose bot may add members, and its own OAuth application saved."""
     shop = open_shop(app, db, fake_discord, bot_permissions=MANAGE_ROLES | CREATE_INSTANT_INVITE)
     shop.map("vip", "VIP")
-    link_guild(shop)
+    shop.link()
     state = get_state(app)
     bot = get_bot(state, shop.store_id)
     assert bot is not None
@@ -270,7 +269,7 @@ def test_discord_down_during_the_join_keeps_the_link_and_reports_the_problem(sho
 def test_join_problems_say_what_is_wrong_per_server(shop: Shop) -> None:
     shop.settings(join_guilds_on_link=True)
     elsewhere = shop.fake.create_guild("Bot-less Guild")  # the store's bot was never invited there
-    link_guild(shop, elsewhere.id)
+    shop.link(elsewhere.id)
     newcomer = shop.fake.create_user("newcomer")
 
     outcome, _ = link(shop, "customer-1", newcomer)
