@@ -6,11 +6,13 @@ the judge of what happened in Discord.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import order_completed, order_revoked
@@ -18,6 +20,7 @@ from flask_discord_roles._core import guilds
 from flask_discord_roles._core.bots import save_bot
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
+from flask_discord_roles.testing.signing import InteractionResult, deliver, sign_interaction
 from flask_discord_roles.testing.state import FakeBot
 
 FAST_QUEUE = {
@@ -145,6 +148,14 @@ class Shop:
 
     def statuses(self) -> list[tuple[str, str, str | None]]:
         return [(row.action, row.status, row.reason_code) for row in self.deliveries()]
+
+    # -- Discord's side ---------------------------------------------------------------------------------
+
+    def post_signed(self, url: str, body: bytes, client: FlaskClient) -> InteractionResult:
+        """POST ``body`` to the webhook at ``url`` exactly as given, signed now with the store bot's key the
+        way Discord signs (for bodies FakeDiscord's own payload builders would not send)."""
+        headers = sign_interaction(self.bot.signing_key, str(int(time.time())), body)
+        return deliver(url, body, headers, client)
 
 
 def open_shop(app: Flask, db: SQLAlchemy, fake: FakeDiscord, *, bot_permissions: int | None = None) -> Shop:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +18,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles.testing.signing import deliver, sign_interaction
 from tests.api import Api, assert_error
 from tests.shop import Shop
 
@@ -47,18 +45,13 @@ def counted_queries(db: SQLAlchemy) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", note)
 
 
-def _signed(shop: Shop, url: str, body: bytes, client: FlaskClient) -> Any:
-    headers = sign_interaction(shop.bot.signing_key, str(int(time.time())), body)
-    return deliver(url, body, headers, client)
-
-
 @pytest.mark.parametrize("slug", ["store-1%00", "store-a%00", "%01", "store%1F-1", "store-1%7F"])
 def test_a_control_character_in_the_store_slug_is_a_json_404_before_any_query(
     shop: Shop, client: FlaskClient, caplog: pytest.LogCaptureFixture, slug: str
 ) -> None:
     body = json.dumps(shop.fake.ping_payload(shop.bot)).encode()
     with caplog.at_level(logging.WARNING), counted_queries(shop.db) as queries:
-        answer = _signed(shop, f"{WEBHOOK}/{slug}", body, client)
+        answer = shop.post_signed(f"{WEBHOOK}/{slug}", body, client)
     assert answer.status_code == 404, f"{slug} answered {answer.status_code}: {answer.text[:200]}"
     assert answer.json()["success"] is False
     assert answer.json()["error"] == "Not Found"
@@ -113,7 +106,7 @@ def test_json_nested_too_deep_or_too_large_is_refused_before_parsing_on_every_wr
 
 def test_a_signed_interaction_nested_too_deep_is_a_json_400(shop: Shop, client: FlaskClient) -> None:
     for body in (DEEP, b'{"type": 2, "id": "1", "data": ' + b'{"a": ' * 40 + b"1" + b"}" * 41):
-        answer = _signed(shop, f"{WEBHOOK}/store-1", body, client)
+        answer = shop.post_signed(f"{WEBHOOK}/store-1", body, client)
         assert answer.status_code == 400, f"answered {answer.status_code}: {answer.text[:200]}"
         assert answer.json()["error"] == "Bad Request"
         assert "nested" in answer.json()["message"]
@@ -122,7 +115,7 @@ def test_a_signed_interaction_nested_too_deep_is_a_json_400(shop: Shop, client: 
 def test_brackets_inside_strings_do_not_count_as_nesting(shop: Shop, client: FlaskClient) -> None:
     payload = shop.fake.command_payload(shop.bot, shop.guild_id, shop.member("alice"), "help")
     payload["note"] = "[" * 500 + '\\"{' * 200
-    answer = _signed(shop, f"{WEBHOOK}/store-1", json.dumps(payload).encode(), client)
+    answer = shop.post_signed(f"{WEBHOOK}/store-1", json.dumps(payload).encode(), client)
     assert answer.status_code == 200, answer.text[:200]
 
 

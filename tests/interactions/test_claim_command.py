@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import claim_code
 from flask_discord_roles._core.interactions import CLAIM_BUTTON
@@ -33,22 +32,15 @@ DEFERRED, MESSAGE = 5, 4
 EPHEMERAL = 64
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    # Nothing runs in the web process: a test sees the deferred answer, then runs the worker itself.
-    return FAST_QUEUE | {"DISCORD_ROLES_EXECUTOR": "worker", "SECRET_KEY": "test secret"}
+# A test sees the deferred answer, then runs the worker itself; claim codes need the app's secret.
+pytestmark = pytest.mark.app_settings(FAST_QUEUE, DISCORD_ROLES_EXECUTOR="worker", SECRET_KEY="test secret")
 
 
 @pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    shop = open_shop(app, db, fake_discord)
-    shop.settings(delivery_mode="claim")  # roles wait for /claim unless a test says otherwise
+def shop(shop: Shop) -> Shop:
+    """The folder's shop in claim mode: roles wait for /claim unless a test says otherwise."""
+    shop.settings(delivery_mode="claim")
     return shop
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def run_claim(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -15,11 +13,8 @@ from flask_discord_roles.discord.commands import COMMANDS
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import open_shop
 
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    # One attempt per call, so an injected 500 is a failure rather than a retry.
-    return {"DISCORD_ROLES_EXECUTOR": "worker", "DISCORD_ROLES_HTTP_MAX_RETRIES": 0}
+# One attempt per call, so an injected 500 is a failure rather than a retry.
+pytestmark = pytest.mark.app_settings(DISCORD_ROLES_HTTP_MAX_RETRIES=0)
 
 
 def _registered(app: Flask, db: SQLAlchemy, store_id: str = "store-1") -> bool:

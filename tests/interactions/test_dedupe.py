@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._core.bots import save_bot
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.testing import FakeDiscord
-from flask_discord_roles.testing.signing import deliver, sign_interaction
 from flask_discord_roles.testing.state import FakeBot
-from tests.shop import Shop, open_shop
+from tests.shop import Shop
 
 URL = "/webhook/discord/interactions/store-1"
 OTHER_URL = "/webhook/discord/interactions/store-2"
 ALREADY = "This request was already handled."
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return {"DISCORD_ROLES_EXECUTOR": "worker"}
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture
@@ -102,9 +82,7 @@ def test_a_signed_interaction_without_an_id_is_a_400_and_records_nothing(
         sent = {key: value for key, value in payload.items() if key != "id"}
         if id_ is not None:
             sent["id"] = id_
-        body = json.dumps(sent).encode()
-        headers = sign_interaction(shop.bot.signing_key, str(int(time.time())), body)
-        answer = deliver(URL, body, headers, client)
+        answer = shop.post_signed(URL, json.dumps(sent).encode(), client)
         assert answer.status_code == 400, f"type {sent['type']} with id {id_!r} answered {answer.status_code}"
         assert answer.json()["success"] is False
         assert answer.json()["error"] == "Bad Request"

@@ -25,6 +25,8 @@ PATH = "/webhook/discord/interactions"
 MANAGE_SERVER = str(1 << 5)
 STORE = "store-9"
 
+pytestmark = pytest.mark.app_settings(FAST_QUEUE, DISCORD_ROLES_EXECUTOR="worker")
+
 
 @pytest.fixture
 def platform(fake_discord: FakeDiscord) -> FakeBot:
@@ -32,18 +34,13 @@ def platform(fake_discord: FakeDiscord) -> FakeBot:
 
 
 @pytest.fixture
-def app_config(platform: FakeBot) -> dict[str, Any]:
-    return FAST_QUEUE | {
-        "DISCORD_ROLES_EXECUTOR": "worker",
+def app_config(app_config: dict[str, Any], platform: FakeBot) -> dict[str, Any]:
+    """The folder's settings, with the platform's shared bot configured."""
+    return app_config | {
         "DISCORD_ROLES_APPLICATION_ID": platform.application_id,
         "DISCORD_ROLES_PUBLIC_KEY": platform.public_key,
         "DISCORD_ROLES_BOT_TOKEN": platform.token,
     }
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

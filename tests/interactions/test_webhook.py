@@ -25,21 +25,6 @@ URL = "/webhook/discord/interactions/store-1"
 EPHEMERAL = 64
 
 
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return {"DISCORD_ROLES_EXECUTOR": "worker"}
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    return open_shop(app, db, fake_discord)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 def _bot_row(shop: Shop) -> Any:
     bot = get_state(shop.app).models.StoreBot
     shop.db.session.expire_all()
@@ -134,8 +119,7 @@ def test_an_unknown_store_is_404_and_a_huge_body_413(shop: Shop, client: FlaskCl
     assert missing.status_code == 404
     assert missing.json()["error"] == "Not Found"
     body = b'{"type":1,"padding":"' + b"x" * 70_000 + b'"}'
-    stamp = str(int(time.time()))
-    huge = deliver(URL, body, sign_interaction(shop.bot.signing_key, stamp, body), client)
+    huge = shop.post_signed(URL, body, client)
     assert huge.status_code == 413
 
 
@@ -223,9 +207,8 @@ def test_any_mutation_of_a_signed_request_is_refused_with_401_or_400_never_5xx(
 
 
 def test_a_signed_body_that_is_not_an_interaction_is_400(shop: Shop, client: FlaskClient) -> None:
-    stamp = str(int(time.time()))
     for body in (b"not json", b"[1, 2]", b'{"type": "1"}'):
-        answer = deliver(URL, body, sign_interaction(shop.bot.signing_key, stamp, body), client)
+        answer = shop.post_signed(URL, body, client)
         assert answer.status_code == 400, f"{body!r} answered {answer.status_code}"
         assert answer.json()["error"] == "Bad Request"
 
