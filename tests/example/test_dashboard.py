@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,18 @@ from example_app import db
 from example_app.demo import PASSWORD, Demo
 from example_app.models import Customer, Order, Package
 from flask_discord_roles import bots, guilds, order_completed, store_settings
-from tests.demo import running_demo
 
 # On the demo's own database only. These pages are thin views over the public Python API, whose every
 # function is tested on SQLite and PostgreSQL in its own tests, and the browser tests run the demo's
 # journeys through this dashboard on both; a second database here would cost a minute and find nothing.
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.app_settings(
+        TESTING=True,
+        WTF_CSRF_ENABLED=False,  # the test client posts forms without reading their token
+        DISCORD_ROLES_EXECUTOR="inline",  # a change has reached Discord once its request is done
+    ),
+]
 
 PAGES = (
     "/dashboard/",
@@ -38,17 +43,6 @@ PAGES = (
     "/dashboard/customers",
     "/dashboard/diagnostics",
 )
-
-
-@pytest.fixture
-def demo(database_url: str) -> Iterator[Demo]:
-    with running_demo(
-        database_url,
-        TESTING=True,
-        WTF_CSRF_ENABLED=False,  # the test client posts forms without reading their token
-        DISCORD_ROLES_EXECUTOR="inline",  # a change has reached Discord once its request is done
-    ) as running:
-        yield running
 
 
 def signed_in(demo: Demo, email: str) -> FlaskClient:

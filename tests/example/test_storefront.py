@@ -30,9 +30,15 @@ from example_app.demo import CHECKOUT_PROMPT, PASSWORD, Demo
 from example_app.models import Customer, Order
 from flask_discord_roles import deliveries, store_settings
 from flask_discord_roles._runtime.state import get_state
-from tests.demo import FAST_PASSWORD_HASH, running_demo
+from tests.demo import FAST_PASSWORD_HASH
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# For the running demo's app (the folder's ``demo``), on top of the demo's own settings.
+pytestmark = pytest.mark.app_settings(
+    WTF_CSRF_ENABLED=False,  # requests plays the browser; CSRF itself is tested below
+    DISCORD_ROLES_EXECUTOR="inline",  # a delivery is done when the request that queued it is
+)
 
 
 @pytest.fixture
@@ -55,14 +61,10 @@ def shop(database_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def demo(database_url: str) -> Iterator[Demo]:
-    with running_demo(
-        database_url,
-        WTF_CSRF_ENABLED=False,  # requests plays the browser; CSRF itself is tested below
-        DISCORD_ROLES_EXECUTOR="inline",  # a delivery is done when the request that queued it is
-    ) as running:
-        running.sandbox.fake.interactive_consent = False  # consent is clicked in the browser tests
-        yield running
+def demo(demo: Demo) -> Demo:
+    """The folder's demo, where consent needs no click (consent is clicked in the browser tests)."""
+    demo.sandbox.fake.interactive_consent = False
+    return demo
 
 
 class Shopper:

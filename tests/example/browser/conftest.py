@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from example_app.demo import Demo
-from tests.demo import running_demo
-
 CHROMIUM = os.environ.get("DISCORD_ROLES_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUTPUT = Path(__file__).resolve().parents[3] / "test-output" / "browser"
@@ -40,13 +37,6 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
-
-
-@pytest.fixture
-def demo(database_url: str) -> Iterator[Demo]:
-    """The demo exactly as ``make demo`` starts it (thread executor and all), on a free port."""
-    with running_demo(database_url) as running:
-        yield running
 
 
 @pytest.fixture
