@@ -26,10 +26,8 @@ from flask_discord_roles._web.linking import PENDING_KEY
 from flask_discord_roles.checkout import checkout_status, require_discord_link
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser
-from tests.api import API_CONFIG
+from tests.linking import LINKING_CONFIG
 from tests.shop import Shop
-
-CONFIG = {**API_CONFIG, "SECRET_KEY": "a secret for the session cookie", "DISCORD_ROLES_STORE_ID": "store-1"}
 
 
 @dataclass
@@ -77,7 +75,7 @@ class Storefront:
 
 @pytest.fixture
 def store(fresh_app: Any, fake_discord: FakeDiscord) -> Iterator[Storefront]:
-    app, db, discord_roles = fresh_app(DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **CONFIG)
+    app, db, discord_roles = fresh_app(DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **LINKING_CONFIG)
     who: dict[str, str | None] = {"customer": "customer-1"}
     discord_roles.customer_loader(lambda: who["customer"])
 
@@ -200,7 +198,7 @@ def test_an_attempt_that_took_too_long_is_refused(store: Storefront) -> None:
 
 def test_linking_needs_the_apps_secret_key_for_its_session(fresh_app: Any, fake_discord: FakeDiscord) -> None:
     app, _, discord_roles = fresh_app(
-        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **{**CONFIG, "SECRET_KEY": None}
+        DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **{**LINKING_CONFIG, "SECRET_KEY": None}
     )
     discord_roles.customer_loader(lambda: "customer-1")
     answer = app.test_client().get("/discord/link", headers={"Accept": "application/json"})
@@ -400,7 +398,7 @@ def test_without_a_customer_loader_flask_logins_current_user_is_the_customer(
 ) -> None:
     from flask_login import LoginManager, UserMixin, login_user
 
-    app, _, _ = fresh_app(DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **CONFIG)
+    app, _, _ = fresh_app(DISCORD_ROLES_API_BASE_URL=fake_discord.api_base_url, **LINKING_CONFIG)
     login = LoginManager(app)
 
     class Customer(UserMixin):

@@ -18,11 +18,11 @@ from flask_discord_roles._core.bots import save_bot
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
-from tests.api import API_CONFIG, api_for, assert_error
+from tests.api import api_for, assert_error
+from tests.linking import LINKING_CONFIG
 
 BASE = "https://shop.example.com"
 HOSTILE_HOSTS = ["evil.example", "a@evil", "evil.example/x", "evil.example:80@other", "shop.example.com#"]
-LINKING = {"SECRET_KEY": "a secret for the session cookie", "DISCORD_ROLES_STORE_ID": "store-1"}
 
 
 def _bare_app(**config: Any) -> Flask:
@@ -54,7 +54,7 @@ def test_a_public_base_url_with_a_user_query_or_fragment_is_refused(base: str) -
 
 def _store_with_bot(fresh_app: Any, fake: FakeDiscord, **config: Any) -> tuple[Flask, DiscordRoles]:
     app, db, discord_roles = fresh_app(
-        DISCORD_ROLES_API_BASE_URL=fake.api_base_url, **API_CONFIG, **LINKING, **config
+        DISCORD_ROLES_API_BASE_URL=fake.api_base_url, **LINKING_CONFIG, **config
     )
     discord_roles.customer_loader(lambda: "customer-1")
     bot = fake.create_bot("Shop Bot")
