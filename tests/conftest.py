@@ -2,6 +2,11 @@
 
 Every test that takes ``database_url`` (directly or through ``app``/``db``) runs once per database. The
 PostgreSQL run never skips: if the server cannot be reached the test fails and says how to start it.
+
+Tests are grouped by area (``engine``, ``api``, ``interactions``, ``linking``, ``discord``, ``fake``,
+``example``); an area's ``conftest.py`` sets the ``app_config`` its tests share and the fixtures they use
+(a ``shop`` open on FakeDiscord, a client). A module that differs marks itself with
+``pytest.mark.app_settings(...)``, or extends a fixture of its folder by requesting it under its own name.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_discord_roles import DiscordRoles
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.testing import FakeDiscord
+from tests.shop import Shop, open_shop
 
 POSTGRES_URL = os.environ.get(
     "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -163,6 +170,13 @@ def app(app_and_db: tuple[Flask, SQLAlchemy]) -> Flask:
 @pytest.fixture
 def db(app_and_db: tuple[Flask, SQLAlchemy]) -> SQLAlchemy:
     return app_and_db[1]
+
+
+@pytest.fixture
+def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
+    """A store whose bot is saved and in its server with Manage Roles (see ``tests.shop``); nothing linked
+    or mapped yet. A module whose tests need more extends it: ``def shop(shop): shop.map(...)``."""
+    return open_shop(app, db, fake_discord)
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()

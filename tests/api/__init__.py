@@ -1,4 +1,5 @@
-"""Calling the tenant API the way a store's dashboard does: a real token, the two headers, JSON.
+"""The tenant API's tests; this module holds the helpers that call the API the way a store's dashboard
+does (a real token, the two headers, JSON), which other areas' tests use too.
 
 ``api_for(app, "store-1")`` makes a token for the store (through the service, as the CLI does) and returns
 an :class:`Api` whose ``get``/``post``/``patch``/``delete`` send it. ``assert_error`` checks the one

@@ -1,5 +1,5 @@
-"""The tenant API's fixtures: an app with the API's settings, a shop open on FakeDiscord, and a client
-holding a read and write token of its store.
+"""The tenant API's fixtures: an app with the API's settings, and a client holding a read and write token
+of store-1 (``shop`` comes from the root conftest).
 
 A module whose tests need more of the store (its server linked, a package mapped, orders placed) extends
 ``shop`` or ``api`` with those steps; a module that differs in settings marks itself with
@@ -12,23 +12,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles.testing import FakeDiscord
 from tests.api import API_CONFIG, Api, api_for
-from tests.shop import Shop, open_shop
 
 
 @pytest.fixture
 def app_config() -> dict[str, Any]:
     """The fast queue, a rate limit no functional test reaches, and Discord calls with room to spare."""
     return dict(API_CONFIG)
-
-
-@pytest.fixture
-def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
-    """A store whose bot is saved and in its server with Manage Roles; nothing linked or mapped yet."""
-    return open_shop(app, db, fake_discord)
 
 
 @pytest.fixture

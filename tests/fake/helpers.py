@@ -1,4 +1,4 @@
-"""Shared test types for the FakeDiscord tests (conftest modules cannot be imported by name)."""
+"""Shared test types for the FakeDiscord tests (kept out of conftest.py, which tests do not import)."""
 
 from __future__ import annotations
 
