@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -105,6 +106,12 @@ class Shop:
             self.db.session.add(row)
         for key, value in values.items():
             setattr(row, key, value)
+        self.db.session.commit()
+
+    def set_created_at(self, delivery_id: int, when: datetime) -> None:
+        """Date a delivery back (or forward), as if it had been queued ``when``."""
+        model = get_state(self.app).models.Delivery
+        self.db.session.execute(sa.update(model).where(model.id == delivery_id).values(created_at=when))
         self.db.session.commit()
 
     # -- the host's side ------------------------------------------------------------------------------

@@ -31,12 +31,6 @@ def strangers(shop: Shop, count: int, prefix: str = "stranger") -> list[str]:
     return [shop.fake.create_user(f"{prefix}{n}").id for n in range(count)]
 
 
-def set_created_at(shop: Shop, delivery_id: int, when: datetime) -> None:
-    model = get_state(shop.app).models.Delivery
-    shop.db.session.execute(sa.update(model).where(model.id == delivery_id).values(created_at=when))
-    shop.db.session.commit()
-
-
 def foreign_delivery(shop: Shop, *, status: str = "failed") -> int:
     """A delivery of another store, queued through the real signal, then marked ``status``."""
     state = get_state(shop.app)
@@ -175,7 +169,7 @@ def test_listing_filters_by_a_half_open_date_range(shop: Shop, api: Api) -> None
     rows = shop.deliveries()
     base = datetime(2025, 1, 20, 12, 0, tzinfo=UTC)
     for n, row in enumerate(rows):
-        set_created_at(shop, row.id, base + timedelta(days=n))  # Jan 20, 21, 22 at noon
+        shop.set_created_at(row.id, base + timedelta(days=n))  # Jan 20, 21, 22 at noon
 
     def orders(**query: str) -> list[str | None]:
         response = api.get("/deliveries", query_string=query)

@@ -21,7 +21,6 @@ from flask_discord_roles import (
     role_delivered,
     role_removed,
 )
-from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import DayCount, ValidationError
 from tests.shop import FAST_QUEUE, Shop
 
@@ -235,12 +234,6 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def _stamp(shop: Shop, delivery_id: int, created_at: datetime) -> None:
-    model = get_state(shop.app).models.Delivery
-    shop.db.session.execute(sa.update(model).where(model.id == delivery_id).values(created_at=created_at))
-    shop.db.session.commit()
-
-
 def test_deliveries_per_day_counts_each_utc_day_by_status_with_zeros_for_quiet_days(shop: Shop) -> None:
     member = shop.member("alice")
     stranger = shop.fake.create_user("stranger").id  # not in the server: the delivery fails
@@ -253,10 +246,10 @@ def test_deliveries_per_day_counts_each_utc_day_by_status_with_zeros_for_quiet_d
     today = _today()
     midnight = datetime.combine(today, time(), tzinfo=UTC)
     # The last moment of yesterday and the first of today fall on either side of the UTC day boundary.
-    _stamp(shop, rows["order-2"].id, midnight - timedelta(microseconds=1))
-    _stamp(shop, rows["order-3"].id, midnight - timedelta(days=3))
-    _stamp(shop, rows["order-4"].id, midnight)
-    _stamp(shop, rows["order-5"].id, midnight - timedelta(days=7))  # just outside a 7-day window
+    shop.set_created_at(rows["order-2"].id, midnight - timedelta(microseconds=1))
+    shop.set_created_at(rows["order-3"].id, midnight - timedelta(days=3))
+    shop.set_created_at(rows["order-4"].id, midnight)
+    shop.set_created_at(rows["order-5"].id, midnight - timedelta(days=7))  # just outside a 7-day window
 
     days = deliveries.deliveries_per_day(shop.store_id, days=7)
 
@@ -281,7 +274,7 @@ def test_deliveries_per_day_uses_utc_days_whatever_the_database_sessions_time_zo
     shop.buy("order-1", "vip", buyer=shop.member("alice"))
     row = shop.deliveries()[0]
     late_yesterday = datetime.combine(_today(), time(), tzinfo=UTC) - timedelta(minutes=30)
-    _stamp(shop, row.id, late_yesterday)
+    shop.set_created_at(row.id, late_yesterday)
     if shop.db.engine.dialect.name == "postgresql":
         # Already tomorrow in Kiribati: a day taken from the session's wall clock would be wrong.
         shop.db.session.execute(sa.text("SET TIME ZONE 'Pacific/Kiritimati'"))
