@@ -35,14 +35,9 @@ from flask_discord_roles.discord.permissions import CREATE_INSTANT_INVITE, MANAG
 from flask_discord_roles.signals import account_linked, account_unlinked
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.state import FakeUser
-from tests.shop import FAST_QUEUE, Shop, open_shop
+from tests.shop import Shop, open_shop
 
 REDIRECT_URI = "http://127.0.0.1/discord/callback"
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    return dict(FAST_QUEUE)
 
 
 @pytest.fixture
