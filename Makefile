@@ -41,7 +41,7 @@ bench: $(STAMP)
 ## Refresh the README's screenshots from the browser tests' own (they are saved under test-output/).
 SHOTS := test-output/browser
 screenshots: $(STAMP)
-	$(BIN)/pytest tests/browser -k sqlite -q
+	$(BIN)/pytest tests/example/browser -k sqlite -q
 	mkdir -p docs/screenshots
 	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/01-checkout-with-the-discord-prompt.png docs/screenshots/checkout.png
 	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/06-sandbox-guild-with-the-role.png docs/screenshots/sandbox-guild.png
