@@ -24,7 +24,7 @@ from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import send_after_commit
 from flask_discord_roles._runtime.models import LinkedGuild, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import ReasonCode, SendStatus, Status
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import (
     DiscordError,
@@ -361,9 +361,11 @@ def _stop_deliveries(state: DiscordRolesState, store_id: str, guild_id: str, now
     delivery = state.models.Delivery
     result = state.db.session.execute(
         sa.update(delivery)
-        .where(delivery.store_id == store_id, delivery.guild_id == guild_id, delivery.status == "pending")
+        .where(
+            delivery.store_id == store_id, delivery.guild_id == guild_id, delivery.status == Status.PENDING
+        )
         .values(
-            status="failed",
+            status=Status.FAILED,
             reason_code=GUILD_UNLINKED,
             reason=UNLINKED_REASON,
             next_attempt_at=None,
@@ -427,10 +429,10 @@ def _stop_notifications(state: DiscordRolesState, store_id: str, channel_id: str
         .where(
             notification.store_id == store_id,
             notification.channel_id == channel_id,
-            notification.status == "pending",
+            notification.status == SendStatus.PENDING,
         )
         .values(
-            status="failed",
+            status=SendStatus.FAILED,
             reason_code=GUILD_UNLINKED,
             reason=NOTIFICATIONS_UNLINKED,
             leased_by=None,

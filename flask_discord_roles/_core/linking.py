@@ -33,6 +33,7 @@ from flask_discord_roles._runtime.dispatch import (
 )
 from flask_discord_roles._runtime.models import PENDING, DiscordAccount, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
+from flask_discord_roles.codes import Action, DeliveryMode
 from flask_discord_roles.discord.oauth import TokenSet
 from flask_discord_roles.discord.snowflake import avatar_url, is_snowflake
 from flask_discord_roles.signals import account_linked, account_unlinked
@@ -131,7 +132,7 @@ def link_account(
     # the other one commits), before anything is revoked or joined on its behalf.
     state.db.session.flush()
 
-    automatic = queue_settings(state, store_id).delivery_mode == "automatic"
+    automatic = queue_settings(state, store_id).delivery_mode == DeliveryMode.AUTOMATIC
     due: list[int] = []
     if previous is not None:
         due += _move_pending(state, store_id, customer_id, previous, discord_user_id, automatic, now)
@@ -291,7 +292,7 @@ def _move_pending(
                 model.customer_id == customer_id,
                 model.discord_user_id == old_user_id,
                 model.status == PENDING,
-                model.action == "add",
+                model.action == Action.ADD,
                 model.revoked_at.is_(None),
                 sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now),
             )
