@@ -21,7 +21,7 @@ from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles._runtime.timestamps import format_timestamp
 from flask_discord_roles.codes import Action, Source, Status
 from flask_discord_roles.discord.snowflake import is_snowflake
-from flask_discord_roles.errors import ValidationError
+from flask_discord_roles.errors import NotFound, ValidationError
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
 """Every delivery status, as stored and as the tenant API writes it (:class:`.codes.Status`)."""
@@ -36,7 +36,7 @@ MAX_ID = 2**63 - 1
 """The largest delivery id a BIGINT holds: anything larger cannot exist, and must not reach the driver."""
 
 
-class DeliveryNotFound(LookupError):
+class DeliveryNotFound(NotFound):
     """No delivery with that id in that store."""
 
 

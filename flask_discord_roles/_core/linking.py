@@ -36,6 +36,7 @@ from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode
 from flask_discord_roles.discord.oauth import TokenSet
 from flask_discord_roles.discord.snowflake import avatar_url, is_snowflake
+from flask_discord_roles.errors import Conflict
 from flask_discord_roles.signals import account_linked, account_unlinked
 
 __all__ = [
@@ -68,7 +69,7 @@ class LinkedAccount:
         return self.global_name or self.username or self.discord_user_id
 
 
-class AccountTaken(Exception):
+class AccountTaken(Conflict):
     """The Discord account is already linked to another customer of the same store."""
 
     def __init__(self, discord_user_id: str) -> None:
