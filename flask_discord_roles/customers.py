@@ -19,6 +19,7 @@ import warnings
 
 from flask_discord_roles._core import customers as _service
 from flask_discord_roles._core.customers import ROLE_STATUSES, CustomerStatus, LinkedAccount, RoleStatus
+from flask_discord_roles._runtime.deprecation import REMOVED_IN
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import DeliveryInfo
 from flask_discord_roles.deliveries import assign_role as _assign_role
@@ -57,8 +58,8 @@ def assign_role(
 ) -> DeliveryInfo:
     """Deprecated: call :func:`flask_discord_roles.deliveries.assign_role` with ``customer_id=``."""
     warnings.warn(
-        "customers.assign_role is deprecated; call deliveries.assign_role(store_id, customer_id=..., "
-        "guild_id=..., role_id=...) instead",
+        f"flask_discord_roles.customers.assign_role is deprecated and goes away in {REMOVED_IN}: call "
+        "deliveries.assign_role(store_id, customer_id=..., guild_id=..., role_id=...) instead",
         DeprecationWarning,
         stacklevel=2,
     )
@@ -82,8 +83,8 @@ def remove_role(
 ) -> DeliveryInfo:
     """Deprecated: call :func:`flask_discord_roles.deliveries.remove_role` with ``customer_id=``."""
     warnings.warn(
-        "customers.remove_role is deprecated; call deliveries.remove_role(store_id, customer_id=..., "
-        "guild_id=..., role_id=...) instead",
+        f"flask_discord_roles.customers.remove_role is deprecated and goes away in {REMOVED_IN}: call "
+        "deliveries.remove_role(store_id, customer_id=..., guild_id=..., role_id=...) instead",
         DeprecationWarning,
         stacklevel=2,
     )

@@ -11,8 +11,6 @@ from flask_discord_roles.errors import DiscordRolesError
 
 __all__ = ["InvalidOrderEvent", "OrderAdapter", "OrderEvent", "default_adapter"]
 
-__all__ = ["InvalidOrderEvent", "OrderAdapter", "OrderEvent", "default_adapter"]
-
 
 class InvalidOrderEvent(DiscordRolesError, ValueError):
     """An order signal carried something we cannot use; the message names the field."""

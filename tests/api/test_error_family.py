@@ -114,6 +114,12 @@ def test_every_import_path_of_an_error_gives_the_same_class(name: str) -> None:
     assert len(set(found.values())) == 1, f"{name} is a different class depending on the path: {found}"
 
 
+def test_the_deprecated_configuration_error_path_gives_the_same_class() -> None:
+    with pytest.warns(DeprecationWarning, match="import it from flask_discord_roles"):
+        from flask_discord_roles.config import ConfigurationError as old
+    assert old is ConfigurationError
+
+
 def test_discord_errors_stay_discords_own() -> None:
     # The discord package knows nothing of ours: its errors are not DiscordRolesErrors.
     assert not any(issubclass(error, DiscordRolesError) for error in DISCORDS_OWN)
