@@ -18,7 +18,13 @@ from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.version import __version__
 from flask_discord_roles.claim_codes import claim_code
 from flask_discord_roles.deliveries import DeliveryInfo
-from flask_discord_roles.errors import ConfigurationError, DiscordRolesError, NotFound, ValidationError
+from flask_discord_roles.errors import (
+    ConfigurationError,
+    Conflict,
+    DiscordRolesError,
+    NotFound,
+    ValidationError,
+)
 from flask_discord_roles.orders import InvalidOrderEvent, OrderEvent
 from flask_discord_roles.signals import (
     account_linked,
@@ -35,6 +41,7 @@ from flask_discord_roles.signals import (
 __all__ = [
     "ApiGrant",
     "ConfigurationError",
+    "Conflict",
     "DeliveryInfo",
     "DiscordRoles",
     "DiscordRolesError",

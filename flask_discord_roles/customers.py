@@ -1,23 +1,29 @@
-"""A customer's Discord link and roles, and roles given or taken by hand, for the host's own dashboard
-(inside an app context)::
+"""A customer's Discord link and roles, for the host's own dashboard (inside an app context)::
 
-    from flask_discord_roles import customers
+    from flask_discord_roles import customers, deliveries
 
     status = customers.customer_status(store.id, customer.id)
-    customers.assign_role(store.id, customer.id, guild_id=guild_id, role_id=role_id)
+    deliveries.assign_role(store.id, customer_id=customer.id, guild_id=guild_id, role_id=role_id)
     db.session.commit()  # the change runs once you commit
 
 Customers are known by the id your app gives them (Flask-Login's user id by default). Reading costs no
 Discord call: a role's status is what the customer's latest delivery of it says. The tenant API's
-``/customers`` operations call the same functions.
+``/customers`` operations call the same functions. Roles are given and taken by hand with
+:func:`flask_discord_roles.deliveries.assign_role` and ``remove_role`` (this module's ``assign_role`` and
+``remove_role`` are deprecated aliases of them).
 """
 
 from __future__ import annotations
 
+import warnings
+
 from flask_discord_roles._core import customers as _service
 from flask_discord_roles._core.customers import ROLE_STATUSES, CustomerStatus, LinkedAccount, RoleStatus
+from flask_discord_roles._runtime.deprecation import REMOVED_IN
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import DeliveryInfo
+from flask_discord_roles.deliveries import assign_role as _assign_role
+from flask_discord_roles.deliveries import remove_role as _remove_role
 from flask_discord_roles.errors import ValidationError
 
 __all__ = [
@@ -50,16 +56,16 @@ def assign_role(
     discord_user_id: str | None = None,
     role_name: str | None = None,
 ) -> DeliveryInfo:
-    """Give the customer a role of a linked server by hand (source ``manual``); runs once you commit.
-
-    The role goes to ``discord_user_id``, by default the customer's linked account. Raises
-    :class:`ValidationError` for a malformed id, a server not linked to the store, or a customer with
-    no linked account and no ``discord_user_id``.
-    """
-    return _service.assign_role(
-        get_state(),
+    """Deprecated: call :func:`flask_discord_roles.deliveries.assign_role` with ``customer_id=``."""
+    warnings.warn(
+        f"flask_discord_roles.customers.assign_role is deprecated and goes away in {REMOVED_IN}: call "
+        "deliveries.assign_role(store_id, customer_id=..., guild_id=..., role_id=...) instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _assign_role(
         str(store_id),
-        str(customer_id),
+        customer_id=customer_id,
         guild_id=guild_id,
         role_id=role_id,
         discord_user_id=discord_user_id,
@@ -75,16 +81,16 @@ def remove_role(
     role_id: str,
     discord_user_id: str | None = None,
 ) -> DeliveryInfo:
-    """Take a role from the customer by hand, whoever granted it; runs once you commit.
-
-    Taken from ``discord_user_id``, by default the customer's linked account, else whoever the
-    customer's latest delivery of the role went to. Raises :class:`ValidationError` as
-    :func:`assign_role` does.
-    """
-    return _service.remove_role(
-        get_state(),
+    """Deprecated: call :func:`flask_discord_roles.deliveries.remove_role` with ``customer_id=``."""
+    warnings.warn(
+        f"flask_discord_roles.customers.remove_role is deprecated and goes away in {REMOVED_IN}: call "
+        "deliveries.remove_role(store_id, customer_id=..., guild_id=..., role_id=...) instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _remove_role(
         str(store_id),
-        str(customer_id),
+        customer_id=customer_id,
         guild_id=guild_id,
         role_id=role_id,
         discord_user_id=discord_user_id,

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_discord_roles.discord.snowflake import is_snowflake
+from flask_discord_roles.errors import DiscordRolesError
 
 __all__ = ["InvalidOrderEvent", "OrderAdapter", "OrderEvent", "default_adapter"]
 
 
-class InvalidOrderEvent(ValueError):
+class InvalidOrderEvent(DiscordRolesError, ValueError):
     """An order signal carried something we cannot use; the message names the field."""
 
 

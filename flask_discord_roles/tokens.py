@@ -18,8 +18,18 @@ from flask_discord_roles._core import api_tokens as _service
 from flask_discord_roles._core.api_tokens import IssuedToken, TokenInfo
 from flask_discord_roles._runtime.api_grant import SCOPES, ApiGrant
 from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.errors import ValidationError
 
-__all__ = ["SCOPES", "ApiGrant", "IssuedToken", "TokenInfo", "create_token", "list_tokens", "revoke_token"]
+__all__ = [
+    "SCOPES",
+    "ApiGrant",
+    "IssuedToken",
+    "TokenInfo",
+    "ValidationError",
+    "create_token",
+    "list_tokens",
+    "revoke_token",
+]
 
 
 def create_token(
@@ -27,7 +37,7 @@ def create_token(
 ) -> IssuedToken:
     """A new token for ``store_id``; added to your session: commit, then show ``token`` once.
 
-    Raises :class:`~flask_discord_roles.deliveries.ValidationError` for an unknown scope or empty name.
+    Raises :class:`ValidationError` for an unknown scope or empty name.
     """
     return _service.create_token(get_state(), str(store_id), name, list(scopes), expires_at=expires_at)
 

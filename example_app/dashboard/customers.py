@@ -72,9 +72,9 @@ def assign_role(customer_id: str) -> Response:
     if not guild_id or not role_id:
         return refused("Choose a role to give.", "dashboard.customer", customer_id=customer_id)
     try:
-        change = customers.assign_role(
+        change = deliveries.assign_role(
             store,
-            customer_id,
+            customer_id=customer_id,
             guild_id=guild_id,
             role_id=role_id,
             discord_user_id=request.form.get("discord_user_id", "").strip() or None,
@@ -88,7 +88,9 @@ def assign_role(customer_id: str) -> Response:
 @dashboard.post("/customers/<customer_id>/roles/<guild_id>/<role_id>/remove")
 def remove_role(customer_id: str, guild_id: str, role_id: str) -> Response:
     try:
-        change = customers.remove_role(store_id(), customer_id, guild_id=guild_id, role_id=role_id)
+        change = deliveries.remove_role(
+            store_id(), customer_id=customer_id, guild_id=guild_id, role_id=role_id
+        )
     except ValidationError as error:
         return refused(error, "dashboard.customer", customer_id=customer_id)
     return _done(customer_id, change, "removed")

@@ -20,7 +20,7 @@ from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import StoreBot, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import ReasonCode, Status
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.commands import command_definitions
 from flask_discord_roles.discord.errors import DiscordError, PermanentDiscordError, Unauthorized
@@ -329,7 +329,7 @@ def requeue_parked(state: DiscordRolesState, store_id: str, *, now: datetime | N
             sa.update(model)
             .where(
                 model.store_id == store_id,
-                model.status == "pending",
+                model.status == Status.PENDING,
                 model.reason_code.in_(
                     (ReasonCode.NO_BOT, ReasonCode.BOT_DISABLED, ReasonCode.TOKEN_UNREADABLE)
                 ),

@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from flask_discord_roles.errors import ConfigurationError
+
 # Crockford's base32: no I, L, O or U, so a code read aloud or retyped survives.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LOOK_ALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 MAC_LENGTH = 12
 
 
-class ClaimCodeSecretMissing(RuntimeError):
-    """Claim codes need ``DISCORD_ROLES_CLAIM_CODE_SECRET`` or the app's ``SECRET_KEY``."""
+class ClaimCodeSecretMissing(ConfigurationError):
+    """Claim codes need ``DISCORD_ROLES_CLAIM_CODE_SECRET`` or the app's ``SECRET_KEY`` (a
+    :class:`RuntimeError`, as before)."""
 
 
 def make_claim_code(secret: bytes, store_id: str, order_id: str) -> str:

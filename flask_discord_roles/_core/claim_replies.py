@@ -34,7 +34,7 @@ from flask_discord_roles._runtime.dispatch import run_after_response
 from flask_discord_roles._runtime.executor import Work
 from flask_discord_roles._runtime.models import ClaimReply, Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState, get_state
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import ReasonCode, SendStatus, Status
 from flask_discord_roles.discord import interactions as discord
 from flask_discord_roles.discord.errors import PermanentDiscordError, RateLimited, TransientDiscordError
 
@@ -82,7 +82,7 @@ def queue_claim_reply(
             token_ciphertext=state.cipher.encrypt(interaction_token),
             delivery_ids=list(delivery_ids),
             notes=list(notes),
-            status="pending",
+            status=SendStatus.PENDING,
             attempts=0,
             next_attempt_at=now + ACKNOWLEDGED_WITHIN,
             answer_by=now + ANSWER_WITHIN,
@@ -106,7 +106,11 @@ def answer_sent(app: Flask, reply_ids: Sequence[int], *, delivery_ids: Sequence[
         with state.db.engine.begin() as connection:
             connection.execute(
                 sa.update(model)
-                .where(model.id.in_(list(reply_ids)), model.status == "pending", model.leased_by.is_(None))
+                .where(
+                    model.id.in_(list(reply_ids)),
+                    model.status == SendStatus.PENDING,
+                    model.leased_by.is_(None),
+                )
                 .values(next_attempt_at=utcnow())
             )
         state.executor.submit(app, Work(delivery_ids=set(delivery_ids), reply_ids=set(reply_ids)))
@@ -118,7 +122,7 @@ def forget_old_replies(models: Models, engine: sa.Engine, *, now: datetime) -> i
     reply = models.ClaimReply
     with engine.begin() as connection:
         result = connection.execute(
-            sa.delete(reply).where(reply.status != "pending", reply.created_at < now - REPLY_MEMORY)
+            sa.delete(reply).where(reply.status != SendStatus.PENDING, reply.created_at < now - REPLY_MEMORY)
         )
         return int(result.rowcount)
 
@@ -127,7 +131,7 @@ def claim_answer(listed: Sequence[Listed], notes: Sequence[str], *, final: bool 
     """The message a /claim leaves: one line per role it tried, then what it already knew."""
     lines = [_line(row, final=final) for row in listed]
     lines.extend(f"⚠️ {note}" for note in notes)
-    delivered = sum(row.status == "completed" for row in listed)
+    delivered = sum(row.status == Status.COMPLETED for row in listed)
     if not lines:
         title, lines = "Nothing to claim", ["Everything you bought is already yours."]
     elif delivered == len(listed) and not notes:
@@ -142,11 +146,11 @@ def claim_answer(listed: Sequence[Listed], notes: Sequence[str], *, final: bool 
 
 def _line(row: Listed, *, final: bool) -> str:
     order = f" (order {row.order_id})" if row.order_id else ""
-    if row.status == "completed":
+    if row.status == Status.COMPLETED:
         return f"✅ {row.role}{order}: delivered."
-    if row.status == "failed":
+    if row.status == Status.FAILED:
         return f"❌ {row.role}{order}: not delivered. {row.reason or 'Discord refused it.'}"
-    if row.status == "expired":
+    if row.status == Status.EXPIRED:
         return f"⌛ {row.role}{order}: {row.reason or 'expired.'}"
     if row.next_attempt_at is None:
         return f"⏸️ {row.role}{order}: waiting. {row.reason or ''}".rstrip()
@@ -177,7 +181,7 @@ class ClaimReplySender(LeasedQueue):
     def release(self, reply_ids: Sequence[int]) -> None:
         """Give back claimed replies that were not run (a worker stopping); no attempt is spent."""
         for reply_id in reply_ids:
-            self._finish(reply_id, "pending", None, spent=False)
+            self._finish(reply_id, SendStatus.PENDING, None, spent=False)
 
     def run(self, reply_id: int) -> str:
         """Send one claimed reply if its deliveries settled: ``sent``, ``waiting``, ``retried``, ``failed``
@@ -187,15 +191,17 @@ class ClaimReplySender(LeasedQueue):
         if loaded is None:
             return "lost"
         reply, listed = loaded
-        scheduled = [row.next_attempt_at for row in listed if row.status == "pending" and row.next_attempt_at]
+        scheduled = [
+            row.next_attempt_at for row in listed if row.status == Status.PENDING and row.next_attempt_at
+        ]
         if scheduled and now < reply.answer_by:
             # Look again when the last of them is due to have run (but not before RECHECK).
             look_again = min(reply.answer_by, max(max(scheduled), now) + RECHECK)
-            return self._finish(reply_id, "pending", None, at=look_again, spent=False)
+            return self._finish(reply_id, SendStatus.PENDING, None, at=look_again, spent=False)
         try:
             token = self.state.cipher.decrypt(reply.token_ciphertext)
         except DecryptionError:
-            return self._finish(reply_id, "failed", ReasonCode.TOKEN_UNREADABLE)
+            return self._finish(reply_id, SendStatus.FAILED, ReasonCode.TOKEN_UNREADABLE)
         message = claim_answer(listed, reply.notes or [])
         try:
             self.state.clients.for_webhooks().edit_original_interaction_response(
@@ -203,21 +209,23 @@ class ClaimReplySender(LeasedQueue):
             )
         except RateLimited as limited:
             code = ReasonCode.RATE_LIMITED if limited.from_discord else ReasonCode.PACED
-            return self._finish(reply_id, "pending", code, at=now + timedelta(seconds=limited.retry_after))
+            return self._finish(
+                reply_id, SendStatus.PENDING, code, at=now + timedelta(seconds=limited.retry_after)
+            )
         except TransientDiscordError:
             if reply.attempts >= self.state.settings.max_attempts or now >= reply.answer_by + timedelta(
                 minutes=2
             ):
-                return self._finish(reply_id, "failed", ReasonCode.DISCORD_UNAVAILABLE)
+                return self._finish(reply_id, SendStatus.FAILED, ReasonCode.DISCORD_UNAVAILABLE)
             return self._finish(
-                reply_id, "pending", ReasonCode.DISCORD_UNAVAILABLE, at=now + timedelta(seconds=2)
+                reply_id, SendStatus.PENDING, ReasonCode.DISCORD_UNAVAILABLE, at=now + timedelta(seconds=2)
             )
         except PermanentDiscordError as error:
             # Most often the token expired (the user's answer was too long in coming) or the message
             # was dismissed; the roles themselves are delivered either way.
             logger.info("claim reply %s could not be sent: %s (code %s)", reply_id, error.message, error.code)
-            return self._finish(reply_id, "failed", ReasonCode.DISCORD_REJECTED)
-        return self._finish(reply_id, "sent", None)
+            return self._finish(reply_id, SendStatus.FAILED, ReasonCode.DISCORD_REJECTED)
+        return self._finish(reply_id, SendStatus.SENT, None)
 
     @survives_stale_connection
     def _load(self, reply_id: int) -> tuple[Any, list[Any]] | None:
@@ -233,7 +241,7 @@ class ClaimReplySender(LeasedQueue):
     def _finish(
         self,
         reply_id: int,
-        status: str,
+        status: SendStatus,
         code: ReasonCode | None,
         *,
         at: datetime | None = None,
@@ -250,7 +258,7 @@ class ClaimReplySender(LeasedQueue):
             values["next_attempt_at"] = at
         if not spent:
             values["attempts"] = model.attempts - 1  # waiting on deliveries is not a failed attempt
-        if status == "sent":
+        if status == SendStatus.SENT:
             values["sent_at"] = self._clock()
         with self._engine.begin() as connection:
             updated = connection.execute(
@@ -260,6 +268,6 @@ class ClaimReplySender(LeasedQueue):
             )
         if updated.rowcount == 0:
             return "lost"
-        if status == "pending":
+        if status == SendStatus.PENDING:
             return "waiting" if not spent else "retried"
-        return status
+        return str(status)

@@ -1,5 +1,5 @@
-"""Listing, retrying, assigning and removing deliveries for one store: the engine behind
-:mod:`flask_discord_roles.deliveries` and the tenant API's delivery operations."""
+"""Listing and retrying deliveries for one store: the engine behind :mod:`flask_discord_roles.deliveries`
+and the tenant API's delivery operations (roles given or taken by hand are :mod:`.manual_changes`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from flask_discord_roles._core.order_rows import of_order
-from flask_discord_roles._core.queue import claim_owed, queue_manual_change
+from flask_discord_roles._core.queue import claim_owed
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._core.role_gate import REFUSALS, refusal
 from flask_discord_roles._core.settings import store_settings
@@ -19,11 +19,16 @@ from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import PENDING, Delivery, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles.codes import Action, Source, Status
 from flask_discord_roles.discord.snowflake import is_snowflake
-from flask_discord_roles.errors import ValidationError
+from flask_discord_roles.errors import NotFound, ValidationError
 
-STATUSES = ("pending", "completed", "failed", "expired")
-SOURCES = ("interaction", "auto", "manual")
+STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
+"""Every delivery status, as stored and as the tenant API writes it (:class:`.codes.Status`)."""
+SOURCES: tuple[str, ...] = tuple(source.value for source in Source)
+"""Every delivery source (:class:`.codes.Source`)."""
+RETRYABLE: tuple[str, ...] = (Status.FAILED.value, Status.EXPIRED.value)
+"""The statuses a retry starts from."""
 MAX_PAGE_SIZE = 100
 MAX_DAYS = 366
 """The longest history :func:`deliveries_per_day` reports: a year, leap day included."""
@@ -31,7 +36,7 @@ MAX_ID = 2**63 - 1
 """The largest delivery id a BIGINT holds: anything larger cannot exist, and must not reach the driver."""
 
 
-class DeliveryNotFound(LookupError):
+class DeliveryNotFound(NotFound):
     """No delivery with that id in that store."""
 
 
@@ -114,7 +119,7 @@ def _filters(
     ):
         if value is not None:
             conditions.append(column == value)
-    if status is not None and status != "pending":
+    if status is not None and status != Status.PENDING:
         # Implied, but SQLite only uses the index of settled rows when the query says it in its words.
         conditions.append(model.status != PENDING)
     # Half-open, [after, before): consecutive windows of a report never count a row twice.
@@ -209,7 +214,7 @@ def retry_delivery(store_id: str, delivery_id: int) -> DeliveryInfo:
     """
     state = get_state()
     row = _own_row(state, store_id, delivery_id, lock=True)
-    if row.status not in ("failed", "expired"):
+    if row.status not in RETRYABLE:
         raise ValidationError(
             {"status": [f"Only failed or expired deliveries can be retried (this one is {row.status})."]}
         )
@@ -253,7 +258,7 @@ class Retried:
 def retry_deliveries(
     store_id: str,
     *,
-    status: str = "failed",
+    status: str = Status.FAILED,
     source: str | None = None,
     customer_id: str | None = None,
     order_id: str | None = None,
@@ -266,7 +271,7 @@ def retry_deliveries(
     Deliveries of revoked orders are left alone; those the role gate refuses are counted in
     :attr:`Retried.refused`.
     """
-    if status not in ("failed", "expired"):
+    if status not in RETRYABLE:
         raise ValidationError({"status": ["Only failed or expired deliveries can be retried."]})
     state = get_state()
     model = state.models.Delivery
@@ -323,14 +328,14 @@ def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:
         settings = settings_by_store.get(row.store_id)
         if settings is None:
             settings = settings_by_store[row.store_id] = store_settings(state, row.store_id)
-        row.status = "pending"
+        row.status = Status.PENDING
         row.attempts = 0
         row.reason_code = None
         row.reason = None
         row.leased_by = None
         row.lease_expires_at = None
         row.completed_at = None
-        if row.action == "add" and settings.claims_expire:
+        if row.action == Action.ADD and settings.claims_expire:
             row.expires_at = now + timedelta(hours=settings.claim_expiry_hours)
         # An owner's retry is a request to deliver now, in either mode, if we know who to deliver to.
         row.next_attempt_at = now if row.discord_user_id else None
@@ -338,56 +343,6 @@ def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:
             due.append(row.id)
     state.db.session.flush()
     return due
-
-
-def assign_role(
-    store_id: str,
-    *,
-    guild_id: str,
-    role_id: str,
-    discord_user_id: str,
-    customer_id: str | None = None,
-    role_name: str | None = None,
-) -> DeliveryInfo:
-    """Give a member a role by hand (source ``manual``). Runs after you commit."""
-    return _manual("add", store_id, guild_id, role_id, discord_user_id, customer_id, role_name)
-
-
-def remove_role(
-    store_id: str,
-    *,
-    guild_id: str,
-    role_id: str,
-    discord_user_id: str,
-    customer_id: str | None = None,
-    role_name: str | None = None,
-) -> DeliveryInfo:
-    """Take a role away by hand: always carried out, whoever granted it. Runs after you commit."""
-    return _manual("remove", store_id, guild_id, role_id, discord_user_id, customer_id, role_name)
-
-
-def _manual(
-    action: str,
-    store_id: str,
-    guild_id: str,
-    role_id: str,
-    discord_user_id: str,
-    customer_id: str | None,
-    role_name: str | None,
-) -> DeliveryInfo:
-    state = get_state()
-    row = queue_manual_change(
-        state,
-        store_id,
-        action=action,
-        guild_id=guild_id,
-        role_id=role_id,
-        discord_user_id=discord_user_id,
-        customer_id=customer_id,
-        role_name=role_name,
-    )
-    _dispatch(state, [row.id])
-    return DeliveryInfo.from_row(row)
 
 
 def claim(store_id: str, *, guild_id: str, discord_user_id: str) -> list[int]:

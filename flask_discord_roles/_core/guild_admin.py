@@ -24,17 +24,18 @@ from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import send_after_commit
 from flask_discord_roles._runtime.models import LinkedGuild, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import ReasonCode, SendStatus, Status
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import (
     DiscordError,
     Forbidden,
-    NotFound,
     TransientDiscordError,
     Unauthorized,
 )
+from flask_discord_roles.discord.errors import NotFound as DiscordNotFound
 from flask_discord_roles.discord.permissions import can_assign, role_sort_key
 from flask_discord_roles.discord.snowflake import icon_url
+from flask_discord_roles.errors import DiscordRolesError, NotFound
 from flask_discord_roles.signals import guild_unlinked
 
 logger = logging.getLogger("flask_discord_roles")
@@ -43,11 +44,11 @@ UNLINKED_REASON = REFUSALS[GUILD_UNLINKED]
 NOTIFICATIONS_UNLINKED = "The notification channel's server was unlinked from the store."
 
 
-class GuildNotLinked(LookupError):
+class GuildNotLinked(NotFound):
     """The server is not linked to the store."""
 
 
-class BotUnavailable(Exception):
+class BotUnavailable(DiscordRolesError):
     """The store's bot cannot look at the server; ``fix`` says in words what the store owner can do."""
 
     def __init__(self, reason_code: ReasonCode, fix: str) -> None:
@@ -229,7 +230,7 @@ def _refresh(client: DiscordClient, link: LinkedGuild, now: datetime) -> bool | 
     """Read the server from Discord into the link's cache; whether the bot is in it (None: unknown)."""
     try:
         guild = client.get_guild(link.guild_id, with_counts=True)
-    except (Forbidden, NotFound):
+    except (Forbidden, DiscordNotFound):
         return False  # Discord hides a server from a bot that is not in it (403 50001, or 404)
     except DiscordError as error:
         logger.info("guild %s: details not refreshed (%s)", link.guild_id, type(error).__name__)
@@ -268,7 +269,7 @@ def read_roles(
     try:
         roles = access.client.get_guild_roles(guild_id)
         member = access.client.get_member(guild_id, bot_user_id(state, access))
-    except (Forbidden, NotFound):
+    except (Forbidden, DiscordNotFound):
         raise _not_in_guild(access, guild_id) from None
     except Unauthorized:
         raise _token_refused() from None
@@ -361,9 +362,11 @@ def _stop_deliveries(state: DiscordRolesState, store_id: str, guild_id: str, now
     delivery = state.models.Delivery
     result = state.db.session.execute(
         sa.update(delivery)
-        .where(delivery.store_id == store_id, delivery.guild_id == guild_id, delivery.status == "pending")
+        .where(
+            delivery.store_id == store_id, delivery.guild_id == guild_id, delivery.status == Status.PENDING
+        )
         .values(
-            status="failed",
+            status=Status.FAILED,
             reason_code=GUILD_UNLINKED,
             reason=UNLINKED_REASON,
             next_attempt_at=None,
@@ -402,7 +405,7 @@ def _notification_channel_in(
         channel = bot_access(state, store_id).client.get_channel(channel_id)
     except BotUnavailable:
         return channel_id, "the store has no bot that could ask Discord where the channel is"
-    except NotFound:
+    except DiscordNotFound:
         return None, None  # a deleted channel is in no server
     except Unauthorized:
         return channel_id, "Discord refused the bot's token, so it could not say where the channel is"
@@ -427,10 +430,10 @@ def _stop_notifications(state: DiscordRolesState, store_id: str, channel_id: str
         .where(
             notification.store_id == store_id,
             notification.channel_id == channel_id,
-            notification.status == "pending",
+            notification.status == SendStatus.PENDING,
         )
         .values(
-            status="failed",
+            status=SendStatus.FAILED,
             reason_code=GUILD_UNLINKED,
             reason=NOTIFICATIONS_UNLINKED,
             leased_by=None,

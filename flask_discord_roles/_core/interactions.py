@@ -27,6 +27,7 @@ from flask_discord_roles._runtime.bot_cache import InteractionBot
 from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
+from flask_discord_roles.codes import Status
 from flask_discord_roles.discord import interactions as discord
 from flask_discord_roles.discord.permissions import ADMINISTRATOR, MANAGE_GUILD
 from flask_discord_roles.discord.snowflake import created_at, is_snowflake
@@ -245,7 +246,7 @@ def check_command(
     if not listed:
         return discord.ephemeral_message(embeds=[_nothing_found()])
     lines = [_check_line(row) for row in listed]
-    waiting = any(row.status == "pending" for row in listed)
+    waiting = any(row.status == Status.PENDING for row in listed)
     components = [discord.button_row(("Claim", CLAIM_BUTTON))] if waiting else []
     return discord.ephemeral_message(
         embeds=[discord.embed("Your deliveries", "\n".join(lines))], components=components
@@ -254,12 +255,12 @@ def check_command(
 
 def _check_line(row: Listed) -> str:
     order = f" · order {row.order_id}" if row.order_id else ""
-    if row.status == "pending":
+    if row.status == Status.PENDING:
         expiry = f", claim before <t:{int(row.expires_at.timestamp())}:f>" if row.expires_at else ""
         return f"⏳ {row.role}{order}: waiting{expiry}."
-    if row.status == "completed":
+    if row.status == Status.COMPLETED:
         return f"✅ {row.role}{order}: delivered."
-    if row.status == "expired":
+    if row.status == Status.EXPIRED:
         return f"⌛ {row.role}{order}: expired. {row.reason or ''}".rstrip()
     return f"❌ {row.role}{order}: failed. {row.reason or ''}".rstrip()
 

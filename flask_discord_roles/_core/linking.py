@@ -33,8 +33,10 @@ from flask_discord_roles._runtime.dispatch import (
 )
 from flask_discord_roles._runtime.models import PENDING, DiscordAccount, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
+from flask_discord_roles.codes import Action, DeliveryMode
 from flask_discord_roles.discord.oauth import TokenSet
 from flask_discord_roles.discord.snowflake import avatar_url, is_snowflake
+from flask_discord_roles.errors import Conflict
 from flask_discord_roles.signals import account_linked, account_unlinked
 
 __all__ = [
@@ -67,7 +69,7 @@ class LinkedAccount:
         return self.global_name or self.username or self.discord_user_id
 
 
-class AccountTaken(Exception):
+class AccountTaken(Conflict):
     """The Discord account is already linked to another customer of the same store."""
 
     def __init__(self, discord_user_id: str) -> None:
@@ -131,7 +133,7 @@ def link_account(
     # the other one commits), before anything is revoked or joined on its behalf.
     state.db.session.flush()
 
-    automatic = queue_settings(state, store_id).delivery_mode == "automatic"
+    automatic = queue_settings(state, store_id).delivery_mode == DeliveryMode.AUTOMATIC
     due: list[int] = []
     if previous is not None:
         due += _move_pending(state, store_id, customer_id, previous, discord_user_id, automatic, now)
@@ -291,7 +293,7 @@ def _move_pending(
                 model.customer_id == customer_id,
                 model.discord_user_id == old_user_id,
                 model.status == PENDING,
-                model.action == "add",
+                model.action == Action.ADD,
                 model.revoked_at.is_(None),
                 sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now),
             )

@@ -15,7 +15,7 @@ from flask_discord_roles._core.guild_admin import describe_role, get_link, read_
 from flask_discord_roles._runtime.models import RoleMapping, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.discord.snowflake import is_snowflake
-from flask_discord_roles.errors import ValidationError
+from flask_discord_roles.errors import Conflict, NotFound, ValidationError
 
 PACKAGE_ID_MAX_LENGTH = 64
 ROLE_NAME_MAX_LENGTH = 100
@@ -23,11 +23,11 @@ LARGEST_ID = 2**31 - 1
 """Mapping ids are 32-bit: a larger one names no mapping (and SQLite cannot even bind one past 64 bits)."""
 
 
-class MappingNotFound(LookupError):
+class MappingNotFound(NotFound):
     """No mapping with that id in the store."""
 
 
-class DuplicateMapping(Exception):
+class DuplicateMapping(Conflict):
     """The store already maps this package to this role in this server."""
 
     def __init__(self, existing: RoleMapping) -> None:

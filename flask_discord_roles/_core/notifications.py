@@ -22,7 +22,7 @@ from flask_discord_roles._core.reconnect import survives_stale_connection
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import PurchaseNotification, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import ReasonCode, SendStatus
 from flask_discord_roles.discord import errors as discord_errors
 from flask_discord_roles.discord.errors import (
     PermanentDiscordError,
@@ -86,33 +86,38 @@ class NotificationSender(LeasedQueue):
         message, channel_id, attempts, token_ciphertext, uses_platform_bot = loaded
         if token_ciphertext is None:
             return self._finish(
-                notification_id, "failed", ReasonCode.NO_BOT, "The store's bot is missing or switched off."
+                notification_id,
+                SendStatus.FAILED,
+                ReasonCode.NO_BOT,
+                "The store's bot is missing or switched off.",
             )
         try:
             client = self.state.clients.for_token(token_of(self.state, token_ciphertext, uses_platform_bot))
             client.create_message(channel_id, message, max_wait=self.state.settings.rate_limit_wait)
         except DecryptionError:
             return self._finish(
-                notification_id, "failed", ReasonCode.TOKEN_UNREADABLE, "Save the bot token again."
+                notification_id, SendStatus.FAILED, ReasonCode.TOKEN_UNREADABLE, "Save the bot token again."
             )
         except RateLimited as limited:
             code = ReasonCode.RATE_LIMITED if limited.from_discord else ReasonCode.PACED
-            return self._finish(notification_id, "pending", code, None, delay=limited.retry_after)
+            return self._finish(notification_id, SendStatus.PENDING, code, None, delay=limited.retry_after)
         except TransientDiscordError as error:
             if attempts >= self.state.settings.max_attempts:
-                return self._finish(notification_id, "failed", ReasonCode.DISCORD_UNAVAILABLE, error.message)
+                return self._finish(
+                    notification_id, SendStatus.FAILED, ReasonCode.DISCORD_UNAVAILABLE, error.message
+                )
             delay = min(self.state.settings.retry_cap, self.state.settings.retry_base * 2 ** (attempts - 1))
             return self._finish(
                 notification_id,
-                "pending",
+                SendStatus.PENDING,
                 ReasonCode.DISCORD_UNAVAILABLE,
                 error.message,
                 delay=delay * self._rng.uniform(0.5, 1),
             )
         except PermanentDiscordError as error:
             code, reason = _explain(error)
-            return self._finish(notification_id, "failed", code, reason)
-        return self._finish(notification_id, "sent", None, None)
+            return self._finish(notification_id, SendStatus.FAILED, code, reason)
+        return self._finish(notification_id, SendStatus.SENT, None, None)
 
     @survives_stale_connection
     def _load(self, notification_id: int) -> tuple[dict[str, Any], str, int, str | None, bool] | None:
@@ -139,7 +144,7 @@ class NotificationSender(LeasedQueue):
     def _finish(
         self,
         notification_id: int,
-        status: str,
+        status: SendStatus,
         code: ReasonCode | None,
         reason: str | None,
         *,
@@ -154,9 +159,9 @@ class NotificationSender(LeasedQueue):
             "leased_by": None,
             "lease_expires_at": None,
         }
-        if status == "sent":
+        if status == SendStatus.SENT:
             values["sent_at"] = now
-        if status == "pending":
+        if status == SendStatus.PENDING:
             values["next_attempt_at"] = now + timedelta(seconds=delay)
         with self._sessions.begin() as session:
             updated = session.execute(
@@ -167,9 +172,9 @@ class NotificationSender(LeasedQueue):
             )
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             return "lost"
-        if status == "failed":
+        if status == SendStatus.FAILED:
             logger.warning("purchase notification %s failed: %s (%s)", notification_id, code, reason)
-        return "retried" if status == "pending" else status
+        return "retried" if status == SendStatus.PENDING else str(status)
 
 
 def _explain(error: PermanentDiscordError) -> tuple[ReasonCode, str]:

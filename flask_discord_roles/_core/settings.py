@@ -12,7 +12,7 @@ from flask_discord_roles._core.bots import client_for, get_bot
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, StoreSettings
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import ReasonCode
+from flask_discord_roles.codes import DeliveryMode, ReasonCode
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import Forbidden, NotFound, PermanentDiscordError, Unauthorized
 from flask_discord_roles.discord.permissions import (
@@ -40,7 +40,7 @@ def store_settings(state: DiscordRolesState, store_id: str) -> StoreSettings:
         require_link=False,
         join_guilds_on_link=False,
         notifications_enabled=False,
-        delivery_mode="automatic",
+        delivery_mode=DeliveryMode.AUTOMATIC,
         claims_expire=True,
         claim_expiry_hours=DEFAULT_CLAIM_EXPIRY_HOURS,
     )
@@ -49,7 +49,7 @@ def store_settings(state: DiscordRolesState, store_id: str) -> StoreSettings:
 class QueueSettings(NamedTuple):
     """The settings queueing needs, read in one cached Core query (this runs in every checkout)."""
 
-    delivery_mode: str = "automatic"
+    delivery_mode: str = DeliveryMode.AUTOMATIC
     claims_expire: bool = True
     claim_expiry_hours: int = DEFAULT_CLAIM_EXPIRY_HOURS
     notifications_enabled: bool = False
@@ -101,7 +101,7 @@ SETTING_NAMES = (
     "claim_expiry_hours",
 )
 """Every setting a store owner may change, in the order they are shown."""
-DELIVERY_MODES = ("automatic", "claim")
+DELIVERY_MODES: tuple[str, ...] = tuple(mode.value for mode in DeliveryMode)
 MAX_TEXT_LENGTH = 2000
 """Discord's limit on a message's content, which is where these texts may end up."""
 MAX_CLAIM_EXPIRY_HOURS = 24 * 365
@@ -179,7 +179,10 @@ def _field_error(name: str, value: object) -> str | None:
     if name == "delivery_mode":
         if value in DELIVERY_MODES:
             return None
-        return 'Must be "automatic" (roles are given at checkout) or "claim" (buyers run /claim).'
+        return (
+            f'Must be "{DeliveryMode.AUTOMATIC}" (roles are given at checkout) '
+            f'or "{DeliveryMode.CLAIM}" (buyers run /claim).'
+        )
     if name == "claim_expiry_hours":
         # bool is an int in Python, but true is not a number of hours.
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CLAIM_EXPIRY_HOURS:

@@ -10,12 +10,14 @@ from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-
-class EncryptionKeyError(ValueError):
-    """A configured encryption key is missing or is not a Fernet key."""
+from flask_discord_roles.errors import ConfigurationError, DiscordRolesError
 
 
-class DecryptionError(Exception):
+class EncryptionKeyError(ConfigurationError, ValueError):
+    """A configured encryption key is missing or is not a Fernet key (a :class:`ValueError`, as before)."""
+
+
+class DecryptionError(DiscordRolesError):
     """A stored secret could not be decrypted with any configured key.
 
     The message never contains the ciphertext or any key: it only says what to check.

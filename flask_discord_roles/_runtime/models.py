@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.elements import conv
 
 from flask_discord_roles._runtime.sql_functions import install_with
+from flask_discord_roles.codes import DeliveryMode, SendStatus, Status
 
 HOST_ID = sa.String(64)
 """Ids that belong to the host (store, customer, order, package): opaque strings."""
@@ -274,7 +275,7 @@ class Delivery(_Columns):
     store_id: Mapped[str] = mapped_column(HOST_ID)
     idempotency_key: Mapped[str] = mapped_column(IDEMPOTENCY_KEY)
     action: Mapped[str] = mapped_column(sa.String(8))
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    status: Mapped[str] = mapped_column(sa.String(16), default=Status.PENDING)
     source: Mapped[str] = mapped_column(sa.String(16))
     guild_id: Mapped[str] = mapped_column(SNOWFLAKE)
     role_id: Mapped[str] = mapped_column(SNOWFLAKE)
@@ -357,7 +358,7 @@ class StoreSettings(_Columns):
     notification_channel_id: Mapped[str | None] = mapped_column(SNOWFLAKE)
     welcome_message: Mapped[str | None] = mapped_column(sa.Text)
     checkout_prompt: Mapped[str | None] = mapped_column(sa.Text)
-    delivery_mode: Mapped[str] = mapped_column(sa.String(16), default="automatic")
+    delivery_mode: Mapped[str] = mapped_column(sa.String(16), default=DeliveryMode.AUTOMATIC)
     # None means pending deliveries never expire.
     claims_expire: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     claim_expiry_hours: Mapped[int] = mapped_column(sa.Integer, default=72)
@@ -444,7 +445,7 @@ class PurchaseNotification(_Columns):
     # The buyer's Discord id when known at checkout, for a mention that does not ping.
     discord_user_id: Mapped[str | None] = mapped_column(SNOWFLAKE)
     channel_id: Mapped[str] = mapped_column(SNOWFLAKE)
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    status: Mapped[str] = mapped_column(sa.String(16), default=SendStatus.PENDING)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     leased_by: Mapped[str | None] = mapped_column(sa.String(64))
@@ -484,7 +485,7 @@ class ClaimReply(_Columns):
     # The deliveries this /claim made due, and what it found it could not deliver (already explained).
     delivery_ids: Mapped[list[int]] = mapped_column(sa.JSON)
     notes: Mapped[list[str] | None] = mapped_column(sa.JSON)
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    status: Mapped[str] = mapped_column(sa.String(16), default=SendStatus.PENDING)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     leased_by: Mapped[str | None] = mapped_column(sa.String(64))

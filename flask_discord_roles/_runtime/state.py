@@ -21,6 +21,7 @@ from flask_discord_roles._runtime.crypto import TokenCipher
 from flask_discord_roles._runtime.executor import Executor
 from flask_discord_roles._runtime.hierarchy import HierarchyMemo
 from flask_discord_roles._runtime.models import Models
+from flask_discord_roles.errors import ConfigurationError
 
 
 class Loaders:
@@ -112,7 +113,7 @@ def get_state(app: Flask | None = None) -> DiscordRolesState:
     try:
         state = target.extensions["discord_roles"]
     except KeyError:
-        raise RuntimeError(
+        raise ConfigurationError(
             "flask-discord-roles is not initialised on this app: call DiscordRoles(app) or "
             "discord_roles.init_app(app)."
         ) from None

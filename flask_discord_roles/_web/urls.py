@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest
 from flask_discord_roles._runtime.config import Settings
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles._web.guards import InputRefused
+from flask_discord_roles.errors import ConfigurationError
 
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
@@ -30,7 +31,7 @@ def public_base_url(settings: Settings) -> str:
     if settings.public_base_url is not None:
         return settings.public_base_url
     if not has_request_context():
-        raise RuntimeError(
+        raise ConfigurationError(
             "Set DISCORD_ROLES_PUBLIC_BASE_URL (or pass base_url): outside a request there is no "
             "address of this app to build on."
         )

@@ -190,14 +190,19 @@ class RoleChanges(RuleBasedStateMachine):
     def by_hand(self, who: str, role: tuple[str, str], add: bool) -> None:
         key, name = role
         change = deliveries.assign_role if add else deliveries.remove_role
-        change(
-            self.shop.store_id,
-            guild_id=self.guild[key],
-            role_id=self.role_ids[role],
-            discord_user_id=self.user[who],
-            customer_id=f"customer-{who}",
-            role_name=name,
-        )
+        try:
+            change(
+                self.shop.store_id,
+                guild_id=self.guild[key],
+                role_id=self.role_ids[role],
+                discord_user_id=self.user[who],
+                customer_id=f"customer-{who}",
+                role_name=name,
+            )
+        except ValidationError:
+            assert self.guild[key] not in self.linked, "a change by hand in a linked server was refused"
+            self.db.session.rollback()
+            return
         self._commit()
 
     @rule(who=st.sampled_from(("bob", "carol")), key=st.sampled_from(("A", "B")), joins=st.booleans())

@@ -111,15 +111,29 @@ def test_claims_resync_does_not_give_back_a_role_from_before_the_unlink(shop: Sh
     assert row.status == "completed", "the old grant's history is left as it was"
 
 
-def test_a_manual_assignment_in_an_unlinked_server_fails_without_calling_discord(shop: Shop) -> None:
+def test_a_manual_assignment_in_an_unlinked_server_is_refused_without_calling_discord(shop: Shop) -> None:
     alice = shop.member("alice")
     unlink(shop)
+    shop.fake.clear_calls()
+
+    with pytest.raises(deliveries.ValidationError) as refused:
+        deliveries.assign_role(
+            shop.store_id, guild_id=shop.guild_id, role_id=shop.roles["VIP"], discord_user_id=alice
+        )
+    shop.db.session.commit()
+    assert set(refused.value.errors) == {"guild_id"}, refused.value.errors
+    assert role_changes(shop) == []
+    assert shop.deliveries() == [], "nothing was queued"
+
+
+def test_a_manual_assignment_queued_before_the_unlink_fails_without_calling_discord(shop: Shop) -> None:
+    alice = shop.member("alice")
     shop.fake.clear_calls()
 
     info = deliveries.assign_role(
         shop.store_id, guild_id=shop.guild_id, role_id=shop.roles["VIP"], discord_user_id=alice
     )
-    shop.db.session.commit()
+    unlink(shop)  # in the same transaction: the row never ran
     assert role_changes(shop) == []
     (row,) = shop.deliveries(id=info.id)
     assert (row.status, row.reason_code) == ("failed", "guild_unlinked")

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from flask_discord_roles._core import customers
+from flask_discord_roles._core import customers, manual_changes
 from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import commit, iso, json_body, state, store_id
 from flask_discord_roles._web.api.deliveries import DELIVERY, delivery_json
@@ -126,10 +126,10 @@ def _discord(account: customers.LinkedAccount | None) -> dict[str, Any]:
 )
 def assign_customer_role(customer_id: str) -> tuple[dict[str, Any], int]:
     body = json_body()
-    info = customers.assign_role(
+    info = manual_changes.assign_role(
         state(),
         store_id(),
-        customer_id,
+        customer_id=customer_id,
         guild_id=body.get("guild_id"),
         role_id=body.get("role_id"),
         discord_user_id=body.get("discord_user_id"),
@@ -156,10 +156,10 @@ def assign_customer_role(customer_id: str) -> tuple[dict[str, Any], int]:
     responses={202: CHANGED},
 )
 def remove_customer_role(customer_id: str, guild_id: str, role_id: str) -> tuple[dict[str, Any], int]:
-    info = customers.remove_role(
+    info = manual_changes.remove_role(
         state(),
         store_id(),
-        customer_id,
+        customer_id=customer_id,
         guild_id=guild_id,
         role_id=role_id,
         discord_user_id=request.args.get("discord_user_id") or None,

@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 from flask_discord_roles._core import deliveries
-from flask_discord_roles._core.deliveries import MAX_ID, MAX_PAGE_SIZE, SOURCES, STATUSES
+from flask_discord_roles._core.deliveries import MAX_ID, MAX_PAGE_SIZE, RETRYABLE, SOURCES, STATUSES
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import (
@@ -34,7 +34,7 @@ from flask_discord_roles._web.api.spec import (
     obj,
     query,
 )
-from flask_discord_roles.codes import DELIVERY_CODES, schema_enum
+from flask_discord_roles.codes import DELIVERY_CODES, Action, Status, schema_enum
 
 TAG = "Deliveries"
 
@@ -42,7 +42,7 @@ DELIVERY = obj(
     {
         "id": INTEGER,
         "store_id": HOST_ID,
-        "action": {"enum": ["add", "remove"]},
+        "action": {"enum": [action.value for action in Action]},
         "status": {"enum": list(STATUSES)},
         "source": {"enum": list(SOURCES)},
         "guild_id": SNOWFLAKE,
@@ -88,7 +88,7 @@ PAGING = [
 ]
 # null, like a missing key, means "any": a dashboard form may send its empty filters either way.
 RETRY_FIELDS: dict[str, Schema] = {
-    "status": {**nullable({"enum": ["failed", "expired"]}), "default": "failed"},
+    "status": {**nullable({"enum": list(RETRYABLE)}), "default": Status.FAILED.value},
     "source": nullable({"enum": list(SOURCES)}),
     "customer_id": nullable(HOST_ID),
     "order_id": nullable(HOST_ID),
@@ -213,7 +213,7 @@ def retry_deliveries() -> dict[str, Any]:
         raise invalid({name: ["Not a filter of this operation."] for name in unknown})
     status = body.get("status")
     if status is None:
-        status = "failed"
+        status = Status.FAILED.value
     outcome = deliveries.retry_deliveries(
         store_id(),
         status=status if isinstance(status, str) else "",
