@@ -303,8 +303,8 @@ def test_a_customer_never_seen_is_not_linked_and_has_no_roles(shop: Shop) -> Non
 def test_a_role_given_and_taken_by_hand_reaches_discord_after_commit(shop: Shop) -> None:
     member = shop.member("alice")
     vip = shop.roles["VIP"]
-    given = customers.assign_role(
-        shop.store_id, "customer-1", guild_id=shop.guild_id, role_id=vip, discord_user_id=member
+    given = deliveries.assign_role(
+        shop.store_id, customer_id="customer-1", guild_id=shop.guild_id, role_id=vip, discord_user_id=member
     )
     assert (given.source, given.action) == ("manual", "add")
     assert shop.roles_of(member) == set(), "nothing reaches Discord before the commit"
@@ -314,7 +314,7 @@ def test_a_role_given_and_taken_by_hand_reaches_discord_after_commit(shop: Shop)
     assert [(role.role_id, role.role_name, role.status) for role in held] == [(vip, "VIP", "held")]
 
     # No user id given: the role is taken from whoever the customer's latest delivery of it went to.
-    customers.remove_role(shop.store_id, "customer-1", guild_id=shop.guild_id, role_id=vip)
+    deliveries.remove_role(shop.store_id, customer_id="customer-1", guild_id=shop.guild_id, role_id=vip)
     shop.db.session.commit()
     assert shop.roles_of(member) == set()
     assert customers.customer_status(shop.store_id, "customer-1").roles[0].status == "removed"
@@ -333,7 +333,7 @@ def test_a_manual_change_that_cannot_be_made_is_refused_with_the_field(
 ) -> None:
     request = {"guild_id": shop.guild_id, "role_id": shop.roles["VIP"], **change}
     with pytest.raises(customers.ValidationError) as refused:
-        customers.assign_role(shop.store_id, "customer-1", **request)
+        deliveries.assign_role(shop.store_id, customer_id="customer-1", **request)
     assert field in refused.value.errors, f"expected an error on {field}: {refused.value.errors}"
     assert shop.deliveries() == [], "nothing was queued"
 
