@@ -15,9 +15,9 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flask_discord_roles._core.role_gate import first_delivery_id_of_new_link
+from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.dispatch import send_after_commit
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -114,24 +114,13 @@ def _upsert_link(state: DiscordRolesState, store_id: str, guild_id: str, user_id
         "linked_at": now,
         "deliveries_from_id": first_delivery_id_of_new_link(state.models),
     }
-    dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(table).values(values)
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["store_id", "guild_id"],
-                set_={"linked_by_user_id": statement.excluded.linked_by_user_id, "linked_at": now},
-            )
+    statement = supported_insert(connection.dialect.name)(table).values(values)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["store_id", "guild_id"],
+            set_={"linked_by_user_id": statement.excluded.linked_by_user_id, "linked_at": now},
         )
-        return
-    updated = connection.execute(
-        sa.update(table)
-        .where(table.c.store_id == store_id, table.c.guild_id == guild_id)
-        .values(linked_by_user_id=user_id, linked_at=now)
     )
-    if updated.rowcount == 0:
-        connection.execute(sa.insert(table).values(values))
 
 
 def store_of_link_code(state: DiscordRolesState, code: str) -> str | None:

@@ -13,11 +13,11 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from flask_discord_roles._core.driver_sql import DriverStatement
 from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.models import Models, utcnow
 
 INTERACTION_MEMORY = timedelta(days=1)
@@ -29,21 +29,7 @@ def remember(
 ) -> bool:
     """Record ``interaction_id`` for ``store_id``; False if that store recorded it before (a redelivery)."""
     row = {"interaction_id": interaction_id, "interaction_store_id": store_id, "received_at": now}
-    dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        return bool(connection.execute(_remember_statement(models, dialect), row).first())
-    table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
-    seen = connection.scalar(
-        sa.select(table.c.interaction_id).where(
-            table.c.interaction_id == interaction_id, table.c.store_id == store_id
-        )
-    )
-    if seen is not None:
-        return False
-    connection.execute(
-        sa.insert(table).values(interaction_id=interaction_id, store_id=store_id, received_at=now)
-    )
-    return True
+    return bool(connection.execute(_remember_statement(models, connection.dialect.name), row).first())
 
 
 def count(connection: sa.Connection, models: Models, bot_id: int, now: datetime) -> None:
@@ -87,7 +73,7 @@ def forget_old_interactions(models: Models, engine: sa.Engine, *, now: datetime 
 @cache
 def _remember_statement(models: Models, dialect: str) -> Any:
     table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = supported_insert(dialect)
     return (
         insert(table)
         .values(

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flask_discord_roles._core import interaction_log
 from flask_discord_roles._core.guilds import LinkRefusal, link_guild, store_of_link_code
@@ -24,6 +23,7 @@ from flask_discord_roles._core.interactions import (
     link_request,
 )
 from flask_discord_roles._runtime.bot_cache import InteractionBot
+from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.discord import interactions as discord
@@ -124,10 +124,6 @@ def _ensure_shared_bot_row(state: DiscordRolesState, store_id: str, now: datetim
         "created_at": now,
         "updated_at": now,
     }
-    dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        connection.execute(insert(table).values(values).on_conflict_do_nothing(index_elements=["store_id"]))
-    elif connection.scalar(sa.select(table.c.id).where(table.c.store_id == store_id)) is None:
-        connection.execute(sa.insert(table).values(values))
+    insert = supported_insert(connection.dialect.name)
+    connection.execute(insert(table).values(values).on_conflict_do_nothing(index_elements=["store_id"]))
     return int(connection.execute(sa.select(table.c.id).where(table.c.store_id == store_id)).scalar_one())

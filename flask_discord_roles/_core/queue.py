@@ -15,12 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask_discord_roles._core.enqueue import order_statements, supported_insert
+from flask_discord_roles._core.enqueue import order_statements
 from flask_discord_roles._core.enqueue.statements import NOTIFICATION, order_parameters
 from flask_discord_roles._core.order_rows import of_order, order_key_prefix
 from flask_discord_roles._core.provenance import active_grant_exists
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
+from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.models import PENDING, Delivery, Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, ReasonCode, Source, Status
@@ -167,7 +168,7 @@ def insert_new(connection: sa.Connection, model: type[Delivery], rows: list[dict
     # Rows as parameters, not .values(rows): the statement is then compiled once and cached, and
     # SQLAlchemy still sends a single multi-row INSERT ("insertmanyvalues").
     statement = (
-        supported_insert(connection.dialect)(table)
+        supported_insert(connection.dialect.name)(table)
         .on_conflict_do_nothing(index_elements=["store_id", "idempotency_key"])
         .returning(table.c.id)
     )

@@ -25,10 +25,11 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects import mysql
 
 from flask_discord_roles import OrderEvent
-from flask_discord_roles._core.enqueue import order_statements, supported_insert
+from flask_discord_roles._core.enqueue import order_statements
 from flask_discord_roles._core.enqueue.postgresql import FunctionCall
 from flask_discord_roles._core.enqueue.sqlite import TwoInserts
 from flask_discord_roles._core.queue import enqueue_order, order_delivery_key, order_removal_key, revoke_order
+from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles.codes import Action, ReasonCode, Source, Status
 from flask_discord_roles.errors import ConfigurationError
@@ -427,7 +428,7 @@ def test_a_database_other_than_postgresql_or_sqlite_is_refused_by_name(make_app:
     with pytest.raises(ConfigurationError, match=r"PostgreSQL or SQLite.*'mysql'"):
         order_statements(models, mysql.dialect())
     with pytest.raises(ConfigurationError, match="'mysql'"):
-        supported_insert(mysql.dialect())
+        supported_insert(mysql.dialect().name)
 
 
 # -- running a case ------------------------------------------------------------------------------------------

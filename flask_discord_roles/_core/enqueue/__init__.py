@@ -12,27 +12,21 @@ instead of a SELECT, rows built in Python and a multi-row INSERT.
 
 Both take the values of :func:`.statements.order_parameters` and return rows of (kind, id, due); one
 table of cases (``tests/engine/test_enqueue_cases.py``) holds them to the same rule. These are the
-databases flask-discord-roles supports: any other is refused, naming it, the first time we queue.
+databases flask-discord-roles supports (:mod:`flask_discord_roles._runtime.dialects`): any other is
+refused, naming it, the first time we queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
 from flask_discord_roles._core.enqueue.postgresql import function_call
 from flask_discord_roles._core.enqueue.sqlite import two_inserts
 from flask_discord_roles._core.enqueue.statements import OrderStatements
+from flask_discord_roles._runtime.dialects import unsupported
 from flask_discord_roles._runtime.models import Models
-from flask_discord_roles.errors import ConfigurationError
-
-_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
-"""The supported databases, each with its INSERT that can skip a duplicate (ON CONFLICT DO NOTHING)."""
 
 
 @lru_cache(maxsize=64)
@@ -42,18 +36,4 @@ def order_statements(models: Models, dialect: Dialect) -> OrderStatements:
         return function_call(dialect)
     if dialect.name == "sqlite":
         return two_inserts(models, dialect)
-    raise _unsupported(dialect)
-
-
-def supported_insert(dialect: Dialect) -> Callable[..., Any]:
-    """``dialect``'s INSERT, which can skip a duplicate (``on_conflict_do_nothing``)."""
-    if dialect.name not in _INSERTS:
-        raise _unsupported(dialect)
-    return _INSERTS[dialect.name]
-
-
-def _unsupported(dialect: Dialect) -> ConfigurationError:
-    return ConfigurationError(
-        f"flask-discord-roles runs on PostgreSQL or SQLite, and this app's database is {dialect.name!r}: "
-        "point SQLALCHEMY_DATABASE_URI (or the bind our tables use) at one of them."
-    )
+    raise unsupported(dialect.name)
