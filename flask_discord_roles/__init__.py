@@ -8,13 +8,14 @@ The public API is what this package exports (``__all__``) and its public modules
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from flask_discord_roles import bots, customers, deliveries, diagnostics, guilds, store_settings, tokens
 from flask_discord_roles._extension import DiscordRoles
+from flask_discord_roles._runtime import state as _state
 from flask_discord_roles._runtime.api_grant import ApiGrant
 from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.deprecation import MovedNames
 from flask_discord_roles._runtime.version import __version__
 from flask_discord_roles.claim_codes import claim_code
 from flask_discord_roles.deliveries import DeliveryInfo
@@ -72,18 +73,16 @@ __all__ = [
 
 
 # Exported before 0.2; internal now. Reading them still works, with a warning, until 1.0.
-_MOVED = {"DiscordRolesState": "DiscordRolesState", "get_state": "get_state"}
+_INTERNAL = "it is internal; use DiscordRoles and the public modules (bots, deliveries, ...)"
+_MOVED = MovedNames(
+    __name__,
+    DiscordRolesState=(_state.DiscordRolesState, "it is internal; use DiscordRoles and the public modules"),
+    get_state=(
+        _state.get_state,
+        "it is internal; use DiscordRoles and the public modules (bots, deliveries, ...)",
+    ),
+)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        warnings.warn(
-            f"flask_discord_roles.{name} is internal and will be removed in 1.0; use the public modules "
-            "(bots, deliveries, guilds, ...) or DiscordRoles' methods instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from flask_discord_roles._runtime import state
-
-        return getattr(state, _MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _MOVED.get(name)

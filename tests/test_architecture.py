@@ -349,6 +349,8 @@ MOVED = [
     ("flask_discord_roles.models", "utcnow", "flask_discord_roles._runtime.models"),
     ("flask_discord_roles.timestamps", "format_timestamp", "flask_discord_roles._runtime.timestamps"),
     ("flask_discord_roles.timestamps", "FORMAT", "flask_discord_roles._runtime.timestamps"),
+    ("flask_discord_roles", "get_state", "flask_discord_roles._runtime.state"),
+    ("flask_discord_roles", "DiscordRolesState", "flask_discord_roles._runtime.state"),
 ]
 
 
