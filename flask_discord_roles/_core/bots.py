@@ -12,12 +12,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 from sqlalchemy import select
 
 from flask_discord_roles._runtime.clients import build_client
 from flask_discord_roles._runtime.crypto import DecryptionError
-from flask_discord_roles._runtime.dispatch import dispatch_after_commit
+from flask_discord_roles._runtime.dispatch import current_app_or_none, dispatch_after_commit
 from flask_discord_roles._runtime.models import StoreBot, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import ReasonCode, Status
@@ -345,12 +344,9 @@ def requeue_parked(state: DiscordRolesState, store_id: str, *, now: datetime | N
 def bot_saved_requeue(state: DiscordRolesState, store_id: str) -> list[int]:
     """Rows parked for want of a working bot come due; they are handed to the executor on commit."""
     due = requeue_parked(state, store_id)
-    if due and has_app_context():
-        dispatch_after_commit(
-            state.db.session(),
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            delivery_ids=due,
-        )
+    app = current_app_or_none()
+    if due and app is not None:
+        dispatch_after_commit(state.db.session(), app, delivery_ids=due)
     return due
 
 

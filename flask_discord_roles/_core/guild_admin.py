@@ -16,12 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 
 from flask_discord_roles._core.bots import client_for, get_bot, invite_url
 from flask_discord_roles._core.role_gate import GUILD_UNLINKED, REFUSALS
 from flask_discord_roles._runtime.crypto import DecryptionError
-from flask_discord_roles._runtime.dispatch import send_after_commit
+from flask_discord_roles._runtime.dispatch import current_app_or_none, send_after_commit
 from flask_discord_roles._runtime.models import LinkedGuild, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import ReasonCode, SendStatus, Status
@@ -334,10 +333,11 @@ def unlink_guild(
     deliveries_stopped = _stop_deliveries(state, store_id, guild_id, now)
     if channel_in_guild is not None:
         _stop_notifications(state, store_id, channel_in_guild)
-    if has_app_context():
+    app = current_app_or_none()
+    if app is not None:
         send_after_commit(
             session(),
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+            app,
             guild_unlinked,
             store_id=store_id,
             guild_id=guild_id,

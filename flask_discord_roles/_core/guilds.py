@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 
 from flask_discord_roles._core.role_gate import first_delivery_id_of_new_link
 from flask_discord_roles._runtime.dialects import supported_insert
-from flask_discord_roles._runtime.dispatch import send_after_commit
+from flask_discord_roles._runtime.dispatch import current_app_or_none, send_after_commit
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.signals import guild_linked
@@ -89,10 +88,11 @@ def link_guild(
     if spent is None:
         return _why_not(state, code_hash, store_id, now)
     _upsert_link(state, store_id, guild_id, linked_by_user_id, now)
-    if has_app_context():
+    app = current_app_or_none()
+    if app is not None:
         send_after_commit(
             session(),
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+            app,
             guild_linked,
             store_id=store_id,
             guild_id=guild_id,
