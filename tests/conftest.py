@@ -28,6 +28,7 @@ from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import Shop, open_shop
+from tests.tables import OurTables
 
 POSTGRES_URL = os.environ.get(
     "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -98,23 +99,22 @@ def make_app() -> Any:
 
 
 @pytest.fixture
-def fresh_app(database_url: str) -> Iterator[Any]:
+def fresh_app(database_url: str, our_tables: OurTables) -> Iterator[Any]:
     """``fresh_app(**config)``: a host app with its own settings and our tables, on the test's database;
-    every app made is dropped and disposed of afterwards. Several apps share the one database, as several
-    processes of one deployment would."""
+    every app made is disposed of afterwards (the database goes with the test). Several apps share the one
+    database, as several processes of one deployment would."""
     made: list[tuple[Flask, SQLAlchemy]] = []
 
     def build(**config: Any) -> tuple[Flask, SQLAlchemy, DiscordRoles]:
         app, db, discord_roles = build_host_app(database_url, **config)
-        with app.app_context():
-            db.create_all()
+        if not made:
+            our_tables.install(database_url)
         made.append((app, db))
         return app, db, discord_roles
 
     yield build
     for app, db in reversed(made):
         with app.app_context():
-            db.drop_all()
             db.engine.dispose()
         get_state(app).clients.close()
 
@@ -144,17 +144,23 @@ def app_config() -> dict[str, Any]:
     return {"DISCORD_ROLES_EXECUTOR": "inline"}
 
 
+@pytest.fixture(scope="session")
+def our_tables(tmp_path_factory: pytest.TempPathFactory) -> OurTables:
+    """Our tables, made once per test process and copied into each test's database."""
+    return OurTables(HOST_DB, tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture
 def app_and_db(
-    database_url: str, app_config: dict[str, Any], request: pytest.FixtureRequest
+    database_url: str, app_config: dict[str, Any], our_tables: OurTables, request: pytest.FixtureRequest
 ) -> Iterator[tuple[Flask, SQLAlchemy]]:
     """The host app with our tables created; talking to FakeDiscord when the test uses ``fake_discord``."""
     config: dict[str, Any] = {**app_config, **marked_settings(request)}
     if "fake_discord" in request.fixturenames:
         config["DISCORD_ROLES_API_BASE_URL"] = request.getfixturevalue("fake_discord").api_base_url
     app, db, _ = build_host_app(database_url, **config)
+    our_tables.install(database_url)  # after DiscordRoles(app): it maps our models onto the metadata
     with app.app_context():
-        db.create_all()
         yield app, db
         get_state(app).executor.shutdown()
         db.session.remove()
