@@ -28,7 +28,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Where no PostgreSQL or Redis answers, tests/services.py starts throwaway ones; Chromium is installed first.
 pytest: $(STAMP)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest
 
 ## Benchmarks print ratios measured side by side; they are not part of `make test`.

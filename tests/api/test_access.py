@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -191,14 +192,15 @@ def test_the_61st_request_in_a_minute_is_429_with_retry_after(fresh_app: Any) ->
 def redis_url() -> Iterator[str]:
     import redis
 
-    url = "redis://127.0.0.1:6379/0"
+    # The suite's Redis: tests.services exports the one it found or started.
+    url = os.environ.get("DISCORD_ROLES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError:
         pytest.fail(
-            "Redis is not reachable at 127.0.0.1:6379; start it with `redis-server --daemonize yes "
-            '--bind 127.0.0.1 --port 6379 --save "" --appendonly no`',
+            f"Redis is not reachable at {url}; start it with `redis-server --daemonize yes "
+            '--bind 127.0.0.1 --port 6379 --save "" --appendonly no`, or set DISCORD_ROLES_TEST_REDIS_URL',
             pytrace=False,
         )
     yield url
