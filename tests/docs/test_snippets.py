@@ -19,7 +19,6 @@ The tree scanned is this repository's, or ``DISCORD_ROLES_DOCS_ROOT`` to check a
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import textwrap
@@ -39,8 +38,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import DiscordRoles
 from flask_discord_roles.testing import FakeDiscord
-
-ROOT = Path(os.environ.get("DISCORD_ROLES_DOCS_ROOT") or Path(__file__).parents[2]).resolve()
+from tests.docs.pages import documentation_pages, relative
 
 # A fenced python block (indented fences too: a block inside a list item), or a hidden set-up comment.
 STEP = re.compile(
@@ -52,17 +50,6 @@ STEP = re.compile(
 # The namespace a page runs in is a module of this name, so that code which looks its module up
 # (Flask(__name__), dataclasses, pickling) finds one.
 MODULE_NAME = "docs_snippet"
-
-
-def documentation_pages(root: Path) -> list[Path]:
-    """README.md, then every Markdown page under docs/ (not the built site), in a stable order."""
-    pages = [root / "README.md"] if (root / "README.md").exists() else []
-    pages += sorted(
-        path
-        for path in (root / "docs").glob("**/*.md")
-        if "_build" not in path.relative_to(root / "docs").parts
-    )
-    return pages
 
 
 @dataclass(frozen=True)
@@ -103,10 +90,6 @@ def run_step(step: Step, page: Path, namespace: dict[str, Any]) -> None:
     pytest.fail(failure, pytrace=False)
 
 
-def relative(page: Path) -> str:
-    return str(page.relative_to(ROOT))
-
-
 def current_contexts() -> tuple[object, object]:
     """The pushed request and app contexts (the objects, not Flask's proxies to them), or None."""
     globals_: Any = flask.globals  # Flask types its proxies as what they stand for, not as proxies
@@ -136,7 +119,7 @@ def shut_down_what_the_page_left(namespace: dict[str, Any], contexts: tuple[obje
             value.dispose()
 
 
-PAGES = documentation_pages(ROOT)
+PAGES = documentation_pages()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=relative)
