@@ -44,3 +44,6 @@ html_theme = "flask"
 html_title = f"flask-discord-roles {version}"
 html_sidebars = {"**": ["localtoc.html", "relations.html", "searchbox.html"]}
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
+toc_object_entries = False  # the sidebar lists sections, not every function and setting
