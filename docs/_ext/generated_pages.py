@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import api_reference
 import configuration_reference
 import tenant_api_reference
 from sphinx.application import Sphinx
@@ -19,6 +20,7 @@ from sphinx.errors import ExtensionError
 MARKER = re.compile(r"<!--\s*generated:\s*([\w-]+)\s*-->")
 
 GENERATORS: dict[str, Callable[[], str]] = {
+    "api": api_reference.reference,
     "tenant-api": tenant_api_reference.reference,
     "configuration": configuration_reference.reference,
 }

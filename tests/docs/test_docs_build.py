@@ -1,8 +1,8 @@
 """The site's generated pages cover the code, checked fast (`make docs` builds the whole site, -W).
 
 The tenant API reference shows every operation the app's ``openapi.json`` has, with examples its own
-schemas accept; the configuration reference shows every setting; every page is in the table of contents;
-and docstrings are pulled in the one way that renders them.
+schemas accept; the configuration reference shows every setting; the API reference every public name,
+once; every page is in the table of contents; and docstrings are pulled in the one way that renders them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tests.docs.pages import DOCS, ROOT, documentation_pages, relative
 # The generators are the site's own Sphinx extensions, found the way docs/conf.py finds them.
 sys.path.insert(0, str(Path(__file__).parents[2] / "docs" / "_ext"))
 
+import api_reference
 import configuration_reference
 import generated_pages
 import tenant_api_reference
@@ -138,3 +139,18 @@ def _sections(reference: str) -> Iterator[tuple[str, str]]:
     """Each operation's section of the reference, by its summary."""
     for match in re.finditer(r"^### ([^\n]+)\n(.*?)(?=^##|\Z)", reference, re.M | re.S):
         yield match.group(1), match.group(2)
+
+
+def test_the_api_page_documents_every_public_name_once() -> None:
+    reference = api_reference.reference()
+    directives = re.findall(r"^\.\. (?:auto\w+|py:data):: (\S+)", reference, re.M)
+    duplicated = sorted({name for name in directives if directives.count(name) > 1})
+    assert not duplicated, f"the API page documents these twice: {duplicated}"
+    sections = dict(re.findall(r"^## `(\S+)`\n(.*?)(?=^## |\Z)", reference, re.M | re.S))
+    missing = []
+    for full_name in sorted(api_reference.documented_names()):
+        module_name, _, name = full_name.rpartition(".")
+        link = re.search(rf":py:obj:`{name} <(\S+)>`", sections[module_name])
+        if full_name not in directives and not (link and link.group(1) in directives):
+            missing.append(full_name)
+    assert not missing, f"public names the API page neither documents nor links to their home: {missing}"
