@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench screenshots clean
+.PHONY: demo test lint typecheck docs pytest bench screenshots clean
 
 $(STAMP): pyproject.toml constraints-dev.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml constraints-dev.txt Makefile
 demo: $(STAMP)
 	$(BIN)/python -m example_app
 
-## Lint (style, and the import contracts in pyproject.toml), type-check, and run the whole suite on SQLite
-## and PostgreSQL.
-test: lint typecheck pytest
+## Lint (style, and the import contracts in pyproject.toml), type-check, build the docs, and run the whole
+## suite on SQLite and PostgreSQL.
+test: lint typecheck docs pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## The docs site (docs/_build/html/index.html); any Sphinx warning fails it.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 # Where no PostgreSQL or Redis answers, tests/services.py starts throwaway ones; Chromium is installed first.
 pytest: $(STAMP)
@@ -51,4 +55,4 @@ screenshots: $(STAMP)
 	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/07-dashboard-overview.png docs/screenshots/dashboard-overview.png
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output docs/_build

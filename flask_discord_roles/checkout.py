@@ -1,4 +1,4 @@
-"""Checkout hooks: may this customer check out yet, and the "Link Discord" prompt for your templates.
+"""Checkout hooks: may this customer check out yet, and the "Link Discord" prompt for your templates::
 
     from flask_discord_roles.checkout import checkout_status, require_discord_link
 

@@ -1,11 +1,11 @@
 """Linking Discord servers to stores and mapping packages to roles, for the host's own dashboard (inside an
 app context)::
 
-from flask_discord_roles import guilds
+    from flask_discord_roles import guilds
 
-issued = guilds.create_link_code(store.id)
-db.session.commit()
-flash(f"In your server, run /link code:{issued.code} before {issued.expires_at:%H:%M} UTC")
+    issued = guilds.create_link_code(store.id)
+    db.session.commit()
+    flash(f"In your server, run /link code:{issued.code} before {issued.expires_at:%H:%M} UTC")
 
 Each function adds its changes to your session: commit them. Signals go out after your commit.
 """
