@@ -44,7 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/worker_drain.py
 	$(BIN)/python benchmarks/webhook_throughput.py
 
-## Refresh the README's screenshots from the browser tests' own (they are saved under test-output/).
+## Refresh the README's and the docs' screenshots from the browser tests' own (saved under test-output/).
+## The command answers use emoji: install Debian's fonts-noto-color-emoji first, or Chromium draws boxes.
 SHOTS := test-output/browser
 screenshots: $(STAMP)
 	$(BIN)/pytest tests/example/browser -k sqlite -q
@@ -53,6 +54,10 @@ screenshots: $(STAMP)
 	cp $(SHOTS)/test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server_sqlite_/06-sandbox-guild-with-the-role.png docs/screenshots/sandbox-guild.png
 	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/03-dashboard-deliveries-with-the-failure.png docs/screenshots/dashboard-deliveries.png
 	cp $(SHOTS)/test_owner_fixes_the_role_hierarchy_in_the_server_and_retries_the_failed_delivery_sqlite_/07-dashboard-overview.png docs/screenshots/dashboard-overview.png
+	cp $(SHOTS)/test_a_member_asks_for_help_claims_with_the_code_and_checks_the_delivery_sqlite_/01-help-answer.png docs/screenshots/help-answer.png
+	cp $(SHOTS)/test_a_member_asks_for_help_claims_with_the_code_and_checks_the_delivery_sqlite_/02-claim-answer.png docs/screenshots/claim-answer.png
+	cp $(SHOTS)/test_a_member_asks_for_help_claims_with_the_code_and_checks_the_delivery_sqlite_/03-claim-answer-with-a-failure.png docs/screenshots/claim-answer-failed.png
+	cp $(SHOTS)/test_a_member_asks_for_help_claims_with_the_code_and_checks_the_delivery_sqlite_/04-check-answer.png docs/screenshots/check-answer.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance test-output docs/_build

@@ -7,14 +7,14 @@ compare equal to those strings (``Status.PENDING == "pending"``).
 
 A delivery, a purchase notification, a claim reply, a diagnostics check or a server role that cannot be
 given carries a ``reason_code`` from :class:`ReasonCode` (a ``StrEnum``: its values are the strings
-stored in the database and sent by the tenant API). The README's table, the OpenAPI schema's enums and
+stored in the database and sent by the tenant API). The docs' table (troubleshooting), the OpenAPI enums and
 the example dashboard's words are generated from, or checked against, this module::
 
     from flask_discord_roles.codes import ReasonCode
 
     ReasonCode("role_above_bot").fix   # "Move the bot's role above the role ..."
 
-Run ``python -m flask_discord_roles.codes`` to print the README's table.
+Run ``python -m flask_discord_roles.codes`` to print the table in docs/troubleshooting.md.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def schema_enum(codes: frozenset[ReasonCode]) -> list[str]:
 
 
 def scopes(code: ReasonCode) -> list[str]:
-    """Where ``code`` can appear, in words for the README's table."""
+    """Where ``code`` can appear, in words for the docs' table."""
     return [
         name
         for name, members in (
@@ -276,7 +276,7 @@ def scopes(code: ReasonCode) -> list[str]:
 
 
 def markdown_table() -> str:
-    """The README's reason-code table, one row per member, in catalogue order."""
+    """The reason-code table of docs/troubleshooting.md, one row per member, in catalogue order."""
     lines = ["| `reason_code` | Where | What to do |", "|---|---|---|"]
     lines += [f"| `{code}` | {', '.join(scopes(code))} | {code.fix} |" for code in ReasonCode]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 The layers themselves are import-linter contracts (``lint-imports``, in ``make lint``; see pyproject.toml and
 docs/architecture.md). These tests add what import-linter does not say by itself: that no cycle exists at
 all, counting the imports made inside functions and under ``TYPE_CHECKING``, as Python would follow them;
-that every public module says what it exports; and that what the README shows is public.
+that every public module says what it exports; and that what the README and the docs show is public.
 """
 
 from __future__ import annotations
@@ -309,8 +309,10 @@ def shown_imports(path: Path) -> Iterator[ShownImport]:
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 
 
-def test_the_readme_shows_python_snippets_that_import_from_us() -> None:
-    assert len(list(shown_imports(ROOT / "README.md"))) >= 5, "the README's ```python blocks went unread"
+def test_the_readme_and_the_docs_show_python_snippets_that_import_from_us() -> None:
+    assert list(shown_imports(ROOT / "README.md")), "the README's ```python blocks went unread"
+    shown = [shown for page in DOCUMENTS for shown in shown_imports(page)]
+    assert len(shown) >= 10, "the docs' ```python blocks went unread"
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))

@@ -1,6 +1,6 @@
 """Why a delivery could not be made, in a reason code a program can match and words an owner can act on.
 
-Every code is a :class:`~flask_discord_roles.codes.ReasonCode` (the catalogue, with the README's table).
+Every code is a :class:`~flask_discord_roles.codes.ReasonCode` (the catalogue, with the docs' table).
 A 50013 (missing permissions) is explained from the server's roles and the bot's member: read now, or
 as read a few seconds ago (:mod:`.hierarchy`). When neither can be had (the reads were rate limited, or
 Discord failed), the refusal is *not* guessed at: it is ``permissions_undiagnosed`` and looked at again

@@ -1,5 +1,5 @@
 """The custom-bot document's own words, to the letter: its error bodies, its failed connection test, its
-times, and the README's quotes of them.
+times, and the docs' quotes of them (the troubleshooting page's table of the tenant API's errors).
 
 The document is vendored at ``docs/seed/000_custom_bot_api.txt`` (byte for byte); these tests read its
 JSON examples from there, so a client written from the document sees exactly what it was promised.
@@ -25,7 +25,8 @@ from tests.shop import Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "docs" / "seed" / "000_custom_bot_api.txt").read_text(encoding="utf-8")
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+ERRORS_PAGE = ROOT / "docs" / "troubleshooting.md"
+ERRORS_DOC = ERRORS_PAGE.read_text(encoding="utf-8")
 SEED_TIME = "%Y-%m-%dT%H:%M:%SZ"  # how the seed writes "2025-01-20T14:30:00Z"
 SEED_KEYS = {"success", "error", "message", "errors", "retry_after"}
 
@@ -248,29 +249,33 @@ def test_the_openapi_description_documents_the_rate_limit_headers(app: Flask) ->
                 )
 
 
-# -- the README quotes the seed -----------------------------------------------------------------------
+# -- the docs quote the seed -------------------------------------------------------------------------
 
 
-def readme_error_rows() -> dict[str, tuple[str, str]]:
-    """The README's error table: status (or ``404 path``) → (`error`, `message`) as quoted there."""
-    rows = re.findall(r"^ *\| (\d{3}(?: [a-z ]+)?) \| `([^`]+)` \| `([^`]+)` \|", README, re.M)
+def documented_error_rows() -> dict[str, tuple[str, str]]:
+    """The docs' error table: status (or ``404 unknown operation``) → (`error`, `message`) as quoted."""
+    rows = re.findall(r"^ *\| (\d{3}(?: [a-z ]+)?) \| `([^`]+)` \| `([^`]+)` \|", ERRORS_DOC, re.M)
     return {status: (error, message) for status, error, message in rows}
 
 
-def test_the_readme_quotes_the_seeds_error_messages_word_for_word() -> None:
-    rows = readme_error_rows()
-    assert rows, "README.md has the table of error statuses, titles and messages"
+def test_the_docs_quote_the_seeds_error_messages_word_for_word() -> None:
+    rows = documented_error_rows()
+    assert rows, f"{ERRORS_PAGE.relative_to(ROOT)} has the table of error statuses, titles and messages"
     for status, seed in SEED_ERRORS.items():
         key = f"{status} unknown operation" if status == 404 else str(status)
         assert rows.get(key) == (seed["error"], seed["message"]), (
-            f"README's row for {key}: {rows.get(key)}, the seed says {seed}"
+            f"{ERRORS_PAGE.name}'s row for {key}: {rows.get(key)}, the seed says {seed}"
         )
-    assert '`"error": "Invalid bot token"`' in README, "README quotes the seed's failed /test answer"
+    assert '`"error": "Invalid bot token"`' in ERRORS_DOC, (
+        f"{ERRORS_PAGE.name} quotes the seed's failed /test answer"
+    )
 
 
-def test_the_readme_table_is_every_error_we_send() -> None:
-    rows = readme_error_rows()
+def test_the_docs_table_is_every_error_we_send() -> None:
+    rows = documented_error_rows()
     ours = {str(status): (TITLES[status], message) for status, message in MESSAGES.items()}
     ours["404 unknown operation"] = (TITLES[404], OPERATION_NOT_FOUND)
     ours["404"] = (TITLES[404], MESSAGES[404])
-    assert rows == ours, "README's error table and flask_discord_roles._web.error_body say the same"
+    assert rows == ours, (
+        f"{ERRORS_PAGE.name}'s error table and flask_discord_roles._web.error_body say the same"
+    )

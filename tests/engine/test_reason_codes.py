@@ -104,18 +104,18 @@ def test_every_code_a_delivery_can_carry_is_in_the_catalogue_with_words_for_the_
     assert {"role_above_bot", "paced", "rate_limited", "permissions_undiagnosed"} <= set(DELIVERY_CODES)
 
 
-# -- the catalogue is the one source: README, OpenAPI and the example dashboard read it ---------------
+# -- the catalogue is the one source: the docs, OpenAPI and the example dashboard read it -------------
 
 
-def test_the_readme_table_is_the_catalogue() -> None:
+def test_the_troubleshooting_table_is_the_catalogue() -> None:
     from pathlib import Path
 
     from flask_discord_roles.codes import markdown_table
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert markdown_table() in readme, (
-        "README's reason-code table differs from flask_discord_roles/codes.py: paste the output of "
-        "`python -m flask_discord_roles.codes` between its markers"
+    page = (Path(__file__).parents[2] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    assert markdown_table() in page, (
+        "docs/troubleshooting.md's reason-code table differs from flask_discord_roles/codes.py: paste the "
+        "output of `python -m flask_discord_roles.codes` between its markers"
     )
 
 

@@ -2,8 +2,8 @@
 run and the next request still work.
 
 Our own engine use (worker, runner, senders) retries a unit of work once on a fresh connection; the
-host's request session is covered by ``pool_pre_ping``, which the README recommends. PostgreSQL only:
-SQLite has no server to drop connections.
+host's request session is covered by ``pool_pre_ping``, which the docs recommend (quickstart, deploying).
+PostgreSQL only: SQLite has no server to drop connections.
 """
 
 from __future__ import annotations

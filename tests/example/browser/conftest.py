@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, sync_playwright
 
 CHROMIUM = os.environ.get("DISCORD_ROLES_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -48,21 +48,25 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.close()
 
 
-Shoot = Callable[[Page, str], Path]
+Shoot = Callable[..., Path]
 
 
 @pytest.fixture
 def shoot(request: pytest.FixtureRequest) -> Shoot:
-    """``shoot(page, "step name")`` saves a full-page screenshot, numbered in the order taken."""
+    """``shoot(page, "step name")`` saves a full-page screenshot, numbered in the order taken;
+    ``shoot(page, "step name", element=locator)`` saves just that element (a picture for the docs)."""
     folder = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name)
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
     taken: list[Path] = []
 
-    def take(tab: Page, step: str) -> Path:
+    def take(tab: Page, step: str, *, element: Locator | None = None) -> Path:
         path = folder / f"{len(taken) + 1:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower()).strip('-')}.png"
-        tab.screenshot(path=str(path), full_page=True)
+        if element is None:
+            tab.screenshot(path=str(path), full_page=True)
+        else:
+            element.screenshot(path=str(path))
         taken.append(path)
         return path
 
