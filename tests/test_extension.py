@@ -227,6 +227,13 @@ def test_a_wrong_key_from_the_environment_is_never_echoed(monkeypatch: pytest.Mo
     assert secret_looking not in message, "a key must never appear in an error"
 
 
+@pytest.mark.parametrize("storage", ["rediss//:hunter2@cache:6379/0", "http://:hunter2@cache:6379/0"])
+def test_a_wrong_rate_limit_storage_never_shows_its_password(storage: str) -> None:
+    with pytest.raises(ConfigurationError, match="DISCORD_ROLES_API_RATE_LIMIT_STORAGE") as excinfo:
+        _initialised(DISCORD_ROLES_API_RATE_LIMIT_STORAGE=storage)
+    assert "hunter2" not in str(excinfo.value), "a Redis URL's password must never appear in an error"
+
+
 def test_flasks_prefixed_environment_works_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLASK_DISCORD_ROLES_HTTP_MAX_RETRIES", "2")
     app = _app(TESTING=True)

@@ -296,8 +296,8 @@ def naming_the_environment(from_environment: set[str]) -> Iterator[None]:
         named = sorted(key for key in from_environment if key in str(error))
         if not named:
             raise
-        variables = ", ".join(named)
-        raise ConfigurationError(f"{error} (read from the environment variable {variables})") from None
+        variables = f"variable {named[0]}" if len(named) == 1 else f"variables {', '.join(named)}"
+        raise ConfigurationError(f"{error} (read from the environment {variables})") from None
 
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
@@ -537,7 +537,9 @@ def _storage_uri(config: Mapping[str, Any], key: str) -> str:
     value = config[key]
     scheme = value.split("://", 1)[0] if isinstance(value, str) and "://" in value else None
     if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"):
-        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {value!r}")
+        # Not the value itself: a Redis URL may hold a password.
+        shown = f"a {scheme}:// URL" if scheme else "no URL scheme"
+        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {shown}")
     return str(value)
 
 
