@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from flask_discord_roles._runtime.crypto import DecryptionError, generate_key
 from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.errors import ConfigurationError
 
 
-@click.group("discord-roles", help="flask-discord-roles: Discord role delivery.")
+class _Commands(click.Group):
+    """Our commands: a wrong or missing setting ends one with its message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group("discord-roles", cls=_Commands, help="flask-discord-roles: Discord role delivery.")
 def discord_roles_cli() -> None:
     """The command group; each command runs inside the app."""
 
 
 @discord_roles_cli.command("generate-key")
 def generate_key_command() -> None:
-    """Print a new encryption key for DISCORD_ROLES_ENCRYPTION_KEYS."""
+    """Print a new encryption key for DISCORD_ROLES_ENCRYPTION_KEYS (needs no app, nor a key).
+
+    Also ``python -m flask_discord_roles generate-key``, without any app.
+    """
     click.echo(generate_key())
 
 

@@ -16,10 +16,18 @@ from flask_discord_roles._engine.executors import make_executor
 from flask_discord_roles._runtime.api_limits import ApiRateLimiter
 from flask_discord_roles._runtime.bot_cache import BotCache
 from flask_discord_roles._runtime.clients import ClientPool
-from flask_discord_roles._runtime.config import DEFAULTS, Settings, build_cipher, load_settings
+from flask_discord_roles._runtime.command_line import finding_a_command
+from flask_discord_roles._runtime.config import (
+    Settings,
+    build_cipher,
+    fill_in_settings,
+    load_settings,
+    naming_the_environment,
+)
 from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import Models, define_models
-from flask_discord_roles._runtime.state import DiscordRolesState, Loaders, get_state
+from flask_discord_roles._runtime.settings_guard import guard_settings
+from flask_discord_roles._runtime.state import DiscordRolesState, Loaders, UnconfiguredApp, get_state
 from flask_discord_roles._runtime.version import __version__
 from flask_discord_roles._web.api import tenant_api
 from flask_discord_roles._web.interactions import interactions
@@ -49,10 +57,12 @@ class DiscordRoles:
             db.init_app(app)
             discord_roles.init_app(app, db=db)
 
-    Settings are ``DISCORD_ROLES_*`` keys in ``app.config``, each listed with its default in the README's
-    *Configuration reference*, which is generated from the one table of them (``SETTINGS`` in
+    Settings are ``DISCORD_ROLES_*`` keys in ``app.config``, or environment variables of the same names
+    for keys the config lacks, each listed with its default in the README's *Configuration reference*,
+    which is generated from the one table of them (``SETTINGS`` in
     ``flask_discord_roles/_runtime/config.py``). All are optional but two: ``DISCORD_ROLES_ENCRYPTION_KEYS``
-    (unless ``TESTING``) and ``DISCORD_ROLES_PUBLIC_BASE_URL`` (unless ``TESTING`` or debug).
+    (unless ``TESTING``) and ``DISCORD_ROLES_PUBLIC_BASE_URL`` (unless ``TESTING`` or debug). They are read
+    once, by ``init_app``: changing one in ``app.config`` afterwards raises :class:`ConfigurationError`.
 
     The extension keeps no state on itself: one object may serve several apps.
     """
@@ -84,15 +94,25 @@ class DiscordRoles:
             raise ConfigurationError(
                 "a host order signal needs an order_adapter that turns its payload into an OrderEvent"
             )
-        for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
-        state = _make_state(app, _find_db(app, db or self._db), self._loaders)
+        signals = (order_completed_signal or order_completed, order_revoked_signal or order_revoked)
+        from_environment = fill_in_settings(app.config)
+        try:
+            with naming_the_environment(from_environment):
+                state = _make_state(app, _find_db(app, db or self._db), self._loaders)
+        except ConfigurationError as error:
+            if not finding_a_command():
+                raise
+            # `flask discord-roles generate-key` must work on an app that has no key yet; anything
+            # else that needs us raises this error (see UnconfiguredApp).
+            _hold_back(app, str(error), signals)
+            return
         app.extensions["discord_roles"] = state
         adapter = order_adapter or default_adapter
-        _listen_for_orders(app, state, order_completed_signal or order_completed, adapter, revoke=False)
-        _listen_for_orders(app, state, order_revoked_signal or order_revoked, adapter, revoke=True)
+        _listen_for_orders(app, state, signals[0], adapter, revoke=False)
+        _listen_for_orders(app, state, signals[1], adapter, revoke=True)
         _register_blueprints(app, state.settings)
         _join_the_host(app, state.settings)
+        guard_settings(app.config)
 
     def store_loader(self, loader: Callable[[str], object | None]) -> Callable[[str], object | None]:
         """Register how a store slug in an interactions URL maps to your store id.
@@ -224,6 +244,24 @@ def _make_state(app: Flask, db: SQLAlchemy, loaders: Loaders) -> DiscordRolesSta
         if settings.tenant_api
         else None,
     )
+
+
+def _hold_back(app: Flask, message: str, signals: tuple[Signal, Signal]) -> None:
+    """Let the flask command line run commands that need nothing of ours, on an app with a wrong setting:
+    our commands are there, and every use of the extension (state, a request, an order signal for this
+    app) raises the error."""
+    unconfigured = UnconfiguredApp(message)
+    app.extensions["discord_roles"] = unconfigured
+    app.before_request(unconfigured.refuse)
+    app.cli.add_command(discord_roles_cli)
+
+    def on_order(sender: Any, **_payload: Any) -> None:
+        if sender is app or (has_app_context() and current_app._get_current_object() is app):  # type: ignore[attr-defined]
+            unconfigured.refuse()
+
+    unconfigured.receivers = [on_order]  # connected weakly: lives as long as the app
+    for signal in signals:
+        signal.connect(on_order, weak=True)
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:

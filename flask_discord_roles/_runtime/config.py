@@ -2,13 +2,17 @@
 
 :data:`SETTINGS` describes each key once: ``init_app`` applies its defaults, and the README's configuration
 reference is printed from it (``python -m flask_discord_roles._runtime.config``; a test compares the two).
-Settings are checked once, at ``init_app``, so a mistake fails the app's start-up with a message naming the
-key and the fix, instead of a 500 inside some later request.
+A key the app's config lacks is read from the environment variable of the same name. Settings are checked
+once, at ``init_app``, so a mistake fails the app's start-up with a message naming the key and the fix,
+instead of a 500 inside some later request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +34,8 @@ class Setting:
     """Markdown, one sentence or two: what the setting changes, and when to change it."""
     shown_default: str | None = None
     """How the reference writes the default when the value alone would mislead (a required key)."""
+    text: bool = False
+    """Read from the environment as written, never as JSON: a secret or an id of digits is not a number."""
 
     @property
     def default_in_words(self) -> str:
@@ -44,14 +50,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DISCORD_ROLES_ENCRYPTION_KEYS",
         None,
-        "Fernet keys, newest first, as a list or comma-separated text: the first encrypts, all decrypt "
-        "(see *Encryption key* for rotating). `flask discord-roles generate-key` makes one.",
+        "Fernet keys, newest first, as a list or comma-separated text (so in the environment: "
+        "`DISCORD_ROLES_ENCRYPTION_KEYS=newkey,oldkey`): the first encrypts, all decrypt (see *Encryption "
+        "key* for rotating). `flask discord-roles generate-key` or `python -m flask_discord_roles "
+        "generate-key` makes one.",
         shown_default="required (unless `TESTING`)",
     ),
     Setting(
         "DISCORD_ROLES_API_BASE_URL",
         "https://discord.com/api/v10",
-        "Discord's REST API. Tests and the demo point it at FakeDiscord.",
+        "Discord's REST API. Tests and the demo point it at FakeDiscord (`fake_discord.api_base_url`), in "
+        "the config the app is built with.",
     ),
     Setting(
         "DISCORD_ROLES_CDN_URL",
@@ -150,15 +159,17 @@ SETTINGS: tuple[Setting, ...] = (
         "The platform's shared bot, for stores without one of their own: its application id. Give all "
         "three of this, `DISCORD_ROLES_PUBLIC_KEY` and `DISCORD_ROLES_BOT_TOKEN`, or none; it answers at "
         "`DISCORD_ROLES_INTERACTIONS_PATH` itself, and `/link` there ties a server to a store.",
+        text=True,
     ),
-    Setting("DISCORD_ROLES_PUBLIC_KEY", None, "The shared bot's public key (64 hex characters)."),
-    Setting("DISCORD_ROLES_BOT_TOKEN", None, "The shared bot's token."),
+    Setting("DISCORD_ROLES_PUBLIC_KEY", None, "The shared bot's public key (64 hex characters).", text=True),
+    Setting("DISCORD_ROLES_BOT_TOKEN", None, "The shared bot's token.", text=True),
     Setting(
         "DISCORD_ROLES_CLAIM_CODE_SECRET",
         None,
         "Keys the HMAC of order claim codes (`/claim code:…`); changing it invalidates codes already shown "
         "to customers.",
         shown_default="`None` (uses `SECRET_KEY`)",
+        text=True,
     ),
     Setting(
         "DISCORD_ROLES_INTERACTION_MAX_AGE",
@@ -209,8 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "The OAuth2 application customers authorise when their store saved no client secret of its own "
         "(the platform's); defaults to `DISCORD_ROLES_APPLICATION_ID`.",
+        text=True,
     ),
-    Setting("DISCORD_ROLES_OAUTH_CLIENT_SECRET", None, "That application's client secret."),
+    Setting("DISCORD_ROLES_OAUTH_CLIENT_SECRET", None, "That application's client secret.", text=True),
     Setting(
         "DISCORD_ROLES_OAUTH_AUTHORIZE_URL",
         None,
@@ -221,6 +233,7 @@ SETTINGS: tuple[Setting, ...] = (
         "DISCORD_ROLES_STORE_ID",
         None,
         "The store of a single-store shop, for account linking when no `current_store_loader` is registered.",
+        text=True,
     ),
 )
 """Every setting, once: ``init_app`` applies the defaults, and the README's reference is made from it."""
@@ -228,13 +241,63 @@ SETTINGS: tuple[Setting, ...] = (
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
 
 
+ENVIRONMENT_NOTE = (
+    "Each setting is read from `app.config` when `init_app` runs; one the config lacks is read from the "
+    "environment variable of the same name (`export DISCORD_ROLES_EXECUTOR=worker`), whose text is parsed "
+    'as JSON when it is JSON (`5`, `2.5`, `false`, `["a", "b"]`) and taken as written otherwise; '
+    "secrets and ids are always taken as written. The config wins over the environment. Flask's own way "
+    "works too: `app.config.from_prefixed_env()` before `init_app` reads `FLASK_DISCORD_ROLES_…` "
+    "variables. A setting changed after `init_app` would not take effect, so the change is refused with "
+    "a `ConfigurationError`."
+)
+"""How settings reach the app, printed above the reference table."""
+
+
 def markdown_table() -> str:
     """The README's configuration reference, one row per setting, in this module's order."""
-    lines = ["| Setting | Default | What it does |", "|---|---|---|"]
+    lines = [ENVIRONMENT_NOTE, "", "| Setting | Default | What it does |", "|---|---|---|"]
     lines += [
         f"| `{setting.key}` | {setting.default_in_words} | {setting.description} |" for setting in SETTINGS
     ]
     return "\n".join(lines) + "\n"
+
+
+def fill_in_settings(config: MutableMapping[str, Any], environ: Mapping[str, str] = os.environ) -> set[str]:
+    """Give ``config`` every setting it lacks: from the environment variable of that name, else the
+    default. Returns the keys taken from the environment, so an error can say where a value came from."""
+    from_environment = set()
+    for setting in SETTINGS:
+        if setting.key in config:
+            continue
+        if setting.key in environ:
+            config[setting.key] = _parse_environment(setting, environ[setting.key])
+            from_environment.add(setting.key)
+        else:
+            config[setting.key] = setting.default
+    return from_environment
+
+
+def _parse_environment(setting: Setting, text: str) -> Any:
+    """As Flask's ``Config.from_prefixed_env`` parses a variable: JSON when it is JSON, else the text."""
+    if setting.text:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@contextmanager
+def naming_the_environment(from_environment: set[str]) -> Iterator[None]:
+    """Add to a :class:`ConfigurationError` which of the keys it names came from the environment."""
+    try:
+        yield
+    except ConfigurationError as error:
+        named = sorted(key for key in from_environment if key in str(error))
+        if not named:
+            raise
+        variables = f"variable {named[0]}" if len(named) == 1 else f"variables {', '.join(named)}"
+        raise ConfigurationError(f"{error} (read from the environment {variables})") from None
 
 
 EXECUTORS = ("thread", "worker", "celery", "inline")
@@ -370,8 +433,7 @@ def build_cipher(config: Mapping[str, Any], *, testing: bool) -> tuple[TokenCiph
             return TokenCipher([generate_key()]), True
         raise ConfigurationError(
             f"{key} is not set. Bot and OAuth tokens are encrypted at rest and need a key: run "
-            '`flask discord-roles generate-key` (or python -c "from cryptography.fernet import '
-            'Fernet; print(Fernet.generate_key().decode())") and set '
+            "`flask discord-roles generate-key` (or `python -m flask_discord_roles generate-key`) and set "
             f"{key}=<that key> in the app's config or environment."
         )
     try:
@@ -475,7 +537,9 @@ def _storage_uri(config: Mapping[str, Any], key: str) -> str:
     value = config[key]
     scheme = value.split("://", 1)[0] if isinstance(value, str) and "://" in value else None
     if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"):
-        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {value!r}")
+        # Not the value itself: a Redis URL may hold a password.
+        shown = f"a {scheme}:// URL" if scheme else "no URL scheme"
+        raise ConfigurationError(f"{key} must be memory:// or a redis:// URL, got {shown}")
     return str(value)
 
 

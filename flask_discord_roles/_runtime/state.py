@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
@@ -107,6 +107,26 @@ class DiscordRolesState:
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 
 
+class UnconfiguredApp:
+    """Kept at ``app.extensions["discord_roles"]`` instead of the state when ``init_app`` found a wrong or
+    missing setting while the ``flask`` command line was only loading the app to find a command.
+
+    A command that needs nothing of ours (``flask discord-roles generate-key``) still runs; anything that
+    asks for the state, sends an order signal or makes a request raises the error ``init_app`` found.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        # The order-signal receivers that raise it, owned here as the state owns its receivers.
+        self.receivers: list[Callable[..., None]] = []
+
+    def __repr__(self) -> str:
+        return "<UnconfiguredApp>"
+
+    def refuse(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise ConfigurationError(self.message)
+
+
 def get_state(app: Flask | None = None) -> DiscordRolesState:
     """The extension's state for ``app`` (default: the current app), with a clear error if missing."""
     target: Any = app if app is not None else current_app
@@ -117,5 +137,7 @@ def get_state(app: Flask | None = None) -> DiscordRolesState:
             "flask-discord-roles is not initialised on this app: call DiscordRoles(app) or "
             "discord_roles.init_app(app)."
         ) from None
-    assert isinstance(state, DiscordRolesState)
+    if not isinstance(state, DiscordRolesState):
+        assert isinstance(state, UnconfiguredApp)
+        state.refuse()
     return state

@@ -253,7 +253,7 @@ class DiscordClient(SessionOwner):
         unanswered = False
         outcome: _Result | DiscordError
         try:
-            response = self._session.request(
+            response = self._request(
                 route.method, self.base_url + route.url_path, timeout=self.timeout, **outgoing
             )
             limits = RateLimitHeaders.parse(response.headers)

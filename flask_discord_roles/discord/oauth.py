@@ -215,7 +215,7 @@ class OAuthClient(SessionOwner):
     def _send(self, method: str, path: str, *, route: str, **kwargs: Any) -> requests.Response:
         headers = {"User-Agent": self.user_agent, **kwargs.pop("headers", {})}
         try:
-            return self._session.request(
+            return self._request(
                 method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
             )
         except requests.Timeout:
