@@ -33,9 +33,12 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 # Where no PostgreSQL or Redis answers, tests/services.py starts throwaway ones; Chromium is installed first.
+## The tests are spread over PYTEST_WORKERS processes (pytest-xdist); the `serial` ones share one of them.
+## Many tests wait on loopback HTTP and subprocesses, so a third worker still pays on two cores.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
 	bash scripts/ensure_chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## Benchmarks print ratios measured side by side; they are not part of `make test`.
 bench: $(STAMP)

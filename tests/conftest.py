@@ -127,6 +127,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test` runs the suite on several pytest-xdist workers with --dist loadgroup: tests marked
+    # `serial` share one group, so they run one after another on one worker instead of side by side.
+    for item in items:
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 def marked_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     """What ``@pytest.mark.app_settings(...)`` adds for this test: the module's mark, then the test's."""
     settings: dict[str, Any] = {}

@@ -30,6 +30,8 @@ from flask_discord_roles.discord import (
 )
 from flask_discord_roles.testing import FakeBot, FakeDiscord, FakeGuild
 
+pytestmark = pytest.mark.serial  # deadlines and rate-limit windows: not beside other busy workers
+
 ROLE_ROUTE = r"/guilds/\d+/members/\d+/roles/\d+$"
 
 

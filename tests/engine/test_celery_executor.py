@@ -41,7 +41,7 @@ DEADLINE = 20.0  # for a task to be done, once the worker is up
 STARTUP_DEADLINE = 60.0  # for `celery worker` to start: imports alone take seconds on a loaded machine
 
 
-pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="celery")
+pytestmark = [pytest.mark.serial, pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="celery")]
 
 
 @pytest.fixture

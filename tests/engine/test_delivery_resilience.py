@@ -67,7 +67,7 @@ LIFTED_LIMIT = (100_000, 1.0)
 """Route and global limits high enough that Discord's real ones do not set the pace of these tests."""
 
 
-pytestmark = pytest.mark.app_settings(RESILIENCE_SETTINGS)
+pytestmark = [pytest.mark.serial, pytest.mark.app_settings(RESILIENCE_SETTINGS)]
 
 
 # -- the shop ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from flask_discord_roles.testing import FakeDiscord
 from tests.conftest import POSTGRES_URL
 from tests.shop import FAST_QUEUE, Shop, open_shop
 
+pytestmark = pytest.mark.serial  # deadlines and rate-limit windows: not beside other busy workers
+
 
 @contextmanager
 def pooled_shop(make_app: Any, database_url: str, fake: FakeDiscord, *, pre_ping: bool) -> Iterator[Shop]:

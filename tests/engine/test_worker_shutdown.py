@@ -17,7 +17,7 @@ from flask_discord_roles.testing import FakeDiscord
 from tests.shop import open_shop
 from tests.worker_host import worker_environment
 
-pytestmark = pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
+pytestmark = [pytest.mark.serial, pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")]
 
 
 def test_sigterm_finishes_calls_in_flight_and_hands_back_the_rest(

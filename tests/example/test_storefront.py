@@ -307,6 +307,7 @@ def test_the_demo_refuses_to_empty_a_database_it_was_pointed_at(tmp_path: Path) 
     assert "DEMO_RESET=1" in result.stderr, result.stderr
 
 
+@pytest.mark.serial  # a subprocess that must start within its deadline
 def test_the_demo_command_starts_the_storefront_and_the_sandbox_and_prints_where(tmp_path: Path) -> None:
     env = {
         **os.environ,
