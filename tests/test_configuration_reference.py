@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from flask_discord_roles import DiscordRoles
-from flask_discord_roles._runtime.config import DEFAULTS, SETTINGS, markdown_table
+from flask_discord_roles._runtime.config import DEFAULTS, SETTINGS
 
 ROOT = Path(__file__).parent.parent
 KEY = re.compile(r"\bDISCORD_ROLES_[A-Z0-9_]*[A-Z0-9]\b")
-REGENERATE = "python -m flask_discord_roles._runtime.config"
 
 
 def test_the_readme_points_at_the_generated_reference_instead_of_keeping_a_copy() -> None:
@@ -27,7 +26,6 @@ def test_the_readme_points_at_the_generated_reference_instead_of_keeping_a_copy(
         "docs/configuration.md when the docs are built: link there instead"
     )
     assert "docs/configuration.md" in readme, "README.md links to the configuration page"
-    assert markdown_table().count("\n") > len(SETTINGS), "the generated table has a row per setting"
 
 
 def test_each_setting_is_listed_once_with_a_description() -> None:
@@ -59,8 +57,7 @@ def test_every_key_the_code_reads_or_mentions_is_a_setting() -> None:
     unknown = {key: places for key, places in named.items() if key not in DEFAULTS}
     assert not unknown, (
         "keys read or documented in the code but missing from SETTINGS in "
-        "flask_discord_roles/_runtime/config.py (add a row, then regenerate the README's reference with "
-        f"`{REGENERATE}`): {unknown}"
+        f"flask_discord_roles/_runtime/config.py (add a row; the docs' configuration page follows): {unknown}"
     )
 
 

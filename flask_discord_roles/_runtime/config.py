@@ -1,7 +1,7 @@
 """Every ``DISCORD_ROLES_*`` setting: its default, its validation, and the typed view services read.
 
-:data:`SETTINGS` describes each key once: ``init_app`` applies its defaults, and the README's configuration
-reference is printed from it (``python -m flask_discord_roles._runtime.config``; a test compares the two).
+:data:`SETTINGS` describes each key once: ``init_app`` applies its defaults, and the docs' configuration
+page is generated from it when the docs are built.
 A key the app's config lacks is read from the environment variable of the same name. Settings are checked
 once, at ``init_app``, so a mistake fails the app's start-up with a message naming the key and the fix,
 instead of a 500 inside some later request.
@@ -239,27 +239,6 @@ SETTINGS: tuple[Setting, ...] = (
 """Every setting, once: ``init_app`` applies the defaults, and the README's reference is made from it."""
 
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
-
-
-ENVIRONMENT_NOTE = (
-    "Each setting is read from `app.config` when `init_app` runs; one the config lacks is read from the "
-    "environment variable of the same name (`export DISCORD_ROLES_EXECUTOR=worker`), whose text is parsed "
-    'as JSON when it is JSON (`5`, `2.5`, `false`, `["a", "b"]`) and taken as written otherwise; '
-    "secrets and ids are always taken as written. The config wins over the environment. Flask's own way "
-    "works too: `app.config.from_prefixed_env()` before `init_app` reads `FLASK_DISCORD_ROLES_…` "
-    "variables. A setting changed after `init_app` would not take effect, so the change is refused with "
-    "a `ConfigurationError`."
-)
-"""How settings reach the app, printed above the reference table."""
-
-
-def markdown_table() -> str:
-    """The README's configuration reference, one row per setting, in this module's order."""
-    lines = [ENVIRONMENT_NOTE, "", "| Setting | Default | What it does |", "|---|---|---|"]
-    lines += [
-        f"| `{setting.key}` | {setting.default_in_words} | {setting.description} |" for setting in SETTINGS
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def fill_in_settings(config: MutableMapping[str, Any], environ: Mapping[str, str] = os.environ) -> set[str]:
@@ -583,7 +562,3 @@ def _oauth_client_id(config: Mapping[str, Any]) -> str | None:
             "DISCORD_ROLES_APPLICATION_ID): the application's numeric id"
         )
     return str(client_id)
-
-
-if __name__ == "__main__":
-    print(markdown_table(), end="")
