@@ -1,0 +1,201 @@
+"""Our own Alembic environment: our revisions, our version table, run on a connection to the host's database.
+
+Nothing here reads an ``env.py`` or an ``alembic.ini``, and nothing writes a file: the revisions are
+loaded from ``versions/`` and run through a :class:`~alembic.runtime.migration.MigrationContext`
+configured on the connection given. Each function works inside the caller's transaction, so a failure
+leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+
+from flask_discord_roles.errors import DiscordRolesError
+
+__all__ = [
+    "HOST_VERSION_TABLE",
+    "MIGRATIONS_DIR",
+    "TABLE_PREFIX",
+    "VERSIONS_DIR",
+    "VERSION_TABLE",
+    "MigrationError",
+    "current_heads",
+    "downgrade",
+    "head",
+    "is_ours",
+    "move_from_host_table",
+    "stamp",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = os.path.dirname(os.path.abspath(__file__))
+VERSIONS_DIR = os.path.join(MIGRATIONS_DIR, "versions")
+TABLE_PREFIX = "discord_roles_"
+VERSION_TABLE = f"{TABLE_PREFIX}alembic_version"
+HOST_VERSION_TABLE = "alembic_version"  # Alembic's default, and so Flask-Migrate's
+
+logger = logging.getLogger("flask_discord_roles.migrations")
+
+Heads = tuple[str, ...]
+
+
+class MigrationError(DiscordRolesError, RuntimeError):
+    """Our tables cannot be migrated as asked (an unknown revision, or tables with no recorded revision);
+    the message says what to run instead. Nothing was changed."""
+
+
+def is_ours(table_name: str | None) -> bool:
+    """Whether a table is one of ours: every table we make, our version table included, has our prefix."""
+    return table_name is not None and table_name.startswith(TABLE_PREFIX)
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    # versions/ is ScriptDirectory's default version location; the revisions are read once per process.
+    return ScriptDirectory(MIGRATIONS_DIR)
+
+
+def head() -> str:
+    """The newest revision this release ships."""
+    heads = _script().get_heads()
+    assert len(heads) == 1, f"our revisions must form one line, found heads {heads}"
+    return heads[0]
+
+
+def _context(connection: sa.Connection, fn: Callable[[Any, MigrationContext], Any] | None = None) -> Any:
+    # ``fn`` gets the current heads as a tuple (as in alembic.command), whatever Alembic's hints say.
+    opts: dict[str, Any] = {"version_table": VERSION_TABLE, "script": _script()}
+    if fn is not None:
+        opts["fn"] = fn
+    return MigrationContext.configure(connection, opts=opts)
+
+
+def current_heads(connection: sa.Connection, host_table: str = HOST_VERSION_TABLE) -> Heads:
+    """Our revision in the database: in our version table, else still in the host's (the old layout)."""
+    heads: Heads = _context(connection).get_current_heads()
+    return heads or _ours_in_host_table(connection, host_table)
+
+
+def _host_version_table(name: str) -> sa.TableClause:
+    schema, _, table = name.rpartition(".")
+    return sa.table(table, sa.column("version_num"), schema=schema or None)
+
+
+def _ours_in_host_table(connection: sa.Connection, host_table: str) -> Heads:
+    table = _host_version_table(host_table)
+    if not sa.inspect(connection).has_table(table.name, schema=table.schema):
+        return ()
+    ours = {script.revision for script in _script().walk_revisions()}
+    return tuple(version for version in connection.scalars(sa.select(table.c.version_num)) if version in ours)
+
+
+def move_from_host_table(connection: sa.Connection, host_table: str = HOST_VERSION_TABLE) -> Heads:
+    """Move our revision out of the host's version table into ours; what was moved (usually nothing).
+
+    Up to 0.1 our revisions were a branch of the host's own migrations, so the host's ``alembic_version``
+    holds our revision id beside theirs. Left there, the host's Alembic, which no longer knows our
+    revisions, stops with "Can't locate revision".
+    """
+    found = _ours_in_host_table(connection, host_table)
+    if not found:
+        return ()
+    context = _context(connection)
+    recorded = context.get_current_heads()
+    if recorded:
+        logger.warning(
+            "Dropped flask-discord-roles' old revision %s from %s: %s already records %s.",
+            ", ".join(found),
+            host_table,
+            VERSION_TABLE,
+            ", ".join(recorded),
+        )
+    else:
+        for revision in found:
+            context.stamp(_script(), revision)
+        logger.warning(
+            "Moved flask-discord-roles' revision %s from %s to its own version table, %s. Our tables are "
+            "now migrated by `flask discord-roles db upgrade`; your `flask db` commands no longer see them.",
+            ", ".join(found),
+            host_table,
+            VERSION_TABLE,
+        )
+    table = _host_version_table(host_table)
+    connection.execute(table.delete().where(table.c.version_num.in_(found)))
+    return found
+
+
+def upgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
+    """Bring our tables up to ``revision``; the revision recorded afterwards."""
+    move_from_host_table(connection, host_table)
+    context = _context(connection, lambda heads, _: _script()._upgrade_revs(revision, heads))
+    if not context.get_current_heads():
+        _refuse_unrecorded_tables(connection)
+    return _run(context, revision)
+
+
+def downgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
+    """Take our tables back to ``revision`` (``base`` drops them all); the revision recorded afterwards."""
+    move_from_host_table(connection, host_table)
+    return _run(_context(connection, lambda heads, _: _script()._downgrade_revs(revision, heads)), revision)
+
+
+def stamp(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
+    """Record ``revision`` as our tables' revision without changing a table."""
+    move_from_host_table(connection, host_table)
+    context = _context(connection)
+    with _plain_errors(revision):
+        context.stamp(_script(), revision)
+    heads: Heads = context.get_current_heads()
+    return heads
+
+
+def _run(context: Any, revision: str) -> Heads:
+    # ScriptDirectory's _upgrade_revs/_downgrade_revs are what alembic.command.upgrade/downgrade hand to
+    # the context; Operations.context makes `op` in the revision files work on this connection.
+    with _plain_errors(revision), Operations.context(context):
+        context.run_migrations()
+    heads: Heads = context.get_current_heads()
+    return heads
+
+
+@contextmanager
+def _plain_errors(revision: str) -> Iterator[None]:
+    """Alembic's errors about a revision, as a :class:`MigrationError` naming the revision asked for."""
+    try:
+        yield
+    except (CommandError, RevisionError) as error:
+        known = ", ".join(_known_revisions())
+        raise MigrationError(
+            f"Cannot migrate flask-discord-roles' tables to {revision!r}: {error}. "
+            f"Our revisions are {known} (or head, base). Nothing was changed."
+        ) from None
+
+
+def _known_revisions() -> Iterable[str]:
+    return reversed([script.revision for script in _script().walk_revisions()])
+
+
+def _refuse_unrecorded_tables(connection: sa.Connection) -> None:
+    """Stop before creating tables that exist already: made by ``db.create_all()``, no revision recorded."""
+    found = sorted(name for name in sa.inspect(connection).get_table_names() if is_ours(name))
+    found = [name for name in found if name != VERSION_TABLE]
+    if found:
+        raise MigrationError(
+            f"The database already has flask-discord-roles tables ({', '.join(found[:3])}"
+            f"{', …' if len(found) > 3 else ''}) but no record of the revision that made them, as after "
+            "db.create_all(). If they were made by this release, record that once with "
+            "`flask discord-roles db stamp head`; from then on `flask discord-roles db upgrade` keeps them "
+            "current. Nothing was changed."
+        )
