@@ -127,7 +127,8 @@ class HostProject:
                 connection.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
                 connection.execute(
                     sa.text(
-                        "CREATE TABLE shop_items (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
+                        "CREATE TABLE shop_items "
+                        "(id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
                     )
                 )
                 connection.execute(

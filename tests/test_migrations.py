@@ -6,6 +6,7 @@ The host's real ``flask db`` commands, run in a project of its own, are in ``tes
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,58 @@ def test_the_db_commands(database_url: str, make_app: Any) -> None:
     assert "'dr9999'" in unknown.output
     with app.app_context():
         db.engine.dispose()
+
+
+HOST_REVISION_ON_OUR_BRANCH = """
+revision = "shop0002"
+down_revision = "shop0001"
+branch_labels = None
+depends_on = "dr0003"
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+"""
+
+
+def test_a_host_revision_that_still_names_ours_gets_the_fix_spelled_out(tmp_path: Path) -> None:
+    directory = tmp_path / "migrations"
+    (directory / "versions").mkdir(parents=True)
+    (directory / "versions" / "shop0002_shop.py").write_text(HOST_REVISION_ON_OUR_BRANCH)
+    app = migrate_first(directory)
+    with (
+        app.app_context(),
+        pytest.raises(MigrationError, match=r"names flask-discord-roles' dr0003") as refused,
+    ):
+        app.extensions["migrate"].migrate.get_config()
+    assert "depends_on = None" in str(refused.value)
+
+
+def test_our_versions_folder_in_the_hosts_version_locations_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "migrations"
+    (directory / "versions").mkdir(parents=True)
+    (directory / "alembic.ini").write_text(
+        f"[alembic]\npath_separator = os\nversion_locations = {VERSIONS_DIR}\n"
+    )
+    app = migrate_first(directory)
+    with app.app_context(), pytest.raises(MigrationError, match="remove them"):
+        app.extensions["migrate"].migrate.get_config()
+
+
+def test_a_stray_revision_in_our_package_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_discord_roles.migrations import _environment
+
+    versions = tmp_path / "versions"
+    shutil.copytree(VERSIONS_DIR, versions)
+    (versions / "3f2a1b_shop_tables.py").write_text(HOST_REVISION_ON_OUR_BRANCH)
+    monkeypatch.setattr(_environment, "VERSIONS_DIR", str(versions))
+    _environment._script.cache_clear()
+    try:
+        with pytest.raises(MigrationError, match=r"not ours: 3f2a1b_shop_tables\.py\. An older `flask db"):
+            head()
+    finally:
+        _environment._script.cache_clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "head",
     "is_ours",
     "move_from_host_table",
+    "our_revisions",
     "stamp",
     "upgrade",
 ]
@@ -47,6 +49,8 @@ VERSION_TABLE = f"{TABLE_PREFIX}alembic_version"
 HOST_VERSION_TABLE = "alembic_version"  # Alembic's default, and so Flask-Migrate's
 
 logger = logging.getLogger("flask_discord_roles.migrations")
+
+_OUR_FILE = re.compile(r"\d{4}_discord_roles_\w+\.py")
 
 Heads = tuple[str, ...]
 
@@ -64,7 +68,22 @@ def is_ours(table_name: str | None) -> bool:
 @functools.cache
 def _script() -> ScriptDirectory:
     # versions/ is ScriptDirectory's default version location; the revisions are read once per process.
+    strangers = sorted(
+        name for name in os.listdir(VERSIONS_DIR) if name.endswith(".py") and not _OUR_FILE.fullmatch(name)
+    )
+    if strangers:
+        raise MigrationError(
+            f"flask-discord-roles' versions folder ({VERSIONS_DIR}) holds revisions that are not ours: "
+            f"{', '.join(strangers)}. An older `flask db migrate` wrote them there: move them into your own "
+            "migrations/versions folder and take our revisions out of their down_revision and depends_on "
+            "(see *Coming from the discord_roles branch* in the docs' Migrations page)."
+        )
     return ScriptDirectory(MIGRATIONS_DIR)
+
+
+def our_revisions() -> frozenset[str]:
+    """Every revision id this release ships."""
+    return frozenset(script.revision for script in _script().walk_revisions())
 
 
 def head() -> str:
@@ -97,7 +116,7 @@ def _ours_in_host_table(connection: sa.Connection, host_table: str) -> Heads:
     table = _host_version_table(host_table)
     if not sa.inspect(connection).has_table(table.name, schema=table.schema):
         return ()
-    ours = {script.revision for script in _script().walk_revisions()}
+    ours = our_revisions()
     return tuple(version for version in connection.scalars(sa.select(table.c.version_num)) if version in ours)
 
 

@@ -18,15 +18,27 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 import weakref
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from flask import Flask, current_app, has_app_context
 from flask.signals import appcontext_pushed
 
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.migrations._environment import HOST_VERSION_TABLE, is_ours, move_from_host_table
+from flask_discord_roles.migrations._environment import (
+    HOST_VERSION_TABLE,
+    VERSIONS_DIR,
+    MigrationError,
+    is_ours,
+    move_from_host_table,
+    our_revisions,
+)
 
 __all__ = ["host_version_table", "register_with_flask_migrate", "skip_our_tables"]
 
@@ -99,6 +111,34 @@ def host_version_table(app: Flask) -> str:
     return f"{schema}.{table}" if schema else str(table)
 
 
+def _refuse_our_revisions_in_the_hosts_history(config: Any) -> None:
+    """Name the fix when the host's Alembic still reaches for our revisions, which it no longer sees.
+
+    Flask-Migrate reports a RuntimeError raised here as ``Error: <message>`` and exits 1.
+    """
+    locations = config.get_version_locations_list() or []
+    if any(os.path.abspath(location) == VERSIONS_DIR for location in locations):
+        raise MigrationError(
+            f"Your Alembic version_locations still list flask-discord-roles' revisions ({VERSIONS_DIR}): "
+            "remove them (and any migrate.configure(include_versions)). Our revisions now have their own "
+            "version table and run with `flask discord-roles db upgrade`."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Alembic warns "… is not present", then raises KeyError
+            ScriptDirectory.from_config(config).get_heads()
+    except (RevisionError, CommandError, KeyError) as error:
+        named = sorted(set(re.findall(r"\bdr\d{4}\b", str(error))) & our_revisions())
+        if named:
+            raise MigrationError(
+                f"A revision in {config.get_main_option('script_location')} still names "
+                f"flask-discord-roles' {', '.join(named)} in its down_revision or depends_on, from when our "
+                "revisions were a branch of yours. They are not part of your history any more: take ours "
+                "out (down_revision = your previous revision, or None for your first; depends_on = None). "
+                "See *Coming from the discord_roles branch* in the docs' Migrations page."
+            ) from None
+
+
 def _move_our_revision(config: Any) -> Any:
     """Flask-Migrate's configure callback: runs before every ``flask db`` command, in its app context."""
     if not has_app_context():
@@ -110,6 +150,7 @@ def _move_our_revision(config: Any) -> Any:
     script_location = config.get_main_option("script_location")
     if script_location and not os.path.isdir(script_location):
         return config  # `flask db init`: it writes files and leaves the database alone, and so do we
+    _refuse_our_revisions_in_the_hosts_history(config)
     try:
         with get_state(app).db.engine.begin() as connection:
             move_from_host_table(connection, host_version_table(app))
