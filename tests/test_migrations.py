@@ -30,6 +30,8 @@ from flask_discord_roles.migrations import (
     current,
     downgrade,
     head,
+    include_name,
+    include_object,
     stamp,
     upgrade,
 )
@@ -265,6 +267,16 @@ def test_the_hosts_autogenerate_skips_our_tables_whatever_the_order(
         assert app.extensions["migrate"].configure_args["include_object"] is include_object, (
             "a second app context must not wrap the filter again"
         )
+
+
+def test_the_public_filters_for_a_custom_env_py_skip_our_tables_only() -> None:
+    assert not include_name("discord_roles_bots", "table", {})
+    assert not include_object(None, VERSION_TABLE, "table", True, None)
+    assert include_name("shop_items", "table", {})
+    assert include_object(None, "shop_items", "table", False, None)
+    assert include_object(None, "ix_discord_roles_deliveries_status", "index", False, None), (
+        "indexes go with their table: Alembic compares none of a skipped table's"
+    )
 
 
 def test_the_setting_turns_the_hook_off(tmp_path: Path) -> None:

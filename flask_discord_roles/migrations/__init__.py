@@ -2,10 +2,11 @@
 
 Run them with ``flask discord-roles db upgrade`` (or :func:`upgrade` inside an app context), next to your own
 ``flask db upgrade``. Your Flask-Migrate never sees our revisions, and its ``flask db migrate`` skips our
-tables (every one is named ``discord_roles_*``); see the *Migrations* page of the docs.
+tables (every one is named ``discord_roles_*``): ``init_app`` adds :func:`include_name` and
+:func:`include_object` to Flask-Migrate's filters. See the *Migrations* page of the docs.
 
-Each function runs in one transaction on the current app's database and raises :class:`MigrationError`
-(changing nothing) when it cannot do what was asked.
+:func:`upgrade`, :func:`downgrade` and :func:`stamp` each run in one transaction on the current app's
+database, and raise :class:`MigrationError` (changing nothing) when they cannot do what was asked.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask_discord_roles._runtime.deprecation import MovedNames
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import _environment
 from flask_discord_roles.migrations._environment import VERSION_TABLE, VERSIONS_DIR, MigrationError
-from flask_discord_roles.migrations._flask_migrate import host_version_table
+from flask_discord_roles.migrations._flask_migrate import host_version_table, include_name, include_object
 from flask_discord_roles.migrations._flask_migrate import (
     register_with_flask_migrate as register_with_flask_migrate,  # for init_app, not public
 )
@@ -30,6 +31,8 @@ __all__ = [
     "current",
     "downgrade",
     "head",
+    "include_name",
+    "include_object",
     "stamp",
     "upgrade",
 ]

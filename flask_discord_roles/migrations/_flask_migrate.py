@@ -40,7 +40,13 @@ from flask_discord_roles.migrations._environment import (
     our_revisions,
 )
 
-__all__ = ["host_version_table", "register_with_flask_migrate", "skip_our_tables"]
+__all__ = [
+    "host_version_table",
+    "include_name",
+    "include_object",
+    "register_with_flask_migrate",
+    "skip_our_tables",
+]
 
 logger = logging.getLogger("flask_discord_roles.migrations")
 
@@ -78,26 +84,36 @@ def skip_our_tables(configure_args: dict[str, Any]) -> None:
         configure_args["include_object"] = _SkipOurObjects(object_filter)
 
 
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's ``include_name`` hook: False for our tables as reflected from the database."""
+    return not (type_ == "table" and is_ours(name))
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's ``include_object`` hook: False for our tables in the metadata."""
+    return not (type_ == "table" and is_ours(name))
+
+
 class _SkipOurNames:
-    """``include_name``: tables reflected from the database."""
+    """:func:`include_name`, then the host's own filter."""
 
     def __init__(self, host_filter: Any) -> None:
         self.host_filter = host_filter
 
     def __call__(self, name: str | None, type_: str, parent_names: Any) -> bool:
-        if type_ == "table" and is_ours(name):
+        if not include_name(name, type_, parent_names):
             return False
         return self.host_filter is None or bool(self.host_filter(name, type_, parent_names))
 
 
 class _SkipOurObjects:
-    """``include_object``: tables in the metadata (and reflected ones, for Alembic before 1.5)."""
+    """:func:`include_object`, then the host's own filter."""
 
     def __init__(self, host_filter: Any) -> None:
         self.host_filter = host_filter
 
     def __call__(self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        if type_ == "table" and is_ours(name):
+        if not include_object(obj, name, type_, reflected, compare_to):
             return False
         return self.host_filter is None or bool(self.host_filter(obj, name, type_, reflected, compare_to))
 
