@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import click
 from flask.cli import with_appcontext
@@ -11,6 +12,8 @@ from sqlalchemy import select
 import flask_discord_roles.migrations as migrations
 from flask_discord_roles._runtime.crypto import DecryptionError, generate_key
 from flask_discord_roles._runtime.state import get_state
+
+T = TypeVar("T")
 
 
 @click.group("discord-roles", help="flask-discord-roles: Discord role delivery.")
@@ -243,8 +246,7 @@ def db_cli() -> None:
 @with_appcontext
 def db_upgrade_command(revision: str) -> None:
     """Create or update our tables up to REVISION (default: head, the newest)."""
-    before = _run_migration(migrations.current)
-    after = _run_migration(migrations.upgrade, revision)
+    before, after = _run_migration(migrations.upgrade, revision)
     if after == before:
         click.echo(f"flask-discord-roles' tables are already at {_describe(after)}.")
     else:
@@ -256,8 +258,7 @@ def db_upgrade_command(revision: str) -> None:
 @with_appcontext
 def db_downgrade_command(revision: str) -> None:
     """Take our tables back to REVISION; `base` drops them all."""
-    before = _run_migration(migrations.current)
-    after = _run_migration(migrations.downgrade, revision)
+    before, after = _run_migration(migrations.downgrade, revision)
     click.echo(f"Downgraded flask-discord-roles' tables from {_describe(before)} to {_describe(after)}.")
 
 
@@ -279,11 +280,11 @@ def db_current_command() -> None:
 @with_appcontext
 def db_stamp_command(revision: str) -> None:
     """Record REVISION as our tables' revision without changing them (`head` after db.create_all())."""
-    after = _run_migration(migrations.stamp, revision)
+    _, after = _run_migration(migrations.stamp, revision)
     click.echo(f"Recorded flask-discord-roles' tables as at {_describe(after)}; no table was changed.")
 
 
-def _run_migration(command: Callable[..., str | None], *args: str) -> str | None:
+def _run_migration(command: Callable[..., T], *args: str) -> T:
     try:
         return command(*args)
     except migrations.MigrationError as error:

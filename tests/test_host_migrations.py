@@ -93,6 +93,12 @@ class HostProject:
         (folder / "host.py").write_text(HOST_APP)
 
     def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self.start_flask(*args)
+        stdout, stderr = done.communicate(timeout=120)
+        assert done.returncode == 0, f"`flask {' '.join(args)}` failed:\n{stdout}\n{stderr}"
+        return subprocess.CompletedProcess(done.args, done.returncode, stdout, stderr)
+
+    def start_flask(self, *args: str) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "HOST_DATABASE_URL": self.database_url,
@@ -100,16 +106,14 @@ class HostProject:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.pop("FLASK_APP", None)
-        done = subprocess.run(
+        return subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "host", *args],
             cwd=self.folder,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
-        assert done.returncode == 0, f"`flask {' '.join(args)}` failed:\n{done.stdout}\n{done.stderr}"
-        return done
 
     def on_the_old_branch(self, make_app: Any) -> None:
         """What `flask db upgrade heads` left before our revisions moved out: the host's migrations folder
@@ -214,3 +218,15 @@ def test_a_database_on_the_old_discord_roles_branch_keeps_working_with_flask_db(
     migrated = host.flask("db", "migrate", "-m", "nothing")
     assert "No changes in schema detected" in migrated.stderr, migrated.stderr
     assert "Moved" not in migrated.stderr, "the move happens once"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_containers_that_all_migrate_as_they_start_take_turns(host: HostProject) -> None:
+    started = [host.start_flask("discord-roles", "db", "upgrade") for _ in range(3)]
+    outputs = []
+    for process in started:
+        stdout, stderr = process.communicate(timeout=120)
+        outputs.append(stdout)
+        assert process.returncode == 0, f"a concurrent upgrade failed:\n{stdout}\n{stderr}"
+    assert sum("from nothing (no tables)" in output for output in outputs) == 1, outputs
+    assert sum("already at" in output for output in outputs) == 2, outputs

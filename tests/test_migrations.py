@@ -26,6 +26,7 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import (
     VERSION_TABLE,
     VERSIONS_DIR,
+    Migrated,
     MigrationError,
     current,
     downgrade,
@@ -50,7 +51,8 @@ def test_upgrade_creates_exactly_the_models_schema_and_downgrade_removes_it(
     app, db, _ = make_app(database_url)
     with app.app_context():
         assert current() is None
-        assert upgrade() == head() == current()
+        assert upgrade() == Migrated(before=None, after=head())
+        assert current() == head()
         with db.engine.connect() as connection:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "include_name": not_our_version_table}
@@ -64,7 +66,7 @@ def test_upgrade_creates_exactly_the_models_schema_and_downgrade_removes_it(
         if db.engine.dialect.name == "postgresql":
             assert _enqueue_function_exists(db), "upgrade must install discord_roles_enqueue_order"
 
-        assert downgrade("base") is None
+        assert downgrade("base") == Migrated(before=head(), after=None)
         with db.engine.connect() as connection:
             left = set(sa.inspect(connection).get_table_names()) & expected
         assert left == set(), f"downgrade left tables behind: {left}"
@@ -81,10 +83,10 @@ def test_upgrade_creates_exactly_the_models_schema_and_downgrade_removes_it(
 def test_upgrade_goes_step_by_step_from_an_older_revision(database_url: str, make_app: Any) -> None:
     app, db, _ = make_app(database_url)
     with app.app_context():
-        assert upgrade(OLDER) == OLDER
-        assert upgrade() == head()
-        assert upgrade() == head(), "a second upgrade has nothing to do"
-        assert downgrade(OLDER) == OLDER
+        assert upgrade(OLDER) == Migrated(None, OLDER)
+        assert upgrade() == Migrated(OLDER, head())
+        assert upgrade() == Migrated(head(), head()), "a second upgrade has nothing to do"
+        assert downgrade(OLDER) == Migrated(head(), OLDER)
         db.engine.dispose()
 
 
@@ -106,8 +108,8 @@ def test_tables_made_by_create_all_are_refused_until_stamped(database_url: str, 
         with pytest.raises(MigrationError, match="`flask discord-roles db stamp head`"):
             upgrade()
         assert current() is None, "the refused upgrade must record nothing"
-        assert stamp("head") == head()
-        assert upgrade() == head(), "after the stamp there is nothing to do"
+        assert stamp("head") == Migrated(None, head())
+        assert upgrade() == Migrated(head(), head()), "after the stamp there is nothing to do"
         db.engine.dispose()
 
 
@@ -137,8 +139,8 @@ def test_upgrade_moves_our_revision_out_of_the_hosts_alembic_version_once(
         assert current() == OLDER, "current() must find our revision where the old branch left it"
 
         with caplog.at_level(logging.WARNING, logger="flask_discord_roles.migrations"):
-            assert upgrade() == head()
-            assert upgrade() == head()
+            assert upgrade() == Migrated(OLDER, head()), "the moved revision is where the upgrade starts"
+            assert upgrade() == Migrated(head(), head())
         moved = [record.getMessage() for record in caplog.records if "Moved" in record.getMessage()]
         assert len(moved) == 1, f"the move is logged once, got {moved}"
         assert f"revision {OLDER} from alembic_version" in moved[0]

@@ -6,7 +6,8 @@ tables (every one is named ``discord_roles_*``): ``init_app`` adds :func:`includ
 :func:`include_object` to Flask-Migrate's filters. See the *Migrations* page of the docs.
 
 :func:`upgrade`, :func:`downgrade` and :func:`stamp` each run in one transaction on the current app's
-database, and raise :class:`MigrationError` (changing nothing) when they cannot do what was asked.
+database, one process at a time, and say what they did (:class:`Migrated`); they raise
+:class:`MigrationError` (changing nothing) when they cannot do what was asked.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask import current_app
 from flask_discord_roles._runtime.deprecation import MovedNames
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import _environment
-from flask_discord_roles.migrations._environment import VERSION_TABLE, VERSIONS_DIR, MigrationError
+from flask_discord_roles.migrations._environment import VERSION_TABLE, VERSIONS_DIR, Migrated, MigrationError
 from flask_discord_roles.migrations._flask_migrate import host_version_table, include_name, include_object
 from flask_discord_roles.migrations._flask_migrate import (
     register_with_flask_migrate as register_with_flask_migrate,  # for init_app, not public
@@ -27,6 +28,7 @@ from flask_discord_roles.migrations._flask_migrate import (
 __all__ = [
     "VERSIONS_DIR",
     "VERSION_TABLE",
+    "Migrated",
     "MigrationError",
     "current",
     "downgrade",
@@ -38,8 +40,8 @@ __all__ = [
 ]
 
 
-def upgrade(revision: str = "head") -> str | None:
-    """Create or update our tables up to ``revision`` (default: the newest); the revision now recorded.
+def upgrade(revision: str = "head") -> Migrated:
+    """Create or update our tables up to ``revision`` (default: the newest).
 
     The first time, a revision of ours still in your ``alembic_version`` (from the old ``discord_roles``
     branch) is moved into our version table. Tables with no recorded revision (made by ``db.create_all()``)
@@ -48,14 +50,14 @@ def upgrade(revision: str = "head") -> str | None:
     return _in_one_transaction(_environment.upgrade, revision)
 
 
-def downgrade(revision: str) -> str | None:
-    """Take our tables back to ``revision``; ``"base"`` drops them all. The revision now recorded."""
+def downgrade(revision: str) -> Migrated:
+    """Take our tables back to ``revision``; ``"base"`` drops them all."""
     return _in_one_transaction(_environment.downgrade, revision)
 
 
-def stamp(revision: str) -> str | None:
+def stamp(revision: str) -> Migrated:
     """Record ``revision`` as the one our tables are at, changing no table (``"head"`` after
-    ``db.create_all()``). The revision now recorded."""
+    ``db.create_all()``)."""
     return _in_one_transaction(_environment.stamp, revision)
 
 
@@ -63,7 +65,7 @@ def current() -> str | None:
     """The revision our tables are at; None if they were never migrated (or only made by ``create_all``)."""
     app = _current_app()
     with get_state(app).db.engine.connect() as connection:
-        return _one(_environment.current_heads(connection, host_version_table(app)))
+        return ", ".join(_environment.current_heads(connection, host_version_table(app))) or None
 
 
 def head() -> str:
@@ -71,18 +73,15 @@ def head() -> str:
     return _environment.head()
 
 
-def _in_one_transaction(command: Any, revision: str) -> str | None:
+def _in_one_transaction(command: Any, revision: str) -> Migrated:
     app = _current_app()
     with get_state(app).db.engine.begin() as connection:
-        return _one(command(connection, revision, host_version_table(app)))
+        migrated: Migrated = command(connection, revision, host_version_table(app))
+        return migrated
 
 
 def _current_app() -> Any:
     return current_app._get_current_object()  # type: ignore[attr-defined]
-
-
-def _one(heads: tuple[str, ...]) -> str | None:
-    return ", ".join(heads) or None
 
 
 def _no_longer_needed(config: Any) -> Any:

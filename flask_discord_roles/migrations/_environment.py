@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -31,6 +31,7 @@ __all__ = [
     "TABLE_PREFIX",
     "VERSIONS_DIR",
     "VERSION_TABLE",
+    "Migrated",
     "MigrationError",
     "current_heads",
     "downgrade",
@@ -49,6 +50,10 @@ VERSION_TABLE = f"{TABLE_PREFIX}alembic_version"
 HOST_VERSION_TABLE = "alembic_version"  # Alembic's default, and so Flask-Migrate's
 
 logger = logging.getLogger("flask_discord_roles.migrations")
+
+# Any fixed number: PostgreSQL's transaction-scoped advisory lock on it queues our migrations, so several
+# containers that each migrate at start-up take turns instead of creating the same table twice.
+_MIGRATION_LOCK = 0x6472_6F6C
 
 _OUR_FILE = re.compile(r"\d{4}_discord_roles_\w+\.py")
 
@@ -101,6 +106,12 @@ def _context(connection: sa.Connection, fn: Callable[[Any, MigrationContext], An
     return MigrationContext.configure(connection, opts=opts)
 
 
+def _take_turns(connection: sa.Connection) -> None:
+    """Wait until no other process is migrating our tables (PostgreSQL; SQLite locks the whole file)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+
+
 def current_heads(connection: sa.Connection, host_table: str = HOST_VERSION_TABLE) -> Heads:
     """Our revision in the database: in our version table, else still in the host's (the old layout)."""
     heads: Heads = _context(connection).get_current_heads()
@@ -127,7 +138,10 @@ def move_from_host_table(connection: sa.Connection, host_table: str = HOST_VERSI
     holds our revision id beside theirs. Left there, the host's Alembic, which no longer knows our
     revisions, stops with "Can't locate revision".
     """
-    found = _ours_in_host_table(connection, host_table)
+    if not _ours_in_host_table(connection, host_table):
+        return ()
+    _take_turns(connection)
+    found = _ours_in_host_table(connection, host_table)  # again: another process may have moved it
     if not found:
         return ()
     context = _context(connection)
@@ -155,38 +169,58 @@ def move_from_host_table(connection: sa.Connection, host_table: str = HOST_VERSI
     return found
 
 
-def upgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
-    """Bring our tables up to ``revision``; the revision recorded afterwards."""
-    move_from_host_table(connection, host_table)
-    context = _context(connection, lambda heads, _: _script()._upgrade_revs(revision, heads))
+class Migrated(NamedTuple):
+    """What a migration command did: the revision our tables were at, and the one they are at now
+    (None: no tables, or none recorded)."""
+
+    before: str | None
+    after: str | None
+
+
+def upgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Migrated:
+    """Bring our tables up to ``revision``."""
+    context = _start(connection, host_table, lambda heads, _: _script()._upgrade_revs(revision, heads))
     if not context.get_current_heads():
         _refuse_unrecorded_tables(connection)
     return _run(context, revision)
 
 
-def downgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
-    """Take our tables back to ``revision`` (``base`` drops them all); the revision recorded afterwards."""
-    move_from_host_table(connection, host_table)
-    return _run(_context(connection, lambda heads, _: _script()._downgrade_revs(revision, heads)), revision)
+def downgrade(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Migrated:
+    """Take our tables back to ``revision`` (``base`` drops them all)."""
+    context = _start(connection, host_table, lambda heads, _: _script()._downgrade_revs(revision, heads))
+    return _run(context, revision)
 
 
-def stamp(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Heads:
+def stamp(connection: sa.Connection, revision: str, host_table: str = HOST_VERSION_TABLE) -> Migrated:
     """Record ``revision`` as our tables' revision without changing a table."""
-    move_from_host_table(connection, host_table)
-    context = _context(connection)
+    context = _start(connection, host_table)
+    before = _one(context.get_current_heads())
     with _plain_errors(revision):
         context.stamp(_script(), revision)
-    heads: Heads = context.get_current_heads()
-    return heads
+    return Migrated(before, _one(context.get_current_heads()))
 
 
-def _run(context: Any, revision: str) -> Heads:
+def _start(
+    connection: sa.Connection, host_table: str, fn: Callable[[Any, MigrationContext], Any] | None = None
+) -> Any:
+    """Our turn, with our revision in our own table: what every command does first."""
+    _take_turns(connection)
+    move_from_host_table(connection, host_table)
+    return _context(connection, fn)
+
+
+def _run(context: Any, revision: str) -> Migrated:
     # ScriptDirectory's _upgrade_revs/_downgrade_revs are what alembic.command.upgrade/downgrade hand to
     # the context; Operations.context makes `op` in the revision files work on this connection.
+    before = _one(context.get_current_heads())
     with _plain_errors(revision), Operations.context(context):
         context.run_migrations()
-    heads: Heads = context.get_current_heads()
-    return heads
+    return Migrated(before, _one(context.get_current_heads()))
+
+
+def _one(heads: Heads) -> str | None:
+    # Our revisions form one line, so at most one is recorded.
+    return ", ".join(heads) or None
 
 
 @contextmanager
