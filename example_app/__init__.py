@@ -13,11 +13,13 @@ from typing import Any
 from flask import Flask
 from flask_login import LoginManager
 from flask_migrate import Migrate
+from flask_migrate import upgrade as upgrade_shop_tables
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
 from flask_discord_roles import DiscordRoles, generate_key
+from flask_discord_roles import migrations as discord_roles_migrations
 
 # The host's own naming convention; ours are explicit names, so the two never clash.
 db = SQLAlchemy(
@@ -38,6 +40,13 @@ discord_roles = DiscordRoles()
 STORE_ID = "demo-store"
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def upgrade_database() -> None:
+    """What a deploy runs, in the current app: ``flask discord-roles db upgrade`` (the extension's tables,
+    in their own version table), then ``flask db upgrade`` (the shop's own, in ``migrations/``)."""
+    discord_roles_migrations.upgrade()
+    upgrade_shop_tables(directory=MIGRATIONS_DIR)
 
 
 def _demo_encryption_key(instance_path: str) -> str:

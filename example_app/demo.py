@@ -13,13 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from flask_migrate import upgrade
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_discord_roles import bots, guilds, store_settings
+from flask_discord_roles.migrations import VERSION_TABLE
 from flask_discord_roles.testing import FakeBot, FakeDiscord, FakeGuild
 
-from . import MIGRATIONS_DIR, create_app, db, discord_roles
+from . import create_app, db, discord_roles, upgrade_database
 from .models import Customer, Package
 
 PASSWORD = "demo"  # noqa: S105  (printed on start: the demo accounts are public)
@@ -72,13 +72,14 @@ def start_sandbox() -> Sandbox:
 
 
 def reset_database(app: Flask) -> None:
-    """Empty the database and bring both migration branches up: FakeDiscord starts empty every time,
-    so rows from an earlier run would point at servers and users that no longer exist."""
+    """Empty the database and migrate it again (the extension's tables, then the shop's): FakeDiscord starts
+    empty every time, so rows from an earlier run would point at servers and users that no longer exist."""
     with app.app_context():
         db.drop_all()
         with db.engine.begin() as connection:
-            connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade(directory=MIGRATIONS_DIR, revision="heads")
+            for version_table in ("alembic_version", VERSION_TABLE):
+                connection.execute(sa.text(f"DROP TABLE IF EXISTS {version_table}"))
+        upgrade_database()
         db.session.remove()
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+import flask_discord_roles.migrations as migrations
 from flask_discord_roles._runtime.crypto import DecryptionError, generate_key
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.errors import ConfigurationError
+
+T = TypeVar("T")
 
 
 class _Commands(click.Group):
@@ -240,3 +244,68 @@ def worker_command(
         f"worker done: {totals.completed} completed, {totals.retried} retried, {totals.failed} failed, "
         f"{totals.expired} expired"
     )
+
+
+@discord_roles_cli.group("db")
+def db_cli() -> None:
+    """Our tables' migrations, recorded in their own version table (discord_roles_alembic_version).
+
+    Your own `flask db` commands never see them: run `flask discord-roles db upgrade` next to
+    `flask db upgrade` on every deploy.
+    """
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade_command(revision: str) -> None:
+    """Create or update our tables up to REVISION (default: head, the newest)."""
+    before, after = _run_migration(migrations.upgrade, revision)
+    if after == before:
+        click.echo(f"flask-discord-roles' tables are already at {_describe(after)}.")
+    else:
+        click.echo(f"Upgraded flask-discord-roles' tables from {_describe(before)} to {_describe(after)}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade_command(revision: str) -> None:
+    """Take our tables back to REVISION; `base` drops them all."""
+    before, after = _run_migration(migrations.downgrade, revision)
+    click.echo(f"Downgraded flask-discord-roles' tables from {_describe(before)} to {_describe(after)}.")
+
+
+@db_cli.command("current")
+@with_appcontext
+def db_current_command() -> None:
+    """Print the revision our tables are at."""
+    revision = _run_migration(migrations.current)
+    if revision is None:
+        click.echo("None: no flask-discord-roles tables yet; run `flask discord-roles db upgrade`.")
+    elif revision == migrations.head():
+        click.echo(f"{revision} (head)")
+    else:
+        click.echo(f"{revision} (head is {migrations.head()}: run `flask discord-roles db upgrade`)")
+
+
+@db_cli.command("stamp")
+@click.argument("revision")
+@with_appcontext
+def db_stamp_command(revision: str) -> None:
+    """Record REVISION as our tables' revision without changing them (`head` after db.create_all())."""
+    _, after = _run_migration(migrations.stamp, revision)
+    click.echo(f"Recorded flask-discord-roles' tables as at {_describe(after)}; no table was changed.")
+
+
+def _run_migration(command: Callable[..., T], *args: str) -> T:
+    try:
+        return command(*args)
+    except migrations.MigrationError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _describe(revision: str | None) -> str:
+    if revision is None:
+        return "nothing (no tables)"
+    return f"{revision} (head)" if revision == migrations.head() else revision

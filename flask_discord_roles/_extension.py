@@ -286,6 +286,7 @@ def _join_the_host(app: Flask, settings: Settings) -> None:
     app.before_request(_before_request)
     app.cli.add_command(discord_roles_cli)
     if settings.register_migrations:
+        # Keeps our tables out of the host's `flask db migrate`, whenever the host sets Flask-Migrate up.
         register_with_flask_migrate(app)
 
 

@@ -1,9 +1,13 @@
-"""Our Alembic branch, run the way a host runs it, creates exactly the models' schema."""
+"""Our migrations: our own revisions in our own version table, and the host's Flask-Migrate kept apart.
+
+The host's real ``flask db`` commands, run in a project of its own, are in ``test_host_migrations.py``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,64 +15,148 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import Migrate, downgrade, init, upgrade
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
 
+from flask_discord_roles import DiscordRoles
+from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_SIGNATURE as SIGNATURE
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.migrations import BRANCH_LABEL, VERSIONS_DIR
+from flask_discord_roles.migrations import (
+    VERSION_TABLE,
+    VERSIONS_DIR,
+    Migrated,
+    MigrationError,
+    current,
+    downgrade,
+    head,
+    include_name,
+    include_object,
+    stamp,
+    upgrade,
+)
+from tests.conftest import HOST_DB
+
+OLDER = "dr0007"  # a revision before head, as a host that skipped a release has
 
 
-@pytest.fixture(autouse=True)
-def _keep_logging_config() -> Iterator[None]:
-    # Flask-Migrate's env.py calls logging.config.fileConfig, which disables every existing logger.
-    before = {
-        name: logger.disabled
-        for name, logger in logging.root.manager.loggerDict.items()
-        if isinstance(logger, logging.Logger)
-    }
-    root_handlers, root_level = list(logging.root.handlers), logging.root.level
-    yield
-    for name, logger in logging.root.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            logger.disabled = before.get(name, False)
-    logging.root.handlers[:] = root_handlers
-    logging.root.setLevel(root_level)
+def not_our_version_table(name: str | None, type_: str, _parents: Any) -> bool:
+    return not (type_ == "table" and name == VERSION_TABLE)
 
 
-def test_flask_db_upgrade_heads_matches_the_models(database_url: str, tmp_path: Path, make_app: Any) -> None:
+def test_upgrade_creates_exactly_the_models_schema_and_downgrade_removes_it(
+    database_url: str, make_app: Any
+) -> None:
     app, db, _ = make_app(database_url)
-    directory = str(tmp_path / "migrations")
-    Migrate(app, db, directory=directory)
-    # Flask-Migrate was set up after DiscordRoles here, so register the branch the documented way.
-    from flask_discord_roles.migrations import register_with_flask_migrate
-
-    assert register_with_flask_migrate(app)
     with app.app_context():
-        init(directory=directory)
-        upgrade(directory=directory, revision="heads")
+        assert current() is None
+        assert upgrade() == Migrated(before=None, after=head())
+        assert current() == head()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": not_our_version_table}
+            )
             differences = compare_metadata(context, db.metadata)
             tables = set(sa.inspect(connection).get_table_names())
-        assert differences == [], f"migration and models disagree: {differences}"
-        with db.engine.connect() as connection:
             migrated = _what_compare_metadata_misses(connection)
+        assert differences == [], f"migration and models disagree: {differences}"
         expected = {table.name for table in get_state(app).models.tables}
         assert expected <= tables
         if db.engine.dialect.name == "postgresql":
-            assert _enqueue_function_exists(db), "upgrade heads must install discord_roles_enqueue_order"
+            assert _enqueue_function_exists(db), "upgrade must install discord_roles_enqueue_order"
 
-        downgrade(directory=directory, revision=f"{BRANCH_LABEL}@base")
+        assert downgrade("base") == Migrated(before=head(), after=None)
         with db.engine.connect() as connection:
             left = set(sa.inspect(connection).get_table_names()) & expected
         assert left == set(), f"downgrade left tables behind: {left}"
+        if db.engine.dialect.name == "postgresql":
+            assert not _enqueue_function_exists(db), "downgrade must drop discord_roles_enqueue_order"
         db.create_all()
         with db.engine.connect() as connection:
             created = _what_compare_metadata_misses(connection)
         db.drop_all()
         assert migrated == created, "the migration's partial indexes or collations differ from the models'"
-        if db.engine.dialect.name == "postgresql":
-            assert not _enqueue_function_exists(db), "downgrade must drop discord_roles_enqueue_order"
+        db.engine.dispose()
+
+
+def test_upgrade_goes_step_by_step_from_an_older_revision(database_url: str, make_app: Any) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        assert upgrade(OLDER) == Migrated(None, OLDER)
+        assert upgrade() == Migrated(OLDER, head())
+        assert upgrade() == Migrated(head(), head()), "a second upgrade has nothing to do"
+        assert downgrade(OLDER) == Migrated(head(), OLDER)
+        db.engine.dispose()
+
+
+def test_an_unknown_revision_is_refused_and_changes_nothing(database_url: str, make_app: Any) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        upgrade(OLDER)
+        for command in (upgrade, downgrade, stamp):
+            with pytest.raises(MigrationError, match=r"'dr9999'.*dr0001, dr0002"):
+                command("dr9999")
+        assert current() == OLDER
+        db.engine.dispose()
+
+
+def test_tables_made_by_create_all_are_refused_until_stamped(database_url: str, make_app: Any) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        db.create_all()
+        with pytest.raises(MigrationError, match="`flask discord-roles db stamp head`"):
+            upgrade()
+        assert current() is None, "the refused upgrade must record nothing"
+        assert stamp("head") == Migrated(None, head())
+        assert upgrade() == Migrated(head(), head()), "after the stamp there is nothing to do"
+        db.engine.dispose()
+
+
+def _on_the_old_branch(db: SQLAlchemy, ours: str) -> None:
+    """Our revision in the host's alembic_version, as the old ``discord_roles`` branch left it."""
+    with db.engine.begin() as connection:
+        connection.execute(sa.table(VERSION_TABLE).delete())
+        connection.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        connection.execute(
+            sa.text("INSERT INTO alembic_version VALUES ('shop0001'), (:ours)"), {"ours": ours}
+        )
+
+
+def _versions(db: SQLAlchemy, table: str) -> set[str]:
+    with db.engine.connect() as connection:
+        query = sa.select(sa.column("version_num")).select_from(sa.table(table))
+        return set(connection.scalars(query))
+
+
+def test_upgrade_moves_our_revision_out_of_the_hosts_alembic_version_once(
+    database_url: str, make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        upgrade(OLDER)
+        _on_the_old_branch(db, OLDER)
+        assert current() == OLDER, "current() must find our revision where the old branch left it"
+
+        with caplog.at_level(logging.WARNING, logger="flask_discord_roles.migrations"):
+            assert upgrade() == Migrated(OLDER, head()), "the moved revision is where the upgrade starts"
+            assert upgrade() == Migrated(head(), head())
+        moved = [record.getMessage() for record in caplog.records if "Moved" in record.getMessage()]
+        assert len(moved) == 1, f"the move is logged once, got {moved}"
+        assert f"revision {OLDER} from alembic_version" in moved[0]
+        assert _versions(db, "alembic_version") == {"shop0001"}, "the host's revision must stay"
+        assert _versions(db, VERSION_TABLE) == {head()}
+        db.engine.dispose()
+
+
+def test_a_failed_upgrade_after_the_move_leaves_the_old_layout(database_url: str, make_app: Any) -> None:
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        upgrade(OLDER)
+        _on_the_old_branch(db, OLDER)
+        with pytest.raises(MigrationError):
+            upgrade("dr9999")
+        assert _versions(db, "alembic_version") == {"shop0001", OLDER}, "move and upgrade are one transaction"
         db.engine.dispose()
 
 
@@ -118,21 +206,183 @@ def _enqueue_function_exists(db: Any) -> bool:
     return bool(found)
 
 
-def test_init_app_registers_the_branch_when_flask_migrate_comes_first(tmp_path: Path) -> None:
-    from flask import Flask
-    from flask_sqlalchemy import SQLAlchemy
+# The host's Flask-Migrate: set up before us, after us, or in a factory, it never sees our tables.
 
-    from flask_discord_roles import DiscordRoles
 
+def host_filter(_obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any) -> bool:
+    """A host's own include_object: it keeps a legacy table out of its autogenerate."""
+    return name != "legacy_reports"
+
+
+def migrate_first(directory: Path) -> Flask:
+    app = _bare_app()
+    Migrate(app, HOST_DB, directory=str(directory), include_object=host_filter)
+    DiscordRoles(app, db=HOST_DB)
+    return app
+
+
+def discord_roles_first(directory: Path) -> Flask:
+    app = _bare_app()
+    DiscordRoles(app, db=HOST_DB)
+    Migrate(app, HOST_DB, directory=str(directory), include_object=host_filter)
+    return app
+
+
+def factory(directory: Path) -> Flask:
+    migrate, discord_roles = Migrate(include_object=host_filter), DiscordRoles()
+    app = _bare_app()
+    discord_roles.init_app(app, db=HOST_DB)
+    migrate.init_app(app, HOST_DB, directory=str(directory))
+    return app
+
+
+def _bare_app() -> Flask:
     app = Flask("host")
-    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI="sqlite://")
-    db = SQLAlchemy(app)
-    migrate = Migrate(app, db, directory=str(tmp_path / "migrations"))
-    DiscordRoles(app, db=db)
-    DiscordRoles(app, db=db)
+    app.config.update(
+        TESTING=True, SQLALCHEMY_DATABASE_URI="sqlite://", DISCORD_ROLES_ENCRYPTION_KEYS=[generate_key()]
+    )
+    HOST_DB.init_app(app)
+    return app
+
+
+@pytest.mark.parametrize("build", [migrate_first, discord_roles_first, factory])
+def test_the_hosts_autogenerate_skips_our_tables_whatever_the_order(
+    build: Callable[[Path], Flask], tmp_path: Path
+) -> None:
+    app = build(tmp_path / "migrations")
+    with app.app_context():  # as every `flask db` command runs
+        args = app.extensions["migrate"].configure_args
+        config = app.extensions["migrate"].migrate.get_config()
+    include_object, include_name = args["include_object"], args["include_name"]
+    for ours in ("discord_roles_deliveries", VERSION_TABLE):
+        assert not include_object(None, ours, "table", False, None), f"{ours} must be skipped in the metadata"
+        assert not include_name(ours, "table", {}), f"{ours} must be skipped in the database"
+    assert include_object(None, "shop_items", "table", False, None), "the host's tables must stay"
+    assert include_name("shop_items", "table", {})
+    assert include_object(None, "discord_roles_x", "column", False, None), "only tables are filtered"
+    assert not include_object(None, "legacy_reports", "table", False, None), (
+        "the host's filter must still run"
+    )
+    locations = config.get_version_locations_list() or []
+    assert VERSIONS_DIR not in locations, "our revisions must stay out of the host's Flask-Migrate"
     with app.app_context():
-        config = migrate.get_config(str(tmp_path / "migrations"))
-        locations = config.get_version_locations_list()
-    assert locations is not None
-    assert locations.count(VERSIONS_DIR) == 1, f"our versions folder once, got {locations}"
-    assert str(tmp_path / "migrations" / "versions") in locations, "the host's folder must stay"
+        assert app.extensions["migrate"].configure_args["include_object"] is include_object, (
+            "a second app context must not wrap the filter again"
+        )
+
+
+def test_the_public_filters_for_a_custom_env_py_skip_our_tables_only() -> None:
+    assert not include_name("discord_roles_bots", "table", {})
+    assert not include_object(None, VERSION_TABLE, "table", True, None)
+    assert include_name("shop_items", "table", {})
+    assert include_object(None, "shop_items", "table", False, None)
+    assert include_object(None, "ix_discord_roles_deliveries_status", "index", False, None), (
+        "indexes go with their table: Alembic compares none of a skipped table's"
+    )
+
+
+def test_the_setting_turns_the_hook_off(tmp_path: Path) -> None:
+    app = _bare_app()
+    app.config["DISCORD_ROLES_REGISTER_MIGRATIONS"] = False
+    Migrate(app, HOST_DB, directory=str(tmp_path / "migrations"))
+    DiscordRoles(app, db=HOST_DB)
+    with app.app_context():
+        assert "include_object" not in app.extensions["migrate"].configure_args
+
+
+def test_the_old_names_still_answer_with_a_warning() -> None:
+    import flask_discord_roles.migrations as migrations
+
+    with pytest.warns(DeprecationWarning, match="flask discord-roles db upgrade"):
+        assert migrations.BRANCH_LABEL == "discord_roles"
+    with pytest.warns(DeprecationWarning, match="remove migrate.configure"):
+        include_versions = migrations.include_versions
+    config = object()
+    assert include_versions(config) is config, "include_versions no longer adds our revisions"
+
+
+# `flask discord-roles db …`
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_db_commands(database_url: str, make_app: Any) -> None:
+    app, db, _ = make_app(database_url)
+    runner = app.test_cli_runner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(args=["discord-roles", "db", *args])
+
+    assert "None: no flask-discord-roles tables yet" in run("current").output
+    assert f"from nothing (no tables) to {OLDER}." in run("upgrade", OLDER).output
+    assert f"{OLDER} (head is {head()}: run `flask discord-roles db upgrade`)" in run("current").output
+    assert f"from {OLDER} to {head()} (head)" in run("upgrade").output
+    assert "already at" in run("upgrade").output
+    assert f"from {head()} (head) to nothing (no tables)" in run("downgrade", "base").output
+
+    with app.app_context():
+        db.create_all()
+    refused = run("upgrade")
+    assert refused.exit_code == 1
+    assert "flask discord-roles db stamp head" in refused.output
+    assert f"as at {head()} (head); no table was changed" in run("stamp", "head").output
+    assert run("current").output.strip() == f"{head()} (head)"
+    unknown = run("downgrade", "dr9999")
+    assert unknown.exit_code == 1
+    assert "'dr9999'" in unknown.output
+    with app.app_context():
+        db.engine.dispose()
+
+
+HOST_REVISION_ON_OUR_BRANCH = """
+revision = "shop0002"
+down_revision = "shop0001"
+branch_labels = None
+depends_on = "dr0003"
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+"""
+
+
+def test_a_host_revision_that_still_names_ours_gets_the_fix_spelled_out(tmp_path: Path) -> None:
+    directory = tmp_path / "migrations"
+    (directory / "versions").mkdir(parents=True)
+    (directory / "versions" / "shop0002_shop.py").write_text(HOST_REVISION_ON_OUR_BRANCH)
+    app = migrate_first(directory)
+    with (
+        app.app_context(),
+        pytest.raises(MigrationError, match=r"names flask-discord-roles' dr0003") as refused,
+    ):
+        app.extensions["migrate"].migrate.get_config()
+    assert "depends_on = None" in str(refused.value)
+
+
+def test_our_versions_folder_in_the_hosts_version_locations_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "migrations"
+    (directory / "versions").mkdir(parents=True)
+    (directory / "alembic.ini").write_text(
+        f"[alembic]\npath_separator = os\nversion_locations = {VERSIONS_DIR}\n"
+    )
+    app = migrate_first(directory)
+    with app.app_context(), pytest.raises(MigrationError, match="remove them"):
+        app.extensions["migrate"].migrate.get_config()
+
+
+def test_a_stray_revision_in_our_package_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_discord_roles.migrations import _environment
+
+    versions = tmp_path / "versions"
+    shutil.copytree(VERSIONS_DIR, versions)
+    (versions / "3f2a1b_shop_tables.py").write_text(HOST_REVISION_ON_OUR_BRANCH)
+    monkeypatch.setattr(_environment, "VERSIONS_DIR", str(versions))
+    _environment._script.cache_clear()
+    try:
+        with pytest.raises(MigrationError, match=r"not ours: 3f2a1b_shop_tables\.py\. An older `flask db"):
+            head()
+    finally:
+        _environment._script.cache_clear()

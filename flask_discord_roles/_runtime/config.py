@@ -93,7 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DISCORD_ROLES_REGISTER_MIGRATIONS",
         True,
-        "Add our Alembic branch to Flask-Migrate's version locations (when Flask-Migrate is set up first).",
+        "Hook into the app's Flask-Migrate: its `flask db migrate` skips our `discord_roles_*` tables, and "
+        "its `flask db` commands first move a revision of ours left in `alembic_version` (by the old "
+        "`discord_roles` branch) into our own version table. Our tables are migrated by "
+        "`flask discord-roles db upgrade` either way.",
     ),
     Setting(
         "DISCORD_ROLES_EXECUTOR",
