@@ -58,7 +58,7 @@ class DiscordRoles:
             discord_roles.init_app(app, db=db)
 
     Settings are ``DISCORD_ROLES_*`` keys in ``app.config``, or environment variables of the same names
-    for keys the config lacks, each listed with its default in the README's *Configuration reference*,
+    for keys the config lacks, each listed with its default on the docs' *Configuration* page,
     which is generated from the one table of them (``SETTINGS`` in
     ``flask_discord_roles/_runtime/config.py``). All are optional but two: ``DISCORD_ROLES_ENCRYPTION_KEYS``
     (unless ``TESTING``) and ``DISCORD_ROLES_PUBLIC_BASE_URL`` (unless ``TESTING`` or debug). They are read

@@ -1,7 +1,7 @@
 """Deprecated import path: ``ConfigurationError`` is exported by the package itself.
 
 Write ``from flask_discord_roles import ConfigurationError`` (it lives in ``flask_discord_roles.errors``);
-this module goes away in 1.0. The settings are listed in the README's configuration reference.
+this module goes away in 1.0. The settings are listed on the docs' configuration page.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ The family, where each member is raised and exported:
   ``EncryptionKeyError`` (a malformed ``DISCORD_ROLES_ENCRYPTION_KEYS``)
 - :class:`DiscordRolesError` itself: ``guilds.BotUnavailable`` (the store's bot cannot look at the
   server), ``InvalidOrderEvent`` (an order signal we cannot use), ``DecryptionError`` (a stored secret
-  no configured key opens)
+  no configured key opens), ``migrations.MigrationError`` (our tables cannot be migrated as asked)
 """
 
 from __future__ import annotations

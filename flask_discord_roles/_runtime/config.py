@@ -26,7 +26,7 @@ from flask_discord_roles.errors import ConfigurationError
 
 @dataclass(frozen=True)
 class Setting:
-    """One ``DISCORD_ROLES_*`` key: its default and what it does, in the words of the README's reference."""
+    """One ``DISCORD_ROLES_*`` key: its default and what it does, as the docs' configuration page says."""
 
     key: str
     default: Any
@@ -51,9 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
         "DISCORD_ROLES_ENCRYPTION_KEYS",
         None,
         "Fernet keys, newest first, as a list or comma-separated text (so in the environment: "
-        "`DISCORD_ROLES_ENCRYPTION_KEYS=newkey,oldkey`): the first encrypts, all decrypt (see *Encryption "
-        "key* for rotating). `flask discord-roles generate-key` or `python -m flask_discord_roles "
-        "generate-key` makes one.",
+        "`DISCORD_ROLES_ENCRYPTION_KEYS=newkey,oldkey`): the first encrypts, all decrypt (rotating "
+        "them: *Deploying*, *Encryption key*). `flask discord-roles generate-key` or `python -m "
+        "flask_discord_roles generate-key` makes one.",
         shown_default="required (unless `TESTING`)",
     ),
     Setting(
@@ -239,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
         text=True,
     ),
 )
-"""Every setting, once: ``init_app`` applies the defaults, and the README's reference is made from it."""
+"""Every setting, once: ``init_app`` applies the defaults; the docs' configuration page is made from it."""
 
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
 

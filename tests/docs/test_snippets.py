@@ -19,6 +19,7 @@ The tree scanned is this repository's, or ``DISCORD_ROLES_DOCS_ROOT`` to check a
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import textwrap
@@ -134,11 +135,14 @@ def test_the_python_examples_of_the_page_run(
     module.__dict__["fake_discord"] = fake_discord
     monkeypatch.setitem(sys.modules, MODULE_NAME, module)
     contexts = current_contexts()
+    environment = dict(os.environ)  # a page may export variables, as a reader would: none outlive it
     try:
         for step in page_steps(page.read_text(encoding="utf-8")):
             run_step(step, page, module.__dict__)
     finally:
         shut_down_what_the_page_left(module.__dict__, contexts)
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def test_the_harness_finds_the_blocks_and_the_hidden_set_up() -> None:
