@@ -76,8 +76,8 @@ def test_the_extension_docstring_names_only_real_settings_and_points_at_the_refe
     assert named <= set(DEFAULTS), (
         f"DiscordRoles' docstring names settings that do not exist: {named - set(DEFAULTS)}"
     )
-    assert "Configuration reference" in docstring, (
-        "DiscordRoles' docstring must say where the settings are listed"
+    assert "*Configuration* page" in docstring, (
+        "DiscordRoles' docstring must say where the settings are listed: the docs' *Configuration* page"
     )
 
 
