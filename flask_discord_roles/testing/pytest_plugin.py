@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 __all__ = ["fake_discord", "fake_discord_server"]
 
+# Fixtures that build on fake_discord (a ready bot, server, roles and members), kept in their own module.
+from flask_discord_roles.testing.fixtures import discord_world
+
+__all__ += ["discord_world"]
+
 POINT_AT_THE_FAKE = (
     "this test uses FakeDiscord, but the app talks to the real Discord. Build the test app with "
     "DISCORD_ROLES_API_BASE_URL = fake_discord.api_base_url in its config (before DiscordRoles(app) or "
