@@ -1,4 +1,6 @@
-"""Testing helpers for hosts and for us: a fake Discord server, signed interactions, a pytest plugin.
+"""Testing helpers for hosts and for us: a fake Discord server, signed interactions, a pytest plugin, and
+a ready-made world (a bot in a server with roles and members) with helpers to run commands and link
+customers.
 
 ``FakeDiscord`` is a real HTTP server on 127.0.0.1 that enforces what Discord enforces (auth, role
 hierarchy, permissions, rate limits, OAuth2) so code tested against it behaves the same in production.
@@ -14,6 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask_discord_roles.testing.fake import FakeDiscord
+    from flask_discord_roles.testing.fixtures import (
+        DiscordWorld,
+        InteractionAnswer,
+        build_discord_world,
+        link_customer,
+    )
     from flask_discord_roles.testing.ratelimits import RateLimitHit
     from flask_discord_roles.testing.recorder import RecordedCall
     from flask_discord_roles.testing.signing import InteractionResult, sign_interaction
@@ -28,6 +36,10 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "FakeDiscord": ".fake",
+    "DiscordWorld": ".fixtures",
+    "InteractionAnswer": ".fixtures",
+    "build_discord_world": ".fixtures",
+    "link_customer": ".fixtures",
     "RateLimitHit": ".ratelimits",
     "RecordedCall": ".recorder",
     "InteractionResult": ".signing",
@@ -41,6 +53,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "DiscordWorld",
     "FakeBot",
     "FakeChannel",
     "FakeDiscord",
@@ -48,9 +61,12 @@ __all__ = [
     "FakeMember",
     "FakeRole",
     "FakeUser",
+    "InteractionAnswer",
     "InteractionResult",
     "RateLimitHit",
     "RecordedCall",
+    "build_discord_world",
+    "link_customer",
     "sign_interaction",
 ]
 

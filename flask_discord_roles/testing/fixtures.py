@@ -321,14 +321,17 @@ def build_discord_world(
     bot_name: str = "Shop Bot",
     guild_name: str = "Shop Server",
 ) -> DiscordWorld:
-    """A server with a ``#general`` channel, the ``roles`` (lowest first), the bot invited with Manage
-    Roles (its own role above them all, so it can give every one) and the ``members``, holding no role.
+    """A server with a ``#general`` channel, the ``roles`` (highest first, as Discord lists them), the
+    bot invited with Manage Roles (its own role above them all, so it can give every one) and the
+    ``members``, holding no role.
     """
     bot = fake.create_bot(bot_name)
     guild = fake.create_guild(guild_name)
     world = DiscordWorld(fake, bot, guild, channel=fake.create_channel(guild.id, "general"))
-    for name in roles:
+    names = list(roles)
+    for name in reversed(names):  # each new role goes on top of the ones before
         world.add_role(name)
+    world.roles = {name: world.roles[name] for name in names}
     fake.add_bot_to_guild(bot, guild.id)  # Manage Roles, and the top of the role list
     for name in members:
         world.add_member(name, global_name=name.title())
@@ -338,7 +341,7 @@ def build_discord_world(
 @pytest.fixture
 def discord_world(fake_discord: FakeDiscord) -> DiscordWorld:
     """A ready Discord for the test: ``world.bot`` in ``world.guild`` with Manage Roles, above the roles
-    ``world.roles["VIP"]`` and ``world.roles["Supporter"]``, with members ``world.member("alice")`` and
+    ``world.roles["VIP"]`` and, below it, ``world.roles["Supporter"]``, with members ``world.member("alice")`` and
     ``world.member("bob")`` holding no role. Built by :func:`build_discord_world` on ``fake_discord``.
     """
     return build_discord_world(fake_discord)

@@ -88,6 +88,7 @@ def test_the_world_is_a_bot_above_the_roles_it_gives_and_members_without_roles(
     assert world.bot_role.permissions & MANAGE_ROLES, "the bot's role must carry Manage Roles"
     for name in ("VIP", "Supporter"):
         assert world.roles[name].position < world.bot_role.position, f"{name} must sit below the bot's role"
+    assert world.roles["Supporter"].position < world.roles["VIP"].position, "VIP is the higher role"
     assert sorted(world.members) == ["alice", "bob"]
     assert world.member("alice").global_name == "Alice"
     assert world.roles_of("alice") == set(), "members start with no role"
@@ -123,14 +124,14 @@ def test_roles_and_members_added_later_fit_the_same_rules(discord_world: Discord
 
 def test_a_world_of_your_own_shape(fake_discord: FakeDiscord) -> None:
     world = build_discord_world(
-        fake_discord, roles=["Bronze", "Silver", "Gold"], members=["dana"], guild_name="Guild"
+        fake_discord, roles=["Gold", "Silver", "Bronze"], members=["dana"], guild_name="Guild"
     )
 
-    assert [r.name for r in sorted(world.roles.values(), key=lambda r: r.position)] == [
-        "Bronze",
-        "Silver",
-        "Gold",
-    ], "roles must be placed lowest first, in the order given"
+    by_rank = sorted(world.roles.values(), key=lambda role: role.position, reverse=True)
+    assert [role.name for role in by_rank] == ["Gold", "Silver", "Bronze"], (
+        "roles are given highest first, as Discord lists them"
+    )
+    assert list(world.roles) == ["Gold", "Silver", "Bronze"]
     assert world.guild.name == "Guild"
     assert list(world.members) == ["dana"]
 

@@ -1,11 +1,7 @@
-from dataclasses import dataclass
-
 import pytest
 from shop import create_app, db, discord_roles
 
 from flask_discord_roles import bots, guilds
-from flask_discord_roles.testing import FakeBot, FakeGuild, FakeRole
-from flask_discord_roles.testing.permissions import MANAGE_GUILD
 
 
 @pytest.fixture
@@ -35,38 +31,26 @@ def client(app):
     return app.test_client()
 
 
-@dataclass
-class Store:
-    bot: FakeBot
-    guild: FakeGuild
-    vip: FakeRole
-
-
 @pytest.fixture
-def store(app, client, fake_discord):
-    """Store "store-1" set up as its owner would: bot saved, server linked with /link, VIP mapped."""
-    bot = fake_discord.create_bot("Shop Bot")
-    guild = fake_discord.create_guild("Shop Server")
-    vip = fake_discord.create_role(guild.id, "VIP")
-    fake_discord.add_bot_to_guild(bot, guild.id)  # with Manage Roles, its role above VIP
+def store(app, client, discord_world):
+    """Store "store-1" set up as its owner would: bot saved, server linked with /link, VIP mapped.
 
+    discord_world is the plugin's ready Discord: "Shop Bot" in "Shop Server" with Manage Roles, its
+    role above "VIP" and "Supporter", and the members "alice" and "bob".
+    """
+    world = discord_world
+    world.interactions_url = "/webhook/discord/interactions/store-1"  # where commands are sent
     bots.save_bot(
         "store-1",
-        application_id=bot.application_id,
-        public_key=bot.public_key,
-        bot_token=bot.token,
-        client_secret=bot.client_secret,  # customers link Discord through the store's application
+        application_id=world.bot.application_id,
+        public_key=world.bot.public_key,
+        bot_token=world.bot.token,
+        client_secret=world.bot.client_secret,  # customers link Discord through the store's application
     )
     issued = guilds.create_link_code("store-1")
     db.session.commit()
 
-    owner = fake_discord.create_user("owner")
-    fake_discord.add_member(guild.id, owner.id)
-    link = fake_discord.command_payload(
-        bot, guild.id, owner, "link", {"code": issued.code}, member_permissions=str(MANAGE_GUILD)
-    )
-    fake_discord.send_interaction("/webhook/discord/interactions/store-1", bot, link, client=client)
+    world.send_command(client, "link", {"code": issued.code}, user=world.owner)
 
-    guilds.create_mapping("store-1", "vip-pack", guild.id, vip.id)
+    guilds.create_mapping("store-1", "vip-pack", world.guild.id, world.roles["VIP"].id)
     db.session.commit()
-    return Store(bot, guild, vip)
