@@ -70,12 +70,12 @@ class InteractionAnswer:
     @property
     def deferred(self) -> bool:
         """True when the app answered "thinking…" (type 5) and edits the answer afterwards."""
-        return self._answer_type() == DEFERRED_ANSWER
+        return self._body().get("type") == DEFERRED_ANSWER
 
     @property
     def ephemeral(self) -> bool:
         """True when only the member sees the answer ("Only you can see this")."""
-        data = self.json().get("data") or {}
+        data = self._body().get("data") or {}
         return bool(int(data.get("flags") or 0) & EPHEMERAL)
 
     @property
@@ -125,15 +125,16 @@ class InteractionAnswer:
             time.sleep(0.02)
         return message
 
-    def _answer_type(self) -> int | None:
+    def _body(self) -> dict[str, Any]:
+        """The answer body, or an empty one when the webhook did not answer with a JSON object."""
         try:
             body = self.json()
         except ValueError:
-            return None
-        return body.get("type") if isinstance(body, dict) else None
+            return {}
+        return body if isinstance(body, dict) else {}
 
 
-@dataclass
+@dataclass(repr=False)
 class DiscordWorld:
     """A bot in a server, with named roles and members, on a :class:`FakeDiscord`.
 
@@ -151,6 +152,13 @@ class DiscordWorld:
     channel: FakeChannel | None = None
     interactions_url: str = DEFAULT_INTERACTIONS_URL
     """Where :meth:`send_command` posts: your app's interactions webhook (a path for the test client)."""
+
+    def __repr__(self) -> str:
+        # Names only: the bot's repr holds its token, and a failing test prints the fixtures it used.
+        return (
+            f"DiscordWorld(bot={self.bot.name!r}, guild={self.guild.name!r}, roles={list(self.roles)!r}, "
+            f"members={list(self.members)!r}, interactions_url={self.interactions_url!r})"
+        )
 
     @property
     def owner(self) -> FakeUser:
@@ -341,8 +349,9 @@ def build_discord_world(
 @pytest.fixture
 def discord_world(fake_discord: FakeDiscord) -> DiscordWorld:
     """A ready Discord for the test: ``world.bot`` in ``world.guild`` with Manage Roles, above the roles
-    ``world.roles["VIP"]`` and, below it, ``world.roles["Supporter"]``, with members ``world.member("alice")`` and
-    ``world.member("bob")`` holding no role. Built by :func:`build_discord_world` on ``fake_discord``.
+    ``world.roles["VIP"]`` and, below it, ``world.roles["Supporter"]``, with the members
+    ``world.member("alice")`` and ``world.member("bob")`` holding no role. Built by
+    :func:`build_discord_world` on ``fake_discord``.
     """
     return build_discord_world(fake_discord)
 
@@ -363,7 +372,8 @@ def link_customer(
     follows your app's redirects until one leads to the fake's consent page; there ``user`` clicks
     Authorize (``consent="deny"``: Cancel), and the test client follows the fake's redirect back to
     your callback, which trades the code for tokens with the fake. Returns the callback's answer. Sign
-    the customer in on ``client`` first, as your app does.
+    the customer in on ``client`` first, as your app does. Afterwards ``user`` stays the one signed in
+    to Discord (as after ``fake.oauth_login_as(user)``); the fake's consent settings are as they were.
 
     With ``check``, anything but a 200 from the callback fails the test with what went wrong; pass
     ``check=False`` to look at a refusal yourself.

@@ -122,6 +122,17 @@ def test_roles_and_members_added_later_fit_the_same_rules(discord_world: Discord
     assert world.roles_of("carol") == {"VIP", "Legend"}
 
 
+def test_a_worlds_repr_names_things_and_shows_no_token(discord_world: DiscordWorld) -> None:
+    shown = repr(discord_world)
+
+    assert discord_world.bot.token not in shown, "a failing test prints its fixtures: no token in them"
+    assert discord_world.bot.client_secret not in shown
+    assert shown == (
+        "DiscordWorld(bot='Shop Bot', guild='Shop Server', roles=['VIP', 'Supporter'], "
+        "members=['alice', 'bob'], interactions_url='/webhook/discord/interactions')"
+    )
+
+
 def test_a_world_of_your_own_shape(fake_discord: FakeDiscord) -> None:
     world = build_discord_world(
         fake_discord, roles=["Gold", "Silver", "Bronze"], members=["dana"], guild_name="Guild"
