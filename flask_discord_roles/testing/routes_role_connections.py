@@ -79,15 +79,22 @@ def _check_localizations(errors: Errors, path: Path, value: Any, limit: int) -> 
             errors.length_between((*path, locale), text, 1, limit)
 
 
+def _metadata_type(value: Any) -> int | None:
+    """The type as a number, or None if it is none of the 8; like Discord, an integer string is read."""
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in METADATA_TYPES:
+        return value
+    return None
+
+
 def _check_record(errors: Errors, index: int, record: Any, seen: set[str]) -> None:
     path: Path = (index,)
     if not isinstance(record, dict):
         errors.add(path, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
         return
-    if _required(errors, path, record, "type"):
-        kind = record["type"]
-        if isinstance(kind, bool) or kind not in METADATA_TYPES:
-            errors.add((*path, "type"), "BASE_TYPE_CHOICES", "Value must be one of (1, 2, 3, 4, 5, 6, 7, 8).")
+    if _required(errors, path, record, "type") and _metadata_type(record["type"]) is None:
+        errors.add((*path, "type"), "BASE_TYPE_CHOICES", "Value must be one of (1, 2, 3, 4, 5, 6, 7, 8).")
     if _required(errors, path, record, "key"):
         key = record["key"]
         errors.length_between((*path, "key"), key, 1, 50)
@@ -129,7 +136,7 @@ def validate_records(body: Any) -> list[MetadataRecord]:
     errors.raise_if_any()
     return [
         MetadataRecord(
-            type=record["type"],
+            type=_metadata_type(record["type"]) or 0,  # never 0: checked above
             key=record["key"],
             name=record["name"],
             description=record["description"],
