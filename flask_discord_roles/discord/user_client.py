@@ -63,3 +63,7 @@ class DiscordUserClient(RestClient):
         body = {"platform_name": platform_name, "platform_username": platform_username, "metadata": values}
         route = Route("PUT", _ROLE_CONNECTION, application_id=application_id)
         return RoleConnection.from_json(self.request(route, json=body) or {})
+
+    def delete_user_role_connection(self, application_id: str) -> None:
+        """Remove what ``application_id`` keeps for this user; removing it twice is no error."""
+        self.request(Route("DELETE", _ROLE_CONNECTION, application_id=application_id))

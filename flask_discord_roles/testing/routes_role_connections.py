@@ -4,6 +4,7 @@ user's role connection to an application (the user's OAuth2 token with ``role_co
 Both PUTs replace what was there, as Discord's do, and refuse a bad body whole with 50035 and every
 problem at its JSON path. A user's metadata may only use keys the application declared, each value a
 string of at most 100 characters that reads as its record's type (an integer, or an ISO 8601 date).
+DELETE (in Discord's spec, not its docs) removes the user's connection.
 """
 
 from __future__ import annotations
@@ -225,7 +226,14 @@ def _put_connection(ctx: p.Context) -> p.Reply:
     return p.json_reply(connection.to_json())
 
 
+def _delete_connection(ctx: p.Context) -> p.Reply:
+    # In the spec, not in the docs: the user's connection goes, as if the application never wrote one.
+    ctx.world.role_connections.connections.pop(_connection_key(ctx), None)
+    return p.no_content()
+
+
 p.route("GET", METADATA, family="role_connection_metadata")(_get_metadata)
 p.route("PUT", METADATA, family="role_connection_metadata")(_put_metadata)
 p.route("GET", USER_CONNECTION, family="role_connection", auth="bearer")(_get_connection)
 p.route("PUT", USER_CONNECTION, family="role_connection", auth="bearer")(_put_connection)
+p.route("DELETE", USER_CONNECTION, family="role_connection", auth="bearer")(_delete_connection)

@@ -144,6 +144,9 @@ def test_the_user_writes_and_reads_their_role_connection(
     }
     sent = fake_discord.calls_to("PUT", r"/users/@me/applications/\d+/role-connection$")[-1]
     assert sent.auth == "bearer", "the user's call goes with their Bearer token, not the bot's"
+    user_client.delete_user_role_connection(bot.application_id)
+    assert fake_discord.role_connection(buyer, bot.application_id) is None
+    assert user_client.get_user_role_connection(bot.application_id) == RoleConnection()
 
 
 def test_refused_values_raise_bad_request_and_keep_the_connection(
@@ -182,6 +185,16 @@ def test_a_token_without_the_scope_is_unauthorized_and_not_sent_again(
         assert len(fake_discord.calls) == before, "a refused token is not sent again"
         assert "user's access token" in str(disabled.value)
         assert token not in str(disabled.value) + repr(client) + repr(disabled.value)
+
+
+@pytest.mark.serial  # a rate-limit window: not beside other busy workers
+def test_the_client_paces_itself_by_the_user_buckets_headers(
+    fake_discord: FakeDiscord, bot: FakeBot, user_client: DiscordUserClient
+) -> None:
+    fake_discord.set_route_limit("role_connection", 1, 0.3)
+    for _ in range(3):
+        user_client.get_user_role_connection(bot.application_id)
+    assert fake_discord.rate_limit_hits == [], "the client waited for the window instead of taking 429s"
 
 
 def test_a_token_granted_to_another_application_is_forbidden(

@@ -294,3 +294,14 @@ def test_each_route_family_is_limited_per_token(
     metadata = declared.api.get(metadata_url(declared))
     assert metadata.status_code == 200, "the metadata routes are a family of their own"
     assert metadata.headers["X-RateLimit-Bucket"] != limited.headers["X-RateLimit-Bucket"]
+
+
+def test_delete_removes_the_users_connection_and_may_be_repeated(
+    declared: Store, as_buyer: requests.Session
+) -> None:
+    as_buyer.put(connection_url(declared), json={"platform_name": "Example Shop"})
+    for _ in range(2):
+        removed = as_buyer.delete(connection_url(declared))
+        assert (removed.status_code, removed.content) == (204, b"")
+    assert declared.fake.role_connection(declared.buyer, declared.bot.application_id) is None
+    assert as_buyer.get(connection_url(declared)).json()["platform_name"] is None
