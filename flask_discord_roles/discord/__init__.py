@@ -21,7 +21,13 @@ from flask_discord_roles.discord.errors import (
     TransientDiscordError,
     Unauthorized,
 )
+from flask_discord_roles.discord.role_connections import (
+    RoleConnection,
+    RoleConnectionMetadata,
+    RoleConnectionMetadataType,
+)
 from flask_discord_roles.discord.routes import Route
+from flask_discord_roles.discord.user_client import DiscordUserClient
 
 __all__ = [
     "BadRequest",
@@ -30,10 +36,14 @@ __all__ = [
     "DiscordError",
     "DiscordServerError",
     "DiscordTimeout",
+    "DiscordUserClient",
     "Forbidden",
     "NotFound",
     "PermanentDiscordError",
     "RateLimited",
+    "RoleConnection",
+    "RoleConnectionMetadata",
+    "RoleConnectionMetadataType",
     "Route",
     "TokenDisabled",
     "TransientDiscordError",

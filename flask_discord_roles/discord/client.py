@@ -1,7 +1,9 @@
-"""The Discord REST client: one ``requests.Session`` per bot, rate limits respected, retries with backoff.
+"""The Discord REST client: one ``requests.Session`` per token, rate limits respected, retries with backoff.
 
 It knows nothing of Flask or the database. One client per bot token should be shared by every thread
 that talks as that bot (the extension's ``ClientPool`` does that), because the global limit is per bot.
+:class:`RestClient` is the request loop; :class:`DiscordClient` adds the calls a bot makes, and
+:class:`~flask_discord_roles.discord.user_client.DiscordUserClient` the calls made with a user's token.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
@@ -38,10 +40,11 @@ from flask_discord_roles.discord.ratelimit import (
     RateLimitHeaders,
     WaitTooLong,
 )
+from flask_discord_roles.discord.role_connections import RoleConnectionMetadata
 from flask_discord_roles.discord.routes import Route
 from flask_discord_roles.discord.sessions import SessionOwner
 
-__all__ = ["AUDIT_LOG_REASON_LIMIT", "DEFAULT_BASE_URL", "DEFAULT_USER_AGENT", "DiscordClient"]
+__all__ = ["AUDIT_LOG_REASON_LIMIT", "DEFAULT_BASE_URL", "DEFAULT_USER_AGENT", "DiscordClient", "RestClient"]
 
 logger = logging.getLogger("flask_discord_roles.discord")
 
@@ -57,15 +60,16 @@ _PERMANENT_BY_STATUS: dict[int, type[PermanentDiscordError]] = {
 }
 
 
-class DiscordClient(SessionOwner):
-    """Talks to Discord's REST API as one bot.
+class RestClient(SessionOwner):
+    """Talks to Discord's REST API with one token: the request loop that every call goes through.
 
     Thread safe. Blocks (rather than fails) while a rate limit says wait, up to ``max_wait`` seconds per
     call. Retries 5xx, timeouts and connection errors ``max_retries`` times with exponential backoff and
     full jitter; waits out 429s without spending those retries. After a 401 the token is considered
     revoked and every later call raises :class:`TokenDisabled` without touching the network.
 
-    :param token: the bot token; sent as ``Authorization: Bot …`` and never shown in reprs, errors, logs.
+    :param token: sent as ``Authorization: Bot …`` (``Bearer`` for a user's token) and never shown in
+        reprs, errors or logs.
     :param base_url: the API root (FakeDiscord's ``api_base_url`` in tests).
     :param timeout: seconds, or ``(connect, read)``; a timed-out request may still have been applied.
     :param max_retries: retries after a 5xx, timeout or connection error (429s do not count).
@@ -79,6 +83,12 @@ class DiscordClient(SessionOwner):
     :param session: a ``requests.Session`` to use (left open by :meth:`close`); by default one is made.
     :param sleep: how to wait between retries (tests pass a recorder).
     """
+
+    #: How the token is sent (``Authorization: <auth_scheme> <token>``) and what it is called in messages.
+    auth_scheme: ClassVar[str] = "Bot"
+    credential_name: ClassVar[str] = "bot token"
+    #: What a person does once Discord has refused the token (401), said in :class:`TokenDisabled`.
+    after_401: ClassVar[str] = "save a new token"
 
     def __init__(
         self,
@@ -133,7 +143,7 @@ class DiscordClient(SessionOwner):
 
     def __repr__(self) -> str:
         state = "disabled" if self._disabled.is_set() else "active"
-        return f"<DiscordClient {self.base_url} {state}>"
+        return f"<{type(self).__name__} {self.base_url} {state}>"
 
     @property
     def is_disabled(self) -> bool:
@@ -161,10 +171,10 @@ class DiscordClient(SessionOwner):
         """
         needs_token = auth and not route.is_webhook
         if needs_token and self._disabled.is_set():
-            raise _token_disabled(route)
+            raise self._token_disabled(route)
         headers = {"User-Agent": self.user_agent}
         if needs_token:
-            headers["Authorization"] = f"Bot {self._token}"
+            headers["Authorization"] = f"{self.auth_scheme} {self._token}"
         if reason:
             headers["X-Audit-Log-Reason"] = quote(reason[:AUDIT_LOG_REASON_LIMIT], safe="")
         outgoing = {"headers": headers, "json": json, "params": params, "data": form}
@@ -236,7 +246,7 @@ class DiscordClient(SessionOwner):
             # Another thread got the 401 while this one queued: do not send a dead token.
             bucket.release(window, None)
             self._global.release()
-            raise _token_disabled(route)
+            raise self._token_disabled(route)
         return window
 
     def _send(
@@ -330,7 +340,7 @@ class DiscordClient(SessionOwner):
         error_class = _PERMANENT_BY_STATUS.get(status, PermanentDiscordError)
         if error_class is Unauthorized and sent_token:
             self._disabled.set()
-            logger.warning("Discord rejected the bot token (401); no further requests with it")
+            logger.warning("Discord rejected the %s (401); no further requests with it", self.credential_name)
         details = fields.get("errors")
         return error_class(
             str(message or f"HTTP {status}"),
@@ -340,7 +350,19 @@ class DiscordClient(SessionOwner):
             errors=details if isinstance(details, dict) else None,
         )
 
-    # -- the calls the product makes -------------------------------------------------------------
+    def _token_disabled(self, route: Route) -> TokenDisabled:
+        return TokenDisabled(
+            f"Discord rejected this {self.credential_name} earlier (401); {self.after_401}",
+            status=401,
+            route=route.key,
+        )
+
+
+class DiscordClient(RestClient):
+    """Talks to Discord's REST API as one bot: the calls the product makes.
+
+    Construct it with the bot token and the options of :class:`RestClient`.
+    """
 
     def get_current_user(self) -> dict[str, Any]:
         """The bot's own user (its id is not always the application id)."""
@@ -468,6 +490,23 @@ class DiscordClient(SessionOwner):
         route = Route("GET", "/applications/{application_id}/commands", application_id=application_id)
         return list(self.request(route))
 
+    def get_role_connection_metadata(self, application_id: str) -> list[RoleConnectionMetadata]:
+        """The Linked Roles fields the application declared (none: an empty list)."""
+        records = self.request(_role_connection_metadata_route("GET", application_id))
+        return [RoleConnectionMetadata.from_json(record) for record in records or []]
+
+    def put_role_connection_metadata(
+        self, application_id: str, records: Iterable[RoleConnectionMetadata]
+    ) -> list[RoleConnectionMetadata]:
+        """Replace the application's Linked Roles fields (at most 5) and return them as Discord kept them.
+
+        :class:`BadRequest` (code 50035, with ``errors`` per field) if Discord refuses any of them; then
+        nothing changed.
+        """
+        body = [record.to_json() for record in records]
+        saved = self.request(_role_connection_metadata_route("PUT", application_id), json=body)
+        return [RoleConnectionMetadata.from_json(record) for record in saved or []]
+
 
 class _Result:
     __slots__ = ("value",)
@@ -476,9 +515,9 @@ class _Result:
         self.value = value
 
 
-def _token_disabled(route: Route) -> TokenDisabled:
-    return TokenDisabled(
-        "Discord rejected this bot token earlier (401); save a new token", status=401, route=route.key
+def _role_connection_metadata_route(method: str, application_id: str) -> Route:
+    return Route(
+        method, "/applications/{application_id}/role-connections/metadata", application_id=application_id
     )
 
 

@@ -32,6 +32,7 @@ from flask_discord_roles.discord.sessions import SessionOwner
 __all__ = [
     "GUILDS_JOIN",
     "IDENTIFY",
+    "ROLE_CONNECTIONS_WRITE",
     "InvalidClient",
     "InvalidGrant",
     "OAuthClient",
@@ -46,6 +47,8 @@ __all__ = [
 
 IDENTIFY = "identify"
 GUILDS_JOIN = "guilds.join"
+# Lets the application write the user's Linked Roles values (see discord.user_client).
+ROLE_CONNECTIONS_WRITE = "role_connections.write"
 
 
 class OAuthError(PermanentDiscordError):

@@ -524,3 +524,17 @@ class FakeDiscord:
         It counts as already answered (its webhook works) unless ``acknowledged=False``.
         """
         return self.world.mint_interaction(bot.application_id, acknowledged=acknowledged).token
+
+    # -- Linked Roles ---------------------------------------------------------------------------
+
+    def role_connection_metadata(self, application_id: str) -> list[dict[str, Any]]:
+        """The application's role-connection metadata records, as Discord's GET answers them."""
+        with self.world.lock:
+            return [record.to_json() for record in self.world.role_connections.records(application_id)]
+
+    def role_connection(self, user: FakeUser | str, application_id: str) -> dict[str, Any] | None:
+        """What the application last PUT as the user's role connection (None if it never did)."""
+        with self.world.lock:
+            key = (payloads.user_id_of(user), application_id)
+            connection = self.world.role_connections.connections.get(key)
+            return None if connection is None else connection.to_json()

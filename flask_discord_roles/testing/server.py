@@ -20,6 +20,7 @@ import flask_discord_roles.testing.routes_channels as routes_channels
 import flask_discord_roles.testing.routes_commands as routes_commands
 import flask_discord_roles.testing.routes_guilds as routes_guilds
 import flask_discord_roles.testing.routes_oauth as routes_oauth
+import flask_discord_roles.testing.routes_role_connections as routes_role_connections
 import flask_discord_roles.testing.routes_webhooks as routes_webhooks
 from flask_discord_roles.testing.faults import Fault, FaultInjector
 from flask_discord_roles.testing.keepalive import KeepAliveServer
@@ -35,7 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["FAULT_BODIES", "ROUTE_MODULES", "Backend", "FakeDiscordApp", "ServerThread", "SitePages"]
 
 # Importing the route modules is what registers their routes.
-ROUTE_MODULES = (routes_channels, routes_commands, routes_guilds, routes_oauth, routes_webhooks)
+ROUTE_MODULES = (
+    routes_channels,
+    routes_commands,
+    routes_guilds,
+    routes_oauth,
+    routes_role_connections,
+    routes_webhooks,
+)
 
 FAULT_BODIES: dict[int, tuple[bytes, str]] = {
     500: (b'{"message": "500: Internal Server Error", "code": 0}', "application/json"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask_discord_roles.testing.permissions as perms
+from flask_discord_roles.testing.role_connections_state import RoleConnections
 from flask_discord_roles.testing.state import (
     DM,
     GUILD_TEXT,
@@ -47,6 +48,7 @@ class World:
     interaction_responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     audit_log: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dm_channels: dict[tuple[str, str], str] = field(default_factory=dict)
+    role_connections: RoleConnections = field(default_factory=RoleConnections)  # Linked Roles
     interaction_ttl: float = 900.0
     initial_response_deadline: float = 3.0
     # Notified when an interaction's answer arrives, for a webhook call that raced it (see routes_webhooks).
