@@ -16,6 +16,7 @@ process, on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import json
@@ -27,7 +28,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from flask_discord_roles.testing.spec_errata import ERRATA, exemption_for
+from flask_discord_roles.testing.spec_errata import ERRATA, FROM_THE_DOCS, exemption_for
 
 __all__ = [
     "INSTALL_HINT",
@@ -90,7 +91,11 @@ class Side(enum.StrEnum):
 @dataclass(frozen=True)
 class SpecBreak:
     """One way an exchange breaks the spec: ``part`` (body, query, path, status, content-type, operation)
-    and ``location`` (the JSON path inside it) say where, ``reason`` what, ``code`` Discord's error code."""
+    and ``location`` (the JSON path inside it) say where, ``reason`` what, ``code`` Discord's error code.
+
+    ``discord_refuses`` is False for a request Discord serves anyway (a body it ignores, a path it does not
+    have): ``strict_spec`` answers 50035 only for the others.
+    """
 
     side: Side
     method: str
@@ -101,6 +106,7 @@ class SpecBreak:
     reason: str
     code: str = "BASE_TYPE_INVALID"
     status: int | None = None
+    discord_refuses: bool = True
 
     @property
     def where(self) -> str:
@@ -271,14 +277,18 @@ class DiscordSpec:
             return []
         operation = self.operation(method, path)
         if operation is None:
+            reason = "the spec has no such operation"
             return [
-                SpecBreak(Side.REQUEST, method, path, None, "operation", (), "the spec has no such operation")
+                SpecBreak(Side.REQUEST, method, path, None, "operation", (), reason, discord_refuses=False)
             ]
         found = [
             *self._check_path(operation, method, path),
             *self._check_query(operation, method, path, query),
         ]
         found += self._check_body(operation, method, path, content_type, body)
+        if operation.node.get(FROM_THE_DOCS):
+            # Not Discord's JSON API: it answers these with its own errors, never 50035.
+            found = [dataclasses.replace(b, discord_refuses=False) for b in found]
         return found
 
     def check_response(
@@ -410,7 +420,10 @@ class DiscordSpec:
 
         spec_body = operation.node.get("requestBody")
         if spec_body is None:
-            return [broken((), "this operation takes no body", "BASE_TYPE_BAD_FIELD")] if body else []
+            if not body:
+                return []
+            ignored = broken((), "this operation takes no body", "BASE_TYPE_BAD_FIELD")
+            return [dataclasses.replace(ignored, discord_refuses=False)]
         if not body:
             required = spec_body.get("required", False)
             return [broken((), "this operation needs a body", "BASE_TYPE_REQUIRED")] if required else []
@@ -480,7 +493,12 @@ def _explain(errors: Iterable[Any]) -> Iterator[tuple[tuple[str | int, ...], str
             if closest and all(len(c[0]) > len(location) for c in closest):
                 yield from closest
                 continue
-            yield location, "matches none of the union's branches", "BASE_TYPE_INVALID"
+            # Every branch failed right here: say what each wanted (but "or null" goes without saying).
+            here = [c for b in branches for c in b if c[0] == location and "null" not in c[1]]
+            if here:
+                yield location, " or ".join(dict.fromkeys(c[1] for c in here)), here[0][2]
+            else:
+                yield location, "matches none of the union's branches", "BASE_TYPE_INVALID"
             continue
         if name == "Required":
             code, message = FIELD_ERROR_CODES[name]
@@ -497,9 +515,11 @@ def _explain(errors: Iterable[Any]) -> Iterator[tuple[tuple[str | int, ...], str
 
 
 def form_errors(breaks: Iterable[SpecBreak]) -> dict[str, Any]:
-    """Discord's nested ``errors`` object of a 50035 answer for the request's breaks."""
+    """Discord's nested ``errors`` object of a 50035 answer for the breaks Discord refuses (may be empty)."""
     tree: dict[str, Any] = {}
     for found in breaks:
+        if not found.discord_refuses:
+            continue
         node = tree
         for part in found.location:
             node = node.setdefault(str(part), {})

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ERRATA", "EXEMPT", "Erratum", "Exemption", "exemption_for"]
+__all__ = ["ERRATA", "EXEMPT", "FROM_THE_DOCS", "Erratum", "Exemption", "exemption_for"]
 
 DOCS = "https://discord.com/developers/docs"
+# Marks an operation written here from the docs rather than taken from the spec.
+FROM_THE_DOCS = "x-from-discord-docs"
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class Erratum:
 
 @dataclass(frozen=True)
 class Exemption:
-    """Exchanges the spec does not describe: ``method`` and ``path`` (a regex on the path after
-    ``/api/v10``) match the request; ``statuses`` limits it to some answers (None: the whole exchange)."""
+    """Exchanges the spec does not describe: ``method`` and ``path`` (a regex on the request's path, with
+    its ``/api/v10``) match the request; ``statuses`` limits it to some answers (None: the whole exchange)."""
 
     name: str
     method: str
@@ -133,6 +135,7 @@ def _oauth_token_from_the_docs(spec: dict[str, Any]) -> None:
 
     def operation(operation_id: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         return {
+            FROM_THE_DOCS: True,
             "operationId": operation_id,
             "requestBody": {"required": True, "content": {_FORM: {"schema": body}}},
             "responses": {
@@ -181,9 +184,16 @@ ERRATA: tuple[Erratum, ...] = (
 
 EXEMPT: tuple[Exemption, ...] = (
     Exemption(
+        name="cdn-is-not-the-api",
+        method="*",
+        path=r"^/(?!api(?:/|$))",
+        why="Avatars and icons come from Discord's CDN (cdn.discordapp.com), which the spec does not cover.",
+        docs=f"{DOCS}/reference#image-formatting",
+    ),
+    Exemption(
         name="authorize-is-a-page",
         method="*",
-        path=r"^/oauth2/authorize$",
+        path=r"^/api(?:/v\d+)?/oauth2/authorize/?$",
         why="The consent screen is a web page a person sees, not an operation of the HTTP API.",
         docs=f"{DOCS}/topics/oauth2#authorization-code-grant",
     ),
@@ -197,15 +207,13 @@ EXEMPT: tuple[Exemption, ...] = (
     ),
 )
 
-_API_PREFIX = re.compile(r"^/api(?:/v\d+)?(?=/)")
 _COMPILED = tuple((e, re.compile(e.path)) for e in EXEMPT)
 
 
 def exemption_for(method: str, path: str, status: int | None = None) -> Exemption | None:
     """The exemption covering this request (``status`` None) or this answer, if any."""
-    bare = _API_PREFIX.sub("", path)
     for exemption, pattern in _COMPILED:
-        if exemption.method not in ("*", method.upper()) or not pattern.search(bare):
+        if exemption.method not in ("*", method.upper()) or not pattern.search(path):
             continue
         if exemption.statuses is None or (status is not None and status in exemption.statuses):
             return exemption
