@@ -455,13 +455,16 @@ def _parse_body(media: str, content_type: str, body: bytes) -> Any:
             return _UNREADABLE
         return {k: v[0] if len(v) == 1 else v for k, v in pairs.items()}
     # multipart/form-data: the JSON part (payload_json) is what the schema describes; files are opaque.
+    from email import policy
     from email.parser import BytesParser
 
-    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    head = b"Content-Type: " + content_type.encode() + b"\r\n\r\n"
+    message = BytesParser(policy=policy.default).parsebytes(head + body)
     for part in message.iter_parts() if message.is_multipart() else ():
         if part.get_param("name", header="content-disposition") == "payload_json":
+            payload = part.get_payload(decode=True)
             try:
-                return json.loads(part.get_payload(decode=True) or b"")
+                return json.loads(payload if isinstance(payload, bytes) else b"")
             except ValueError:
                 return _UNREADABLE
     return {}

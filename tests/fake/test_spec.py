@@ -173,6 +173,12 @@ def test_every_erratum_says_what_where_why_and_links_the_docs(erratum: Any) -> N
     assert erratum.docs.startswith("https://discord.com/developers/docs/")
 
 
+def test_the_docs_list_every_erratum_with_its_link() -> None:
+    page = (ROOT / "docs" / "fake-discord-spec.md").read_text()
+    missing = [e.name for e in ERRATA if f"`{e.name}`" not in page or e.docs not in page]
+    assert not missing, f"docs/fake-discord-spec.md does not list {missing} with their docs links"
+
+
 def test_errata_field_error_codes_are_strings_and_a_429_has_no_code(spec: DiscordSpec) -> None:
     role_url = "/api/v10/guilds/1/members/2/roles/3"
     invalid_form = {
