@@ -54,18 +54,19 @@ NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 # Discord's own codes for a field's error, keyed by the JSON Schema keyword the value broke. Discord's docs
 # show these in their "Error Messages" examples; a keyword without one gets the generic BASE_TYPE_INVALID.
 FIELD_ERROR_CODES = {
-    "Required": ("BASE_TYPE_REQUIRED", "This field is required"),
-    "MaxLength": ("BASE_TYPE_MAX_LENGTH", None),
-    "MinLength": ("BASE_TYPE_MIN_LENGTH", None),
-    "MaxItems": ("BASE_TYPE_MAX_LENGTH", None),
-    "MinItems": ("BASE_TYPE_MIN_LENGTH", None),
-    "Enum": ("BASE_TYPE_CHOICES", None),
-    "Constant": ("BASE_TYPE_CHOICES", None),
-    "Maximum": ("NUMBER_TYPE_MAX", None),
-    "Minimum": ("NUMBER_TYPE_MIN", None),
-    "Pattern": ("BASE_TYPE_BAD_VALUE", None),
-    "AdditionalProperties": ("BASE_TYPE_BAD_FIELD", None),
+    "Required": "BASE_TYPE_REQUIRED",
+    "MaxLength": "BASE_TYPE_MAX_LENGTH",
+    "MinLength": "BASE_TYPE_MIN_LENGTH",
+    "MaxItems": "BASE_TYPE_MAX_LENGTH",
+    "MinItems": "BASE_TYPE_MIN_LENGTH",
+    "Enum": "BASE_TYPE_CHOICES",
+    "Constant": "BASE_TYPE_CHOICES",
+    "Maximum": "NUMBER_TYPE_MAX",
+    "Minimum": "NUMBER_TYPE_MIN",
+    "Pattern": "BASE_TYPE_BAD_VALUE",
+    "AdditionalProperties": "BASE_TYPE_BAD_FIELD",
 }
+REQUIRED = "This field is required"  # Discord's own wording for BASE_TYPE_REQUIRED
 TYPE_ERROR_CODES = {
     "integer": "NUMBER_TYPE_COERCE",
     "number": "NUMBER_TYPE_COERCE",
@@ -307,10 +308,11 @@ class DiscordSpec:
             None,
         )
 
-        def broken(part: str, location: tuple[str | int, ...], reason: str) -> SpecBreak:
-            return SpecBreak(
-                Side.RESPONSE, method, path, operation.operation_id, part, location, reason, status=status
-            )
+        def broken(
+            part: str, location: tuple[str | int, ...], reason: str, code: str = "BASE_TYPE_INVALID"
+        ) -> SpecBreak:
+            operation_id = operation.operation_id
+            return SpecBreak(Side.RESPONSE, method, path, operation_id, part, location, reason, code, status)
 
         if key is None:
             return [
@@ -330,7 +332,7 @@ class DiscordSpec:
         if "$ref" in responses[key]:
             pointer = responses[key]["$ref"]
         pointer += "/" + _pointer("content", media, "schema")[2:]
-        return [broken("body", where, reason) for where, reason, _ in self.errors(pointer, instance)]
+        return [broken("body", where, reason, code) for where, reason, code in self.errors(pointer, instance)]
 
     def check_interaction_response(self, url: str, body: Any) -> list[SpecBreak]:
         """An app's answer to an interaction, held to the spec's interaction-callback request body."""
@@ -504,8 +506,7 @@ def _explain(errors: Iterable[Any]) -> Iterator[tuple[tuple[str | int, ...], str
                 yield location, "matches none of the union's branches", "BASE_TYPE_INVALID"
             continue
         if name == "Required":
-            code, message = FIELD_ERROR_CODES[name]
-            yield (*location, kind.property), f"required: {message}", code
+            yield (*location, kind.property), REQUIRED, FIELD_ERROR_CODES[name]
             continue
         if name == "Type":
             types = [str(t) for t in (kind.types if isinstance(kind.types, list) else [kind.types])]
@@ -513,8 +514,7 @@ def _explain(errors: Iterable[Any]) -> Iterator[tuple[tuple[str | int, ...], str
             code = TYPE_ERROR_CODES.get(wanted, "BASE_TYPE_INVALID")
             yield location, error.message, code
             continue
-        code = FIELD_ERROR_CODES.get(name, ("BASE_TYPE_INVALID", None))[0]
-        yield location, error.message, code
+        yield location, error.message, FIELD_ERROR_CODES.get(name, "BASE_TYPE_INVALID")
 
 
 def form_errors(breaks: Iterable[SpecBreak]) -> dict[str, Any]:
@@ -526,6 +526,5 @@ def form_errors(breaks: Iterable[SpecBreak]) -> dict[str, Any]:
         node = tree
         for part in found.location:
             node = node.setdefault(str(part), {})
-        message = found.reason.removeprefix("required: ")
-        node.setdefault("_errors", []).append({"code": found.code, "message": message})
+        node.setdefault("_errors", []).append({"code": found.code, "message": found.reason})
     return tree
