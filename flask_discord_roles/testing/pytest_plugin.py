@@ -90,25 +90,25 @@ def fake_discord(
 
     fake = fake_discord_server
     on_purpose = request.node.get_closest_marker(ON_PURPOSE_MARK) is not None
-    strict = fake.strict_spec
+    check, strict = fake.check_spec, fake.strict_spec  # a test may change them for itself
     fake.reset()
     if on_purpose:
         fake.strict_spec = False
     try:
         with refuse_real_discord(POINT_AT_THE_FAKE) as refused:
             yield fake
-        breaks, counts = fake.spec_breaks, fake.spec_counts()
+        breaks, counts, checked = fake.spec_breaks, fake.spec_counts(), fake.check_spec
     finally:
-        fake.strict_spec = strict
+        fake.check_spec, fake.strict_spec = check, strict
     fake.reset()
-    if fake.check_spec:
+    if checked:
         request.node.user_properties.append((SPEC_PROPERTY, _spec_counts(counts, on_purpose)))
     if request.node.stash.get(_CALL_FAILED, False):
         return
     if refused:
         pytest.fail(f"{len(refused)} request(s) to the real Discord: {refused[0]}", pytrace=False)
     failing_sides = discord_spec_failing_sides - ({"request"} if on_purpose else set())
-    failing = [b for b in breaks if b.side in failing_sides] if fake.check_spec else []
+    failing = [b for b in breaks if b.side in failing_sides] if checked else []
     if failing:
         pytest.fail(_describe_breaks(failing), pytrace=False)
 
