@@ -66,6 +66,7 @@ FIELD_ERROR_CODES = {
     "Pattern": "BASE_TYPE_BAD_VALUE",
     "AdditionalProperties": "BASE_TYPE_BAD_FIELD",
 }
+MESSAGE_LIMIT = 200
 REQUIRED = "This field is required"  # Discord's own wording for BASE_TYPE_REQUIRED
 TYPE_ERROR_CODES = {
     "integer": "NUMBER_TYPE_COERCE",
@@ -512,9 +513,23 @@ def _explain(errors: Iterable[Any]) -> Iterator[tuple[tuple[str | int, ...], str
             types = [str(t) for t in (kind.types if isinstance(kind.types, list) else [kind.types])]
             wanted = next((t for t in types if t != "null"), "")
             code = TYPE_ERROR_CODES.get(wanted, "BASE_TYPE_INVALID")
-            yield location, error.message, code
+            yield location, _shorten(error.message), code
             continue
-        yield location, error.message, FIELD_ERROR_CODES.get(name, "BASE_TYPE_INVALID")
+        yield location, _message(name, kind, error.message), FIELD_ERROR_CODES.get(name, "BASE_TYPE_INVALID")
+
+
+def _message(name: str, kind: Any, fallback: str) -> str:
+    """Discord's own wording where we know it (lengths), else the validator's, cut to a readable size."""
+    if name in ("MaxLength", "MaxItems"):
+        return f"Must be {kind.limit} or fewer in length."
+    if name in ("MinLength", "MinItems"):
+        return f"Must be {kind.limit} or more in length."
+    return _shorten(fallback)
+
+
+def _shorten(message: str) -> str:
+    # The validator quotes the whole value: a 5 kB string would drown the break it explains.
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
 
 
 def form_errors(breaks: Iterable[SpecBreak]) -> dict[str, Any]:
