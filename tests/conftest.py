@@ -28,6 +28,7 @@ from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.pytest_plugin import ON_PURPOSE_MARK, SPEC_PROPERTY
+from flask_discord_roles.testing.spec import Side
 from tests.shop import Shop, open_shop
 from tests.tables import OurTables
 
@@ -197,7 +198,7 @@ def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
 # Every exchange with the session's FakeDiscord is held to Discord's OpenAPI spec, and a request that breaks
 # it gets Discord's 400 (50035). Which breaks fail the test that caused them: our requests and our app's
 # interaction answers always; the fake's own answers once they conform (issue 19), until then only counted.
-FAILING_SPEC_BREAKS = frozenset({"request", "interaction response"})
+FAILING_SPEC_BREAKS = frozenset({Side.REQUEST, Side.INTERACTION_RESPONSE})
 
 
 # DISCORD_ROLES_TEST_CHECK_SPEC=0 turns the checks off (to measure what they cost).
@@ -212,7 +213,7 @@ def fake_discord_server(fake_discord_server: FakeDiscord) -> FakeDiscord:
 
 
 @pytest.fixture
-def discord_spec_failing_sides() -> frozenset[str]:
+def discord_spec_failing_sides() -> frozenset[Side]:
     return FAILING_SPEC_BREAKS
 
 
@@ -236,10 +237,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _spec_counts:
         terminalreporter.section("spec conformance")
-        for side in ("request", "response", "interaction response"):
+        for side in Side:
             checked, broken = _spec_counts[f"{side} checked"], _spec_counts[f"{side} broken"]
             line = f"{side}s checked: {checked}, broken: {broken}"
-            if side == "request" and _spec_counts["request broken on purpose"]:
+            if side == Side.REQUEST and _spec_counts["request broken on purpose"]:
                 line += (
                     f" (and {_spec_counts['request broken on purpose']} broken on purpose, by tests marked"
                 )

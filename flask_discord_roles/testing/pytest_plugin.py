@@ -22,7 +22,7 @@ import pytest
 
 if TYPE_CHECKING:
     from flask_discord_roles.testing.fake import FakeDiscord
-    from flask_discord_roles.testing.spec import SpecBreak
+    from flask_discord_roles.testing.spec import Side, SpecBreak
 
 __all__ = ["discord_spec_failing_sides", "fake_discord", "fake_discord_server"]
 
@@ -67,19 +67,20 @@ def fake_discord_server() -> Iterator[FakeDiscord]:
 
 
 @pytest.fixture
-def discord_spec_failing_sides() -> frozenset[str]:
-    """Which spec breaks fail a test when ``check_spec`` is on: request, response, interaction response.
-
-    Override it in a conftest to only record the others (they are still listed in ``spec_breaks``).
+def discord_spec_failing_sides() -> frozenset[Side]:
+    """Which spec breaks fail a test when ``check_spec`` is on: every ``Side`` (request, response,
+    interaction response). Override it in a conftest to only record the others (still in ``spec_breaks``).
     """
-    return frozenset({"request", "response", "interaction response"})
+    from flask_discord_roles.testing.spec import Side
+
+    return frozenset(Side)
 
 
 @pytest.fixture
 def fake_discord(
     fake_discord_server: FakeDiscord,
     request: pytest.FixtureRequest,
-    discord_spec_failing_sides: frozenset[str],
+    discord_spec_failing_sides: frozenset[Side],
 ) -> Iterator[FakeDiscord]:
     """The session's fake, wiped clean (state, limits, faults, recorded calls) before each test.
 
@@ -87,6 +88,7 @@ def fake_discord(
     without reaching the network, and the test fails even if the code under test caught that.
     """
     from flask_discord_roles.discord.sessions import refuse_real_discord
+    from flask_discord_roles.testing.spec import Side
 
     fake = fake_discord_server
     on_purpose = request.node.get_closest_marker(ON_PURPOSE_MARK) is not None
@@ -107,7 +109,7 @@ def fake_discord(
         return
     if refused:
         pytest.fail(f"{len(refused)} request(s) to the real Discord: {refused[0]}", pytrace=False)
-    failing_sides = discord_spec_failing_sides - ({"request"} if on_purpose else set())
+    failing_sides = discord_spec_failing_sides - ({Side.REQUEST} if on_purpose else set())
     failing = [b for b in breaks if b.side in failing_sides] if checked else []
     if failing:
         pytest.fail(_describe_breaks(failing), pytrace=False)

@@ -34,6 +34,7 @@ __all__ = [
     "INSTALL_HINT",
     "DiscordSpec",
     "Operation",
+    "Part",
     "Side",
     "SpecBreak",
     "SpecUnavailable",
@@ -90,6 +91,17 @@ class Side(enum.StrEnum):
     INTERACTION_RESPONSE = "interaction response"  # what an app answered to an interaction the fake sent
 
 
+class Part(enum.StrEnum):
+    """Which part of a message broke the spec."""
+
+    BODY = "body"
+    QUERY = "query"
+    PATH = "path"  # a path parameter
+    STATUS = "status"
+    CONTENT_TYPE = "content-type"
+    OPERATION = "operation"  # the call itself: the spec has no such operation
+
+
 @dataclass(frozen=True)
 class SpecBreak:
     """One way an exchange breaks the spec: ``part`` (body, query, path, status, content-type, operation)
@@ -103,7 +115,7 @@ class SpecBreak:
     method: str
     path: str
     operation: str | None
-    part: str
+    part: Part
     location: tuple[str | int, ...]
     reason: str
     code: str = "BASE_TYPE_INVALID"
@@ -113,9 +125,9 @@ class SpecBreak:
     @property
     def where(self) -> str:
         """``body $.embeds[0].title``, ``query limit``, ``status`` ... as a person would point at it."""
-        if self.part in ("query", "path"):
+        if self.part in (Part.QUERY, Part.PATH):
             return f"{self.part} {'.'.join(str(x) for x in self.location)}"
-        if self.part != "body":
+        if self.part != Part.BODY:
             return self.part
         return "body " + json_path(self.location)
 
@@ -281,7 +293,7 @@ class DiscordSpec:
         if operation is None:
             reason = "the spec has no such operation"
             return [
-                SpecBreak(Side.REQUEST, method, path, None, "operation", (), reason, discord_refuses=False)
+                SpecBreak(Side.REQUEST, method, path, None, Part.OPERATION, (), reason, discord_refuses=False)
             ]
         found = [
             *self._check_path(operation, method, path),
@@ -310,30 +322,32 @@ class DiscordSpec:
         )
 
         def broken(
-            part: str, location: tuple[str | int, ...], reason: str, code: str = "BASE_TYPE_INVALID"
+            part: Part, location: tuple[str | int, ...], reason: str, code: str = "BASE_TYPE_INVALID"
         ) -> SpecBreak:
             operation_id = operation.operation_id
             return SpecBreak(Side.RESPONSE, method, path, operation_id, part, location, reason, code, status)
 
         if key is None:
             return [
-                broken("status", (), f"{status} is not an answer the spec lists ({', '.join(responses)})")
+                broken(Part.STATUS, (), f"{status} is not an answer the spec lists ({', '.join(responses)})")
             ]
         content = self._resolve(responses[key]).get("content") or {}
         if not content:
-            return [broken("body", (), "the spec says this answer has no body")] if body else []
+            return [broken(Part.BODY, (), "the spec says this answer has no body")] if body else []
         media = (content_type or "").split(";")[0].strip()
         if media not in content:
-            return [broken("content-type", (), f"{media or 'no content type'}, not {', '.join(content)}")]
+            return [broken(Part.CONTENT_TYPE, (), f"{media or 'no content type'}, not {', '.join(content)}")]
         try:
             instance = json.loads(body)
         except ValueError:
-            return [broken("body", (), "the body is not JSON")]
+            return [broken(Part.BODY, (), "the body is not JSON")]
         pointer = _pointer("paths", operation.template, operation.method.lower(), "responses", key)
         if "$ref" in responses[key]:
             pointer = responses[key]["$ref"]
         pointer += "/" + _pointer("content", media, "schema")[2:]
-        return [broken("body", where, reason, code) for where, reason, code in self.errors(pointer, instance)]
+        return [
+            broken(Part.BODY, where, reason, code) for where, reason, code in self.errors(pointer, instance)
+        ]
 
     def check_interaction_response(self, url: str, body: Any) -> list[SpecBreak]:
         """An app's answer to an interaction, held to the spec's interaction-callback request body."""
@@ -345,7 +359,7 @@ class DiscordSpec:
         )
         return [
             SpecBreak(
-                Side.INTERACTION_RESPONSE, "POST", url, operation.operation_id, "body", where, reason, code
+                Side.INTERACTION_RESPONSE, "POST", url, operation.operation_id, Part.BODY, where, reason, code
             )
             for where, reason, code in self.errors(pointer, body)
         ]
@@ -372,7 +386,7 @@ class DiscordSpec:
                         method,
                         path,
                         operation.operation_id,
-                        "path",
+                        Part.PATH,
                         (parameter["name"],),
                         reason,
                         code,
@@ -396,7 +410,9 @@ class DiscordSpec:
 
         def broken(name: str, reason: str, code: str) -> None:
             found.append(
-                SpecBreak(Side.REQUEST, method, path, operation.operation_id, "query", (name,), reason, code)
+                SpecBreak(
+                    Side.REQUEST, method, path, operation.operation_id, Part.QUERY, (name,), reason, code
+                )
             )
 
         for name, (_, parameter) in declared.items():
@@ -418,7 +434,9 @@ class DiscordSpec:
     def _check_body(
         self, operation: Operation, method: str, path: str, content_type: str | None, body: bytes
     ) -> list[SpecBreak]:
-        def broken(location: tuple[str | int, ...], reason: str, code: str, part: str = "body") -> SpecBreak:
+        def broken(
+            location: tuple[str | int, ...], reason: str, code: str, part: Part = Part.BODY
+        ) -> SpecBreak:
             return SpecBreak(Side.REQUEST, method, path, operation.operation_id, part, location, reason, code)
 
         spec_body = operation.node.get("requestBody")
@@ -434,7 +452,7 @@ class DiscordSpec:
         content = spec_body.get("content", {})
         if media not in content:
             reason = f"{media or 'no content type'}, not {', '.join(content)}"
-            return [broken((), reason, "CONTENT_TYPE_INVALID", "content-type")]
+            return [broken((), reason, "CONTENT_TYPE_INVALID", Part.CONTENT_TYPE)]
         instance = _parse_body(media, content_type or "", body)
         if instance is _UNREADABLE:
             return [broken((), f"the body is not valid {media}", "BASE_TYPE_INVALID")]
