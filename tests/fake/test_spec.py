@@ -302,3 +302,71 @@ def test_refresh_refuses_a_file_without_its_commit_or_that_is_not_a_spec(tmp_pat
     assert not_spec.returncode == 1
     assert "not an OpenAPI 3.1 document" in not_spec.stderr
     assert not target.exists(), "nothing is written when the refresh fails"
+
+
+HOST_CONFTEST = """
+import pytest
+
+from flask_discord_roles.testing.spec import Side
+
+
+@pytest.fixture(scope="session")
+def fake_discord_server(fake_discord_server):
+    fake_discord_server.check_spec = True
+    fake_discord_server.strict_spec = True
+    return fake_discord_server
+
+
+@pytest.fixture
+def discord_spec_failing_sides():
+    return {Side.REQUEST}  # this host holds only its own requests to the spec
+"""
+
+HOST_TESTS = """
+import pytest
+import requests
+
+
+def post_message(fake, body):
+    bot = fake.create_bot()
+    guild = fake.create_guild()
+    fake.add_bot_to_guild(bot, guild.id)
+    channel = fake.create_channel(guild.id)
+    url = f"{fake.api_base_url}/channels/{channel.id}/messages"
+    return requests.post(url, json=body, headers={"Authorization": f"Bot {bot.token}"}, timeout=10)
+
+
+def test_sends_a_number_as_content(fake_discord):
+    assert post_message(fake_discord, {"content": 5}).status_code == 400
+
+
+@pytest.mark.breaks_discord_spec
+def test_handles_discords_refusal_on_purpose(fake_discord):
+    assert post_message(fake_discord, {"content": "x" * 2001}).json()["code"] == 50035
+
+
+def test_conforms(fake_discord):
+    assert post_message(fake_discord, {"content": "Thanks!"}).status_code == 200
+"""
+
+
+def test_a_hosts_test_whose_request_breaks_the_spec_fails_at_teardown_with_each_break(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(HOST_CONFTEST)
+    (tmp_path / "test_host.py").write_text(HOST_TESTS)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_ROLES_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    report = result.stdout + result.stderr
+    assert "3 passed, 1 error" in report, report
+    assert "ERROR at teardown of test_sends_a_number_as_content" in report, report
+    assert "1 break(s) of Discord's OpenAPI spec" in report, report
+    assert "POST /api/v10/channels/" in report, report
+    assert "request body $.content" in report, report
+    assert "response" not in report.split("ERRORS")[1], "only the sides the host chose fail its tests"
