@@ -196,11 +196,16 @@ def _apply_conventions(node: Any) -> None:
         node["type"] = [*names, "string"]
         node["pattern"] = INTEGER_STRING
         if "enum" in node:
-            node["enum"] = [*node["enum"], *(str(v) for v in node["enum"] if isinstance(v, int))]
-        if isinstance(node.get("const"), int):
-            node["enum"] = [node["const"], str(node.pop("const"))]
+            node["enum"] = [*node["enum"], *(str(v) for v in node["enum"] if _is_integer(v))]
+    # Enumerations are an integer type with one `const` branch per value: each value as a string too.
+    if _is_integer(node.get("const")):
+        node["enum"] = [node["const"], str(node.pop("const"))]
     for value in node.values():
         _apply_conventions(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class DiscordSpec:

@@ -108,6 +108,8 @@ def test_the_readmes_conventions_unions_and_integer_strings(spec: DiscordSpec) -
     # Integer fields accept strings that parse as integers ("flags": "64"), and nothing else.
     as_string = {"type": 4, "data": {"content": "hi", "flags": "64"}}
     assert spec.check_interaction_response("http://shop.test/interactions", as_string) == []
+    # An enumeration (an integer type with a const branch per value) takes its values as strings too.
+    assert spec.check_interaction_response("http://shop.test/interactions", {"type": "1"}) == []
     [word] = spec.check_interaction_response(
         "http://shop.test/interactions", {"type": 4, "data": {"content": "hi", "flags": "ephemeral"}}
     )
