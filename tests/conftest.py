@@ -27,6 +27,8 @@ from flask_discord_roles import DiscordRoles
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
+from flask_discord_roles.testing.pytest_plugin import ON_PURPOSE_MARK, SPEC_PROPERTY
+from flask_discord_roles.testing.spec import Side
 from tests.shop import Shop, open_shop
 from tests.tables import OurTables
 
@@ -193,10 +195,37 @@ def shop(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
     return open_shop(app, db, fake_discord)
 
 
+# Every exchange with the session's FakeDiscord is held to Discord's OpenAPI spec, and a request that breaks
+# it gets Discord's 400 (50035). Which breaks fail the test that caused them: our requests and our app's
+# interaction answers always; the fake's own answers once they conform (issue 19), until then only counted.
+FAILING_SPEC_BREAKS = frozenset({Side.REQUEST, Side.INTERACTION_RESPONSE})
+
+
+# DISCORD_ROLES_TEST_CHECK_SPEC=0 turns the checks off (to measure what they cost).
+CHECK_SPEC = os.environ.get("DISCORD_ROLES_TEST_CHECK_SPEC", "1") != "0"
+
+
+@pytest.fixture(scope="session")
+def fake_discord_server(fake_discord_server: FakeDiscord) -> FakeDiscord:
+    fake_discord_server.check_spec = CHECK_SPEC
+    fake_discord_server.strict_spec = CHECK_SPEC
+    return fake_discord_server
+
+
+@pytest.fixture
+def discord_spec_failing_sides() -> frozenset[Side]:
+    return FAILING_SPEC_BREAKS
+
+
 _outcomes: Counter[tuple[str, str]] = Counter()
+_spec_counts: Counter[str] = Counter()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # pytest-xdist hands each worker's reports, user properties included, to the controller.
+    for name, counts in report.user_properties:
+        if name == SPEC_PROPERTY:
+            _spec_counts.update(counts)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         database = "no database"
         for name in DATABASES:
@@ -206,6 +235,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _spec_counts:
+        terminalreporter.section("spec conformance")
+        for side in Side:
+            checked, broken = _spec_counts[f"{side} checked"], _spec_counts[f"{side} broken"]
+            line = f"{side}s checked: {checked}, broken: {broken}"
+            if side == Side.REQUEST and _spec_counts["request broken on purpose"]:
+                line += (
+                    f" (and {_spec_counts['request broken on purpose']} broken on purpose, by tests marked"
+                )
+                line += f" {ON_PURPOSE_MARK})"
+            terminalreporter.write_line(line)
     if not _outcomes:
         return
     terminalreporter.section("tests per database")

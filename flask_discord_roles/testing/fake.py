@@ -25,6 +25,7 @@ from flask_discord_roles.testing.routes_channels import build_message
 from flask_discord_roles.testing.sandbox import Sandbox
 from flask_discord_roles.testing.server import Backend, FakeDiscordApp, ServerThread
 from flask_discord_roles.testing.signing import InteractionResult, deliver, sign_interaction
+from flask_discord_roles.testing.spec import SpecBreak, load_spec
 from flask_discord_roles.testing.state import (
     FakeBot,
     FakeChannel,
@@ -98,6 +99,7 @@ class FakeDiscord:
         backend.limiter.reset()
         backend.faults.configure()
         backend.calls.clear()
+        backend.spec.clear()
         backend.internal_errors.clear()
         self._sandbox.reset()
         old_wake, backend.wake = backend.wake, threading.Event()
@@ -210,8 +212,6 @@ class FakeDiscord:
         with self.world.lock:
             return list(self.world.commands.get((application_id, guild_id), []))
 
-    # -- rate limits, faults, recorded calls ----------------------------------------------------
-
     def set_route_limit(self, name: str, limit: int, window: float) -> None:
         self._backend.limiter.set_route_limit(name, limit, window)
 
@@ -251,6 +251,43 @@ class FakeDiscord:
 
     def clear_calls(self) -> None:
         self._backend.calls.clear()
+
+    # -- Discord's OpenAPI spec ------------------------------------------------------------------
+
+    @property
+    def check_spec(self) -> bool:
+        """True: every request, answer and interaction answer is held to Discord's spec (kept by
+        :meth:`reset`). Breaks are listed in :attr:`spec_breaks`; needs the ``testing`` extra."""
+        return self._backend.spec.check
+
+    @check_spec.setter
+    def check_spec(self, value: bool) -> None:
+        if value:
+            load_spec()  # fail now, with the install hint, rather than inside the server thread
+        self._backend.spec.check = value
+
+    @property
+    def strict_spec(self) -> bool:
+        """True: a request that breaks Discord's spec is answered as Discord would, 400 with code 50035
+        (Invalid Form Body) and the field errors, instead of being served (kept by :meth:`reset`)."""
+        return self._backend.spec.strict
+
+    @strict_spec.setter
+    def strict_spec(self, value: bool) -> None:
+        if value:
+            load_spec()
+        self._backend.spec.strict = value
+
+    @property
+    def spec_breaks(self) -> list[SpecBreak]:
+        """Every way an exchange broke the spec since the last reset, each with its JSON path and reason."""
+        return self._backend.spec.breaks
+
+    def spec_counts(self) -> dict[str, int]:
+        """Exchanges checked and broken since the last reset, per side (request, response, ...)."""
+        return self._backend.spec.counts()
+
+    # -- rate limits, faults, recorded calls ----------------------------------------------------
 
     @property
     def rate_limit_hits(self) -> list[RateLimitHit]:
@@ -435,15 +472,26 @@ class FakeDiscord:
                 record.sent_at = time.monotonic()
                 record.answer_in_flight = client is None
         if record is None:
-            return deliver(url, body, headers, client)
+            return self._check_answer(url, deliver(url, body, headers, client))
         try:
-            return deliver(
+            result = deliver(
                 url, body, headers, client, received=lambda result: self._note_initial_response(token, result)
             )
         finally:
             with self.world.lock:
                 record.answer_in_flight = False
                 self.world.answers.notify_all()
+        return self._check_answer(url, result)
+
+    def _check_answer(self, url: str, result: InteractionResult) -> InteractionResult:
+        """Hold a 200 answer to the spec's interaction response (what a callback would carry)."""
+        if self._backend.spec.active and result.status_code == 200:
+            try:
+                answer = result.json()
+            except ValueError:
+                answer = None
+            self._backend.spec.interaction_response(url, answer)
+        return result
 
     def _note_initial_response(self, token: str, result: InteractionResult) -> None:
         try:

@@ -27,6 +27,8 @@ from flask_discord_roles.testing.keepalive import KeepAliveServer
 from flask_discord_roles.testing.oauth import Grant, OAuthStore
 from flask_discord_roles.testing.ratelimits import RateLimiter, limited
 from flask_discord_roles.testing.recorder import CallLog, RecordedCall
+from flask_discord_roles.testing.spec import SpecBreak, form_errors
+from flask_discord_roles.testing.spec_checks import SpecChecks
 from flask_discord_roles.testing.state import FakeBot
 from flask_discord_roles.testing.world import World
 
@@ -75,6 +77,7 @@ class Backend:
     wake: threading.Event = field(default_factory=threading.Event)
     internal_errors: list[str] = field(default_factory=list)
     site_pages: SitePages | None = None
+    spec: SpecChecks = field(default_factory=SpecChecks)
 
 
 @dataclass
@@ -138,6 +141,7 @@ class FakeDiscordApp:
         request = Request(environ)
         request.get_data(cache=True)
         generation = self.backend.calls.generation
+        spec_generation = self.backend.spec.generation
         caller = _Caller()
         scope: list[str | None] = [None]
         page: p.Reply | None = None
@@ -145,7 +149,11 @@ class FakeDiscordApp:
             # Pages for people are not API calls: no auth, no limits, not recorded in ``calls``.
             pages = self.backend.site_pages
             page = pages.serve(request) if pages is not None else None
-            reply = page if page is not None else self._handle(request, caller, scope)
+            if page is None:
+                spec_breaks = self._check_request(request, spec_generation)
+                reply = self._handle(request, caller, scope, spec_breaks)
+            else:
+                reply = page
         except p.ApiError as error:
             reply = error.reply
         except Exception:  # a bug in the fake must not look like a Discord outage
@@ -153,6 +161,15 @@ class FakeDiscordApp:
             reply = p.json_reply({"message": "500: Internal Server Error (fake bug)", "code": 0}, 500)
         if page is None:
             self._record(request, caller, reply, scope[0], generation)
+            if self.backend.spec.active:
+                self.backend.spec.response(
+                    request.method,
+                    request.path,
+                    reply.status,
+                    reply.content_type,
+                    reply.body,
+                    spec_generation,
+                )
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         if reply.content_type:
             response.content_type = reply.content_type
@@ -160,7 +177,17 @@ class FakeDiscordApp:
             del response.headers["Content-Type"]  # Discord's 204s carry no content type
         return response(environ, start_response)
 
-    def _handle(self, request: Request, caller: _Caller, scope: list[str | None]) -> p.Reply:
+    def _check_request(self, request: Request, generation: int) -> list[SpecBreak]:
+        checks = self.backend.spec
+        if not checks.active:
+            return []
+        query = request.args.to_dict(flat=False)
+        body = request.get_data(cache=True)
+        return checks.request(request.method, request.path, query, request.content_type, body, generation)
+
+    def _handle(
+        self, request: Request, caller: _Caller, scope: list[str | None], spec_breaks: list[SpecBreak]
+    ) -> p.Reply:
         backend = self.backend
         world, oauth = backend.world, backend.oauth
         route, params, path_known = _match(request.method, request.path)
@@ -206,6 +233,10 @@ class FakeDiscordApp:
             with world.lock:
                 try:
                     _check_snowflakes(params)
+                    refused = form_errors(spec_breaks) if backend.spec.strict else {}
+                    if refused:
+                        # Discord refuses what its spec forbids only once auth and limits have passed.
+                        raise p.invalid_form(refused)
                     reply = route.handler(ctx)
                 except p.ApiError as error:
                     reply = error.reply

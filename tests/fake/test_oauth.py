@@ -69,6 +69,7 @@ def test_code_flow_with_pkce(store: Store, http: requests.Session) -> None:
     assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
 
 
+@pytest.mark.breaks_discord_spec
 def test_token_endpoint_is_form_only_and_checks_client(store: Store, http: requests.Session) -> None:
     code = authorize(store, http)["code"][0]
     as_json = http.post(

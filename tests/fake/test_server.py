@@ -24,6 +24,7 @@ def test_lifecycle() -> None:
         _ = fake.base_url
 
 
+@pytest.mark.breaks_discord_spec
 def test_one_connection_serves_many_calls_as_discord_keeps_them_alive(store: Store) -> None:
     # Every kind of answer, bodies sent and bodies not read by the route alike, then a normal call.
     member_url = store.url(f"/guilds/{store.guild.id}/members/{store.buyer.id}")
@@ -61,6 +62,7 @@ def test_fixture_starts_each_test_clean(fake_discord: FakeDiscord) -> None:
     fake_discord.create_guild()
 
 
+@pytest.mark.breaks_discord_spec
 def test_unknown_routes(store: Store) -> None:
     missing = store.api.get(store.url("/nowhere"))
     assert (missing.status_code, missing.json()["code"]) == (404, 0)
