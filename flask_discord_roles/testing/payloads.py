@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_discord_roles.testing.state import FakeBot, FakeUser, new_snowflake
+from flask_discord_roles.testing.state import FakeBot, FakeMember, FakeUser, new_snowflake
 from flask_discord_roles.testing.world import World
 
 __all__ = ["OPTION_TYPES", "app_permissions", "command_data", "interaction", "user_id_of"]
@@ -115,20 +115,9 @@ def _in_guild(
         "authorizing_integration_owners": {"0": guild_id},
     }
     if fake_user is not None:
-        fields["member"] = {
-            "user": fake_user.to_json(),
-            "roles": list(member.roles) if member else [],
-            "joined_at": member.joined_at if member else None,
-            "nick": member.nick if member else None,
-            "avatar": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "pending": False,
-            "premium_since": None,
-            "communication_disabled_until": None,
-            "permissions": member_permissions,
-        }
+        # A user who is not (or no longer) a member still shows as one who just joined, with no roles.
+        shown = member if member is not None else FakeMember(fake_user.id)
+        fields["member"] = {**shown.to_json(fake_user), "permissions": member_permissions}
     return fields
 
 
