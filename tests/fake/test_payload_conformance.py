@@ -172,8 +172,15 @@ def test_interaction_users_and_members_are_spec_shaped(store: Store) -> None:
     data = command_data(world, store.bot, store.guild.id, "buy", {"item": "vip"})
     in_guild = interaction(world, store.bot, 2, guild_id=store.guild.id, user=store.buyer, data=data)
     assert_conforms(component("GuildMemberResponse"), in_guild["member"], "an interaction's member")
+    assert_conforms(component("GuildChannelResponse"), in_guild["channel"], "an interaction's channel")
+    channel = store.fake.create_channel(store.guild.id, "shop")
+    from_channel = interaction(
+        world, store.bot, 2, guild_id=store.guild.id, user=store.buyer, data=data, channel_id=channel.id
+    )
+    assert_conforms(component("GuildChannelResponse"), from_channel["channel"], "a known channel")
     in_dm = interaction(world, store.bot, 2, guild_id=None, user=store.buyer, data=data)
     assert_conforms(component("UserResponse"), in_dm["user"], "an interaction's user")
+    assert_conforms(component("PrivateChannelResponse"), in_dm["channel"], "an interaction's DM channel")
     ping = interaction(world, store.bot, 1, guild_id=None, user=None, data=None)
     assert_conforms(component("UserResponse"), ping["user"], "a ping's user")
 
