@@ -146,10 +146,11 @@ def create_dm(ctx: p.Context) -> p.Reply:
 @p.route("GET", "/users/@me", family="users_me", auth="bot_or_bearer")
 def current_user(ctx: p.Context) -> p.Reply:
     if ctx.bot is not None:
-        return p.json_reply(ctx.world.users[ctx.bot.user_id].to_private_json())
+        return p.json_reply(ctx.world.users[ctx.bot.user_id].to_private_json(with_email=True))
     if ctx.grant is None or "identify" not in ctx.grant.scopes:
         raise p.unauthorized()
-    return p.json_reply(ctx.world.users[ctx.grant.user_id].to_private_json())
+    user = ctx.world.users[ctx.grant.user_id]
+    return p.json_reply(user.to_private_json(with_email="email" in ctx.grant.scopes))
 
 
 @p.route("GET", "/applications/@me", family="applications_me")

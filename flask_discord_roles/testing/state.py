@@ -84,6 +84,7 @@ class FakeUser:
     discriminator: str = "0"
     dms_open: bool = True
     locale: str = "en-US"
+    email: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The user object as anyone sees it, with every field Discord always sends (nulls included)."""
@@ -105,9 +106,16 @@ class FakeUser:
             data["bot"] = True
         return data
 
-    def to_private_json(self) -> dict[str, Any]:
-        """The user as ``GET /users/@me`` shows it to itself: with ``mfa_enabled``, ``locale``, premium."""
-        return {**self.to_json(), "mfa_enabled": False, "locale": self.locale, "premium_type": 0}
+    def to_private_json(self, *, with_email: bool) -> dict[str, Any]:
+        """The user as ``GET /users/@me`` shows it to itself: with ``mfa_enabled``, ``locale``, premium.
+
+        ``with_email`` (a bot, or a token with the ``email`` scope) adds ``email`` and ``verified``; a
+        bot's email is null, as on Discord.
+        """
+        data = {**self.to_json(), "mfa_enabled": False, "locale": self.locale, "premium_type": 0}
+        if with_email:
+            data.update(email=self.email, verified=True)
+        return data
 
 
 @dataclass

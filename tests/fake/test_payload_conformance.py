@@ -120,7 +120,10 @@ def test_a_user_is_a_spec_user(store: Store) -> None:
 
 
 def test_the_current_user_carries_the_private_fields(store: Store) -> None:
-    assert_conforms(component("UserPIIResponse"), store.buyer.to_private_json(), "the user seen by itself")
+    for with_email in (False, True):
+        seen = store.buyer.to_private_json(with_email=with_email)
+        assert_conforms(component("UserPIIResponse"), seen, f"the user seen by itself ({with_email=})")
+    assert store.buyer.to_private_json(with_email=False).keys().isdisjoint({"email", "verified"})
 
 
 def test_a_role_is_a_spec_role(store: Store) -> None:
@@ -244,7 +247,7 @@ def test_a_member_added_with_oauth_is_a_spec_member(
     store: Store, session_factory: Callable[..., requests.Session]
 ) -> None:
     newcomer = store.fake.create_user("newcomer")
-    token = store.fake.create_user_token(store.bot, newcomer, scopes=("identify", "guilds.join"))
+    token = store.fake.create_user_token(store.bot, newcomer, scopes=("identify", "email", "guilds.join"))
     path = f"/guilds/{store.guild.id}/members/{newcomer.id}"
     response = store.api.put(store.url(path), json={"access_token": token})
     assert response.status_code == 201, response.text
@@ -254,6 +257,8 @@ def test_a_member_added_with_oauth_is_a_spec_member(
         response = bearer.get(store.url(spec_path))
         assert response.ok, response.text
         _check(response, "GET", spec_path)
+    me = bearer.get(store.url("/users/@me")).json()
+    assert me["email"] == "newcomer@example.com", "the email scope shows the user's email"
 
 
 def test_interaction_webhook_messages_are_spec_messages(store: Store) -> None:
