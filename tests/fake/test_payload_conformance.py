@@ -21,6 +21,7 @@ import jsonschema_rs
 import pytest
 import requests
 
+import flask_discord_roles.testing
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.payloads import command_data, interaction
 from flask_discord_roles.testing.routes_channels import build_message, public_message
@@ -28,14 +29,16 @@ from tests.fake.helpers import Store
 
 SPEC_MIRROR = Path("/work/.mirror/discord+discord-api-spec/repo")
 SPEC_COMMIT = "74fda0fad044407ea280043a03ffc9bc64c4e49e"
+VENDORED = Path(flask_discord_roles.testing.__file__).parent / "discord_spec" / "openapi.json"
 
 
 @functools.cache
 def _spec() -> dict[str, Any]:
-    """``$DISCORD_API_SPEC``, else the pinned commit of a local mirror; skip when neither is there."""
+    """``$DISCORD_API_SPEC``, the vendored copy, else the pinned commit of a local mirror; else skip."""
     override = os.environ.get("DISCORD_API_SPEC")
-    if override:
-        return dict(json.loads(Path(override).read_text()))
+    for path in (Path(override) if override else None, VENDORED):
+        if path is not None and path.is_file():
+            return dict(json.loads(path.read_text()))
     if SPEC_MIRROR.is_dir():
         raw = subprocess.run(
             ["git", "-C", str(SPEC_MIRROR), "show", f"{SPEC_COMMIT}:specs/openapi.json"],
