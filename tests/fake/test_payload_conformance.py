@@ -304,11 +304,12 @@ def test_error_bodies_are_spec_errors(store: Store, path: str, spec_path: str) -
 
 
 def test_a_field_error_is_a_spec_error(store: Store) -> None:
-    path = f"/guilds/{store.guild.id}/members/{store.buyer.id}"
-    response = store.api.put(store.url(path), json={})
+    # An audit-log reason over 512 characters: a field error for a request the spec itself allows.
+    reason = {"X-Audit-Log-Reason": "x" * 513}
+    response = store.api.put(store.role_url(), headers=reason)
     assert response.status_code == 400, response.text
-    assert response.json()["errors"]["access_token"]["_errors"][0]["code"] == "BASE_TYPE_REQUIRED"
-    _check(response, "PUT", "/guilds/{guild_id}/members/{user_id}")
+    assert response.json()["errors"]["audit_log_reason"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    _check(response, "PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}")
 
 
 def test_unauthorized_and_rate_limited_bodies_are_spec_errors(
