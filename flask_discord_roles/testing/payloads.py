@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_discord_roles.testing.state import FakeBot, FakeUser, new_snowflake
+from flask_discord_roles.testing.state import DM, GUILD_TEXT, FakeBot, FakeMember, FakeUser, new_snowflake
 from flask_discord_roles.testing.world import World
 
 __all__ = ["OPTION_TYPES", "app_permissions", "command_data", "interaction", "user_id_of"]
@@ -110,31 +110,37 @@ def _in_guild(
         "guild_id": guild_id,
         "guild": {"id": guild_id, "locale": "en-US", "features": []},
         "guild_locale": "en-US",
-        "channel": {"id": channel, "type": 0, "guild_id": guild_id},
+        "channel": _guild_channel(world, guild_id, channel),
         "app_permissions": app_perms or app_permissions(world, bot, guild_id, channel),
         "authorizing_integration_owners": {"0": guild_id},
     }
     if fake_user is not None:
-        fields["member"] = {
-            "user": fake_user.to_json(),
-            "roles": list(member.roles) if member else [],
-            "joined_at": member.joined_at if member else None,
-            "nick": member.nick if member else None,
-            "avatar": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "pending": False,
-            "premium_since": None,
-            "communication_disabled_until": None,
-            "permissions": member_permissions,
-        }
+        # A user who is not (or no longer) a member still shows as one who just joined, with no roles.
+        shown = member if member is not None else FakeMember(fake_user.id)
+        fields["member"] = {**shown.to_json(fake_user), "permissions": member_permissions}
     return fields
+
+
+def _guild_channel(world: World, guild_id: str, channel_id: str) -> dict[str, Any]:
+    """The channel an interaction came from, as Discord includes it: the full object when the fake has it."""
+    known = world.channels.get(channel_id)
+    if known is not None and known.guild_id == guild_id:
+        return known.to_json(world.users)
+    return {
+        "id": channel_id,
+        "type": GUILD_TEXT,
+        "guild_id": guild_id,
+        "name": "general",
+        "position": 0,
+        "flags": 0,
+    }
 
 
 def _in_dm(channel: str, fake_user: FakeUser | None, app_perms: str | None) -> dict[str, Any]:
     """The fields of an interaction from a DM with the bot."""
-    fields: dict[str, Any] = {"channel": {"id": channel, "type": 1}, "app_permissions": app_perms or "0"}
+    recipients = [fake_user.to_json()] if fake_user is not None else []
+    dm = {"id": channel, "type": DM, "last_message_id": None, "flags": 0, "recipients": recipients}
+    fields: dict[str, Any] = {"channel": dm, "app_permissions": app_perms or "0"}
     if fake_user is not None:
         fields["user"] = fake_user.to_json()
         fields["authorizing_integration_owners"] = {"1": fake_user.id}

@@ -19,6 +19,7 @@ __all__ = [
     "create_message",
     "current_application",
     "current_user",
+    "echoed",
     "get_channel",
     "get_user",
     "public_message",
@@ -41,6 +42,44 @@ def _channel(ctx: p.Context, bot: FakeBot) -> FakeChannel:
     return channel
 
 
+def _embed(sent: dict[str, Any]) -> dict[str, Any]:
+    """An embed as Discord echoes it: an app's embeds are ``rich`` and every field says ``inline``."""
+    embed = {"type": "rich", **sent}
+    if "fields" in embed:
+        embed["fields"] = [{"inline": False, **f} for f in embed["fields"]]
+    return embed
+
+
+def _numbered(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Components as Discord echoes them: each without an ``id`` gets the next number, depth first."""
+    taken = [0]
+
+    def walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        shown = []
+        for item in items:
+            taken[0] += 1
+            copy = {**item, "id": item.get("id", taken[0])}
+            if isinstance(item.get("components"), list):
+                copy["components"] = walk(item["components"])
+            shown.append(copy)
+        return shown
+
+    return walk(components)
+
+
+def echoed(key: str, value: Any) -> Any:
+    """A message field the app sent, as Discord stores and returns it."""
+    if key == "embeds":
+        return [_embed(embed) for embed in value or []]
+    if key == "components":
+        return _numbered(value or [])
+    if key == "content":
+        return value or ""
+    if key == "flags":
+        return value or 0
+    return value
+
+
 def build_message(channel_id: str, author: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """A message object as Discord returns it, plus the ``allowed_mentions`` we were sent."""
     return {
@@ -48,9 +87,9 @@ def build_message(channel_id: str, author: dict[str, Any], body: dict[str, Any])
         "type": 0,
         "channel_id": channel_id,
         "author": author,
-        "content": body.get("content") or "",
-        "embeds": body.get("embeds") or [],
-        "components": body.get("components") or [],
+        "content": echoed("content", body.get("content")),
+        "embeds": echoed("embeds", body.get("embeds")),
+        "components": echoed("components", body.get("components")),
         "attachments": [],
         "mentions": [],
         "mention_roles": [],
@@ -59,7 +98,7 @@ def build_message(channel_id: str, author: dict[str, Any], body: dict[str, Any])
         "tts": bool(body.get("tts", False)),
         "timestamp": iso_now(),
         "edited_timestamp": None,
-        "flags": body.get("flags") or 0,
+        "flags": echoed("flags", body.get("flags")),
         "allowed_mentions": body.get("allowed_mentions"),
     }
 
@@ -70,7 +109,8 @@ def public_message(message: dict[str, Any]) -> dict[str, Any]:
 
 @p.route("GET", "/channels/{channel_id}", major=("channel_id",))
 def get_channel(ctx: p.Context) -> p.Reply:
-    return p.json_reply(_channel(ctx, ctx.require_bot()).to_json(ctx.world.users))
+    bot = ctx.require_bot()
+    return p.json_reply(_channel(ctx, bot).to_json(ctx.world.users, viewer_id=bot.user_id))
 
 
 @p.route("POST", "/channels/{channel_id}/messages", family="messages", major=("channel_id",))
@@ -100,23 +140,24 @@ def create_dm(ctx: p.Context) -> p.Reply:
     if not isinstance(recipient, str | int) or str(recipient) not in ctx.world.users:
         raise p.discord_error(400, 50033, "Invalid Recipient(s)")
     channel = ctx.world.dm_channel(bot, str(recipient))
-    return p.json_reply(channel.to_json(ctx.world.users))
+    return p.json_reply(channel.to_json(ctx.world.users, viewer_id=bot.user_id))
 
 
 @p.route("GET", "/users/@me", family="users_me", auth="bot_or_bearer")
 def current_user(ctx: p.Context) -> p.Reply:
     if ctx.bot is not None:
-        return p.json_reply(ctx.world.users[ctx.bot.user_id].to_json())
+        return p.json_reply(ctx.world.users[ctx.bot.user_id].to_private_json(with_email=True))
     if ctx.grant is None or "identify" not in ctx.grant.scopes:
         raise p.unauthorized()
-    return p.json_reply(ctx.world.users[ctx.grant.user_id].to_json())
+    user = ctx.world.users[ctx.grant.user_id]
+    return p.json_reply(user.to_private_json(with_email="email" in ctx.grant.scopes))
 
 
 @p.route("GET", "/applications/@me", family="applications_me")
 def current_application(ctx: p.Context) -> p.Reply:
     bot = ctx.bot
     assert bot is not None  # the route needs a bot token
-    return p.json_reply({**bot.application_json(), "flags": 0, "bot": ctx.world.users[bot.user_id].to_json()})
+    return p.json_reply(bot.private_application_json(ctx.world.users[bot.user_id].to_json()))
 
 
 @p.route("GET", "/users/{user_id}", major=())

@@ -40,20 +40,7 @@ def bot_guild(ctx: p.Context) -> FakeGuild:
 
 
 def member_json(ctx: p.Context, member: FakeMember) -> dict[str, Any]:
-    return {
-        "user": ctx.world.users[member.user_id].to_json(),
-        "nick": member.nick,
-        "avatar": None,
-        "banner": None,
-        "roles": list(member.roles),
-        "joined_at": member.joined_at,
-        "premium_since": None,
-        "deaf": False,
-        "mute": False,
-        "flags": 0,
-        "pending": False,
-        "communication_disabled_until": None,
-    }
+    return member.to_json(ctx.world.users[member.user_id])
 
 
 def _require(ctx: p.Context, guild: FakeGuild, bits: int) -> None:

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import flask_discord_roles.testing.protocol as p
-from flask_discord_roles.testing.routes_channels import build_message, public_message
+from flask_discord_roles.testing.routes_channels import build_message, echoed, public_message
 from flask_discord_roles.testing.state import InteractionRecord
 from flask_discord_roles.testing.validation import validate_message
 
@@ -108,7 +108,7 @@ def _record(ctx: p.Context, record: InteractionRecord, kind: str, body: Any, *, 
 def _edit(message: dict[str, Any], body: dict[str, Any]) -> None:
     for key in ("content", "embeds", "components", "allowed_mentions", "flags"):
         if key in body:
-            message[key] = body[key]
+            message[key] = echoed(key, body[key])
 
 
 ORIGINAL = "/webhooks/{application_id}/{token}/messages/@original"

@@ -83,8 +83,11 @@ class FakeUser:
     bot: bool = False
     discriminator: str = "0"
     dms_open: bool = True
+    locale: str = "en-US"
+    email: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The user object as anyone sees it, with every field Discord always sends (nulls included)."""
         data: dict[str, Any] = {
             "id": self.id,
             "username": self.username,
@@ -93,9 +96,25 @@ class FakeUser:
             "discriminator": self.discriminator,
             "public_flags": 0,
             "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "collectibles": None,
+            "primary_guild": None,
         }
         if self.bot:
             data["bot"] = True
+        return data
+
+    def to_private_json(self, *, with_email: bool) -> dict[str, Any]:
+        """The user as ``GET /users/@me`` shows it to itself: with ``mfa_enabled``, ``locale``, premium.
+
+        ``with_email`` (a bot, or a token with the ``email`` scope) adds ``email`` and ``verified``; a
+        bot's email is null, as on Discord.
+        """
+        data = {**self.to_json(), "mfa_enabled": False, "locale": self.locale, "premium_type": 0}
+        if with_email:
+            data.update(email=self.email, verified=True)
         return data
 
 
@@ -112,21 +131,45 @@ class FakeBot:
     client_secret: str
     avatar: str | None = None
     is_token_valid: bool = True
+    # The developer account that owns the application; it lives outside the fake's users.
+    owner_id: str = field(default_factory=lambda: new_snowflake())
 
     @property
     def client_id(self) -> str:
         return self.application_id
 
     def application_json(self) -> dict[str, Any]:
-        """The application object as Discord shows it (``GET /applications/@me``, ``/oauth2/@me``)."""
+        """The application object as Discord shows it to others (``/oauth2/@me``, messages)."""
         return {
             "id": self.application_id,
             "name": self.name,
             "icon": None,
             "description": "",
+            "type": None,
             "bot_public": True,
             "bot_require_code_grant": False,
             "verify_key": self.public_key,
+            "flags": 0,
+            "flags_new": "0",
+        }
+
+    def private_application_json(self, bot_user: dict[str, Any]) -> dict[str, Any]:
+        """``GET /applications/@me``: the application as its own bot sees it, with its developer as owner."""
+        owner = FakeUser(self.owner_id, f"{self.name.lower().replace(' ', '_')}_developer")
+        return {
+            **self.application_json(),
+            "bot": bot_user,
+            "owner": owner.to_json(),
+            "team": None,
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "role_connections_verification_url": None,
+            "approximate_guild_count": 0,
+            "approximate_user_install_count": 0,
+            "approximate_user_authorization_count": 0,
+            "explicit_content_filter": 0,
+            "eligible_oauth2_scopes": ["applications.commands", "bot", "identify", "guilds.join"],
+            "integration_types_config": {"0": {}},
         }
 
 
@@ -180,6 +223,23 @@ class FakeMember:
     joined_at: str = field(default_factory=iso_now)
     nick: str | None = None
 
+    def to_json(self, user: FakeUser) -> dict[str, Any]:
+        """The guild member object, ``user`` being the account this membership belongs to."""
+        return {
+            "user": user.to_json(),
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "roles": list(self.roles),
+            "joined_at": self.joined_at,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "communication_disabled_until": None,
+        }
+
 
 @dataclass
 class FakeGuild:
@@ -200,20 +260,43 @@ class FakeGuild:
             "id": self.id,
             "name": self.name,
             "icon": None,
+            "description": None,
+            "home_header": None,
             "splash": None,
-            "owner_id": self.owner_id,
-            "afk_channel_id": None,
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "roles": [role.to_json() for role in self.roles.values()],
-            "emojis": [],
+            "discovery_splash": None,
+            "banner": None,
             "features": [],
-            "mfa_level": 0,
+            "owner_id": self.owner_id,
+            "application_id": None,
+            "region": "deprecated",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
             "system_channel_id": None,
+            "system_channel_flags": 0,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "verification_level": 0,
+            "roles": [role.to_json() for role in self.roles.values()],
+            "default_message_notifications": 0,
+            "mfa_level": 0,
+            "explicit_content_filter": 0,
+            "max_presences": None,
+            "max_members": 500000,
+            "max_stage_video_channel_users": 50,
+            "max_video_channel_users": 25,
+            "vanity_url_code": None,
             "premium_tier": 0,
+            "premium_subscription_count": 0,
             "preferred_locale": "en-US",
+            "rules_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "public_updates_channel_id": None,
+            "premium_progress_bar_enabled": False,
+            "nsfw": False,
             "nsfw_level": 0,
+            "emojis": [],
+            "stickers": [],
+            "incidents_data": None,
         }
         if with_counts:
             data["approximate_member_count"] = len(self.members)
@@ -234,14 +317,17 @@ class FakeChannel:
     messages: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
 
-    def to_json(self, users: dict[str, FakeUser]) -> dict[str, Any]:
+    def to_json(self, users: dict[str, FakeUser], *, viewer_id: str | None = None) -> dict[str, Any]:
+        """The channel as Discord sends it; a DM lists its recipients other than ``viewer_id``."""
         if self.type == DM:
             return {
                 "id": self.id,
                 "type": DM,
                 "last_message_id": self.messages[-1]["id"] if self.messages else None,
                 "flags": 0,
-                "recipients": [users[uid].to_json() for uid in self.recipients if uid in users],
+                "recipients": [
+                    users[uid].to_json() for uid in self.recipients if uid in users and uid != viewer_id
+                ],
             }
         return {
             "id": self.id,

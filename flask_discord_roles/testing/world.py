@@ -63,7 +63,7 @@ class World:
         self, username: str, *, global_name: str | None = None, avatar: str | None = None
     ) -> FakeUser:
         with self.lock:
-            user = FakeUser(new_snowflake(), username, global_name, avatar)
+            user = FakeUser(new_snowflake(), username, global_name, avatar, email=f"{username}@example.com")
             self.users[user.id] = user
             return user
 
