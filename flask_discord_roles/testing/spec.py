@@ -271,8 +271,11 @@ class DiscordSpec:
         """The compiled validator for the schema at ``pointer`` in the (corrected) document."""
         found = self._validators.get(pointer)
         if found is None:
+            # Formats too (date-time, uri, …): Discord sends real timestamps, not just strings.
             found = self._jsonschema.Draft202012Validator(
-                {"$ref": SPEC_URI + quote(pointer, safe="#/~@")}, registry=self._registry
+                {"$ref": SPEC_URI + quote(pointer, safe="#/~@")},
+                registry=self._registry,
+                validate_formats=True,
             )
             with self._lock:
                 self._validators[pointer] = found

@@ -154,6 +154,11 @@ def _oauth_token_from_the_docs(spec: dict[str, Any]) -> None:
     }
 
 
+def _role_connection_platform_name_is_nullable(spec: dict[str, Any]) -> None:
+    properties = _schemas(spec)["ApplicationUserRoleConnectionResponse"]["properties"]
+    properties["platform_name"] = {"type": ["string", "null"]}
+
+
 ERRATA: tuple[Erratum, ...] = (
     Erratum(
         name="field-error-codes-are-strings",
@@ -179,6 +184,16 @@ ERRATA: tuple[Erratum, ...] = (
         why="The spec has no /oauth2/token operations; these schemas are written from the OAuth2 page.",
         docs=f"{DOCS}/topics/oauth2#authorization-code-grant-access-token-exchange-example",
         apply=_oauth_token_from_the_docs,
+    ),
+    Erratum(
+        name="role-connection-platform-name-is-nullable",
+        what="A user's application role connection has platform_name null until the app sets one "
+        "(GET before any PUT answers platform_name, platform_username null and metadata {}).",
+        where="#/components/schemas/ApplicationUserRoleConnectionResponse/properties/platform_name",
+        why="The spec types platform_name as a string; the docs' application role connection object "
+        "has ?string, as it has for platform_username.",
+        docs=f"{DOCS}/resources/user#application-role-connection-object",
+        apply=_role_connection_platform_name_is_nullable,
     ),
 )
 
