@@ -12,6 +12,7 @@ Tests are grouped by area (``engine``, ``api``, ``interactions``, ``linking``, `
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -127,6 +128,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "app_settings(*mappings, **settings): settings for the test's app on top of its folder's "
         "app_config (mappings first, then keywords; a module's mark, then a test's own)",
     )
+
+
+EXECUTOR_THREAD = "discord-roles-executor"
+
+
+@pytest.fixture(autouse=True)
+def _no_delivery_thread_outlives_its_test() -> Iterator[None]:
+    """A test that starts the thread executor stops it (``DiscordRoles.shutdown(app)``): one left running
+    delivers into the next test's world, and logs into closed streams when the run ends."""
+    before = {thread for thread in threading.enumerate() if thread.name == EXECUTOR_THREAD}
+    yield
+    left = [
+        t for t in threading.enumerate() if t.name == EXECUTOR_THREAD and t not in before and t.is_alive()
+    ]
+    if left:
+        pytest.fail(
+            f"{len(left)} delivery thread(s) still running after the test: stop the app's executor "
+            "(DiscordRoles.shutdown(app), or demo.stop()) before it ends",
+            pytrace=False,
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -99,13 +99,13 @@ def current_contexts() -> tuple[object, object]:
     return request, app
 
 
-def shut_down_what_the_page_left(namespace: dict[str, Any], contexts: tuple[object, object]) -> None:
+def shut_down_what_the_page_left(made: list[Any], contexts: tuple[object, object]) -> None:
     """Stop what a page's apps started: contexts it pushed, our background deliveries, pooled connections."""
     while flask.has_request_context() and current_contexts()[0] is not contexts[0]:
         flask.globals.request_ctx.pop()
     while flask.has_app_context() and current_contexts()[1] is not contexts[1]:
         flask.globals.app_ctx.pop()
-    for value in list(namespace.values()):
+    for value in made:
         if isinstance(value, Flask):
             if "discord_roles" in value.extensions:
                 # The extension keeps no state of its own (it is all on the app), so any instance
@@ -136,11 +136,16 @@ def test_the_python_examples_of_the_page_run(
     monkeypatch.setitem(sys.modules, MODULE_NAME, module)
     contexts = current_contexts()
     environment = dict(os.environ)  # a page may export variables, as a reader would: none outlive it
+    # Every app and engine the page made, even one a later block rebinds its name to something else.
+    made: dict[int, Any] = {}
     try:
         for step in page_steps(page.read_text(encoding="utf-8")):
-            run_step(step, page, module.__dict__)
+            try:
+                run_step(step, page, module.__dict__)
+            finally:
+                made.update((id(v), v) for v in module.__dict__.values() if isinstance(v, Flask | sa.Engine))
     finally:
-        shut_down_what_the_page_left(module.__dict__, contexts)
+        shut_down_what_the_page_left(list(made.values()), contexts)
         os.environ.clear()
         os.environ.update(environment)
 

@@ -319,13 +319,15 @@ def test_the_demo_command_starts_the_storefront_and_the_sandbox_and_prints_where
         "DEMO_RESET": "1",
         "PORT": "0",  # any free port: the printed URLs say which
         "PYTHONPATH": str(ROOT),
+        "PYTHONFAULTHANDLER": "1",  # a demo that hangs on Ctrl+C shows where, below
     }
+    log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen(
         [sys.executable, "-m", "example_app"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
     )
     try:
@@ -346,7 +348,24 @@ def test_the_demo_command_starts_the_storefront_and_the_sandbox_and_prints_where
         assert "Demo Store Bot" in sandbox.text, "with the store's bot in it"
     finally:
         demo.send_signal(signal.SIGINT)  # Ctrl+C, as a person stops it
-        stopped = demo.wait(timeout=30)
+        stopped = _wait_or_dump(demo, timeout=60)
         if demo.stdout is not None:
             demo.stdout.close()
-    assert stopped == 0, "Ctrl+C stops the demo cleanly"
+        log.seek(0)
+        said = log.read()[-4000:]
+        log.close()
+    assert stopped == 0, f"Ctrl+C stops the demo cleanly; it exited {stopped}, saying:\n{said}"
+
+
+def _wait_or_dump(process: subprocess.Popen[str], timeout: float) -> int | None:
+    """The exit code; a process still running after ``timeout`` dumps its threads' stacks and is killed."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack to the log
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return None
