@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.api_grant import SCOPES, ApiGrant, rate_key_for
 from flask_discord_roles._runtime.models import ApiToken, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -147,7 +147,7 @@ def authenticate(state: DiscordRolesState, token: str) -> ApiGrant | None:
     )
 
 
-@survives_stale_connection
+@survives_transient_db_errors
 def _note_use(state: DiscordRolesState, token_id: int, now: datetime) -> None:
     # Its own short transaction: the request's session may roll back, and a GET writes nothing else.
     model = state.models.ApiToken

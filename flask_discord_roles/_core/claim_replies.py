@@ -28,7 +28,7 @@ from flask import Flask
 
 from flask_discord_roles._core.claims import Listed, deliveries_by_id
 from flask_discord_roles._core.leasing import LeasedQueue
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import run_after_response
 from flask_discord_roles._runtime.executor import Work
@@ -116,7 +116,7 @@ def answer_sent(app: Flask, reply_ids: Sequence[int], *, delivery_ids: Sequence[
         state.executor.submit(app, Work(delivery_ids=set(delivery_ids), reply_ids=set(reply_ids)))
 
 
-@survives_stale_connection
+@survives_transient_db_errors
 def forget_old_replies(models: Models, engine: sa.Engine, *, now: datetime) -> int:
     """Delete answers settled more than :data:`REPLY_MEMORY` ago; returns how many."""
     reply = models.ClaimReply
@@ -227,7 +227,7 @@ class ClaimReplySender(LeasedQueue):
             return self._finish(reply_id, SendStatus.FAILED, ReasonCode.DISCORD_REJECTED)
         return self._finish(reply_id, SendStatus.SENT, None)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _load(self, reply_id: int) -> tuple[Any, list[Any]] | None:
         """The claimed reply and its deliveries as they stand; None when it is not ours any more."""
         model = self.model
@@ -237,7 +237,7 @@ class ClaimReplySender(LeasedQueue):
                 return None
             return reply, list(deliveries_by_id(connection, self.state.models.Delivery, reply.delivery_ids))
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _finish(
         self,
         reply_id: int,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from flask_discord_roles._core.driver_sql import DriverStatement
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.models import Models, utcnow
 
@@ -60,7 +60,7 @@ def remember_and_count(
     return bool(connection.scalar(_remember_and_count_statement(models), row))
 
 
-@survives_stale_connection
+@survives_transient_db_errors
 def forget_old_interactions(models: Models, engine: sa.Engine, *, now: datetime | None = None) -> int:
     """Delete remembered interaction ids older than :data:`INTERACTION_MEMORY`; returns how many."""
     table = models.ProcessedInteraction.__table__  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from flask_discord_roles._core.claim_replies import claim_answer, queue_claim_re
 from flask_discord_roles._core.claims import Listed, claim_for_member, member_deliveries
 from flask_discord_roles._core.guilds import link_guild
 from flask_discord_roles._core.interaction_log import QueryRecorder
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.bot_cache import InteractionBot
 from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import Models, utcnow
@@ -100,7 +100,7 @@ def _query_for(bot: InteractionBot, payload: Mapping[str, Any]) -> Query | None:
     return QUERIES.get(discord.command_name(payload) or "")
 
 
-@survives_stale_connection  # reads and a record only: /check and /help call no Discord
+@survives_transient_db_errors  # reads and a record only: /check and /help call no Discord
 def _answer_query(
     state: DiscordRolesState,
     bot: InteractionBot,

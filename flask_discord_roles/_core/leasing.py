@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.models import PENDING, utcnow
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def claim_statement(
     )
 
 
-@survives_stale_connection
+@survives_transient_db_errors
 def claim_due(engine: sa.Engine, statement: Any) -> list[int]:
     """Run a :func:`claim_statement` in one transaction; the ids of the rows it leased."""
     with engine.begin() as connection:
@@ -100,7 +100,7 @@ class LeasedQueue:
         )
         return [] if statement is None else claim_due(self._engine, statement)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def next_due_at(self) -> datetime | None:
         """When the earliest scheduled row comes due (None when nothing is scheduled)."""
         model = self.model

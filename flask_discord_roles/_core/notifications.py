@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from flask_discord_roles._core.bots import token_of
 from flask_discord_roles._core.leasing import LeasedQueue
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import PurchaseNotification, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -119,7 +119,7 @@ class NotificationSender(LeasedQueue):
             return self._finish(notification_id, SendStatus.FAILED, code, reason)
         return self._finish(notification_id, SendStatus.SENT, None, None)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _load(self, notification_id: int) -> tuple[dict[str, Any], str, int, str | None, bool] | None:
         """What posting needs: message, channel, attempts, the bot's token (None: no usable bot) and
         whether it is the shared bot; None when the notification is not ours any more."""
@@ -140,7 +140,7 @@ class NotificationSender(LeasedQueue):
                 bot is not None and bot.uses_platform_bot,
             )
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _finish(
         self,
         notification_id: int,

@@ -35,7 +35,7 @@ from flask_discord_roles._core.queue import (
     removal_row,
     unleased,
 )
-from flask_discord_roles._core.reconnect import survives_stale_connection
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._core.role_gate import REFUSALS, refusal
 from flask_discord_roles._engine.failures import Failure, describe_transient, diagnose
@@ -150,7 +150,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- claiming (claim() and next_due_at() come from LeasedQueue) -------------------------------------
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def release(self, delivery_ids: Iterable[int]) -> int:
         """Give back claimed rows that were not started (a worker stopping); their attempt is not spent."""
         ids = list(delivery_ids)
@@ -171,7 +171,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- housekeeping ---------------------------------------------------------------------------------
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def expire_unclaimed(self) -> int:
         """Mark role grants still waiting for their customer past the claim window ``expired``.
 
@@ -195,7 +195,7 @@ class DeliveryRunner(LeasedQueue):
             )
             return int(result.rowcount)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def queue_depth(self) -> int:
         """Pending rows that are scheduled (due now or retrying later); rows waiting for customers aside."""
         delivery = self.state.models.Delivery
@@ -366,17 +366,17 @@ class DeliveryRunner(LeasedQueue):
         )
         return self._complete(job, counter="total_roles_removed")
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _granted_elsewhere(self, job: _Job) -> bool:
         with self._engine.connect() as session:
             return granted_by_us_elsewhere(session, self.state.models.Delivery, job)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _still_granted(self, job: _Job) -> bool:
         with self._engine.connect() as session:
             return active_grant_exists(session, self.state.models.Delivery, job)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _note_role_absent(self, job: _Job) -> None:
         delivery = self.state.models.Delivery
         with self._engine.begin() as session:
@@ -388,7 +388,7 @@ class DeliveryRunner(LeasedQueue):
 
     # -- recording outcomes ---------------------------------------------------------------------------
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _load(self, delivery_id: int) -> _Job | None:
         """The claimed row, with its store's bot; None if it is not ours (anymore) or not pending."""
         delivery = self.state.models.Delivery
@@ -466,7 +466,7 @@ class DeliveryRunner(LeasedQueue):
         }
         return self._finish(job, values, WAITING)
 
-    @survives_stale_connection
+    @survives_transient_db_errors
     def _finish(
         self,
         job: _Job,
