@@ -10,8 +10,8 @@ app has, whether ``Migrate`` was set up before ``DiscordRoles`` or after it:
 - a configure callback that, before any ``flask db`` command, moves a revision of ours left in the host's
   ``alembic_version`` by the old ``discord_roles`` branch into our own version table.
 
-Flask-Migrate may be set up after us, so the hooks are (re)attached each time an app context is pushed,
-which every ``flask db`` command does before it reads the configuration.
+Flask-Migrate may be set up after us: then the hooks are attached at the first app context pushed after
+it is (every ``flask db`` command pushes one before it reads the configuration), and no later one pays.
 """
 
 from __future__ import annotations
@@ -56,22 +56,26 @@ _hooked_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
 def register_with_flask_migrate(app: Flask) -> None:
     """Hook the app's Flask-Migrate now if it is set up, else as soon as it is; safe to call twice."""
     _hooked_apps.add(app)
-    appcontext_pushed.connect(_on_app_context, sender=app)
-    _attach(app)
+    if not _attach(app):
+        appcontext_pushed.connect(_on_app_context, sender=app)
 
 
 def _on_app_context(app: Flask, **_: Any) -> None:
-    _attach(app)
+    # Every request pushes an app context: listen only until Flask-Migrate is there and hooked.
+    if _attach(app):
+        appcontext_pushed.disconnect(_on_app_context, sender=app)
 
 
-def _attach(app: Flask) -> None:
+def _attach(app: Flask) -> bool:
+    """Hook the app's Flask-Migrate; False if it has none (yet)."""
     migrate_config = app.extensions.get("migrate")
     if migrate_config is None:
-        return
+        return False
     skip_our_tables(migrate_config.configure_args)
     migrate = migrate_config.migrate
     if _move_our_revision not in migrate.configure_callbacks:
         migrate.configure(_move_our_revision)
+    return True
 
 
 def skip_our_tables(configure_args: dict[str, Any]) -> None:
