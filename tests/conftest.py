@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -30,12 +31,11 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
 from flask_discord_roles.testing.pytest_plugin import ON_PURPOSE_MARK, SPEC_PROPERTY
 from flask_discord_roles.testing.spec import Side
+from tests.services import POSTGRESQL, REDIS
 from tests.shop import Shop, open_shop
 from tests.tables import OurTables
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = POSTGRESQL.url
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -173,6 +173,19 @@ def app_config() -> dict[str, Any]:
     """Extra settings for the ``app`` fixture. A folder's conftest overrides this fixture with the settings
     its tests share; a module that needs more says so with ``pytest.mark.app_settings``."""
     return {"DISCORD_ROLES_EXECUTOR": "inline"}
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the suite's Redis (the one tests.services found or started), checked to answer."""
+    client = redis.Redis.from_url(REDIS.url)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        pytest.fail(f"Redis is not reachable at {REDIS.url} ({exc}).", pytrace=False)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +16,7 @@ from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.deliveries import ValidationError
 from tests.api import API_CONFIG, PREFIX, Api, api_for, assert_error
+from tests.services import REDIS
 
 
 def bare(app: Flask, **headers: str) -> Any:
@@ -189,22 +188,9 @@ def test_the_61st_request_in_a_minute_is_429_with_retry_after(fresh_app: Any) ->
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    import redis
-
-    # The suite's Redis: tests.services exports the one it found or started.
-    url = os.environ.get("DISCORD_ROLES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(
-            f"Redis is not reachable at {url}; start it with `redis-server --daemonize yes "
-            '--bind 127.0.0.1 --port 6379 --save "" --appendonly no`, or set DISCORD_ROLES_TEST_REDIS_URL',
-            pytrace=False,
-        )
-    yield url
-    client.close()
+def redis_url(redis_client: object) -> str:
+    """The suite's Redis, once ``redis_client`` has checked that it answers."""
+    return REDIS.url
 
 
 def test_with_redis_storage_two_app_instances_share_one_count(fresh_app: Any, redis_url: str) -> None:

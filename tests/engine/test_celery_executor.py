@@ -1,7 +1,8 @@
 """The Celery executor: one task per commit, run by a real worker; beat's process_due finds lost rows.
 
-The broker is the Redis on 127.0.0.1:6379 (``DISCORD_ROLES_TEST_REDIS_URL`` to change it); like
-PostgreSQL, it is always there in CI, so these tests fail rather than skip without it. Each test sends to
+The broker is the suite's Redis (``tests.services``: the one on 127.0.0.1:6379, else a throwaway one it
+starts; ``DISCORD_ROLES_TEST_REDIS_URL`` to choose another); like PostgreSQL, these tests fail rather than
+skip without it. Each test sends to
 a queue of its own, so parallel runs never take each other's tasks.
 """
 
@@ -33,9 +34,10 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, register_tasks
 from flask_discord_roles.testing import FakeDiscord
 from tests.celery_host import celery_config, celery_environment
+from tests.services import REDIS
 from tests.shop import Shop, open_shop
 
-REDIS_URL = os.environ.get("DISCORD_ROLES_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = REDIS.url
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0  # for a task to be done, once the worker is up
 STARTUP_DEADLINE = 60.0  # for `celery worker` to start: imports alone take seconds on a loaded machine
@@ -45,19 +47,8 @@ pytestmark = [pytest.mark.serial, pytest.mark.app_settings(DISCORD_ROLES_EXECUTO
 
 
 @pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        client.close()
-        pytest.fail(
-            f"Redis is not reachable at {REDIS_URL} ({exc}). Start it with `redis-server --daemonize yes "
-            "--bind 127.0.0.1 --port 6379`, or set DISCORD_ROLES_TEST_REDIS_URL.",
-            pytrace=False,
-        )
-    yield client
-    client.close()
+def broker(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture

@@ -41,6 +41,17 @@ class Service:
     def url_for(self, host: str, port: int) -> str:
         return self.url_template.format(address=f"{host}:{port}")
 
+    @property
+    def url(self) -> str:
+        """The URL this run uses, as the plugin exported it (or as the person running it set it)."""
+        try:
+            return os.environ[self.url_variable]
+        except KeyError:
+            raise RuntimeError(
+                f"{self.url_variable} is not set: the tests.services plugin (-p tests.services in "
+                "pyproject's addopts) finds or starts the suite's servers; was it turned off?"
+            ) from None
+
     def probe_address(self, environ: Mapping[str, str]) -> tuple[str, int]:
         value = environ.get(self.probe_variable, self.default_probe)
         host, _, port = value.rpartition(":")
