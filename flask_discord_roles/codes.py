@@ -25,9 +25,13 @@ __all__ = [
     "CHECK_CODES",
     "DELIVERY_CODES",
     "NOTIFICATION_CODES",
+    "REMINDER_CODES",
     "ROLE_CODES",
     "Action",
+    "BackfillStatus",
     "DeliveryMode",
+    "GrantEnd",
+    "GrantStatus",
     "ReasonCode",
     "SendStatus",
     "Source",
@@ -84,6 +88,35 @@ class DeliveryMode(StrEnum):
     """Every customer runs ``/claim`` in the server to receive their roles."""
 
 
+class GrantStatus(StrEnum):
+    """Where a time-limited grant (a subscription's or a fixed-term order's package) stands."""
+
+    ACTIVE = "active"
+    """It entitles its customer: not yet past ``expires_at`` plus the store's grace period."""
+    ENDED = "ended"
+    """It no longer entitles anyone: ``end_reason`` says why; its roles went by the usual removal rules."""
+
+
+class GrantEnd(StrEnum):
+    """Why a time-limited grant ended."""
+
+    EXPIRED = "expired"
+    """``expires_at`` plus the store's ``grace_hours`` passed without a renewal."""
+    REVOKED = "revoked"
+    """The host sent ``order_revoked`` (a refund, a chargeback, an immediate cancellation)."""
+
+
+class BackfillStatus(StrEnum):
+    """Where a backfill (granting a new or edited mapping to existing customers) stands."""
+
+    RUNNING = "running"
+    """Queueing deliveries a batch at a time, or waiting for the queued ones to settle."""
+    COMPLETED = "completed"
+    """Every customer it found has a settled delivery (``done == total``)."""
+    CANCELLED = "cancelled"
+    """Stopped by the store owner: nothing more is queued, its deliveries not yet run are cancelled."""
+
+
 class ReasonCode(StrEnum):
     """Why something failed or waits. ``.fix`` says in plain words what to do about it."""
 
@@ -115,6 +148,13 @@ class ReasonCode(StrEnum):
     STILL_GRANTED = "still_granted"
     GUILD_UNLINKED = "guild_unlinked"
     MAPPING_REMOVED = "mapping_removed"
+    GRANT_EXPIRED = "grant_expired"
+    OUTRANKED = "outranked"
+    TIER_REPLACED = "tier_replaced"
+    KEPT_ON_END = "kept_on_end"
+    BACKFILL_CANCELLED = "backfill_cancelled"
+    # -- expiry reminders -------------------------------------------------------------------------------
+    DMS_CLOSED = "dms_closed"
     # -- purchase notifications -------------------------------------------------------------------------
     MISSING_CHANNEL_PERMISSIONS = "missing_channel_permissions"
     CHANNEL_DELETED = "channel_deleted"
@@ -170,6 +210,17 @@ FIXES: dict[ReasonCode, str] = {
     "it back. Change the member's roles by hand if they should still change.",
     ReasonCode.MAPPING_REMOVED: "The package is no longer mapped to this role; map it again for new "
     "purchases, or give the role by hand.",
+    ReasonCode.GRANT_EXPIRED: "Nothing to do: the subscription or fixed-term purchase ended (its expiry "
+    "and grace period passed) before the role was delivered.",
+    ReasonCode.OUTRANKED: "Nothing to do: the member holds a higher tier of the same group; this role "
+    "is given back by itself if the higher one ends.",
+    ReasonCode.TIER_REPLACED: "Nothing to do: the member moved to a higher tier of the same group, which "
+    "replaces this role.",
+    ReasonCode.KEPT_ON_END: "Nothing to do: the mapping keeps its role when a purchase ends (keep_on_end).",
+    ReasonCode.BACKFILL_CANCELLED: "The backfill that queued it was cancelled; start the backfill again "
+    "or give the role by hand.",
+    ReasonCode.DMS_CLOSED: "The member does not accept direct messages from the bot (privacy settings, "
+    "or no shared server); the host's grant_expiring signal still fired.",
     ReasonCode.MISSING_CHANNEL_PERMISSIONS: "Allow the bot's role View Channel, Send Messages and Embed "
     "Links in the notification channel, or choose another channel.",
     ReasonCode.CHANNEL_DELETED: "The notification channel no longer exists; choose another one.",
@@ -213,6 +264,11 @@ DELIVERY_CODES: frozenset[ReasonCode] = frozenset(
         _C.STILL_GRANTED,
         _C.GUILD_UNLINKED,
         _C.MAPPING_REMOVED,
+        _C.GRANT_EXPIRED,
+        _C.OUTRANKED,
+        _C.TIER_REPLACED,
+        _C.KEPT_ON_END,
+        _C.BACKFILL_CANCELLED,
     }
 )
 """Codes a delivery row can carry (the deliveries API's ``reason_code``)."""
@@ -233,6 +289,19 @@ NOTIFICATION_CODES: frozenset[ReasonCode] = frozenset(
 )
 """Codes a purchase notification can carry."""
 
+REMINDER_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        _C.DMS_CLOSED,
+        _C.NO_BOT,
+        _C.BOT_DISABLED,
+        _C.TOKEN_UNREADABLE,
+        _C.TOKEN_REVOKED,
+        _C.DISCORD_UNAVAILABLE,
+        _C.DISCORD_REJECTED,
+    }
+)
+"""Codes a grant's expiry reminder can carry when its direct message was not sent."""
+
 CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
     _C.PERMISSIONS_UNDIAGNOSED,
     _C.RATE_LIMITED,
@@ -244,6 +313,12 @@ CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
     _C.STILL_GRANTED,
     _C.GUILD_UNLINKED,
     _C.MAPPING_REMOVED,
+    _C.GRANT_EXPIRED,
+    _C.OUTRANKED,
+    _C.TIER_REPLACED,
+    _C.KEPT_ON_END,
+    _C.BACKFILL_CANCELLED,
+    _C.DMS_CLOSED,
     _C.CHANNEL_DELETED,
     _C.MISSING_PERMISSIONS,
     _C.MEMBER_NOT_IN_GUILD,
@@ -269,6 +344,7 @@ def scopes(code: ReasonCode) -> list[str]:
         for name, members in (
             ("deliveries", DELIVERY_CODES),
             ("notifications", NOTIFICATION_CODES),
+            ("reminders", REMINDER_CODES),
             ("checks", CHECK_CODES),
         )
         if code in members

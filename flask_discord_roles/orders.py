@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_discord_roles.discord.snowflake import is_snowflake
@@ -27,6 +28,15 @@ class OrderEvent:
     discord_user_id: str | None = None
     # What the host calls each package, for purchase notifications; ids stand in for missing names.
     package_names: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # A time-limited order: its packages entitle the buyer until then (plus the store's grace period).
+    expires_at: datetime | None = None
+    # The host's id of the subscription the order pays for: a later order of it renews, not re-grants.
+    subscription_id: str | None = None
+
+    @property
+    def is_time_limited(self) -> bool:
+        """Does the order grant for a time (it expires, or it belongs to a subscription)?"""
+        return self.expires_at is not None or self.subscription_id is not None
 
     @classmethod
     def build(
@@ -38,6 +48,8 @@ class OrderEvent:
         package_ids: Iterable[object] = (),
         discord_user_id: object = None,
         package_names: Mapping[object, object] | None = None,
+        expires_at: object = None,
+        subscription_id: object = None,
     ) -> OrderEvent:
         """Normalise ids to text and check them, so a bad signal fails loudly in the host's request."""
         store = _host_id("store_id", store_id)
@@ -59,7 +71,22 @@ class OrderEvent:
                 if not isinstance(name, str) or not name.strip() or len(name) > 100:
                     raise InvalidOrderEvent("each of package_names must be a name of 1 to 100 characters")
                 names[_host_id("package_names", package)] = name.strip()
-        return cls(store, order, customer, packages, discord_id, names)
+        expiry = _aware_time("expires_at", expires_at)
+        subscription = None if subscription_id is None else _host_id("subscription_id", subscription_id)
+        return cls(store, order, customer, packages, discord_id, names, expiry, subscription)
+
+
+def _aware_time(field: str, value: object) -> datetime | None:
+    """A timezone-aware datetime, in UTC; a naive one is ambiguous and refused."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidOrderEvent(f"{field} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidOrderEvent(
+            f"{field} must be timezone-aware (e.g. datetime.now(UTC) + timedelta(days=30))"
+        )
+    return value.astimezone(UTC)
 
 
 def _host_id(field: str, value: object) -> str:
@@ -77,7 +104,16 @@ OrderAdapter = Callable[[Any, Mapping[str, Any]], OrderEvent]
 
 def default_adapter(sender: Any, payload: Mapping[str, Any]) -> OrderEvent:
     """The adapter for our own signals: the keyword arguments are the order's fields."""
-    known = {"store_id", "order_id", "customer_id", "package_ids", "discord_user_id", "package_names"}
+    known = {
+        "store_id",
+        "order_id",
+        "customer_id",
+        "package_ids",
+        "discord_user_id",
+        "package_names",
+        "expires_at",
+        "subscription_id",
+    }
     unknown = set(payload) - known
     if unknown:
         raise InvalidOrderEvent(f"unexpected order field(s): {', '.join(sorted(unknown))}")

@@ -32,6 +32,14 @@ from flask_discord_roles.orders import OrderEvent
 REVOKED_BEFORE_DELIVERY = "The order was revoked before the role was delivered."
 """Why a grant ends ``expired`` (:attr:`ReasonCode.ORDER_REVOKED`) when its order is revoked first."""
 
+ENDED_BEFORE_DELIVERY = "The subscription or fixed-term purchase ended before the role was delivered."
+"""Why a grant ends ``expired`` (:attr:`ReasonCode.GRANT_EXPIRED`) when its time runs out first."""
+
+_NOT_DELIVERED = {
+    ReasonCode.ORDER_REVOKED: REVOKED_BEFORE_DELIVERY,
+    ReasonCode.GRANT_EXPIRED: ENDED_BEFORE_DELIVERY,
+}
+
 
 @dataclass
 class Queued:
@@ -90,8 +98,17 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
     return queued
 
 
-def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime | None = None) -> Queued:
+def revoke_order(
+    state: DiscordRolesState,
+    event: OrderEvent,
+    *,
+    now: datetime | None = None,
+    reason_code: ReasonCode = ReasonCode.ORDER_REVOKED,
+) -> Queued:
     """An order no longer entitles its buyer: cancel what was not delivered, queue safe removals.
+
+    ``reason_code`` is what undelivered grants end with: :attr:`ReasonCode.ORDER_REVOKED`, or
+    :attr:`ReasonCode.GRANT_EXPIRED` when a time-limited grant ran out.
 
     In the host's session. ``event.package_ids`` narrows the revocation to those packages (one item of
     an order); empty means the whole order. A role is queued for removal only if this order's delivery
@@ -120,8 +137,8 @@ def revoke_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime |
         if grant.status == Status.PENDING:
             grant.status = Status.EXPIRED
             grant.next_attempt_at = None
-            grant.reason_code = ReasonCode.ORDER_REVOKED
-            grant.reason = REVOKED_BEFORE_DELIVERY
+            grant.reason_code = reason_code
+            grant.reason = _NOT_DELIVERED[reason_code]
         elif grant.status == Status.COMPLETED and grant.role_was_present is False and grant.discord_user_id:
             granted_by_this_order.setdefault((grant.guild_id, grant.role_id, grant.discord_user_id), grant)
     session.flush()

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.elements import conv
 
 from flask_discord_roles._runtime.sql_functions import install_with
-from flask_discord_roles.codes import DeliveryMode, SendStatus, Status
+from flask_discord_roles.codes import BackfillStatus, DeliveryMode, GrantStatus, SendStatus, Status
 
 HOST_ID = sa.String(64)
 """Ids that belong to the host (store, customer, order, package): opaque strings."""
@@ -50,6 +50,12 @@ WAITING = "status = 'pending' AND next_attempt_at IS NULL AND expires_at IS NOT 
 
 SETTLED = "status <> 'pending'"
 """A delivery that is done, one way or another: the ``store_status`` index."""
+
+GRANT_ENDS = "status = 'active' AND ends_at IS NOT NULL"
+"""An active time-limited grant that ends at ``ends_at``: the rows of the grants' ``ending`` index."""
+
+GRANT_REMINDS = "status = 'active' AND remind_at IS NOT NULL AND reminded_at IS NULL"
+"""An active grant whose expiry reminder is still to go: the rows of the grants' ``reminders`` index."""
 
 PENDING: sa.ColumnClause[str] = sa.literal_column("'pending'", sa.String)
 """``'pending'`` written into a query, not bound: PostgreSQL's generic plan for a prepared statement
@@ -200,12 +206,22 @@ class RoleMapping(_Columns):
     role_id: Mapped[str] = mapped_column(SNOWFLAKE)
     # Cached for listings; Discord stays the truth for the current name.
     role_name: Mapped[str | None] = mapped_column(sa.String(100))
+    # Tier groups: within one group (in one server) a member holds only the role of their
+    # highest-ranked active grant. NULL: not in a group.
+    tier_group: Mapped[str | None] = mapped_column(sa.String(64))
+    tier_rank: Mapped[int | None] = mapped_column(sa.Integer)
+    # Sticky: the role stays when the purchase ends (expiry or refund).
+    keep_on_end: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @declared_attr.directive
     def __table_args__(cls) -> Any:
         return (
             sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_role_mappings")),
+            sa.CheckConstraint(
+                "(tier_group IS NULL) = (tier_rank IS NULL)",
+                name=conv("ck_discord_roles_role_mappings_tier"),
+            ),
             sa.UniqueConstraint(
                 "store_id",
                 "package_id",
@@ -345,6 +361,121 @@ class Delivery(_Columns):
         )
 
 
+class Grant(_Columns):
+    """A package one customer holds for a time: a subscription's, or a fixed-term order's.
+
+    Orders without ``expires_at`` or ``subscription_id`` have no row here: their deliveries are the
+    whole record. The roles are given by the ``add`` deliveries of ``order_id`` (the order that started
+    the grant); renewals move ``expires_at`` and ``last_order_id`` and change no role. ``ends_at`` is
+    ``expires_at`` plus the store's grace period, kept in the row so the expiry sweep reads one index.
+    """
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(HOST_ID)
+    customer_id: Mapped[str | None] = mapped_column(HOST_ID)
+    discord_user_id: Mapped[str | None] = mapped_column(SNOWFLAKE)
+    package_id: Mapped[str] = mapped_column(HOST_ID)
+    subscription_id: Mapped[str | None] = mapped_column(HOST_ID)
+    order_id: Mapped[str] = mapped_column(HOST_ID)
+    last_order_id: Mapped[str] = mapped_column(HOST_ID)
+    status: Mapped[str] = mapped_column(sa.String(16), default=GrantStatus.ACTIVE)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    renewals: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # The expiry reminder: when it is due, when it went, and why a DM could not go (it is not retried).
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminder_reason_code: Mapped[str | None] = mapped_column(sa.String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_grants")),
+            sa.UniqueConstraint(
+                "store_id", "order_id", "package_id", name=conv("uq_discord_roles_grants_order")
+            ),
+            # NULLs are distinct: fixed-term orders without a subscription never collide here.
+            sa.UniqueConstraint(
+                "store_id", "subscription_id", "package_id", name=conv("uq_discord_roles_grants_subscription")
+            ),
+            sa.CheckConstraint("status IN ('active', 'ended')", name=conv("ck_discord_roles_grants_status")),
+            # The expiry sweep and the reminders read only what is due, never the whole table.
+            _partial_index("ix_discord_roles_grants_ending", GRANT_ENDS, "ends_at"),
+            _partial_index("ix_discord_roles_grants_reminders", GRANT_REMINDS, "remind_at"),
+            # A customer's grants (tenant API), and a Discord user's (/check).
+            sa.Index(conv("ix_discord_roles_grants_customer"), "store_id", "customer_id"),
+            sa.Index(conv("ix_discord_roles_grants_discord_user"), "store_id", "discord_user_id"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Grant id={self.id!r} store_id={self.store_id!r} package_id={self.package_id!r} "
+            f"status={self.status!r} expires_at={self.expires_at!r}>"
+        )
+
+
+class Backfill(_Columns):
+    """Granting one mapping to every customer who already holds its package, a batch at a time.
+
+    The job queues ordinary deliveries (with the same idempotency keys the orders' own would have), at
+    most a window of them unsettled at once so new purchases are not stuck behind it; ``cursor`` is how
+    far it has read, so a killed worker's successor carries on where it stopped.
+    """
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(HOST_ID)
+    mapping_id: Mapped[int] = mapped_column(sa.Integer)
+    package_id: Mapped[str] = mapped_column(HOST_ID)
+    guild_id: Mapped[str] = mapped_column(SNOWFLAKE)
+    role_id: Mapped[str] = mapped_column(SNOWFLAKE)
+    status: Mapped[str] = mapped_column(sa.String(16), default=BackfillStatus.RUNNING)
+    total: Mapped[int] = mapped_column(sa.Integer, default=0)
+    cursor: Mapped[str | None] = mapped_column(sa.String(255))
+    scan_done: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_backfills")),
+            sa.CheckConstraint(
+                "status IN ('running', 'completed', 'cancelled')",
+                name=conv("ck_discord_roles_backfills_status"),
+            ),
+            sa.Index(conv("ix_discord_roles_backfills_store"), "store_id", "id"),
+            _partial_index("ix_discord_roles_backfills_running", "status = 'running'", "id"),
+        )
+
+    def __repr__(self) -> str:
+        return f"<Backfill id={self.id!r} store_id={self.store_id!r} mapping_id={self.mapping_id!r}>"
+
+
+class BackfillItem(_Columns):
+    """One customer a backfill found, and the delivery that gives (or gave) them the role."""
+
+    backfill_id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint(
+                "backfill_id", "delivery_id", name=conv("pk_discord_roles_backfill_items")
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"<BackfillItem backfill_id={self.backfill_id!r} delivery_id={self.delivery_id!r}>"
+
+
 class StoreSettings(_Columns):
     """A store's Discord settings: the FluxStore list plus delivery mode and claim expiry."""
 
@@ -362,6 +493,12 @@ class StoreSettings(_Columns):
     # None means pending deliveries never expire.
     claims_expire: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     claim_expiry_hours: Mapped[int] = mapped_column(sa.Integer, default=72)
+    # Time-limited grants keep their roles this long past expires_at (a failed renewal payment).
+    grace_hours: Mapped[int] = mapped_column(sa.Integer, default=0, server_default=sa.text("0"))
+    # Remind the member this many hours before a time-limited grant expires; None: no reminders.
+    expiry_reminder_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    # Remind by direct message from the store's bot (the grant_expiring signal is sent either way).
+    expiry_reminder_dm: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @declared_attr.directive
@@ -376,6 +513,11 @@ class StoreSettings(_Columns):
             sa.CheckConstraint(
                 "claim_expiry_hours > 0",
                 name=conv("ck_discord_roles_settings_claim_expiry_hours"),
+            ),
+            sa.CheckConstraint("grace_hours >= 0", name=conv("ck_discord_roles_settings_grace_hours")),
+            sa.CheckConstraint(
+                "expiry_reminder_hours > 0",
+                name=conv("ck_discord_roles_settings_expiry_reminder_hours"),
             ),
         )
 
@@ -523,6 +665,9 @@ _TABLES: dict[str, tuple[type[Any], str]] = {
     "ProcessedInteraction": (ProcessedInteraction, "discord_roles_interactions"),
     "PurchaseNotification": (PurchaseNotification, "discord_roles_notifications"),
     "ClaimReply": (ClaimReply, "discord_roles_claim_replies"),
+    "Grant": (Grant, "discord_roles_grants"),
+    "Backfill": (Backfill, "discord_roles_backfills"),
+    "BackfillItem": (BackfillItem, "discord_roles_backfill_items"),
 }
 
 
@@ -541,6 +686,9 @@ class Models:
     ProcessedInteraction: type[ProcessedInteraction]
     PurchaseNotification: type[PurchaseNotification]
     ClaimReply: type[ClaimReply]
+    Grant: type[Grant]
+    Backfill: type[Backfill]
+    BackfillItem: type[BackfillItem]
 
     @property
     def tables(self) -> list[sa.Table]:
