@@ -53,7 +53,7 @@ class Ended:
     due: list[int] = field(default_factory=list)
 
 
-def due_to_end(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[tuple[int]]:
+def due_to_end(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[int]:
     """The ids of the next ``batch_size`` grants past their end: a range of the ``ending`` index."""
     return (
         sa.select(model.id)
@@ -116,7 +116,7 @@ def end_due_grants(
 # -- reminding before expiry ---------------------------------------------------------------------------
 
 
-def due_reminders(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[tuple[int]]:
+def due_reminders(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[int]:
     """The ids of the next reminders due: a range of the ``reminders`` index."""
     return (
         sa.select(model.id)

@@ -198,7 +198,7 @@ def end_grant(grant: Grant, reason: GrantEnd, now: datetime) -> None:
 
 def take_back(
     state: DiscordRolesState,
-    grants: Iterable[Grant | sa.Row[tuple[str, str, str, str | None]]],
+    grants: Iterable[Grant | GrantInfo],
     *,
     now: datetime,
     reason_code: ReasonCode = ReasonCode.ORDER_REVOKED,
