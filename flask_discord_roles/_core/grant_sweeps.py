@@ -63,6 +63,25 @@ def due_to_end(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[
     )
 
 
+def end_batch(model: type[Grant], now: datetime, batch_size: int, dialect: str) -> sa.Update:
+    """The UPDATE that ends the next batch of due grants and returns them as :class:`GrantInfo` columns.
+
+    One statement claims the batch: a grant another worker ended first is no longer ``'active'``; on
+    PostgreSQL the candidates are locked ``SKIP LOCKED`` so a second worker takes the next ones instead
+    of waiting.
+    """
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    candidates = due_to_end(model, now, batch_size)
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return (
+        table.update()
+        .where(table.c.id.in_(candidates.scalar_subquery()), table.c.status == ACTIVE)
+        .values(status=GrantStatus.ENDED, end_reason=GrantEnd.EXPIRED, ended_at=now, updated_at=now)
+        .returning(*(table.c[column.key] for column in grant_columns(model)))
+    )
+
+
 def end_due_grants(
     state: DiscordRolesState,
     *,
@@ -80,21 +99,11 @@ def end_due_grants(
     """
     session = state.db.session
     model = state.models.Grant
-    table = model.__table__  # type: ignore[attr-defined]
     ended = Ended()
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        candidates = due_to_end(model, now, batch_size)
-        if session.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        # One UPDATE claims the batch: a grant another worker ended first is no longer 'active'.
-        statement = (
-            table.update()
-            .where(table.c.id.in_(candidates.scalar_subquery()), table.c.status == ACTIVE)
-            .values(status=GrantStatus.ENDED, end_reason=GrantEnd.EXPIRED, ended_at=now, updated_at=now)
-            .returning(*(table.c[column.key] for column in grant_columns(model)))
-        )
+        statement = end_batch(model, now, batch_size, session.get_bind().dialect.name)
         try:
             batch = [GrantInfo.from_row(row) for row in session.connection().execute(statement)]
             queued = take_back(state, batch, now=now, reason_code=ReasonCode.GRANT_EXPIRED)
