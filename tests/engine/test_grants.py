@@ -338,3 +338,20 @@ def test_two_workers_sweeping_at_once_end_and_remind_each_grant_once(shop: Shop,
     assert sorted(g.order_id for g in ended) == [f"lapsed-{n}" for n in range(MEMBERS)], "each ends once"
     assert sorted(g.order_id for g in expiring) == [f"ending-{n}" for n in range(MEMBERS)], "once each"
     assert len(shop.deliveries(action="remove")) == MEMBERS, "one removal per ended grant"
+
+
+def test_a_reminder_discord_could_not_take_is_recorded_and_not_retried(shop: Shop) -> None:
+    shop.settings(expiry_reminder_hours=24)
+    buyer = shop.member("alice")
+    expires = utcnow() + MONTH
+    subscribe(shop, "order-1", buyer=buyer, expires_at=expires)
+    shop.fake.set_faults(error_rate=1.0, routes=["messages"])  # Discord answers 500 to the DM
+
+    sent = [grants.send_due_reminders(now=expires - timedelta(hours=h)) for h in (23, 22)]
+    shop.fake.set_faults()
+
+    assert sent == [1, 0], "claimed once: at most once means a failed DM is not sent again"
+    assert len(shop.fake.calls_to("POST", DM_POST)) == 1
+    grant_row = shop.db.session.get(get_state(shop.app).models.Grant, the_grant(shop).id)
+    assert grant_row is not None
+    assert grant_row.reminder_reason_code == "discord_unavailable"
