@@ -18,6 +18,7 @@ back if we gave it (the member did not hold it before us).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,6 +73,7 @@ def settle_tiers(
     """Queue the tier changes this person's rows call for in this server; the ids of rows queued (due now)."""
     if discord_user_id is None:
         return []  # tiers compare what a member holds: nobody to compare yet
+    _take_turns(connection, store_id, guild_id, discord_user_id)
     grants = _active_grouped_grants(connection, models, store_id, guild_id, discord_user_id)
     if not grants:
         return []
@@ -97,6 +99,22 @@ def settle_tiers(
             )
             rows.append({**row, "reason_code": ReasonCode.TIER_REPLACED, "reason": TIER_REPLACED_REASON})
     return insert_new(connection, models.Delivery, rows)
+
+
+def _take_turns(connection: sa.Connection, store_id: str, guild_id: str, user_id: str) -> None:
+    """Serialise settling one person's tiers in one server until this transaction ends.
+
+    Two tiers completing at once in two workers would each see the other still pending and neither
+    take the lower one back; in turns, the second sees the first's commit. (SQLite: writes already
+    take turns.)
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"tiers:{store_id}:{guild_id}:{user_id}".encode()).digest()
+    connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": int.from_bytes(digest[:8], "big", signed=True)},
+    )
 
 
 def we_hold(connection: sa.Connection, models: Models, key: Any) -> bool:
