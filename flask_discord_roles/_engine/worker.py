@@ -17,6 +17,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
+from flask_discord_roles._core.backfills import step_backfills
 from flask_discord_roles._core.claim_replies import ClaimReplySender, forget_old_replies
 from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
@@ -117,6 +118,7 @@ class Worker:
         )
         self.totals = WorkerTotals()
         self._housekeeping_due = 0.0
+        self._backfilling = False
 
     def run(self, *, once: bool = False) -> WorkerTotals:
         """Loop until :attr:`stop` is set; with ``once``, a single pass over what is due now."""
@@ -143,6 +145,7 @@ class Worker:
         try:
             expired = self.runner.expire_unclaimed()
             self._housekeeping()
+            self._step_backfills()
             report = self.drainer.drain()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
@@ -159,6 +162,15 @@ class Worker:
             suffix = f"; {expired} expired unclaimed" if expired else ""
             logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)
         return report
+
+    def _step_backfills(self) -> None:
+        """Top up the running backfills' windows; the drain below runs what they queued."""
+        state = get_state(self.app)
+        with self.app.app_context():
+            engine = state.db.engine
+        found = step_backfills(state, engine, self.runner.runner_id)
+        # A scan that found customers goes on at once: the next pass follows without a sleep.
+        self._backfilling = found > 0
 
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and
@@ -177,6 +189,8 @@ class Worker:
             logger.info("%s: forgot %d /claim answers older than a day", self.name, answered)
 
     def _sleep(self) -> None:
+        if self._backfilling:
+            return
         timeout = self.poll_interval
         try:
             due_times = [self.runner.next_due_at(), self.replier.next_due_at()]
