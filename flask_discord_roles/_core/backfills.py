@@ -379,18 +379,22 @@ def step_backfills(
 def _lease(state: DiscordRolesState, engine: sa.Engine, runner_id: str, now: datetime) -> list[int]:
     """Lease up to :data:`JOBS_PER_PASS` running backfills that no live lease holds; their ids."""
     model = state.models.Backfill
+    unleased_jobs = (
+        # Written into the SQL so PostgreSQL's plan can use the partial index of running jobs.
+        model.status == sa.literal_column(f"'{BackfillStatus.RUNNING.value}'", sa.String),
+        sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+    )
     free = (
         sa.select(model.id)
-        .where(
-            # Written into the SQL so PostgreSQL's plan can use the partial index of running jobs.
-            model.status == sa.literal_column(f"'{BackfillStatus.RUNNING.value}'", sa.String),
-            sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
-        )
+        .where(*unleased_jobs)
         .order_by(model.id)
         .limit(JOBS_PER_PASS)
         .with_for_update(skip_locked=True)
     )
     with engine.begin() as connection:
+        # Read first: most passes find no backfill, and on SQLite an UPDATE would take the write lock.
+        if connection.scalar(sa.select(model.id).where(*unleased_jobs).limit(1)) is None:
+            return []
         return sorted(
             connection.scalars(
                 sa.update(model)

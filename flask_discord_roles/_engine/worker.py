@@ -1,8 +1,9 @@
 """The polling loop behind ``flask discord-roles worker`` and the embedded thread executor.
 
-It expires unclaimed rows, drains what is due on a few threads, logs one line per pass, then sleeps until
-the next row comes due (or the poll interval, or a wake-up from a fresh commit). Stopping finishes the
-Discord calls in flight and hands back rows claimed but not started.
+It expires unclaimed rows, steps the running backfills (each queues a window of rows), drains what is
+due on a few threads, logs one line per pass, then sleeps until the next row comes due (or the poll
+interval, or a wake-up from a fresh commit). Stopping finishes the Discord calls in flight and hands
+back rows claimed but not started.
 """
 
 from __future__ import annotations

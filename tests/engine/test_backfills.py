@@ -176,7 +176,8 @@ def test_a_backfill_gives_the_new_role_to_every_holder_and_counts_why_some_faile
         0,
     ), info
     assert info.failures_by_reason == {ReasonCode.MEMBER_NOT_IN_GUILD: 1}
-    assert info.finished_at is not None and info.to_dict()["finished_at"].endswith("Z")
+    assert info.finished_at is not None
+    assert info.to_dict()["finished_at"].endswith("Z")
 
     # Started again: every holder has the delivery already, so nothing is queued or sent.
     before = len(shop.deliveries())
