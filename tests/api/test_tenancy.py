@@ -2,8 +2,8 @@
 
 Store A has everything (a bot, a linked server, a mapping, deliveries, a linked customer, settings, a
 backfill); store B has a token. Every operation in the OpenAPI description is called as B with A's ids
-in the path and the body: none answers with A's data, none fails with a 5xx, and afterwards A's rows are exactly as
-they were. B's token sent with A's store id is refused (403) by every operation.
+in the path and the body: none answers with A's data, none fails with a 5xx, and afterwards A's rows are
+exactly as they were. B's token sent with A's store id is refused (403) by every operation.
 """
 
 from __future__ import annotations
