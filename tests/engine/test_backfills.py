@@ -258,8 +258,17 @@ def test_a_second_running_backfill_of_a_mapping_is_refused(shop: Shop) -> None:
         begin(shop, info.mapping_id)
     assert refused.value.running_id == backfill_id
     shop.db.session.rollback()
-    again = backfill_service.backfill_mapping(get_state(shop.app), shop.store_id, info.mapping_id)
+    state = get_state(shop.app)
+    again = backfill_service.backfill_mapping(state, shop.store_id, info.mapping_id)
     assert again.id == backfill_id, "the mapping's view gets the running backfill back"
+
+    # The mapping is edited to grant another role: the old backfill stops and a new one starts.
+    mapping = shop.db.session.get(state.models.RoleMapping, info.mapping_id)
+    mapping.role_id = shop.role("Legend")
+    edited = backfill_service.backfill_mapping(state, shop.store_id, info.mapping_id)
+    shop.db.session.commit()
+    assert (edited.id != backfill_id, edited.role_id) == (True, shop.roles["Legend"])
+    assert progress(shop, backfill_id).status == BackfillStatus.CANCELLED
 
 
 # -- the rows are the order's own ----------------------------------------------------------------------------
