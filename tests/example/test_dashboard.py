@@ -287,7 +287,7 @@ def test_unlinking_the_server_says_what_it_changed(demo: Demo, owner: FlaskClien
     guild_id = demo.sandbox.guild.id
     confirm = page(owner, f"/dashboard/guilds/{guild_id}/unlink")
     assert "Unlink Demo Server?" in confirm
-    assert "deletes its 3 role mappings" in confirm, "the confirmation says what unlinking does"
+    assert "deletes its 7 role mappings" in confirm, "the confirmation says what unlinking does"
     done = post(owner, f"/dashboard/guilds/{guild_id}/unlink")
     assert "Unlinked Demo Server. 3 role mappings deleted" in done
     assert "No server is linked yet" in done
