@@ -11,6 +11,7 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._cli import discord_roles_cli
+from flask_discord_roles._core.grants import end_revoked_grants, record_order
 from flask_discord_roles._core.queue import enqueue_order, revoke_order
 from flask_discord_roles._engine.executors import make_executor
 from flask_discord_roles._runtime.api_limits import ApiRateLimiter
@@ -304,7 +305,14 @@ def _listen_for_orders(
         elif current_app._get_current_object() is not app:  # type: ignore[attr-defined]
             return
         event = adapter(sender, payload)
-        queued = revoke_order(state, event) if revoke else enqueue_order(state, event)
+        if revoke:
+            queued = revoke_order(state, event)
+            ended = end_revoked_grants(state, event)
+            queued.due += ended.due
+        elif event.is_time_limited:
+            queued = record_order(state, event).queued
+        else:
+            queued = enqueue_order(state, event)
         if queued.due or queued.notifications:
             dispatch_after_commit(
                 state.db.session(), app, delivery_ids=queued.due, notification_ids=queued.notifications

@@ -292,6 +292,7 @@ NOTIFICATION_CODES: frozenset[ReasonCode] = frozenset(
 REMINDER_CODES: frozenset[ReasonCode] = frozenset(
     {
         _C.DMS_CLOSED,
+        _C.WAITING_FOR_CUSTOMER,
         _C.NO_BOT,
         _C.BOT_DISABLED,
         _C.TOKEN_UNREADABLE,

@@ -29,6 +29,7 @@ MODULES = (
     f"{PACKAGE}.diagnostics",
     f"{PACKAGE}.customers",
     f"{PACKAGE}.deliveries",
+    f"{PACKAGE}.grants",
     f"{PACKAGE}.checkout",
     f"{PACKAGE}.claim_codes",
     f"{PACKAGE}.celery",

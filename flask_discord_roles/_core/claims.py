@@ -37,7 +37,7 @@ from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
 from flask_discord_roles._runtime.models import Delivery, Models
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import Action, DeliveryMode, Source, Status
+from flask_discord_roles.codes import Action, DeliveryMode, GrantStatus, Source, Status
 
 CHECK_LIMIT = 10
 """Rows ``/check`` lists: everything pending first, then the most recent others."""
@@ -299,6 +299,8 @@ class Listed:
     expires_at: datetime | None
     next_attempt_at: datetime | None
     reason: str | None
+    # When the time-limited grant this role belongs to expires (an active one); None: no expiry.
+    grant_expires_at: datetime | None = None
 
 
 def member_deliveries(
@@ -341,8 +343,18 @@ def _member_deliveries_query(models: Models) -> sa.Select[Any]:
             model.customer_id.in_(linked_customers.scalar_subquery()),
         ),
     )
+    # The grant the order started, if the order sold time: its expiry is shown beside the role.
+    grant = models.Grant
+    of_active_grant = sa.and_(
+        grant.store_id == model.store_id,
+        grant.order_id == model.order_id,
+        grant.package_id == model.package_id,
+        grant.status == GrantStatus.ACTIVE,
+    )
     return (
-        sa.select(*_listed_columns(model))
+        sa.select(*_listed_columns(model), grant.expires_at)
+        .select_from(model)
+        .outerjoin(grant, of_active_grant)
         .where(
             model.store_id == store_id,
             model.guild_id == sa.bindparam("guild_id"),
@@ -379,7 +391,7 @@ def _listed_columns(model: type[Delivery]) -> tuple[Any, ...]:
 
 def _listed(row: Sequence[Any]) -> Listed:
     # By position: rows come from SQLAlchemy or straight from the driver (see QueryRecorder).
-    delivery_id, status, role_name, role_id, order_id, expires_at, next_attempt_at, reason = row
+    delivery_id, status, role_name, role_id, order_id, expires_at, next_attempt_at, reason = row[:8]
     return Listed(
         id=delivery_id,
         status=status,
@@ -388,6 +400,7 @@ def _listed(row: Sequence[Any]) -> Listed:
         expires_at=expires_at,
         next_attempt_at=next_attempt_at,
         reason=reason,
+        grant_expires_at=row[8] if len(row) > 8 else None,
     )
 
 

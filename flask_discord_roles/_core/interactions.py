@@ -257,12 +257,21 @@ def _check_line(row: Listed) -> str:
     order = f" · order {row.order_id}" if row.order_id else ""
     if row.status == Status.PENDING:
         expiry = f", claim before <t:{int(row.expires_at.timestamp())}:f>" if row.expires_at else ""
-        return f"⏳ {row.role}{order}: waiting{expiry}."
+        return f"⏳ {row.role}{order}: waiting{expiry}.{_grant_expiry(row)}"
     if row.status == Status.COMPLETED:
-        return f"✅ {row.role}{order}: delivered."
+        return f"✅ {row.role}{order}: delivered.{_grant_expiry(row)}"
     if row.status == Status.EXPIRED:
         return f"⌛ {row.role}{order}: expired. {row.reason or ''}".rstrip()
     return f"❌ {row.role}{order}: failed. {row.reason or ''}".rstrip()
+
+
+def _grant_expiry(row: Listed) -> str:
+    """When a subscription or fixed-term purchase ends, as a Discord timestamp (the member's own date
+    format and time zone), after the seed's words for the row."""
+    if row.grant_expires_at is None:
+        return ""
+    moment = int(row.grant_expires_at.timestamp())
+    return f" Expires <t:{moment}:D> (<t:{moment}:R>)."
 
 
 def _nothing_found() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from flask_discord_roles._core.bots import client_for, get_bot
+from flask_discord_roles._core.grant_times import reschedule_store_grants
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, StoreSettings
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -43,6 +44,9 @@ def store_settings(state: DiscordRolesState, store_id: str) -> StoreSettings:
         delivery_mode=DeliveryMode.AUTOMATIC,
         claims_expire=True,
         claim_expiry_hours=DEFAULT_CLAIM_EXPIRY_HOURS,
+        grace_hours=0,
+        expiry_reminder_hours=None,
+        expiry_reminder_dm=True,
     )
 
 
@@ -86,6 +90,7 @@ BOOLEAN_SETTINGS = (
     "join_guilds_on_link",
     "notifications_enabled",
     "claims_expire",
+    "expiry_reminder_dm",
 )
 TEXT_SETTINGS = ("welcome_message", "checkout_prompt")
 SETTING_NAMES = (
@@ -99,12 +104,19 @@ SETTING_NAMES = (
     "delivery_mode",
     "claims_expire",
     "claim_expiry_hours",
+    "grace_hours",
+    "expiry_reminder_hours",
+    "expiry_reminder_dm",
 )
 """Every setting a store owner may change, in the order they are shown."""
 DELIVERY_MODES: tuple[str, ...] = tuple(mode.value for mode in DeliveryMode)
 MAX_TEXT_LENGTH = 2000
 """Discord's limit on a message's content, which is where these texts may end up."""
 MAX_CLAIM_EXPIRY_HOURS = 24 * 365
+MAX_GRANT_HOURS = 24 * 365
+"""The longest grace period, and the earliest expiry reminder, a store may set: a year."""
+GRANT_TIMING = ("grace_hours", "expiry_reminder_hours")
+"""Settings that move the end or the reminder of the store's active time-limited grants."""
 
 TEXT_CHANNEL_TYPES = frozenset({0, 2, 5, 13})
 """Channels a bot can post a message in: text, voice (its chat), announcement and stage."""
@@ -148,10 +160,13 @@ def update_settings(state: DiscordRolesState, store_id: str, changes: Mapping[st
         return current
     if current not in state.db.session:
         state.db.session.add(current)
+    moved = any(name in changes and changes[name] != getattr(current, name) for name in GRANT_TIMING)
     for name, value in changes.items():
         # An empty text means "no text", like null: the dashboard's cleared input field.
         setattr(current, name, None if name in TEXT_SETTINGS and value == "" else value)
     state.db.session.flush()
+    if moved:
+        reschedule_store_grants(state, store_id)
     return current
 
 
@@ -191,6 +206,20 @@ def _field_error(name: str, value: object) -> str | None:
             f"Must be a whole number of hours from 1 to {MAX_CLAIM_EXPIRY_HOURS}. To keep unclaimed roles "
             "forever, set claims_expire to false."
         )
+    if name == "grace_hours":
+        if _whole_number(value) and 0 <= value <= MAX_GRANT_HOURS:  # type: ignore[operator]
+            return None
+        return (
+            f"Must be a whole number of hours from 0 to {MAX_GRANT_HOURS}: how long time-limited roles "
+            "stay after they expire (0: they go at once)."
+        )
+    if name == "expiry_reminder_hours":
+        if value is None or (_whole_number(value) and 1 <= value <= MAX_GRANT_HOURS):  # type: ignore[operator]
+            return None
+        return (
+            f"Must be a whole number of hours from 1 to {MAX_GRANT_HOURS} (how long before expiry to "
+            "remind the member), or null for no reminders."
+        )
     # notification_channel_id
     if value is None or (isinstance(value, str) and is_snowflake(value)):
         return None
@@ -198,6 +227,11 @@ def _field_error(name: str, value: object) -> str | None:
         'Must be a channel id as text, e.g. "1234567890123456789" (with Developer Mode on, right-click '
         "the channel, Copy Channel ID), or null for none."
     )
+
+
+def _whole_number(value: object) -> bool:
+    # bool is an int in Python, but true is not a number of hours.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _combination_errors(merged: Mapping[str, Any], changes: Mapping[str, object]) -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
 """The polling loop behind ``flask discord-roles worker`` and the embedded thread executor.
 
-It expires unclaimed rows, drains what is due on a few threads, logs one line per pass, then sleeps until
-the next row comes due (or the poll interval, or a wake-up from a fresh commit). Stopping finishes the
-Discord calls in flight and hands back rows claimed but not started.
+It expires unclaimed rows, ends time-limited grants past their end (and sends expiry reminders), drains
+what is due on a few threads, logs one line per pass, then sleeps until the next row comes due (or the
+poll interval, or a wake-up from a fresh commit). Stopping finishes the Discord calls in flight and hands
+back rows claimed but not started.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from flask_discord_roles._core.claim_replies import ClaimReplySender, forget_old_replies
+from flask_discord_roles._core.grant_sweeps import end_due_grants, send_due_reminders
 from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
 from flask_discord_roles._core.records import DeliveryInfo
@@ -79,6 +81,9 @@ class WorkerTotals:
     failed: int = 0
     expired: int = 0
 
+
+GRANT_BATCHES_PER_PASS = 10
+"""At most this many batches of grants ended per pass, so a backlog does not hold up the drain."""
 
 HOUSEKEEPING_INTERVAL = 3600.0
 """Seconds between a worker's housekeeping passes (each worker keeps its own schedule)."""
@@ -142,6 +147,7 @@ class Worker:
         """Expire what is past its claim window, then drain what is due; one log line if anything moved."""
         try:
             expired = self.runner.expire_unclaimed()
+            self._sweep_grants()
             self._housekeeping()
             report = self.drainer.drain()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
@@ -159,6 +165,22 @@ class Worker:
             suffix = f"; {expired} expired unclaimed" if expired else ""
             logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)
         return report
+
+    def _sweep_grants(self) -> None:
+        """End time-limited grants past their end and send the expiry reminders that are due. The
+        removals the first queues are due now, so the drain that follows runs them."""
+        state = get_state(self.app)
+        with self.app.app_context():
+            now = utcnow()
+            ended = end_due_grants(state, now=now, max_batches=GRANT_BATCHES_PER_PASS)
+            reminded = send_due_reminders(state, now=now)
+        if ended.grants or reminded:
+            logger.info(
+                "%s: %d time-limited grants ended, %d expiry reminders sent",
+                self.name,
+                len(ended.grants),
+                reminded,
+            )
 
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and

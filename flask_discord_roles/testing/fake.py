@@ -131,6 +131,12 @@ class FakeDiscord:
     ) -> FakeUser:
         return self.world.create_user(username, global_name=global_name, avatar=avatar)
 
+    def close_dms(self, user: FakeUser | str, *, closed: bool = True) -> None:
+        """Like the user turning off direct messages from server members: a bot's DM to them is
+        refused with 403 ``50007`` (Cannot send messages to this user). ``closed=False`` opens them again."""
+        with self.world.lock:
+            self.world.users[payloads.user_id_of(user)].dms_open = not closed
+
     def create_guild(self, name: str = "Test Guild", *, owner_id: str | None = None) -> FakeGuild:
         return self.world.create_guild(name, owner_id=owner_id)
 

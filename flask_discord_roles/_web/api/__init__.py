@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from flask_discord_roles._web.api import bot, customers, deliveries, diagnostics, guilds, openapi, settings
+from flask_discord_roles._web.api import (
+    bot,
+    customers,
+    deliveries,
+    diagnostics,
+    grants,
+    guilds,
+    openapi,
+    settings,
+)
 from flask_discord_roles._web.api.blueprint import tenant_api
 
 __all__ = ["tenant_api"]
 # Imported for the routes they register on the blueprint.
-_OPERATIONS = (bot, customers, deliveries, diagnostics, guilds, openapi, settings)
+_OPERATIONS = (bot, customers, deliveries, diagnostics, grants, guilds, openapi, settings)

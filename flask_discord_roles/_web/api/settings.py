@@ -1,4 +1,5 @@
-"""``/settings``: the store's Discord settings (account linking, notifications, delivery mode, expiry)."""
+"""``/settings``: the store's Discord settings (account linking, notifications, delivery mode, expiry,
+time-limited grants)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,27 @@ FIELDS: dict[str, Schema] = {
     "delivery_mode": DELIVERY_MODE,
     "claims_expire": {**BOOLEAN, "description": "Unclaimed roles expire after claim_expiry_hours."},
     "claim_expiry_hours": EXPIRY_HOURS,
+    "grace_hours": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": service.MAX_GRANT_HOURS,
+        "description": "Hours a time-limited grant keeps its roles after expires_at (a failed renewal "
+        "payment); changing it moves the end of the store's active grants.",
+    },
+    "expiry_reminder_hours": nullable(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": service.MAX_GRANT_HOURS,
+            "description": "Remind the member this many hours before a time-limited grant expires; null: "
+            "no reminders.",
+        }
+    ),
+    "expiry_reminder_dm": {
+        **BOOLEAN,
+        "description": "The reminder is also a direct message from the store's bot (the host's "
+        "grant_expiring signal is sent either way).",
+    },
 }
 SETTINGS = obj(
     {
