@@ -47,6 +47,7 @@ __all__ = [
     "list_guilds",
     "list_mappings",
     "unlink_guild",
+    "update_mapping",
 ]
 
 
@@ -88,13 +89,45 @@ def list_mappings(
     return _mappings.list_mappings(get_state(), str(store_id), guild_id=guild_id, package_id=package_id)
 
 
-def create_mapping(store_id: object, package_id: str, guild_id: str, role_id: str) -> RoleMapping:
+def create_mapping(
+    store_id: object,
+    package_id: str,
+    guild_id: str,
+    role_id: str,
+    *,
+    group: str | None = None,
+    rank: int | None = None,
+    keep_on_end: bool = False,
+) -> RoleMapping:
     """Map a package to a role of a linked server the store's bot can assign.
 
-    Raises :class:`ValidationError` (with the fix for a role the bot cannot assign),
-    :class:`DuplicateMapping` or :class:`BotUnavailable`.
+    ``group`` and ``rank`` (both or neither; rank 0 to 1000, higher outranks lower) put the mapping in
+    a tier group: a member holds only the role of their highest-ranked active grant of the group.
+    ``keep_on_end`` keeps the role when the purchase ends (refund or expiry). Raises
+    :class:`ValidationError` (with the fix for a role the bot cannot assign), :class:`DuplicateMapping`
+    or :class:`BotUnavailable`.
     """
-    return _mappings.create_mapping(get_state(), str(store_id), package_id, guild_id, role_id)
+    return _mappings.create_mapping(
+        get_state(),
+        str(store_id),
+        package_id,
+        guild_id,
+        role_id,
+        group=group,
+        rank=rank,
+        keep_on_end=keep_on_end,
+    )
+
+
+def update_mapping(store_id: object, mapping_id: int, **changes: object) -> RoleMapping:
+    """Change a mapping's ``group``, ``rank`` or ``keep_on_end``; the others keep their values::
+
+        guilds.update_mapping(store.id, mapping.id, group="membership", rank=2)
+
+    ``group=None`` takes it out of its group. Raises :class:`MappingNotFound` or
+    :class:`ValidationError` (naming each refused field; nothing is changed then).
+    """
+    return _mappings.update_mapping(get_state(), str(store_id), mapping_id, changes)
 
 
 def delete_mapping(store_id: object, mapping_id: int) -> None:

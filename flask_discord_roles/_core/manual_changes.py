@@ -88,7 +88,7 @@ def _change(
     if user_id is None:
         raise ValidationError({"discord_user_id": [NO_DISCORD_USER]})
     name = role_name if isinstance(role_name, str) else _role_name(state, store_id, guild, role)
-    row = queue_manual_change(
+    row, restored = queue_manual_change(
         state,
         store_id,
         action=action,
@@ -101,7 +101,7 @@ def _change(
     dispatch_after_commit(
         state.db.session(),
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        delivery_ids=[row.id],
+        delivery_ids=[row.id, *restored],
     )
     return DeliveryInfo.from_row(row)
 

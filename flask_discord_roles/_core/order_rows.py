@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
+from flask_discord_roles.codes import Action
+
 BYTEWISE_KEY_DIALECTS = frozenset({"sqlite", "postgresql"})
 """Where the idempotency key compares byte by byte (see :data:`..models.IDEMPOTENCY_KEY`)."""
 
@@ -38,3 +40,16 @@ def of_order(
         # The prefix ends with ":"; ";" is the next byte, so this range is exactly the keys it begins.
         conditions += [model.idempotency_key >= prefix, model.idempotency_key < prefix[:-1] + ";"]
     return conditions
+
+
+def order_delivery_key(order_id: str, package_id: str, guild_id: str, role_id: str) -> str:
+    """What makes one order's delivery of one role unique: the same order signalled again matches it.
+
+    The statements of :mod:`._core.enqueue` build the same key in SQL.
+    """
+    return f"{order_key_prefix(order_id, Action.ADD)}{package_id}:{guild_id}:{role_id}"
+
+
+def order_removal_key(order_id: str, guild_id: str, role_id: str) -> str:
+    """What makes a revoked order's removal of one role unique: revoking twice queues it once."""
+    return f"{order_key_prefix(order_id, Action.REMOVE)}{guild_id}:{role_id}"

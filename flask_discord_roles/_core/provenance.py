@@ -2,7 +2,10 @@
 
 A role is removed only if we granted it (the member did not hold it before our first grant) and no other
 active grant of the same role to the same person remains: another order, a renewal, a repurchase, a manual
-assignment. An "active grant" is an ``add`` delivery that is pending or completed and not revoked.
+assignment. An "active grant" is an ``add`` delivery that is pending or completed and not revoked; in a
+tier group it entitles only while no higher tier of the group has been given (:mod:`.tiers`). A role we
+gave through a ``keep_on_end`` mapping is never taken back automatically. :func:`why_kept` is the one
+rule every automatic removal asks.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from flask_discord_roles._runtime.models import Delivery
-from flask_discord_roles.codes import Action, Status
+from flask_discord_roles._core.tiers import mapping_of, outranked
+from flask_discord_roles._runtime.models import Delivery, Models
+from flask_discord_roles.codes import Action, ReasonCode, Status
 
 
 class GrantKey(Protocol):
@@ -33,7 +37,7 @@ class GrantKey(Protocol):
     def customer_id(self) -> str | None: ...
 
 
-def _same_grant(model: type[Delivery], key: GrantKey) -> list[Any]:
+def _same_person_and_role(model: Any, key: GrantKey) -> list[Any]:
     """Rows for the same role, guild and store, for the same person.
 
     The person is their Discord id; the customer id only stands in for rows that do not know the
@@ -45,31 +49,77 @@ def _same_grant(model: type[Delivery], key: GrantKey) -> list[Any]:
         person.append(model.discord_user_id == key.discord_user_id)
     if key.customer_id is not None:
         person.append(sa.and_(model.discord_user_id.is_(None), model.customer_id == key.customer_id))
-    conditions = [
+    return [
         model.store_id == key.store_id,
         model.guild_id == key.guild_id,
         model.role_id == key.role_id,
         model.action == Action.ADD,
         sa.or_(*person) if person else sa.false(),
     ]
+
+
+def _same_grant(model: Any, key: GrantKey) -> list[Any]:
+    """:func:`_same_person_and_role`, other than the row ``key`` itself."""
+    conditions = _same_person_and_role(model, key)
     if key.id is not None:
         conditions.append(model.id != key.id)
     return conditions
 
 
-def active_grant_exists(
-    session: Session | sa.Connection,
-    model: type[Delivery],
-    key: GrantKey,
-    *,
-    excluding_order: str | None = None,
-) -> bool:
-    """Does another pending or completed, unrevoked ``add`` still give this person this role?"""
-    conditions = _same_grant(model, key)
-    conditions += [model.status.in_((Status.PENDING, Status.COMPLETED)), model.revoked_at.is_(None)]
-    if excluding_order is not None:
-        conditions.append(sa.or_(model.order_id.is_(None), model.order_id != excluding_order))
-    return bool(session.scalar(sa.select(sa.exists().where(*conditions))))
+def why_kept(connection: Session | sa.Connection, models: Models, key: GrantKey) -> ReasonCode | None:
+    """The one rule every automatic removal obeys: why the role of ``key`` stays, or None to remove it.
+
+    - :attr:`ReasonCode.STILL_GRANTED`: another active grant still entitles the person to it
+      (:func:`still_entitled`);
+    - :attr:`ReasonCode.KEPT_ON_END`: we gave it through a ``keep_on_end`` mapping (sticky), so no
+      refund, expiry or tier change takes it back.
+
+    Whether we granted the role at all is the caller's question (``role_was_present``); a removal by
+    the store owner's hand is always carried out and never asks.
+    """
+    if still_entitled(connection, models, key):
+        return ReasonCode.STILL_GRANTED
+    if sticky(connection, models, key):
+        return ReasonCode.KEPT_ON_END
+    return None
+
+
+def still_entitled(connection: Session | sa.Connection, models: Models, key: GrantKey) -> bool:
+    """Does another pending or completed, unrevoked ``add`` still give this person this role?
+
+    Not one that is outranked (:func:`.tiers.outranked`): a higher tier of its group has been given.
+    """
+    grant = aliased(models.Delivery, name="other_grant")
+    mapping = aliased(models.RoleMapping, name="other_grant_mapping")
+    query = (
+        sa.select(grant.id)
+        .outerjoin(mapping, mapping_of(mapping, grant))
+        .where(
+            *_same_grant(grant, key),
+            grant.status.in_((Status.PENDING, Status.COMPLETED)),
+            grant.revoked_at.is_(None),
+            ~outranked(models, grant, mapping),
+        )
+        .limit(1)
+    )
+    return connection.execute(query).first() is not None
+
+
+def sticky(connection: Session | sa.Connection, models: Models, key: GrantKey) -> bool:
+    """Did we give this person this role through a ``keep_on_end`` mapping (revoked since or not)?"""
+    grant, mapping = models.Delivery, models.RoleMapping
+    query = (
+        sa.select(grant.id)
+        .join(mapping, mapping_of(mapping, grant))
+        .where(
+            *_same_person_and_role(grant, key),
+            grant.status == Status.COMPLETED,
+            grant.role_was_present.is_(False),
+            mapping.keep_on_end.is_(True),
+        )
+        .limit(1)
+    )
+    return connection.execute(query).first() is not None
 
 
 def granted_by_us_elsewhere(session: Session | sa.Connection, model: type[Delivery], key: GrantKey) -> bool:

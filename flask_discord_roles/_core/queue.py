@@ -15,13 +15,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_discord_roles._core.delivery_rows import insert_new, kept_row, removal_row
 from flask_discord_roles._core.enqueue import order_statements
 from flask_discord_roles._core.enqueue.statements import NOTIFICATION, order_parameters
-from flask_discord_roles._core.order_rows import of_order, order_key_prefix
-from flask_discord_roles._core.provenance import active_grant_exists
+from flask_discord_roles._core.order_rows import of_order
+from flask_discord_roles._core.order_rows import order_delivery_key as order_delivery_key
+from flask_discord_roles._core.order_rows import order_removal_key as order_removal_key
+from flask_discord_roles._core.provenance import why_kept
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
-from flask_discord_roles._runtime.dialects import supported_insert
+from flask_discord_roles._core.tier_changes import settle_tiers, we_hold
 from flask_discord_roles._runtime.models import PENDING, Delivery, Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, ReasonCode, Source, Status
@@ -48,19 +51,6 @@ class Queued:
     created: list[int] = field(default_factory=list)
     due: list[int] = field(default_factory=list)
     notifications: list[int] = field(default_factory=list)
-
-
-def order_delivery_key(order_id: str, package_id: str, guild_id: str, role_id: str) -> str:
-    """What makes one order's delivery of one role unique: the same order signalled again matches it.
-
-    The statements of :mod:`._core.enqueue` build the same key in SQL.
-    """
-    return f"{order_key_prefix(order_id, Action.ADD)}{package_id}:{guild_id}:{role_id}"
-
-
-def order_removal_key(order_id: str, guild_id: str, role_id: str) -> str:
-    """What makes a revoked order's removal of one role unique: revoking twice queues it once."""
-    return f"{order_key_prefix(order_id, Action.REMOVE)}{guild_id}:{role_id}"
 
 
 # -- an order paid, an order revoked ------------------------------------------------------------------
@@ -112,8 +102,12 @@ def revoke_order(
 
     In the host's session. ``event.package_ids`` narrows the revocation to those packages (one item of
     an order); empty means the whole order. A role is queued for removal only if this order's delivery
-    granted it (the member did not hold it before) and no other active grant of it remains; the runner
-    checks the second rule again just before removing. Revoking twice queues nothing new.
+    granted it (the member did not hold it before, and it was not taken back since) and
+    :func:`.provenance.why_kept` finds no reason to keep it: another active grant, not outranked by a
+    higher tier, still gives it (nothing is queued), or its mapping keeps it on end (a completed
+    ``kept_on_end`` row records that). The runner asks the rule again just before removing. Then the
+    tier groups of each member are settled (:func:`.tier_changes.settle_tiers`): the next active tier
+    comes back. Revoking twice queues nothing new.
     """
     queued = Queued()
     now = now or utcnow()
@@ -142,54 +136,22 @@ def revoke_order(
         elif grant.status == Status.COMPLETED and grant.role_was_present is False and grant.discord_user_id:
             granted_by_this_order.setdefault((grant.guild_id, grant.role_id, grant.discord_user_id), grant)
     session.flush()
-    removals = [
-        removal_row(grant, event.order_id, now)
-        for grant in granted_by_this_order.values()
-        if not active_grant_exists(session(), delivery, grant)
-    ]
-    if removals:
-        queued.created = insert_new(session.connection(), delivery, removals)
-        queued.due = list(queued.created)
+    connection = session.connection()
+    removals, kept = [], []
+    for grant in granted_by_this_order.values():
+        why = why_kept(connection, state.models, grant)
+        if why == ReasonCode.KEPT_ON_END:
+            kept.append(kept_row(grant, event.order_id, now))
+        elif why is None and we_hold(connection, state.models, grant):
+            removals.append(removal_row(grant, event.order_id, now))
+    queued.due = insert_new(connection, delivery, removals)
+    queued.created = queued.due + insert_new(connection, delivery, kept)
+    # The order's grants have ended: in a tier group, the next active grant's role may come back.
+    for guild_id, user_id in sorted({(g.guild_id, g.discord_user_id) for g in grants if g.discord_user_id}):
+        restored = settle_tiers(connection, state.models, event.store_id, guild_id, user_id, now)
+        queued.created += restored
+        queued.due += restored
     return queued
-
-
-def removal_row(grant: Delivery | sa.Row[Any], order_id: str, now: datetime) -> dict[str, Any]:
-    """The row that takes back the role ``grant`` gave, because ``order_id`` was revoked; due now."""
-    return {
-        "store_id": grant.store_id,
-        "idempotency_key": order_removal_key(order_id, grant.guild_id, grant.role_id),
-        "action": Action.REMOVE,
-        "status": Status.PENDING,
-        "source": Source.AUTO,
-        "guild_id": grant.guild_id,
-        "role_id": grant.role_id,
-        "role_name": grant.role_name,
-        "discord_user_id": grant.discord_user_id,
-        "customer_id": grant.customer_id,
-        "order_id": order_id,
-        "package_id": grant.package_id,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def insert_new(connection: sa.Connection, model: type[Delivery], rows: list[dict[str, Any]]) -> list[int]:
-    """INSERT the rows whose idempotency key is new, atomically even against a concurrent signal; their ids.
-
-    ON CONFLICT DO NOTHING keeps a duplicate from raising inside the host's transaction (which would
-    abort it on PostgreSQL).
-    """
-    table = model.__table__  # type: ignore[attr-defined]
-    # Rows as parameters, not .values(rows): the statement is then compiled once and cached, and
-    # SQLAlchemy still sends a single multi-row INSERT ("insertmanyvalues").
-    statement = (
-        supported_insert(connection.dialect.name)(table)
-        .on_conflict_do_nothing(index_elements=["store_id", "idempotency_key"])
-        .returning(table.c.id)
-    )
-    return [row_id for (row_id,) in connection.execute(statement, rows)]
 
 
 # -- the store owner's hand ---------------------------------------------------------------------------
@@ -206,18 +168,20 @@ def queue_manual_change(
     customer_id: str | None = None,
     role_name: str | None = None,
     now: datetime | None = None,
-) -> Delivery:
+) -> tuple[Delivery, list[int]]:
     """The store owner gives or takes a role by hand (source ``manual``), in the host's session.
 
     A manual removal is always carried out, whoever granted the role; it also ends our grants of that
-    role to that person, so a later ``/claim`` does not hand it back.
+    role to that person, so a later ``/claim`` does not hand it back. Returns the row, and the ids of
+    rows that giving back a lower tier queued (due now, to run with it).
     """
     _check_manual_change(action, guild_id=guild_id, role_id=role_id, discord_user_id=discord_user_id)
     now = now or utcnow()
     session = state.db.session
     model = state.models.Delivery
+    restored: list[int] = []
     if action == Action.REMOVE:
-        _end_grants(state, store_id, guild_id, role_id, discord_user_id, customer_id, now)
+        restored = _end_grants(state, store_id, guild_id, role_id, discord_user_id, customer_id, now)
     row = model(
         store_id=store_id,
         idempotency_key=f"manual:{uuid.uuid4().hex}",
@@ -236,7 +200,7 @@ def queue_manual_change(
     )
     session.add(row)
     session.flush()
-    return row
+    return row, restored
 
 
 def _check_manual_change(action: str, **ids: str) -> None:
@@ -259,8 +223,11 @@ def _end_grants(
     discord_user_id: str,
     customer_id: str | None,
     now: datetime,
-) -> None:
-    """Our grants of the role to this person end (``revoked_at``): the owner took it back by hand."""
+) -> list[int]:
+    """Our grants of the role to this person end (``revoked_at``): the owner took it back by hand.
+
+    In a tier group the next active grant's role comes back; the ids of the rows that queued.
+    """
     model = state.models.Delivery
     person = [model.discord_user_id == discord_user_id]
     if customer_id is not None:
@@ -278,6 +245,8 @@ def _end_grants(
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
+    connection = state.db.session.connection()
+    return settle_tiers(connection, state.models, store_id, guild_id, discord_user_id, now)
 
 
 # -- the customer turns up: linked, joined, or ran /claim ---------------------------------------------

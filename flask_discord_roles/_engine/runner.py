@@ -24,20 +24,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from flask_discord_roles._core.bots import token_of
+from flask_discord_roles._core.delivery_rows import KEPT_ON_END_REASON, insert_new, kept_row, removal_row
 from flask_discord_roles._core.leasing import LeasedQueue
-from flask_discord_roles._core.provenance import active_grant_exists, granted_by_us_elsewhere
-from flask_discord_roles._core.queue import (
-    REVOKED_BEFORE_DELIVERY,
-    claim_window_closed,
-    insert_new,
-    removal_row,
-    unleased,
-)
+from flask_discord_roles._core.provenance import granted_by_us_elsewhere, why_kept
+from flask_discord_roles._core.queue import REVOKED_BEFORE_DELIVERY, claim_window_closed, unleased
 from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._core.role_gate import REFUSALS, refusal
+from flask_discord_roles._core.tier_changes import (
+    OUTRANKED_REASON,
+    TIER_REPLACED_REASON,
+    is_tier_removal,
+    settle_tiers,
+)
+from flask_discord_roles._core.tiers import mapping_of, outranked
 from flask_discord_roles._engine.failures import Failure, describe_transient, diagnose
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import PENDING, Delivery, Models, utcnow
@@ -66,6 +69,14 @@ class Outcome:
     delivery_id: int
     result: str
     info: DeliveryInfo | None = None
+    # Rows the outcome queued (a tier change, a removal after a revocation), due now.
+    follow_up: tuple[int, ...] = ()
+
+
+_KEPT = {
+    ReasonCode.STILL_GRANTED: "Kept: another active purchase of this customer grants the same role.",
+    ReasonCode.KEPT_ON_END: KEPT_ON_END_REASON,
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class _Job:
 
     id: int
     store_id: str
+    idempotency_key: str
     action: str
     source: str
     guild_id: str
@@ -96,12 +108,18 @@ class _Job:
     uses_platform_bot: bool  # False when the store has no bot
     # Why the role gate refuses this change now (services.role_gate), read with the row; None: allowed.
     refused: str | None
+    # The tier group of the mapping the row came through (None: in none), and whether the member
+    # already holds a higher tier of it (see _core.tiers).
+    tier_group: str | None
+    outranked: bool
 
     @property
     def audit_reason(self) -> str:
         """What Discord's audit log shows next to the change: who asked for it, for which store."""
         if self.source == Source.MANUAL:
             why = "manual change by the store owner"
+        elif self.action == Action.REMOVE and is_tier_removal(self.idempotency_key):
+            why = "replaced by a higher tier"
         elif self.order_id is not None:
             why = f"order {self.order_id}" + (" revoked" if self.action == Action.REMOVE else "")
         else:
@@ -245,6 +263,11 @@ class DeliveryRunner(LeasedQueue):
             return self._finish(job, values, WAITING)
         if job.refused is not None:
             return self._refuse(job, ReasonCode(job.refused))
+        if job.action == Action.ADD and job.outranked:
+            # A higher tier of the group is theirs already: this role would only be taken back.
+            return self._complete(
+                job, counter=None, reason_code=ReasonCode.OUTRANKED, reason=OUTRANKED_REASON
+            )
         if job.bot_id is None or job.token_ciphertext is None:
             return self._park(
                 job,
@@ -354,16 +377,21 @@ class DeliveryRunner(LeasedQueue):
 
     def _remove(self, job: _Job, client: DiscordClient, wait: float) -> Outcome:
         assert job.discord_user_id is not None
-        if job.source != Source.MANUAL and self._still_granted(job):
-            return self._complete(
-                job,
-                counter=None,
-                reason_code=ReasonCode.STILL_GRANTED,
-                reason="Kept: another active purchase of this customer grants the same role.",
-            )
+        if job.source != Source.MANUAL:
+            # The store owner's hand is always obeyed; everything else asks the one removal rule.
+            kept = self._why_kept(job)
+            if kept is not None:
+                return self._complete(job, counter=None, reason_code=kept, reason=_KEPT[kept])
         client.remove_member_role(
             job.guild_id, job.discord_user_id, job.role_id, reason=job.audit_reason, max_wait=wait
         )
+        if is_tier_removal(job.idempotency_key):
+            return self._complete(
+                job,
+                counter="total_roles_removed",
+                reason_code=ReasonCode.TIER_REPLACED,
+                reason=TIER_REPLACED_REASON,
+            )
         return self._complete(job, counter="total_roles_removed")
 
     @survives_transient_db_errors
@@ -372,9 +400,9 @@ class DeliveryRunner(LeasedQueue):
             return granted_by_us_elsewhere(session, self.state.models.Delivery, job)
 
     @survives_transient_db_errors
-    def _still_granted(self, job: _Job) -> bool:
+    def _why_kept(self, job: _Job) -> ReasonCode | None:
         with self._engine.connect() as session:
-            return active_grant_exists(session, self.state.models.Delivery, job)
+            return why_kept(session, self.state.models, job)
 
     @survives_transient_db_errors
     def _note_role_absent(self, job: _Job) -> None:
@@ -510,15 +538,23 @@ class DeliveryRunner(LeasedQueue):
                     .values(is_enabled=False, disabled_reason=ReasonCode.TOKEN_REVOKED, updated_at=now)
                 )
                 self.state.bot_cache.forget(job.store_id)
-            if row.action == Action.ADD and row.status == Status.COMPLETED and row.revoked_at is not None:
-                _remove_if_revoked_in_flight(session, delivery, row, now)
+            follow_up: list[int] = []
+            if row.action == Action.ADD and row.status == Status.COMPLETED:
+                if row.revoked_at is not None:
+                    follow_up += _remove_if_revoked_in_flight(session, models, row, now)
+                if job.tier_group is not None and row.reason_code != ReasonCode.OUTRANKED:
+                    # A tier was given (or its grant ended meanwhile): lower tiers step aside, in
+                    # this transaction, so the removal is only queued once the higher role is given.
+                    follow_up += settle_tiers(
+                        session, models, row.store_id, row.guild_id, row.discord_user_id, now
+                    )
             info = DeliveryInfo.from_row(row)
         if self._on_outcome is not None:
             try:
                 self._on_outcome(result, info)
             except Exception:  # a receiver's bug must not make us retry a delivery that happened
                 logger.exception("a receiver of delivery %s's outcome raised", job.id)
-        return Outcome(job.id, result, info)
+        return Outcome(job.id, result, info, tuple(follow_up))
 
 
 def _waiting_words(limited: RateLimited) -> tuple[ReasonCode, str]:
@@ -530,20 +566,29 @@ def _waiting_words(limited: RateLimited) -> tuple[ReasonCode, str]:
 
 
 def _remove_if_revoked_in_flight(
-    connection: sa.Connection, model: type[Delivery], row: Any, now: datetime
-) -> None:
-    """The order was revoked while this grant was being delivered: take the role back, by the usual rules."""
-    if row.role_was_present is not False or active_grant_exists(connection, model, row):
-        return
-    insert_new(connection, model, [removal_row(row, row.order_id, now)])
+    connection: sa.Connection, models: Models, row: Any, now: datetime
+) -> list[int]:
+    """The order was revoked while this grant was being delivered: take the role back, by the usual
+    rules (:func:`.provenance.why_kept`). The ids of rows queued to run."""
+    if row.role_was_present is not False:
+        return []
+    kept = why_kept(connection, models, row)
+    if kept == ReasonCode.KEPT_ON_END:
+        insert_new(connection, models.Delivery, [kept_row(row, row.order_id, now)])
+    if kept is not None:
+        return []
+    return insert_new(connection, models.Delivery, [removal_row(row, row.order_id, now)])
 
 
 def _job_query(models: Models) -> sa.Select[Any]:
     """A delivery row with what running it needs: its store's bot, and the role gate's answer."""
     delivery, bot = models.Delivery, models.StoreBot
+    # An alias: the role gate's own subqueries read the mappings table and must not correlate to it.
+    mapping = aliased(models.RoleMapping, name="tier_mapping")
     columns: tuple[Any, ...] = (
         delivery.id,
         delivery.store_id,
+        delivery.idempotency_key,
         delivery.action,
         delivery.source,
         delivery.guild_id,
@@ -564,5 +609,12 @@ def _job_query(models: Models) -> sa.Select[Any]:
         bot.token_ciphertext,
         sa.func.coalesce(bot.uses_platform_bot, sa.false()).label("uses_platform_bot"),
         refusal(models).label("refused"),
+        mapping.tier_group,
+        outranked(models, delivery, mapping).label("outranked"),
     )
-    return sa.select(*columns).select_from(delivery).outerjoin(bot, bot.store_id == delivery.store_id)
+    return (
+        sa.select(*columns)
+        .select_from(delivery)
+        .outerjoin(bot, bot.store_id == delivery.store_id)
+        .outerjoin(mapping, mapping_of(mapping, delivery))
+    )

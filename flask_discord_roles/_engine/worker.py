@@ -227,9 +227,11 @@ def run_now(
         notifier.run(notification_id)
     # One at a time: a lease covers one row's calls, so rows claimed together at the end of a large
     # order could lose theirs before this thread reached them.
-    for delivery_id in delivery_ids:
-        for claimed in runner.claim(1, only_ids=[delivery_id]):
-            runner.run(claimed)
+    waiting = list(delivery_ids)
+    while waiting:
+        # What a row queued as it finished (the removal of a lower tier) runs right after it.
+        for claimed in runner.claim(1, only_ids=[waiting.pop(0)]):
+            waiting += runner.run(claimed).follow_up
     if reply_ids:
         replier = build_reply_sender(app, runner.runner_id)
         for reply_id in replier.claim(len(reply_ids), only_ids=list(reply_ids)):

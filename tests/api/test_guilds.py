@@ -22,7 +22,8 @@ from tests.shop import Shop, open_shop
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 GUILD_KEYS = {"guild_id", "name", "icon_url", "member_count", "linked_at", "bot_in_guild"}
 ROLE_KEYS = {"id", "name", "position", "color", "managed", "assignable", "reason_code", "fix"}
-MAPPING_KEYS = {"id", "package_id", "guild_id", "role_id", "role_name", "created_at"}
+SEED_MAPPING_KEYS = {"id", "package_id", "guild_id", "role_id", "role_name", "created_at"}
+MAPPING_KEYS = SEED_MAPPING_KEYS | {"group", "rank", "keep_on_end"}  # ours: tier groups, sticky roles
 
 
 @pytest.fixture
@@ -483,6 +484,78 @@ def test_mapping_in_a_server_the_bot_is_not_in_is_a_409(shop: Shop, api: Api) ->
     absent = shop.link(other_guild(shop.fake, shop, with_bot=False))
     body = assert_error(create(api, "vip", absent, "123456789012345678"), 409)
     assert "Invite" in body["detail"]
+
+
+def test_a_mapping_is_made_a_tier_of_a_group_and_sticky_and_changed_later(
+    app: Flask, shop: Shop, api: Api
+) -> None:
+    gold, silver = shop.role("Gold"), shop.role("Silver")
+    made = api.post(
+        "/mappings",
+        json={"package_id": "gold", "guild_id": shop.guild_id, "role_id": gold, "group": "tiers", "rank": 3},
+    )
+    assert made.status_code == 201, made.json
+    mapping = made.json["mapping"]
+    assert (mapping["group"], mapping["rank"], mapping["keep_on_end"]) == ("tiers", 3, False)
+    plain = create(api, "silver", shop.guild_id, silver).json["mapping"]
+    assert (plain["group"], plain["rank"], plain["keep_on_end"]) == (None, None, False), "no group by default"
+
+    changed = api.patch(f"/mappings/{plain['id']}", json={"group": "tiers", "rank": 2, "keep_on_end": True})
+    assert changed.status_code == 200, changed.json
+    assert set(changed.json) == {"message", "mapping"}
+    assert {k: changed.json["mapping"][k] for k in ("group", "rank", "keep_on_end", "role_id")} == {
+        "group": "tiers",
+        "rank": 2,
+        "keep_on_end": True,
+        "role_id": silver,
+    }
+    only_sticky = api.patch(f"/mappings/{plain['id']}", json={"keep_on_end": False}).json["mapping"]
+    assert (only_sticky["group"], only_sticky["rank"], only_sticky["keep_on_end"]) == ("tiers", 2, False)
+    out = api.patch(f"/mappings/{plain['id']}", json={"group": None}).json["mapping"]
+    assert (out["group"], out["rank"]) == (None, None), "leaving the group drops the rank"
+
+    assert_error(api_for(app, "store-2").patch(f"/mappings/{plain['id']}", json={"rank": 1}), 404)
+    assert_error(api.patch("/mappings/999999", json={"rank": 1}), 404)
+
+
+@pytest.mark.parametrize(
+    ("change", "fields"),
+    [
+        ({"group": "tiers"}, ("rank",)),
+        ({"rank": 2}, ("group",)),
+        ({"group": "", "rank": 1}, ("group",)),
+        ({"group": "g" * 65, "rank": 1}, ("group",)),
+        ({"group": "tiers", "rank": 1001}, ("rank",)),
+        ({"group": "tiers", "rank": True}, ("rank",)),
+        ({"group": "tiers", "rank": "2"}, ("rank",)),
+        ({"keep_on_end": "yes"}, ("keep_on_end",)),
+        ({"role_id": "123456789012345678"}, ("role_id",)),
+    ],
+)
+def test_bad_tier_fields_are_a_422_naming_each_and_change_nothing(
+    shop: Shop, api: Api, change: dict[str, Any], fields: tuple[str, ...]
+) -> None:
+    mapping = create(api, "vip", shop.guild_id, shop.role("VIP")).json["mapping"]
+    assert_error(api.patch(f"/mappings/{mapping['id']}", json=change), 422, fields=fields)
+    assert api.get("/mappings").json["mappings"] == [mapping], "nothing changed"
+    if "role_id" not in change:
+        body = {"package_id": "other", "guild_id": shop.guild_id, "role_id": mapping["role_id"], **change}
+        assert_error(api.post("/mappings", json=body), 422, fields=fields)
+
+
+def test_one_role_has_one_rank_in_a_group(shop: Shop, api: Api) -> None:
+    vip = shop.role("VIP")
+    tier = {"guild_id": shop.guild_id, "role_id": vip, "group": "tiers"}
+    assert api.post("/mappings", json={"package_id": "monthly", **tier, "rank": 2}).status_code == 201
+    body = assert_error(
+        api.post("/mappings", json={"package_id": "yearly", **tier, "rank": 3}), 422, fields=("rank",)
+    )
+    assert "rank 2" in body["errors"]["rank"][0]
+    agreeing = api.post("/mappings", json={"package_id": "yearly", **tier, "rank": 2})
+    assert agreeing.status_code == 201, "the same role and rank through another package is fine"
+    assert_error(
+        api.patch(f"/mappings/{agreeing.json['mapping']['id']}", json={"rank": 5}), 422, fields=("rank",)
+    )
 
 
 def test_a_mapping_is_deleted_and_only_by_its_store(app: Flask, shop: Shop, api: Api) -> None:

@@ -19,6 +19,7 @@ from flask_discord_roles._web.api.spec import (
     MESSAGE,
     SNOWFLAKE,
     STRING,
+    Schema,
     array,
     documented,
     nullable,
@@ -58,6 +59,30 @@ ROLE = obj(
         "fix": nullable(MESSAGE),
     }
 )
+TIER_FIELDS: dict[str, Schema] = {
+    "group": nullable(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": mappings.TIER_GROUP_MAX_LENGTH,
+            "description": "A tier group (e.g. `membership`): of a group, a member holds only the role "
+            "of their highest-ranked active grant. Null: in no group. Needs `rank`.",
+        }
+    ),
+    "rank": nullable(
+        {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": mappings.TIER_RANK_MAX,
+            "description": "The mapping's rank in its group; higher outranks lower. Mappings of one role "
+            "in one group have the same rank. Null without a group.",
+        }
+    ),
+    "keep_on_end": {
+        **BOOLEAN,
+        "description": "Keep the role when the purchase ends (refund, chargeback or expiry).",
+    },
+}
 MAPPING = obj(
     {
         "id": INTEGER,
@@ -66,6 +91,7 @@ MAPPING = obj(
         "role_id": SNOWFLAKE,
         "role_name": nullable(STRING),
         "created_at": DATETIME,
+        **TIER_FIELDS,
     }
 )
 NEW_MAPPING = {
@@ -74,8 +100,16 @@ NEW_MAPPING = {
         "package_id": {**HOST_ID, "description": "The store's id of the package."},
         "guild_id": {**SNOWFLAKE, "description": "A server linked to the store."},
         "role_id": {**SNOWFLAKE, "description": "A role of that server the bot can assign."},
+        **TIER_FIELDS,
     },
     "required": ["package_id", "guild_id", "role_id"],
+}
+MAPPING_CHANGES = {
+    "type": "object",
+    "properties": TIER_FIELDS,
+    "additionalProperties": False,
+    "description": "Only the fields to change; the others keep their values. `group: null` clears the "
+    "rank too. The package, server and role of a mapping cannot change.",
 }
 
 
@@ -98,6 +132,9 @@ def _mapping_json(mapping: RoleMapping) -> dict[str, Any]:
         "role_id": mapping.role_id,
         "role_name": mapping.role_name,
         "created_at": iso(mapping.created_at),
+        "group": mapping.tier_group,
+        "rank": mapping.tier_rank,
+        "keep_on_end": bool(mapping.keep_on_end),
     }
 
 
@@ -267,7 +304,10 @@ def list_mappings() -> dict[str, Any]:
 @documented(
     summary="Create a role mapping",
     description="Buying the package then grants the role. Many packages may map to one role and one "
-    "package to many roles. The role must be one the store's bot can assign now.",
+    "package to many roles. The role must be one the store's bot can assign now. With `group` and "
+    "`rank`, the mapping is a tier of a group: an upgrade gives the higher role, then takes back the "
+    "lower one we gave; when the higher grant ends the next one's role comes back. With "
+    "`keep_on_end`, the role stays when the purchase ends.",
     tag=MAPPINGS_TAG,
     body=NEW_MAPPING,
     responses={201: obj({"message": MESSAGE, "mapping": MAPPING})},
@@ -277,7 +317,14 @@ def create_mapping() -> tuple[dict[str, Any], int]:
     body = json_body()
     try:
         mapping = mappings.create_mapping(
-            state(), store_id(), body.get("package_id"), body.get("guild_id"), body.get("role_id")
+            state(),
+            store_id(),
+            body.get("package_id"),
+            body.get("guild_id"),
+            body.get("role_id"),
+            group=body.get("group"),
+            rank=body.get("rank"),
+            keep_on_end=body.get("keep_on_end", False),
         )
         commit()
     except mappings.DuplicateMapping:
@@ -297,6 +344,27 @@ def create_mapping() -> tuple[dict[str, Any], int]:
 
 def _duplicate() -> ApiError:
     return ApiError(409, "This package is already mapped to this role in this server.")
+
+
+@tenant_api.patch("/mappings/<int:mapping_id>")
+@documented(
+    summary="Update a role mapping",
+    description="Changes the mapping's tier `group` and `rank` and `keep_on_end`; the fields not sent keep "
+    "their values. Nothing is saved if any is refused. The new values decide role changes from now on.",
+    tag=MAPPINGS_TAG,
+    body=MAPPING_CHANGES,
+    body_required=False,
+    responses={200: obj({"message": MESSAGE, "mapping": MAPPING})},
+    errors=(422,),
+)
+def update_mapping(mapping_id: int) -> dict[str, Any]:
+    try:
+        mapping = mappings.update_mapping(state(), store_id(), mapping_id, json_body())
+    except mappings.MappingNotFound:
+        raise not_found("mapping", f"This store has no role mapping {mapping_id}.") from None
+    result = _mapping_json(mapping)
+    commit()
+    return {"message": "Role mapping saved.", "mapping": result}
 
 
 @tenant_api.delete("/mappings/<int:mapping_id>")
