@@ -112,7 +112,8 @@ class BackfillStatus(StrEnum):
     RUNNING = "running"
     """Queueing deliveries a batch at a time, or waiting for the queued ones to settle."""
     COMPLETED = "completed"
-    """Every customer it found has a settled delivery (``done == total``)."""
+    """Every customer it found has a delivery and the runners have settled all they could run; ones
+    still waiting for their customer (to link Discord or /claim) go out like any order's, later."""
     CANCELLED = "cancelled"
     """Stopped by the store owner: nothing more is queued, its deliveries not yet run are cancelled."""
 

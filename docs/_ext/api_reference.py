@@ -30,6 +30,7 @@ MODULES = (
     f"{PACKAGE}.customers",
     f"{PACKAGE}.deliveries",
     f"{PACKAGE}.grants",
+    f"{PACKAGE}.backfills",
     f"{PACKAGE}.checkout",
     f"{PACKAGE}.claim_codes",
     f"{PACKAGE}.celery",

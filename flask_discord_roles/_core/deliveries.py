@@ -14,7 +14,7 @@ from flask_discord_roles._core.order_rows import of_order
 from flask_discord_roles._core.queue import claim_owed
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._core.role_gate import REFUSALS, refusal
-from flask_discord_roles._core.settings import store_settings
+from flask_discord_roles._core.settings import claim_window_end, store_settings
 from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import PENDING, Delivery, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState, get_state
@@ -336,7 +336,7 @@ def _reset_for_retry(state: DiscordRolesState, rows: list[Any]) -> list[int]:
         row.lease_expires_at = None
         row.completed_at = None
         if row.action == Action.ADD and settings.claims_expire:
-            row.expires_at = now + timedelta(hours=settings.claim_expiry_hours)
+            row.expires_at = claim_window_end(settings, now)
         # An owner's retry is a request to deliver now, in either mode, if we know who to deliver to.
         row.next_attempt_at = now if row.discord_user_id else None
         if row.discord_user_id:

@@ -23,9 +23,9 @@ from flask_discord_roles._core.order_rows import order_delivery_key as order_del
 from flask_discord_roles._core.order_rows import order_removal_key as order_removal_key
 from flask_discord_roles._core.provenance import why_kept
 from flask_discord_roles._core.role_gate import allowed
-from flask_discord_roles._core.settings import queue_settings
+from flask_discord_roles._core.settings import QueueSettings, claim_window_end, queue_settings
 from flask_discord_roles._core.tier_changes import settle_tiers, we_hold
-from flask_discord_roles._runtime.models import PENDING, Delivery, Models, utcnow
+from flask_discord_roles._runtime.models import PENDING, Delivery, Models, RoleMapping, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, ReasonCode, Source, Status
 from flask_discord_roles.discord.snowflake import is_snowflake
@@ -86,6 +86,45 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
         if due:
             queued.due.append(row_id)
     return queued
+
+
+def order_grant_row(
+    mapping: RoleMapping | sa.Row[Any],
+    *,
+    order_id: str,
+    customer_id: str | None,
+    discord_user_id: str | None,
+    settings: QueueSettings,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``add`` row a paid order queues for one ``mapping``, built in Python (a backfill's rows).
+
+    The same row, key and rules as the enqueue statements' (:mod:`._core.enqueue`): due now when we know
+    who to give the role to and the store delivers without a /claim; otherwise waiting for the customer
+    until the claim window closes (``tests/services/test_backfills.py`` compares the two).
+    """
+    automatic = settings.delivery_mode == DeliveryMode.AUTOMATIC
+    return {
+        "store_id": mapping.store_id,
+        "idempotency_key": order_delivery_key(
+            order_id, mapping.package_id, mapping.guild_id, mapping.role_id
+        ),
+        "action": Action.ADD,
+        "status": Status.PENDING,
+        "source": Source.AUTO,
+        "guild_id": mapping.guild_id,
+        "role_id": mapping.role_id,
+        "role_name": mapping.role_name,
+        "discord_user_id": discord_user_id,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "package_id": mapping.package_id,
+        "attempts": 0,
+        "next_attempt_at": now if discord_user_id is not None and automatic else None,
+        "expires_at": claim_window_end(settings, now),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def revoke_order(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 
@@ -73,13 +74,30 @@ def settings_columns(model: type[StoreSettings]) -> tuple[Any, ...]:
 
 def queue_settings(state: DiscordRolesState, store_id: str) -> QueueSettings:
     """The store's queueing settings, or the defaults when it never saved any."""
-    model = state.models.StoreSettings
-    row = (
-        state.db.session.connection()
-        .execute(sa.select(*settings_columns(model)).where(model.store_id == store_id))
-        .first()
-    )
+    return queue_settings_on(state.db.session.connection(), state.models.StoreSettings, store_id)
+
+
+def queue_settings_on(connection: sa.Connection, model: type[StoreSettings], store_id: str) -> QueueSettings:
+    """:func:`queue_settings` on a Core connection (the engine's runners work without a session)."""
+    row = connection.execute(sa.select(*settings_columns(model)).where(model.store_id == store_id)).first()
     return QueueSettings(*row) if row is not None else QueueSettings()
+
+
+class ClaimWindow(Protocol):
+    """The two settings that decide when a grant waiting for its customer expires."""
+
+    @property
+    def claims_expire(self) -> bool: ...
+    @property
+    def claim_expiry_hours(self) -> int: ...
+
+
+def claim_window_end(settings: ClaimWindow, now: datetime) -> datetime | None:
+    """When a grant queued ``now`` stops waiting for its customer; None when the store's never close.
+
+    The enqueue statements compute the same in SQL (``tests/engine/test_enqueue_cases.py``).
+    """
+    return now + timedelta(hours=settings.claim_expiry_hours) if settings.claims_expire else None
 
 
 # -- reading and changing them from a dashboard ------------------------------------------------------

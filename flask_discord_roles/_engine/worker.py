@@ -1,9 +1,9 @@
 """The polling loop behind ``flask discord-roles worker`` and the embedded thread executor.
 
-It expires unclaimed rows, ends time-limited grants past their end (and sends expiry reminders), drains
-what is due on a few threads, logs one line per pass, then sleeps until the next row comes due (or the
-poll interval, or a wake-up from a fresh commit). Stopping finishes the Discord calls in flight and hands
-back rows claimed but not started.
+It expires unclaimed rows, ends time-limited grants past their end (and sends expiry reminders), steps
+the running backfills (each queues a window of rows), drains what is due on a few threads, logs one line
+per pass, then sleeps until the next row comes due (or the poll interval, or a wake-up from a fresh
+commit). Stopping finishes the Discord calls in flight and hands back rows claimed but not started.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
+from flask_discord_roles._core.backfills import step_backfills
 from flask_discord_roles._core.claim_replies import ClaimReplySender, forget_old_replies
 from flask_discord_roles._core.grant_sweeps import end_due_grants, send_due_reminders
 from flask_discord_roles._core.interaction_log import forget_old_interactions
@@ -122,6 +123,7 @@ class Worker:
         )
         self.totals = WorkerTotals()
         self._housekeeping_due = 0.0
+        self._backfilling = False
 
     def run(self, *, once: bool = False) -> WorkerTotals:
         """Loop until :attr:`stop` is set; with ``once``, a single pass over what is due now."""
@@ -149,6 +151,7 @@ class Worker:
             expired = self.runner.expire_unclaimed()
             self._sweep_grants()
             self._housekeeping()
+            self._step_backfills()
             report = self.drainer.drain()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
@@ -182,6 +185,15 @@ class Worker:
                 reminded,
             )
 
+    def _step_backfills(self) -> None:
+        """Top up the running backfills' windows; the drain below runs what they queued."""
+        state = get_state(self.app)
+        with self.app.app_context():
+            engine = state.db.engine
+        found = step_backfills(state, engine, self.runner.runner_id)
+        # A scan that found customers goes on at once: the next pass follows without a sleep.
+        self._backfilling = found > 0
+
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and
         /claim answers whose interaction token has long expired."""
@@ -199,6 +211,8 @@ class Worker:
             logger.info("%s: forgot %d /claim answers older than a day", self.name, answered)
 
     def _sleep(self) -> None:
+        if self._backfilling:
+            return
         timeout = self.poll_interval
         try:
             due_times = [self.runner.next_due_at(), self.replier.next_due_at()]

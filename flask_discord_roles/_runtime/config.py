@@ -140,6 +140,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("DISCORD_ROLES_BATCH_SIZE", 20, "Rows one runner claims at a time."),
     Setting(
+        "DISCORD_ROLES_BACKFILL_WINDOW",
+        50,
+        "A backfill (granting a mapping to the customers who already hold its package) keeps at most this "
+        "many of its deliveries queued for the runners at once, so new purchases never wait behind it; "
+        "each worker pass (or Celery `process_due`) tops it up.",
+    ),
+    Setting(
         "DISCORD_ROLES_INTERACTIONS_PATH",
         "/webhook/discord/interactions",
         "Where Discord posts interactions; a store's own bot uses `<path>/<store_slug>`.",
@@ -306,6 +313,7 @@ class Settings:
     lease_seconds: float
     rate_limit_wait: float
     batch_size: int
+    backfill_window: int
     interactions_path: str
     interaction_max_bytes: int
     interaction_max_age: float
@@ -462,6 +470,7 @@ def load_settings(
         lease_seconds=_positive_number(config, "DISCORD_ROLES_LEASE_SECONDS", float),
         rate_limit_wait=_positive_number(config, "DISCORD_ROLES_RATE_LIMIT_WAIT", float),
         batch_size=_positive_number(config, "DISCORD_ROLES_BATCH_SIZE", int),
+        backfill_window=_positive_number(config, "DISCORD_ROLES_BACKFILL_WINDOW", int),
         interactions_path=_url_path(config, "DISCORD_ROLES_INTERACTIONS_PATH"),
         interaction_max_bytes=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_BYTES", int),
         interaction_max_age=_positive_number(config, "DISCORD_ROLES_INTERACTION_MAX_AGE", float),

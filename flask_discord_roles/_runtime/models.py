@@ -274,9 +274,11 @@ class DiscordAccount(_Columns):
         )
 
 
-def _partial_index(name: str, where: str, *columns: str) -> sa.Index:
+def _partial_index(name: str, where: str, *columns: str, unique: bool = False) -> sa.Index:
     """An index of only the rows ``where`` holds for, on PostgreSQL and SQLite (elsewhere, of all rows)."""
-    return sa.Index(conv(name), *columns, postgresql_where=sa.text(where), sqlite_where=sa.text(where))
+    return sa.Index(
+        conv(name), *columns, unique=unique, postgresql_where=sa.text(where), sqlite_where=sa.text(where)
+    )
 
 
 class Delivery(_Columns):
@@ -433,7 +435,9 @@ class Backfill(_Columns):
     guild_id: Mapped[str] = mapped_column(SNOWFLAKE)
     role_id: Mapped[str] = mapped_column(SNOWFLAKE)
     status: Mapped[str] = mapped_column(sa.String(16), default=BackfillStatus.RUNNING)
+    # Customers found; ``skipped`` of them already had the delivery (their order queued it): no item.
     total: Mapped[int] = mapped_column(sa.Integer, default=0)
+    skipped: Mapped[int] = mapped_column(sa.Integer, default=0, server_default=sa.text("0"))
     cursor: Mapped[str | None] = mapped_column(sa.String(255))
     scan_done: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     leased_by: Mapped[str | None] = mapped_column(sa.String(64))
@@ -451,7 +455,10 @@ class Backfill(_Columns):
                 name=conv("ck_discord_roles_backfills_status"),
             ),
             sa.Index(conv("ix_discord_roles_backfills_store"), "store_id", "id"),
-            _partial_index("ix_discord_roles_backfills_running", "status = 'running'", "id"),
+            # One running backfill per mapping, even against two concurrent starts; the worker's list.
+            _partial_index(
+                "uq_discord_roles_backfills_running_mapping", "status = 'running'", "mapping_id", unique=True
+            ),
         )
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@ operation, sends them with a valid token to an app wired to FakeDiscord, and che
 5xx and every answer (status, headers, body) is one the description allows.
 
 Bounded in examples per operation so the run stays quick; the store it runs against has a bot, a linked
-server, a mapping and deliveries, so the generated requests reach the code behind the 404s.
+server, a mapping, deliveries and a backfill, so the generated requests reach the code behind the 404s.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
+from flask_discord_roles import backfills, guilds
 from flask_discord_roles.testing import FakeDiscord
 from tests.api import PREFIX, Api
 from tests.shop import Shop
@@ -43,6 +44,9 @@ def api(api: Api, shop: Shop, fake_discord: FakeDiscord) -> Api:
     buyer = shop.member("buyer")
     shop.buy("order-1", "vip", buyer=buyer, customer="customer-1")
     shop.buy("order-2", "vip", buyer=fake_discord.create_user("stranger").id, customer="customer-2")
+    (mapping,) = guilds.list_mappings(shop.store_id)
+    backfills.start_backfill(shop.store_id, mapping.id)  # so /backfills has one to list
+    shop.db.session.commit()
     return api
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_discord_roles._web.api import (
+    backfills,
     bot,
     customers,
     deliveries,
@@ -16,4 +17,4 @@ from flask_discord_roles._web.api.blueprint import tenant_api
 
 __all__ = ["tenant_api"]
 # Imported for the routes they register on the blueprint.
-_OPERATIONS = (bot, customers, deliveries, diagnostics, grants, guilds, openapi, settings)
+_OPERATIONS = (backfills, bot, customers, deliveries, diagnostics, grants, guilds, openapi, settings)

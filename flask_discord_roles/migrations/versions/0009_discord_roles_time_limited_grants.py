@@ -103,6 +103,7 @@ def upgrade() -> None:
         sa.Column("role_id", SNOWFLAKE, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("skipped", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("cursor", sa.String(255), nullable=True),
         sa.Column("scan_done", sa.Boolean(), nullable=False),
         sa.Column("leased_by", sa.String(64), nullable=True),
@@ -117,9 +118,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_discord_roles_backfills_store", "discord_roles_backfills", ["store_id", "id"])
     op.create_index(
-        "ix_discord_roles_backfills_running",
+        "uq_discord_roles_backfills_running_mapping",
         "discord_roles_backfills",
-        ["id"],
+        ["mapping_id"],
+        unique=True,
         postgresql_where=sa.text(BACKFILL_RUNNING),
         sqlite_where=sa.text(BACKFILL_RUNNING),
     )
@@ -133,7 +135,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("discord_roles_backfill_items")
-    op.drop_index("ix_discord_roles_backfills_running", table_name="discord_roles_backfills")
+    op.drop_index("uq_discord_roles_backfills_running_mapping", table_name="discord_roles_backfills")
     op.drop_index("ix_discord_roles_backfills_store", table_name="discord_roles_backfills")
     op.drop_table("discord_roles_backfills")
     for name in (
