@@ -49,6 +49,7 @@ CUSTOMERS = (
 )
 CHECKOUT_PROMPT = "Link your Discord account and your role arrives the moment you pay."
 MANAGE_GUILD = 1 << 5  # Discord shows /link only to members who may manage the server
+READ_GUILD, READ_MEMBER = "guild", "guild_member"  # FakeDiscord's rate-limit families for those reads
 
 
 @dataclass
@@ -67,6 +68,12 @@ def start_sandbox() -> Sandbox:
     Moderator role above the bot that it never can."""
     fake = FakeDiscord()
     fake.start()
+    # Seeding checks each of the seven mapped roles with Discord (the server's roles and the bot's member)
+    # in its first second, and the owner's pages read them again: at the fake's ballpark 10 reads per 10
+    # seconds, the demo's first pages would wait out a rate limit. Discord does not publish these limits;
+    # the demo's server allows more reads, and role changes keep the fake's observed limit.
+    for family in (READ_GUILD, READ_MEMBER):
+        fake.set_route_limit(family, 50, 10.0)
     bot = fake.create_bot("Demo Store Bot")
     owner = fake.create_user("storeowner", global_name="Store Owner")
     guild = fake.create_guild("Demo Server", owner_id=owner.id)

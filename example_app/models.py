@@ -24,6 +24,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class AwareDateTime(sa.TypeDecorator[datetime]):
+    """A UTC time that reads back timezone-aware on every database (SQLite drops the zone), so the
+    subscription times can be compared with ``datetime.now(UTC)`` and sent as ``expires_at``."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Customer(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     """A shopper, or (``is_owner``) the store owner who may open the dashboard."""
 
@@ -79,10 +92,10 @@ class Subscription(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_customers.id"), index=True)
     package_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_packages.id"))
-    paid_until: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    paid_until: Mapped[datetime] = mapped_column(AwareDateTime())
     renews: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=_now)
-    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=_now)
+    cancelled_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 
     customer: Mapped[Customer] = relationship()
     package: Mapped[Package] = relationship()
@@ -104,7 +117,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # A subscription's payment: which subscription, and until when this payment entitles the buyer.
     subscription_id: Mapped[int | None] = mapped_column(sa.ForeignKey("shop_subscriptions.id"))
-    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 
     customer: Mapped[Customer] = relationship()
     package: Mapped[Package] = relationship()
