@@ -103,24 +103,25 @@ def delete_mapping(mapping_id: int) -> Response:
 
 @dashboard.post("/mappings/<int:mapping_id>/backfill")
 def start_backfill(mapping_id: int) -> Response:
-    """Give the mapping's role to every customer who already holds its package, a batch at a time."""
+    """Give the mapping's role to every customer who already holds its package, a batch at a time; the
+    worker (here, the thread executor's) steps it. A backfill already running for it is kept."""
     try:
-        job = backfills.start_backfill(store_id(), mapping_id)
-    except MappingNotFound:
+        job = backfills.backfill_mapping(store_id(), mapping_id)
+    except backfills.MappingNotFound:
         return refused("That mapping no longer exists.", "dashboard.mappings")
-    except ValidationError as error:
-        return refused(error, "dashboard.mappings")
-    return saved(
-        f"Backfill started: {job.total} customers to check. Progress shows below.", "dashboard.mappings"
-    )
+    return saved(f"Backfill #{job.id} started: its progress shows beside the mapping.", "dashboard.mappings")
 
 
 @dashboard.post("/backfills/<int:backfill_id>/cancel")
 def cancel_backfill(backfill_id: int) -> Response:
     try:
         backfills.cancel_backfill(store_id(), backfill_id)
-    except ValidationError as error:
-        return refused(error, "dashboard.mappings")
+    except backfills.BackfillNotFound:
+        return refused("That backfill does not exist.", "dashboard.mappings")
+    except backfills.BackfillFinished:
+        return refused(
+            "That backfill already completed: there is nothing left to cancel.", "dashboard.mappings"
+        )
     return saved(
         "Backfill cancelled: nothing more is queued; roles already given stay.", "dashboard.mappings"
     )

@@ -178,7 +178,7 @@ def test_a_tier_upgrade_swaps_roles_and_the_dashboard_shows_tiers_and_backfill_p
         assert new.keep_on_end, "the form's keep-on-end box reached the mapping"
         db.session.remove()
     started = words(owner.post(f"/dashboard/mappings/{new.id}/backfill").text)
-    assert "Backfill started" in started, started[:400]
+    assert "started: its progress shows beside the mapping" in started, started[:400]
     assert re.search(r"running \d+ / \d+", started), f"the mapping shows the backfill: {started[:800]}"
 
     # The demo's thread executor steps backfills in its worker loop; this demo runs deliveries inline,
