@@ -29,8 +29,9 @@ def demo_sweep() -> Response:
     except ValueError:
         return refused("Give the time to run the sweep at.", "dashboard.customer", customer_id=back)
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    reminded = grants.send_due_reminders(now=at)
+    # In the worker's order: what is past its end ends, then what is still running is reminded.
     ended = grants.end_due_grants(now=at)
+    reminded = grants.send_due_reminders(now=at)
     return saved(
         f"Demo clock: ran the expiry sweep as of {at:%Y-%m-%d %H:%M} UTC "
         f"({_count(ended)} ended, {_count(reminded)} reminded).",
