@@ -163,8 +163,15 @@ def seed_store(app: Flask, sandbox: Sandbox, webhook_url: str) -> None:
     with app.app_context():
         for name, package_id in package_ids.items():
             # The tiers share a group: holding Silver replaces Bronze, and Bronze comes back if Silver lapses.
-            tier = {"group": TIER_GROUP, "rank": TIERS.index(name) + 1} if name in TIERS else {}
-            guilds.create_mapping(store_id, str(package_id), guild.id, sandbox.roles[name], **tier)
+            tier = name in TIERS
+            guilds.create_mapping(
+                store_id,
+                str(package_id),
+                guild.id,
+                sandbox.roles[name],
+                group=TIER_GROUP if tier else None,
+                rank=TIERS.index(name) + 1 if tier else None,
+            )
         db.session.commit()
     # A server admin then drags Legend above the bot's role: Legend purchases fail until the owner
     # follows the diagnostic's fix. This is the most common real-world delivery failure.
