@@ -8,7 +8,8 @@ The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in
     ``notification_ids``, lists of ints, and ``reply_ids`` when a ``/claim`` is waiting for its answer).
     It claims and runs exactly those rows that are still due, answers last.
 ``flask_discord_roles.process_due``
-    One pass of the worker loop: retries whose backoff is over, expiry of unclaimed deliveries, and rows
+    One pass of the worker loop: retries whose backoff is over, expiry of unclaimed deliveries, the end of
+    time-limited grants past their expiry plus grace and the expiry reminders that are due, and rows
     whose task was lost (a broker hiccup, a web process killed right after its commit).
 
 Retries with backoff are scheduled *in the database*, not as Celery countdowns, so nothing runs them

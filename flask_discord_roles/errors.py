@@ -9,7 +9,7 @@ still work. Errors from Discord itself are in :mod:`flask_discord_roles.discord.
 The family, where each member is raised and exported:
 
 - :class:`NotFound`: ``deliveries.DeliveryNotFound``, ``guilds.GuildNotLinked``,
-  ``guilds.MappingNotFound``, ``bots.BotNotConfigured``
+  ``guilds.MappingNotFound``, ``bots.BotNotConfigured``, ``grants.GrantNotFound``
 - :class:`ValidationError`: refused input, from every module
 - :class:`Conflict`: ``guilds.DuplicateMapping``; ``AccountTaken`` (account linking)
 - :class:`ConfigurationError`: a bad setting, ``claim_codes.ClaimCodeSecretMissing``,

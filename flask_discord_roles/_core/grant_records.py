@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -109,7 +108,3 @@ def get_grant(state: DiscordRolesState, store_id: str, grant_id: int) -> GrantIn
     if row is None:
         raise GrantNotFound(f"no grant {grant_id} in this store")
     return GrantInfo.from_row(row)
-
-
-def infos(rows: Sequence[Grant]) -> list[GrantInfo]:
-    return [GrantInfo.from_row(row) for row in rows]

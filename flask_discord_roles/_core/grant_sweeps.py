@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from flask_discord_roles._core.bots import client_for, get_bot
 from flask_discord_roles._core.grant_records import GrantInfo, grant_columns
 from flask_discord_roles._core.grants import take_back
+from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import current_app_or_none, send_after_commit
 from flask_discord_roles._runtime.models import Grant
@@ -63,6 +64,25 @@ def due_to_end(model: type[Grant], now: datetime, batch_size: int) -> sa.Select[
     )
 
 
+def end_batch(model: type[Grant], now: datetime, batch_size: int, dialect: str) -> sa.Update:
+    """The UPDATE that ends the next batch of due grants and returns them as :class:`GrantInfo` columns.
+
+    One statement claims the batch: a grant another worker ended first is no longer ``'active'``; on
+    PostgreSQL the candidates are locked ``SKIP LOCKED`` so a second worker takes the next ones instead
+    of waiting.
+    """
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    candidates = due_to_end(model, now, batch_size)
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return (
+        table.update()
+        .where(table.c.id.in_(candidates.scalar_subquery()), table.c.status == ACTIVE)
+        .values(status=GrantStatus.ENDED, end_reason=GrantEnd.EXPIRED, ended_at=now, updated_at=now)
+        .returning(*(table.c[column.key] for column in grant_columns(model)))
+    )
+
+
 def end_due_grants(
     state: DiscordRolesState,
     *,
@@ -78,39 +98,36 @@ def end_due_grants(
     is due or after ``max_batches``. The removal rows are due at once: the worker's drain (or the
     executor, when the caller hands them over) runs them.
     """
-    session = state.db.session
-    model = state.models.Grant
-    table = model.__table__  # type: ignore[attr-defined]
     ended = Ended()
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        candidates = due_to_end(model, now, batch_size)
-        if session.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        # One UPDATE claims the batch: a grant another worker ended first is no longer 'active'.
-        statement = (
-            table.update()
-            .where(table.c.id.in_(candidates.scalar_subquery()), table.c.status == ACTIVE)
-            .values(status=GrantStatus.ENDED, end_reason=GrantEnd.EXPIRED, ended_at=now, updated_at=now)
-            .returning(*(table.c[column.key] for column in grant_columns(model)))
-        )
-        try:
-            batch = [GrantInfo.from_row(row) for row in session.connection().execute(statement)]
-            queued = take_back(state, batch, now=now, reason_code=ReasonCode.GRANT_EXPIRED)
-            app = current_app_or_none()
-            if app is not None:
-                for info in batch:
-                    send_after_commit(session(), app, grant_ended, grant=info)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        batch, due = _end_one_batch(state, now, batch_size)
         ended.grants += batch
-        ended.due += queued.due
+        ended.due += due
         if len(batch) < batch_size:
             break
     return ended
+
+
+@survives_transient_db_errors  # one transaction, no Discord call: safe to run again
+def _end_one_batch(
+    state: DiscordRolesState, now: datetime, batch_size: int
+) -> tuple[list[GrantInfo], list[int]]:
+    session = state.db.session
+    statement = end_batch(state.models.Grant, now, batch_size, session.get_bind().dialect.name)
+    try:
+        batch = [GrantInfo.from_row(row) for row in session.connection().execute(statement)]
+        queued = take_back(state, batch, now=now, reason_code=ReasonCode.GRANT_EXPIRED)
+        app = current_app_or_none()
+        if app is not None:
+            for info in batch:
+                send_after_commit(session(), app, grant_ended, grant=info)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return batch, queued.due
 
 
 # -- reminding before expiry ---------------------------------------------------------------------------
@@ -143,11 +160,8 @@ def send_due_reminders(state: DiscordRolesState, *, now: datetime, batch_size: i
     (``dms_closed`` when the member does not accept DMs from the bot, ``discord_unavailable`` when
     Discord was down, ...). One batch per call.
     """
-    session = state.db.session
-    model = state.models.Grant
-    ids = list(session.scalars(due_reminders(model, now, batch_size)))
-    session.commit()
     sent = 0
+    ids = _due_reminder_ids(state, now, batch_size)
     for grant_id in ids:
         info = _claim_reminder(state, grant_id, now)
         if info is None:
@@ -161,35 +175,65 @@ def send_due_reminders(state: DiscordRolesState, *, now: datetime, batch_size: i
                 logger.exception("a receiver of grant_expiring raised")
         code = _direct_message(state, info)
         if code is not None:
-            table = model.__table__  # type: ignore[attr-defined]
-            session.connection().execute(
-                table.update().where(table.c.id == grant_id).values(reminder_reason_code=code)
-            )
-            session.commit()
+            _record_unsent(state, grant_id, code)
     return sent
 
 
+@survives_transient_db_errors
+def _due_reminder_ids(state: DiscordRolesState, now: datetime, batch_size: int) -> list[int]:
+    session = state.db.session
+    try:
+        ids = list(session.scalars(due_reminders(state.models.Grant, now, batch_size)))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return ids
+
+
+@survives_transient_db_errors  # the UPDATE only matches an unclaimed reminder: safe to run again
 def _claim_reminder(state: DiscordRolesState, grant_id: int, now: datetime) -> GrantInfo | None:
+    """Take the reminder for this worker: it matches only while unsent and still due (a renewal
+    committed first moved ``remind_at`` on)."""
     model = state.models.Grant
     table = model.__table__  # type: ignore[attr-defined]
     session = state.db.session
-    row = (
-        session.connection()
-        .execute(
-            table.update()
-            .where(
-                table.c.id == grant_id,
-                table.c.status == ACTIVE,
-                table.c.reminded_at.is_(None),
-                table.c.remind_at <= now,
+    try:
+        row = (
+            session.connection()
+            .execute(
+                table.update()
+                .where(
+                    table.c.id == grant_id,
+                    table.c.status == ACTIVE,
+                    table.c.reminded_at.is_(None),
+                    table.c.remind_at <= now,
+                )
+                .values(reminded_at=now)
+                .returning(*(table.c[column.key] for column in grant_columns(model)))
             )
-            .values(reminded_at=now)
-            .returning(*(table.c[column.key] for column in grant_columns(model)))
+            .first()
         )
-        .first()
-    )
-    session.commit()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return None if row is None else GrantInfo.from_row(row)
+
+
+@survives_transient_db_errors
+def _record_unsent(state: DiscordRolesState, grant_id: int, code: ReasonCode) -> None:
+    """Why the DM did not go; it is not tried again (the reminder stays claimed)."""
+    table = state.models.Grant.__table__  # type: ignore[attr-defined]
+    session = state.db.session
+    try:
+        session.connection().execute(
+            table.update().where(table.c.id == grant_id).values(reminder_reason_code=code)
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _direct_message(state: DiscordRolesState, grant: GrantInfo) -> ReasonCode | None:

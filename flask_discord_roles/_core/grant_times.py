@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from flask_discord_roles._runtime.models import StoreSettings, utcnow
+from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import GrantStatus
 
@@ -22,12 +22,6 @@ class GrantTimes:
 
     grace_hours: int = 0
     reminder_hours: int | None = None
-
-    @classmethod
-    def of(cls, settings: StoreSettings | None) -> GrantTimes:
-        if settings is None:
-            return cls()
-        return cls(settings.grace_hours or 0, settings.expiry_reminder_hours)
 
     def ends_at(self, expires_at: datetime | None) -> datetime | None:
         """When the roles go: the expiry plus the grace period; never for a grant without an expiry."""
@@ -44,6 +38,7 @@ class GrantTimes:
 
 
 def grant_times(state: DiscordRolesState, store_id: str) -> GrantTimes:
+    """The store's saved grace and reminder hours (no grace, no reminder for a store that saved none)."""
     model = state.models.StoreSettings
     row = state.db.session.execute(
         sa.select(model.grace_hours, model.expiry_reminder_hours).where(model.store_id == store_id)

@@ -135,8 +135,8 @@ def register_tasks(celery_app: Any, flask_app: Flask) -> None:
             return counts
 
         def process_due() -> dict[str, int]:
-            """One pass over everything due: retries, expiry, a step of each running backfill, and rows
-            whose task was lost."""
+            """One pass over everything due: retries, expiry, ended grants and reminders, a step of each
+            running backfill, and rows whose task was lost."""
 
             with flask_app.app_context():
                 totals = Worker(flask_app, name="celery process_due").run(once=True)

@@ -411,6 +411,8 @@ class Grant(_Columns):
             # A customer's grants (tenant API), and a Discord user's (/check).
             sa.Index(conv("ix_discord_roles_grants_customer"), "store_id", "customer_id"),
             sa.Index(conv("ix_discord_roles_grants_discord_user"), "store_id", "discord_user_id"),
+            # order_revoked of a renewal's order finds its grant (the first order's is the unique key).
+            sa.Index(conv("ix_discord_roles_grants_last_order"), "store_id", "last_order_id"),
         )
 
     def __repr__(self) -> str:

@@ -37,6 +37,9 @@ DEFAULTS = {
     "delivery_mode": "automatic",
     "claims_expire": True,
     "claim_expiry_hours": 72,
+    "grace_hours": 0,
+    "expiry_reminder_hours": None,
+    "expiry_reminder_dm": True,
 }
 ROLE, MEMBER = 0, 1
 
@@ -139,6 +142,12 @@ def test_an_empty_body_changes_nothing_and_saves_nothing(api: Api, app: Flask) -
         ({"claim_expiry_hours": 1.5}, ("claim_expiry_hours",)),
         ({"claim_expiry_hours": "72"}, ("claim_expiry_hours",)),
         ({"claim_expiry_hours": True}, ("claim_expiry_hours",)),
+        ({"grace_hours": -1}, ("grace_hours",)),
+        ({"grace_hours": 8761}, ("grace_hours",)),
+        ({"grace_hours": None}, ("grace_hours",)),
+        ({"expiry_reminder_hours": 0}, ("expiry_reminder_hours",)),
+        ({"expiry_reminder_hours": "24"}, ("expiry_reminder_hours",)),
+        ({"expiry_reminder_dm": "yes"}, ("expiry_reminder_dm",)),
         ({"welcome_message": "x" * 2001}, ("welcome_message",)),
         ({"checkout_prompt": 5}, ("checkout_prompt",)),
         ({"notification_channel_id": "general"}, ("notification_channel_id",)),

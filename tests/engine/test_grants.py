@@ -7,6 +7,7 @@ may carry an expiry already gone), so the removals a sweep queues "now" are due 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from flask_discord_roles import grants, order_completed, order_revoked
+from flask_discord_roles._core import grant_sweeps as sweeps
+from flask_discord_roles._core.grant_sweeps import due_reminders, end_batch
 from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
@@ -278,3 +281,77 @@ def test_a_reminder_discord_refuses_is_recorded_and_not_retried(shop: Shop) -> N
     grant_row = shop.db.session.get(get_state(shop.app).models.Grant, the_grant(shop).id)
     assert grant_row is not None
     assert grant_row.reminder_reason_code == "dms_closed"
+
+
+# -- the sweeps read only what is due -------------------------------------------------------------------
+
+
+def test_the_sweeps_read_only_their_partial_indexes(shop: Shop) -> None:
+    models = get_state(shop.app).models
+    now = utcnow()
+    with shop.db.engine.connect() as connection:
+        dialect = connection.dialect
+        if dialect.name == "postgresql":
+            # An empty table is cheapest to scan whole; forbid that to see whether the index can serve.
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        explain = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN"
+        for index, statement in (
+            ("ix_discord_roles_grants_ending", end_batch(models.Grant, now, 100, dialect.name)),
+            ("ix_discord_roles_grants_reminders", due_reminders(models.Grant, now, 100)),
+        ):
+            sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(f"{explain} {sql}"))
+            assert index in plan, f"the sweep must read {index}; the plan is:\n{plan}"
+            assert "SCAN discord_roles_grants" not in plan, f"a full scan:\n{plan}"
+
+
+MEMBERS = 4
+"""Few enough that their roles go out within one of FakeDiscord's rate-limit windows."""
+
+
+def test_two_workers_sweeping_at_once_end_and_remind_each_grant_once(shop: Shop, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers at once need PostgreSQL (SQLite: one worker, see the workers docs)")
+    shop.settings(expiry_reminder_hours=24, expiry_reminder_dm=False)
+    expires = utcnow() + MONTH
+    for number in range(MEMBERS):
+        lapsed, ending = shop.member(f"lapsed-{number}"), shop.member(f"ending-{number}")
+        subscribe(shop, f"lapsed-{number}", buyer=lapsed, expires_at=ago(1), subscription_id=f"a-{number}")
+        subscribe(shop, f"ending-{number}", buyer=ending, expires_at=expires, subscription_id=f"b-{number}")
+    assert [r.status for r in shop.deliveries(action="add")] == ["completed"] * 2 * MEMBERS
+    state = get_state(shop.app)
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        with shop.app.app_context():
+            start.wait(timeout=10)
+            sweeps.end_due_grants(state, now=utcnow(), batch_size=2)
+            sweeps.send_due_reminders(state, now=expires - timedelta(hours=1), batch_size=20)
+
+    with received(grant_ended) as ended, received(grant_expiring) as expiring:
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert sorted(g.order_id for g in ended) == [f"lapsed-{n}" for n in range(MEMBERS)], "each ends once"
+    assert sorted(g.order_id for g in expiring) == [f"ending-{n}" for n in range(MEMBERS)], "once each"
+    assert len(shop.deliveries(action="remove")) == MEMBERS, "one removal per ended grant"
+
+
+def test_a_reminder_discord_could_not_take_is_recorded_and_not_retried(shop: Shop) -> None:
+    shop.settings(expiry_reminder_hours=24)
+    buyer = shop.member("alice")
+    expires = utcnow() + MONTH
+    subscribe(shop, "order-1", buyer=buyer, expires_at=expires)
+    shop.fake.set_faults(error_rate=1.0, routes=["messages"])  # Discord answers 500 to the DM
+
+    sent = [grants.send_due_reminders(now=expires - timedelta(hours=h)) for h in (23, 22)]
+    shop.fake.set_faults()
+
+    assert sent == [1, 0], "claimed once: at most once means a failed DM is not sent again"
+    assert len(shop.fake.calls_to("POST", DM_POST)) == 1
+    grant_row = shop.db.session.get(get_state(shop.app).models.Grant, the_grant(shop).id)
+    assert grant_row is not None
+    assert grant_row.reminder_reason_code == "discord_unavailable"

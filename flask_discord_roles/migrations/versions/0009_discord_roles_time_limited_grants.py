@@ -93,6 +93,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_discord_roles_grants_discord_user", "discord_roles_grants", ["store_id", "discord_user_id"]
     )
+    op.create_index(
+        "ix_discord_roles_grants_last_order", "discord_roles_grants", ["store_id", "last_order_id"]
+    )
     op.create_table(
         "discord_roles_backfills",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -139,6 +142,7 @@ def downgrade() -> None:
     op.drop_index("ix_discord_roles_backfills_store", table_name="discord_roles_backfills")
     op.drop_table("discord_roles_backfills")
     for name in (
+        "ix_discord_roles_grants_last_order",
         "ix_discord_roles_grants_discord_user",
         "ix_discord_roles_grants_customer",
         "ix_discord_roles_grants_reminders",
