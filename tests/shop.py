@@ -54,8 +54,18 @@ class Shop:
         self.roles[name] = role.id
         return role.id
 
-    def map(self, package_id: str, role_name: str, *, guild_id: str | None = None) -> None:
-        """Map a package to a role, linking its server first if it is not yet (as a store owner must)."""
+    def map(
+        self,
+        package_id: str,
+        role_name: str,
+        *,
+        guild_id: str | None = None,
+        group: str | None = None,
+        rank: int | None = None,
+        keep_on_end: bool = False,
+    ) -> None:
+        """Map a package to a role, linking its server first if it is not yet (as a store owner must);
+        ``group`` and ``rank`` make it a tier of a group, ``keep_on_end`` a sticky role."""
         guild_id = guild_id or self.guild_id
         role_id = self.roles.get(role_name) or self.role(role_name)
         if not self.is_linked(guild_id):
@@ -68,6 +78,9 @@ class Shop:
                 guild_id=guild_id,
                 role_id=role_id,
                 role_name=role_name,
+                tier_group=group,
+                tier_rank=rank,
+                keep_on_end=keep_on_end,
             )
         )
         self.db.session.commit()

@@ -146,6 +146,9 @@ def claim_answer(listed: Sequence[Listed], notes: Sequence[str], *, final: bool 
 
 def _line(row: Listed, *, final: bool) -> str:
     order = f" (order {row.order_id})" if row.order_id else ""
+    if row.status == Status.COMPLETED and row.reason:
+        # Settled without a change: a higher tier of its group is theirs already.
+        return f"☑️ {row.role}{order}: {row.reason}"
     if row.status == Status.COMPLETED:
         return f"✅ {row.role}{order}: delivered."
     if row.status == Status.FAILED:

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from flask_discord_roles._core.interaction_log import QueryRecorder
 from flask_discord_roles._core.order_rows import of_order
@@ -35,6 +36,7 @@ from flask_discord_roles._core.queue import (
 )
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
+from flask_discord_roles._core.tiers import mapping_of, outranked
 from flask_discord_roles._runtime.models import Delivery, Models
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, GrantStatus, Source, Status
@@ -233,15 +235,18 @@ def _reapply_missing(
     now: datetime,
 ) -> list[int]:
     """Run again one completed grant per still-owed role the member no longer holds, where the role
-    gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed)."""
+    gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed), and
+    no higher tier of its group outranks it."""
     model = models.Delivery
     due_roles = set(
         connection.scalars(sa.select(model.role_id).where(model.id.in_(list(already_due))))
         if already_due
         else ()
     )
+    mapping = aliased(models.RoleMapping, name="tier_mapping")
     candidates = connection.execute(
         sa.select(model.id, model.role_id)
+        .outerjoin(mapping, mapping_of(mapping, model))
         .where(
             *grants_to(model, store_id, user_id, [guild_id]),
             model.status == Status.COMPLETED,
@@ -250,6 +255,8 @@ def _reapply_missing(
             model.completed_at <= roles_seen_at,
             ~sa.exists(_later_manual_removal(model)),
             allowed(models),
+            # A lower tier stepped aside for a higher one they hold: not missing, not owed.
+            ~outranked(models, model, mapping),
         )
         .order_by(model.id)
     ).all()

@@ -37,22 +37,27 @@ def mapping_of(mapping: Any, delivery: Any) -> sa.ColumnElement[bool]:
 def outranked(models: Models, grant: Any, mapping: Any) -> sa.ColumnElement[bool]:
     """``grant`` (queued through ``mapping``) is outranked: its member holds a higher tier of its group.
 
-    False when the mapping is in no group (or missing), or the grant has no Discord user yet: the
-    comparisons with NULL match nothing.
+    False (never NULL, so it negates safely) when the mapping is in no group or missing (an outer
+    join's NULL row), or the grant has no Discord user yet.
     """
     higher = aliased(models.Delivery, name="higher_grant")
     higher_mapping = aliased(models.RoleMapping, name="higher_mapping")
-    return sa.exists(
-        sa.select(higher.id)
-        .join(higher_mapping, mapping_of(higher_mapping, higher))
-        .where(
-            higher.store_id == grant.store_id,
-            higher.guild_id == grant.guild_id,
-            higher.discord_user_id == grant.discord_user_id,
-            higher.action == Action.ADD,
-            higher.status == Status.COMPLETED,
-            higher.revoked_at.is_(None),
-            higher_mapping.tier_group == mapping.tier_group,
-            higher_mapping.tier_rank > mapping.tier_rank,
-        )
+    # The plain checks first: a row in no group (most of them) is answered without the subquery.
+    return sa.and_(
+        mapping.tier_group.is_not(None),
+        grant.discord_user_id.is_not(None),
+        sa.exists(
+            sa.select(higher.id)
+            .join(higher_mapping, mapping_of(higher_mapping, higher))
+            .where(
+                higher.store_id == grant.store_id,
+                higher.guild_id == grant.guild_id,
+                higher.discord_user_id == grant.discord_user_id,
+                higher.action == Action.ADD,
+                higher.status == Status.COMPLETED,
+                higher.revoked_at.is_(None),
+                higher_mapping.tier_group == mapping.tier_group,
+                higher_mapping.tier_rank > mapping.tier_rank,
+            )
+        ),
     )

@@ -1,15 +1,21 @@
 """Every path that changes roles, in any order: a stateful property test over the seams.
 
-Orders, refunds, links, unlinks, relinks, retries (one and all), ``/claim`` over the signed webhook,
-manual assignment and removal, members leaving and joining, moderators taking roles by hand, and worker
-passes are run in sequences Hypothesis chooses, against the real database and FakeDiscord over HTTP.
+Orders, refunds, expiries, links, unlinks, relinks, retries (one and all), ``/claim`` over the signed
+webhook, manual assignment and removal, members leaving and joining, moderators taking roles by hand, and
+worker passes are run in sequences Hypothesis chooses, against the real database and FakeDiscord over
+HTTP. Server A sells two tiers of one group (Bronze < Silver) and a sticky Badge (``keep_on_end``).
 After every step, over everything FakeDiscord saw:
 
 - no role change in a server that was unlinked (and not linked again) before the step;
 - no role removed that we did not grant, unless the store owner removed it by hand;
+- no sticky role removed, unless the store owner removed it by hand;
 - every successful PUT of a role is one role the store counts as assigned, and every grant we record
   as ours (the member did not hold the role before us) was given by a successful PUT;
 - no deferred interaction answer is edited before Discord received the acknowledgement.
+
+And once the queue has drained (a step of its own): alice holds at most one tier of the group, the
+highest her completed, active grants give, unless the owner gave her a tier by hand or server A was
+unlinked while a tier change was on its way.
 """
 
 from __future__ import annotations
@@ -34,16 +40,27 @@ from hypothesis.stateful import (
 )
 
 from flask_discord_roles import claim_code, deliveries, guilds
+from flask_discord_roles._core.queue import revoke_order
 from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.state import get_state
+from flask_discord_roles.codes import ReasonCode
 from flask_discord_roles.errors import ValidationError
+from flask_discord_roles.orders import OrderEvent
 from flask_discord_roles.testing import FakeDiscord
 from tests.shop import Shop, open_shop
 
 URL = "/webhook/discord/interactions/store-1"
 ROLE_CHANGE = re.compile(r"/guilds/(\d+)/members/(\d+)/roles/(\d+)$")
-ROLES = {"A": ("VIP", "Gold"), "B": ("Gold B",)}
-PACKAGES = {"vip": (("A", "VIP"),), "gold": (("A", "Gold"), ("B", "Gold B"))}
+ROLES = {"A": ("VIP", "Gold", "Bronze", "Silver", "Badge"), "B": ("Gold B",)}
+PACKAGES = {
+    "vip": (("A", "VIP"),),
+    "gold": (("A", "Gold"), ("B", "Gold B")),
+    "bronze": (("A", "Bronze"),),
+    "silver": (("A", "Silver"),),
+    "badge": (("A", "Badge"),),
+}
+TIERS = {"Bronze": 1, "Silver": 2}  # one group, "tiers", in server A
+STICKY = {"Badge"}
 ROLE_TARGETS = [(key, name) for key, names in ROLES.items() for name in names]
 PEOPLE = ("alice", "bob", "carol")
 MANUAL = "manual change by the store owner"
@@ -76,6 +93,7 @@ class RoleChanges(RuleBasedStateMachine):
         for key, names in ROLES.items():
             for name in names:
                 self.role_ids[(key, name)] = fake.create_role(self.guild[key], name).id
+        self.sticky_ids = {self.role_ids[("A", name)] for name in STICKY}
         self.user = {name: fake.create_user(name).id for name in PEOPLE}
         for key in ("A", "B"):
             fake.add_member(self.guild[key], self.user["alice"])
@@ -87,6 +105,8 @@ class RoleChanges(RuleBasedStateMachine):
         self.linked: set[str] = set()
         for key in ("A", "B"):
             self._link(key)
+        # Why alice may rightly hold two tiers at once: a tier given by hand, or server A unlinked.
+        self.tiers_unchecked = False
         self.order_count = 0
         self.seen_calls = len(fake.calls)
 
@@ -108,6 +128,9 @@ class RoleChanges(RuleBasedStateMachine):
                             guild_id=self.guild[key],
                             role_id=self.role_ids[(key, name)],
                             role_name=name,
+                            tier_group="tiers" if name in TIERS else None,
+                            tier_rank=TIERS.get(name),
+                            keep_on_end=name in STICKY,
                         )
                     )
         self.db.session.commit()
@@ -135,10 +158,24 @@ class RoleChanges(RuleBasedStateMachine):
         self.shop.buy(order_id, package, buyer=buyer, customer=f"customer-{who}")
         return order_id, who
 
+    @rule(target=orders, tier=st.sampled_from(sorted(TIERS)))
+    def alice_buys_a_tier(self, tier: str) -> tuple[str, str]:
+        """Upgrades, downgrades and repurchases of one tier group, often enough to meet each other."""
+        return self.buy(tier.lower(), "alice", linked_at_checkout=True)
+
     @rule(order=consumes(orders))
     def refund(self, order: tuple[str, str]) -> None:
         order_id, who = order
         self.shop.refund(order_id, customer=f"customer-{who}")
+
+    @rule(order=consumes(orders))
+    def expire(self, order: tuple[str, str]) -> None:
+        """A time-limited order's grant ran out: what the grants' expiry sweep does (the worker runs it)."""
+        order_id, who = order
+        with self.app.app_context():
+            event = OrderEvent(store_id=self.shop.store_id, order_id=order_id, customer_id=f"customer-{who}")
+            revoke_order(get_state(self.app), event, reason_code=ReasonCode.GRANT_EXPIRED)
+        self._commit()
 
     @rule(key=st.sampled_from(("A", "B")))
     def unlink(self, key: str) -> None:
@@ -146,6 +183,7 @@ class RoleChanges(RuleBasedStateMachine):
         if guild_id not in self.linked:
             return
         self.linked.discard(guild_id)  # from here on, nothing may change roles there
+        self.tiers_unchecked |= key == "A"
         guilds.unlink_guild(self.shop.store_id, guild_id)
         self._commit()
 
@@ -189,6 +227,7 @@ class RoleChanges(RuleBasedStateMachine):
     @rule(who=st.sampled_from(PEOPLE), role=st.sampled_from(ROLE_TARGETS), add=st.booleans())
     def by_hand(self, who: str, role: tuple[str, str], add: bool) -> None:
         key, name = role
+        self.tiers_unchecked |= add and who == "alice" and name in TIERS
         change = deliveries.assign_role if add else deliveries.remove_role
         try:
             change(
@@ -232,6 +271,31 @@ class RoleChanges(RuleBasedStateMachine):
         finally:
             worker.drainer.close()
 
+    @rule()
+    def queue_drained(self) -> None:
+        """Run the worker until nothing is due, then look at alice's tiers in server A."""
+        for _ in range(20):
+            if not [row for row in self.shop.deliveries(status="pending") if row.next_attempt_at is not None]:
+                break
+            self.worker_pass()
+        else:
+            raise AssertionError(f"the queue did not drain: {self.shop.statuses()}")
+        if self.tiers_unchecked:
+            return
+        names = {self.role_ids[("A", name)]: name for name in TIERS}
+        held = {names[r] for r in self.fake.member_roles(self.guild["A"], self.user["alice"]) if r in names}
+        assert len(held) <= 1, f"alice holds {sorted(held)} of one tier group at once"
+        given = {
+            row.role_name
+            for row in self.shop.deliveries(
+                action="add", status="completed", discord_user_id=self.user["alice"]
+            )
+            if row.role_name in TIERS and row.revoked_at is None
+        }
+        if held and given:
+            top = max(given, key=TIERS.__getitem__)
+            assert TIERS[held.pop()] >= TIERS[top], f"alice holds a lower tier than her active {top}"
+
     # -- what must hold after every step --------------------------------------------------------------
 
     @invariant()
@@ -254,6 +318,7 @@ class RoleChanges(RuleBasedStateMachine):
                 assert target not in self.foreign, (
                     f"removed a role we never granted ({call.audit_log_reason}) in server {guild}"
                 )
+                assert target[2] not in self.sticky_ids, f"removed a sticky role ({call.audit_log_reason})"
 
     @invariant()
     def every_assignment_is_one_put(self) -> None:

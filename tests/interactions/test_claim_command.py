@@ -207,6 +207,25 @@ def test_claim_does_not_reapply_a_refunded_or_held_role(shop: Shop, client: Flas
     assert role_puts(shop) == [], "neither the held VIP nor the refunded Gold is sent again"
 
 
+def test_claiming_two_tiers_ends_with_the_higher_and_a_second_claim_gives_nothing_back(
+    shop: Shop, client: FlaskClient
+) -> None:
+    shop.map("bronze", "Bronze", group="membership", rank=1)
+    shop.map("gold", "Gold", group="membership", rank=2)
+    alice = shop.member("alice")
+    shop.buy("order-1", "bronze", buyer=alice)
+    shop.buy("order-2", "gold", buyer=alice)
+
+    run_claim(shop, client, alice)
+    run_worker(shop.app)
+    assert shop.roles_of(alice) == {"Gold"}, "the lower tier steps aside for the higher one"
+    shop.fake.clear_calls()
+
+    _, answer = run_claim(shop, client, alice)
+    assert answer.json()["data"]["embeds"][0]["title"] == "Nothing to claim", "Bronze is outranked, not owed"
+    assert role_puts(shop) == []
+
+
 def test_claim_honours_the_claim_window(shop: Shop, client: FlaskClient) -> None:
     shop.map("vip", "VIP")
     alice = shop.member("alice")
