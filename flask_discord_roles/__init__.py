@@ -1,7 +1,7 @@
 """flask-discord-roles: deliver Discord roles to the people who buy them.
 
-The public API is what this package exports (``__all__``) and its public modules: ``bots``,
-``customers``, ``deliveries``, ``guilds``, ``store_settings``, ``tokens``, ``diagnostics``,
+The public API is what this package exports (``__all__``) and its public modules: ``backfills``,
+``bots``, ``customers``, ``deliveries``, ``guilds``, ``store_settings``, ``tokens``, ``diagnostics``,
 ``checkout``, ``celery``, ``codes``, ``errors``, ``signals``, ``orders``, ``discord``, ``testing`` and
 ``migrations``. Modules whose names start with ``_`` are internal and may change in any release.
 """
@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_discord_roles import bots, customers, deliveries, diagnostics, guilds, store_settings, tokens
+from flask_discord_roles import (
+    backfills,
+    bots,
+    customers,
+    deliveries,
+    diagnostics,
+    guilds,
+    store_settings,
+    tokens,
+)
 from flask_discord_roles._extension import DiscordRoles
 from flask_discord_roles._runtime import state as _state
 from flask_discord_roles._runtime.api_grant import ApiGrant
@@ -53,6 +62,7 @@ __all__ = [
     "__version__",
     "account_linked",
     "account_unlinked",
+    "backfills",
     "bots",
     "claim_code",
     "customers",

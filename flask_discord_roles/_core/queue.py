@@ -101,7 +101,7 @@ def order_grant_row(
 
     The same row, key and rules as the enqueue statements' (:mod:`._core.enqueue`): due now when we know
     who to give the role to and the store delivers without a /claim; otherwise waiting for the customer
-    until the claim window closes (``tests/services/test_backfills.py`` compares the two).
+    until the claim window closes (``tests/engine/test_backfills.py`` compares the two).
     """
     automatic = settings.delivery_mode == DeliveryMode.AUTOMATIC
     return {

@@ -1,9 +1,9 @@
 """No operation of the tenant API reads or changes another store's data.
 
-Store A has everything (a bot, a linked server, a mapping, deliveries, a linked customer, settings);
-store B has a token. Every operation in the OpenAPI description is called as B with A's ids in the path
-and the body: none answers with A's data, none fails with a 5xx, and afterwards A's rows are exactly as
-they were. B's token sent with A's store id is refused (403) by every operation.
+Store A has everything (a bot, a linked server, a mapping, deliveries, a linked customer, settings, a
+backfill); store B has a token. Every operation in the OpenAPI description is called as B with A's ids
+in the path and the body: none answers with A's data, none fails with a 5xx, and afterwards A's rows are
+exactly as they were. B's token sent with A's store id is refused (403) by every operation.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def store_a(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
     shop.buy("order-of-a-2", "vip", buyer=fake_discord.create_user("left").id, customer="customer-a")
     api_for(app, shop.store_id)
     with app.app_context():
-        from flask_discord_roles import guilds
+        from flask_discord_roles import backfills, guilds
 
         guilds.create_link_code(shop.store_id)
+        (mapping,) = guilds.list_mappings(shop.store_id)
+        backfills.start_backfill(shop.store_id, mapping.id)
         db.session.commit()
     return shop
 
@@ -99,6 +101,7 @@ def test_every_operation_called_by_another_store_sees_and_changes_nothing_of_our
             "guild_id": store_a.guild_id,
             "role_id": store_a.roles["VIP"],
             "customer_id": "customer-a",
+            "backfill_id": str(state.db.session.scalar(sa.select(sa.func.min(state.models.Backfill.id)))),
         }
         settings = state.models.StoreSettings
         channel_of_a = state.db.session.scalar(sa.select(settings.notification_channel_id))

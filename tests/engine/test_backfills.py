@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from flask_discord_roles import OrderEvent
 from flask_discord_roles._core import backfills as backfill_service
 from flask_discord_roles._core.backfills import BackfillInfo, step_backfills
+from flask_discord_roles._core.mappings import delete_mapping
 from flask_discord_roles._core.queue import enqueue_order, order_delivery_key
 from flask_discord_roles._engine.runner import DeliveryRunner
+from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.codes import BackfillStatus, DeliveryMode, GrantStatus, ReasonCode, Status
@@ -256,8 +258,17 @@ def test_a_second_running_backfill_of_a_mapping_is_refused(shop: Shop) -> None:
         begin(shop, info.mapping_id)
     assert refused.value.running_id == backfill_id
     shop.db.session.rollback()
-    again = backfill_service.backfill_mapping(get_state(shop.app), shop.store_id, info.mapping_id)
+    state = get_state(shop.app)
+    again = backfill_service.backfill_mapping(state, shop.store_id, info.mapping_id)
     assert again.id == backfill_id, "the mapping's view gets the running backfill back"
+
+    # The mapping is edited to grant another role: the old backfill stops and a new one starts.
+    mapping = shop.db.session.get(state.models.RoleMapping, info.mapping_id)
+    mapping.role_id = shop.role("Legend")
+    edited = backfill_service.backfill_mapping(state, shop.store_id, info.mapping_id)
+    shop.db.session.commit()
+    assert (edited.id != backfill_id, edited.role_id) == (True, shop.roles["Legend"])
+    assert progress(shop, backfill_id).status == BackfillStatus.CANCELLED
 
 
 # -- the rows are the order's own ----------------------------------------------------------------------------
@@ -308,3 +319,38 @@ def same_row(row: Any) -> dict[str, Any]:
         "due": row.next_attempt_at is not None,
         "claim_window": None if row.expires_at is None else row.expires_at - row.created_at,
     }
+
+
+def test_a_backfill_whose_mapping_is_deleted_stops_at_its_next_step(shop: Shop, workers: Workers) -> None:
+    shop.map("vip", "VIP")
+    for n in range(3):
+        shop.buy(f"order-{n}", "vip", buyer=shop.member(f"member-{n}"), customer=f"c-{n}")
+    shop.fake.clear_calls()
+    backfill_id = start(shop, "vip", "Supporter")
+    workers.step()
+    delete_mapping(get_state(shop.app), shop.store_id, progress(shop, backfill_id).mapping_id)
+    shop.db.session.commit()
+
+    workers.step()
+    workers.drain()
+
+    info = progress(shop, backfill_id)
+    assert (info.status, info.expired, info.total) == (BackfillStatus.CANCELLED, 2, 2), info
+    assert shop.fake.calls_to("PUT", ROLE_PUT) == [], "a role no longer sold is not handed out"
+
+
+def test_the_workers_pass_steps_backfills_and_runs_what_they_queued(shop: Shop) -> None:
+    shop.map("vip", "VIP")
+    members = [shop.member(f"member-{n}") for n in range(3)]
+    for n, member in enumerate(members):
+        shop.buy(f"order-{n}", "vip", buyer=member, customer=f"c-{n}")
+    backfill_id = start(shop, "vip", "Supporter")
+    worker = Worker(shop.app, threads=1)
+    try:
+        for _ in range(3):
+            worker.run_pass()
+    finally:
+        worker.drainer.close()
+
+    assert all("Supporter" in shop.roles_of(member) for member in members)
+    assert progress(shop, backfill_id).status == BackfillStatus.COMPLETED
