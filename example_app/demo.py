@@ -26,10 +26,22 @@ PASSWORD = "demo"  # noqa: S105  (printed on start: the demo accounts are public
 """Every demo account's password: this is a demo, and the accounts are printed on start."""
 
 PACKAGES = (
-    ("Supporter", 500, "A green name in the server and our thanks."),
-    ("VIP", 1500, "A gold name and the VIP lounge."),
-    ("Legend", 3000, "A purple name. Its role sits above the bot until the owner fixes it."),
+    ("Supporter", 500, "A green name in the server and our thanks.", None),
+    ("VIP", 1500, "A gold name and the VIP lounge.", None),
+    ("Legend", 3000, "A purple name. Its role sits above the bot until the owner fixes it.", None),
+    ("Member", 300, "The Member role for as long as you subscribe.", 30),
+    ("Bronze", 200, "The Bronze tier, monthly.", 30),
+    ("Silver", 400, "The Silver tier, monthly: replaces Bronze.", 30),
+    ("Gold", 800, "The Gold tier, monthly: replaces Silver and Bronze.", 30),
 )
+"""(name, price in cents, description, period in days: None for a one-time purchase)."""
+TIER_GROUP = "Tiers"
+TIERS = ("Bronze", "Silver", "Gold")
+"""One tier group, lowest rank first: a member holds only the highest tier they pay for."""
+GRACE_HOURS = 24
+"""The store's grace period: a lapsed subscription keeps its role this long after the paid period."""
+REMINDER_HOURS = 72
+"""The store reminds a member this long before their subscription's paid period ends."""
 CUSTOMERS = (
     ("owner@example.com", "Store Owner", True),
     ("alice@example.com", "Alice", False),
@@ -37,6 +49,7 @@ CUSTOMERS = (
 )
 CHECKOUT_PROMPT = "Link your Discord account and your role arrives the moment you pay."
 MANAGE_GUILD = 1 << 5  # Discord shows /link only to members who may manage the server
+READ_GUILD, READ_MEMBER = "guild", "guild_member"  # FakeDiscord's rate-limit families for those reads
 
 
 @dataclass
@@ -51,15 +64,29 @@ class Sandbox:
 
 
 def start_sandbox() -> Sandbox:
-    """Start FakeDiscord and build the demo server: three package roles the bot can give, and a
+    """Start FakeDiscord and build the demo server: a role per package, which the bot can give, and a
     Moderator role above the bot that it never can."""
     fake = FakeDiscord()
     fake.start()
+    # Seeding checks each of the seven mapped roles with Discord (the server's roles and the bot's member)
+    # in its first second, and the owner's pages read them again: at the fake's ballpark 10 reads per 10
+    # seconds, the demo's first pages would wait out a rate limit. Discord does not publish these limits;
+    # the demo's server allows more reads, and role changes keep the fake's observed limit.
+    for family in (READ_GUILD, READ_MEMBER):
+        fake.set_route_limit(family, 50, 10.0)
     bot = fake.create_bot("Demo Store Bot")
     owner = fake.create_user("storeowner", global_name="Store Owner")
     guild = fake.create_guild("Demo Server", owner_id=owner.id)
     roles = {}
-    for name, color in (("Supporter", 0x2ECC71), ("VIP", 0xF1C40F), ("Legend", 0x9B59B6)):
+    for name, color in (
+        ("Supporter", 0x2ECC71),
+        ("VIP", 0xF1C40F),
+        ("Legend", 0x9B59B6),
+        ("Member", 0x3498DB),
+        ("Bronze", 0xCD7F32),
+        ("Silver", 0xC0C0C0),
+        ("Gold", 0xFFD700),
+    ):
         roles[name] = fake.create_role(guild.id, name, color=color).id
     fake.add_bot_to_guild(bot, guild.id)
     fake.create_role(guild.id, "Moderator", color=0xE74C3C, position=99)
@@ -93,8 +120,10 @@ def seed_store(app: Flask, sandbox: Sandbox, webhook_url: str) -> None:
     fake, guild = sandbox.fake, sandbox.guild
     with app.app_context():
         packages = {}
-        for name, cents, description in PACKAGES:
-            packages[name] = Package(name=name, price_cents=cents, description=description)
+        for name, cents, description, period_days in PACKAGES:
+            packages[name] = Package(
+                name=name, price_cents=cents, description=description, period_days=period_days
+            )
         db.session.add_all(packages.values())
         for email, name, is_owner in CUSTOMERS:
             customer = Customer(email=email, name=name, is_owner=is_owner)
@@ -107,7 +136,12 @@ def seed_store(app: Flask, sandbox: Sandbox, webhook_url: str) -> None:
             bot_token=sandbox.bot.token,
             client_secret=sandbox.bot.client_secret,  # customers link through the store's own app
         )
-        store_settings.update_settings(store_id, checkout_prompt=CHECKOUT_PROMPT)
+        store_settings.update_settings(
+            store_id,
+            checkout_prompt=CHECKOUT_PROMPT,
+            grace_hours=GRACE_HOURS,
+            expiry_reminder_hours=REMINDER_HOURS,
+        )
         issued = guilds.create_link_code(store_id)
         db.session.commit()
         package_ids = {name: package.id for name, package in packages.items()}
@@ -128,7 +162,16 @@ def seed_store(app: Flask, sandbox: Sandbox, webhook_url: str) -> None:
 
     with app.app_context():
         for name, package_id in package_ids.items():
-            guilds.create_mapping(store_id, str(package_id), guild.id, sandbox.roles[name])
+            # The tiers share a group: holding Silver replaces Bronze, and Bronze comes back if Silver lapses.
+            tier = name in TIERS
+            guilds.create_mapping(
+                store_id,
+                str(package_id),
+                guild.id,
+                sandbox.roles[name],
+                group=TIER_GROUP if tier else None,
+                rank=TIERS.index(name) + 1 if tier else None,
+            )
         db.session.commit()
     # A server admin then drags Legend above the bot's role: Legend purchases fail until the owner
     # follows the diagnostic's fix. This is the most common real-world delivery failure.
@@ -192,6 +235,8 @@ def start_demo(*, host: str = "127.0.0.1", port: int = 5000, config: dict[str, A
                 "DISCORD_ROLES_API_BASE_URL": sandbox.fake.api_base_url,
                 "DISCORD_ROLES_PUBLIC_BASE_URL": f"http://{server.host}:{server.port}",
                 "DEMO_GUILD_ID": sandbox.guild.id,
+                # The dashboard's "Skip to its end" button: see a subscription lapse without waiting.
+                "DEMO_CLOCK": True,
                 **(config or {}),
             }
         )

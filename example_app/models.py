@@ -24,6 +24,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class AwareDateTime(sa.TypeDecorator[datetime]):
+    """A UTC time that reads back timezone-aware on every database (SQLite drops the zone), so the
+    subscription times can be compared with ``datetime.now(UTC)`` and sent as ``expires_at``."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Customer(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     """A shopper, or (``is_owner``) the store owner who may open the dashboard."""
 
@@ -54,10 +67,43 @@ class Package(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(sa.String(100))
     description: Mapped[str] = mapped_column(sa.String(255), default="")
     price_cents: Mapped[int]
+    # Sold by the period: each payment entitles the buyer for this many days. None: bought once, for good.
+    period_days: Mapped[int | None] = mapped_column(default=None)
 
     @property
     def price(self) -> str:
-        return f"${self.price_cents / 100:.2f}"
+        amount = f"${self.price_cents / 100:.2f}"
+        return f"{amount} / {self.period_days} days" if self.period_days else amount
+
+    @property
+    def is_subscription(self) -> bool:
+        return self.period_days is not None
+
+
+class Subscription(db.Model):  # type: ignore[name-defined,misc]
+    """A customer paying for a package period after period, until they stop renewing.
+
+    Cancelling stops renewals (``renews`` False): the paid period still runs to its end, and the
+    extension ends the roles after that (plus the store's grace period), because no renewal came.
+    """
+
+    __tablename__ = "shop_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_customers.id"), index=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("shop_packages.id"))
+    paid_until: Mapped[datetime] = mapped_column(AwareDateTime())
+    renews: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), default=_now)
+    cancelled_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+
+    customer: Mapped[Customer] = relationship()
+    package: Mapped[Package] = relationship()
+
+    @property
+    def discord_roles_id(self) -> str:
+        """The id the extension knows this subscription by: the same for every one of its orders."""
+        return f"sub-{self.id}"
 
 
 class Order(db.Model):  # type: ignore[name-defined,misc]
@@ -69,6 +115,10 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(sa.String(16), default=PAID)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=_now)
     refunded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # A subscription's payment: which subscription, and until when this payment entitles the buyer.
+    subscription_id: Mapped[int | None] = mapped_column(sa.ForeignKey("shop_subscriptions.id"))
+    expires_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 
     customer: Mapped[Customer] = relationship()
     package: Mapped[Package] = relationship()
+    subscription: Mapped[Subscription | None] = relationship()

@@ -59,4 +59,14 @@ def navigation() -> dict[str, list[NavItem]]:
 
 
 # Imported last, for their routes: each module registers its pages on the blueprint defined above.
-from . import bot, customers, deliveries, diagnostics, guilds, mappings, overview, settings  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    bot,
+    customers,
+    deliveries,
+    demo_clock,
+    diagnostics,
+    guilds,
+    mappings,
+    overview,
+    settings,
+)

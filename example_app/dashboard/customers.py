@@ -7,10 +7,10 @@ customer id the shop has never heard of still opens, since the extension may kno
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from flask_discord_roles import customers, deliveries
+from flask_discord_roles import customers, deliveries, grants
 from flask_discord_roles.customers import ValidationError
 from flask_discord_roles.deliveries import DeliveryInfo
 
@@ -19,7 +19,7 @@ from ..models import Customer
 from . import dashboard
 from .common import refused, store_id, why
 from .servers import role_name, servers_with_roles
-from .shop_names import shop_customer_id
+from .shop_names import package_names, shop_customer_id
 
 ROLE_STATUS_WORDS = {
     "held": "has the role",
@@ -61,6 +61,10 @@ def customer_page(customer_id: str) -> str | Response:
         servers=servers,
         guild_names={server.guild.guild_id: server.name for server in servers},
         words=ROLE_STATUS_WORDS,
+        # Subscriptions and fixed-term purchases: until when each entitles the customer.
+        grants=grants.list_grants(store, customer_id=customer_id),
+        packages=package_names(),
+        demo_clock=current_app.config.get("DEMO_CLOCK", False),
     )
 
 

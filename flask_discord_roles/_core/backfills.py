@@ -33,8 +33,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flask_discord_roles._core.delivery_rows import insert_new
 from flask_discord_roles._core.mappings import LARGEST_ID, MappingNotFound
-from flask_discord_roles._core.queue import insert_new, order_grant_row, unleased
+from flask_discord_roles._core.queue import order_grant_row, unleased
 from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._core.settings import queue_settings_on
 from flask_discord_roles._runtime.dialects import supported_insert

@@ -211,11 +211,14 @@ def take_back(
         packages.setdefault(key, []).append(grant.package_id)
         customers[key] = grant.customer_id
     queued = Queued()
+    # The removals are due at once, whatever clock decided the end: a sweep run with a later ``now``
+    # (a test, a demo's clock) must not queue them for that later moment, when no runner would take them.
+    due = min(now, utcnow())
     for (store_id, order_id), package_ids in packages.items():
         event = OrderEvent(
             store_id, order_id, customer_id=customers[(store_id, order_id)], package_ids=tuple(package_ids)
         )
-        done = revoke_order(state, event, now=now, reason_code=reason_code)
+        done = revoke_order(state, event, now=due, reason_code=reason_code)
         queued.created += done.created
         queued.due += done.due
     return queued

@@ -1,5 +1,6 @@
 """The example storefront's owner dashboard, against the running demo: FakeDiscord with the demo server,
-the store seeded (bot saved, server linked, Supporter/VIP/Legend mapped, Legend's role above the bot).
+the store seeded (bot saved, server linked, Supporter/VIP/Legend, Member and the tiers mapped, Legend's
+role above the bot).
 
 Each test starts its own demo and signs in through ``/login`` with Flask's test client; FakeDiscord is the
 judge of what reached Discord.
@@ -159,7 +160,7 @@ def test_every_page_shows_the_stores_real_state(demo: Demo, owner: FlaskClient) 
     for element in ("<svg", "<title", "<desc"):
         assert element in overview, f"the chart is an SVG with a title and a description: no {element}"
     assert "1 deliveries in the last 14 days" in overview, "the chart describes what it shows"
-    assert "1 of 10 checks failing" in overview, "Legend's role above the bot fails a check"
+    assert "1 of 14 checks failing" in overview, "Legend's role above the bot fails a check"
 
     bot_page = page(owner, "/dashboard/bot")
     assert demo.sandbox.bot.application_id in bot_page
@@ -287,9 +288,9 @@ def test_unlinking_the_server_says_what_it_changed(demo: Demo, owner: FlaskClien
     guild_id = demo.sandbox.guild.id
     confirm = page(owner, f"/dashboard/guilds/{guild_id}/unlink")
     assert "Unlink Demo Server?" in confirm
-    assert "deletes its 3 role mappings" in confirm, "the confirmation says what unlinking does"
+    assert "deletes its 7 role mappings" in confirm, "the confirmation says what unlinking does"
     done = post(owner, f"/dashboard/guilds/{guild_id}/unlink")
-    assert "Unlinked Demo Server. 3 role mappings deleted" in done
+    assert "Unlinked Demo Server. 7 role mappings deleted" in done
     assert "No server is linked yet" in done
     assert "not linked" in post(owner, f"/dashboard/guilds/{guild_id}/unlink"), "a second unlink is refused"
 
@@ -481,4 +482,4 @@ def test_diagnostics_show_the_failing_role_check_with_its_fix(demo: Demo, owner:
     assert "role_above_bot" in item.group(1)
     assert "Fix: Move the bot's role above «Legend»" in re.sub(r"<[^>]+>", "", item.group(1))
     fix_the_hierarchy(demo)
-    assert "all 10 checks pass" in page(owner, "/dashboard/diagnostics"), "run again after the fix: all pass"
+    assert "all 14 checks pass" in page(owner, "/dashboard/diagnostics"), "run again after the fix: all pass"

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -25,12 +24,13 @@ from alembic.migration import MigrationContext
 from flask import Flask
 
 from example_app import create_app, db, upgrade_database
-from example_app.demo import CHECKOUT_PROMPT, PASSWORD, Demo
+from example_app.demo import CHECKOUT_PROMPT, Demo
 from example_app.models import Customer, Order
 from flask_discord_roles import deliveries, store_settings
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import VERSION_TABLE
 from tests.demo import FAST_PASSWORD_HASH
+from tests.example.shopper import Shopper, member_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,46 +65,6 @@ def demo(demo: Demo) -> Demo:
     """The folder's demo, where consent needs no click (consent is clicked in the browser tests)."""
     demo.sandbox.fake.interactive_consent = False
     return demo
-
-
-class Shopper:
-    """A customer's browser: a cookie jar against the running storefront."""
-
-    def __init__(self, demo: Demo, email: str) -> None:
-        self.demo = demo
-        self.session = requests.Session()
-        signed_in = self.post("/login", {"email": email, "password": PASSWORD})
-        assert "Welcome back" in signed_in.text, f"{email} could not sign in"
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.get(self.demo.url + path, timeout=10, **kwargs)
-
-    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
-        return self.session.post(self.demo.url + path, data=data or {}, timeout=10, **kwargs)
-
-    def link_discord(self, username: str, next_path: str = "/account") -> str:
-        """The OAuth dance: our /discord/link, Discord's authorize (it consents as ``username``), back."""
-        self.demo.sandbox.fake.oauth_login_as(self.demo.sandbox.users[username])
-        welcome = self.get("/discord/link", params={"next": next_path})
-        assert "Discord linked" in welcome.text, f"linking {username} failed: {welcome.text[:300]}"
-        return welcome.text
-
-    def buy(self, package: str) -> int:
-        with self.demo.app.app_context():
-            from example_app.models import Package
-
-            package_id = db.session.scalars(sa.select(Package.id).where(Package.name == package)).one()
-        paid = self.post(f"/checkout/{package_id}")
-        assert paid.status_code == 200, f"buying {package} answered {paid.status_code}"
-        assert "is paid" in paid.text, f"buying {package} did not confirm the payment"
-        return int(paid.url.rsplit("/", 1)[1])
-
-
-def member_roles(demo: Demo, username: str) -> set[str]:
-    """The names of the roles a Discord user holds in the demo server, as FakeDiscord has them."""
-    guild = demo.sandbox.fake.guild(demo.sandbox.guild.id)
-    held = demo.sandbox.fake.member_roles(guild.id, demo.sandbox.users[username])
-    return {guild.roles[role_id].name for role_id in held}
 
 
 def test_migrating_creates_the_shop_and_discord_roles_schemas_exactly(shop: Flask) -> None:
@@ -191,7 +151,7 @@ def test_the_demo_is_seeded_the_way_an_owner_sets_a_store_up(demo: Demo) -> None
         store = demo.app.config["STORE_ID"]
         assert [g.guild_id for g in guilds.list_guilds(store)] == [guild.id], "/link linked the server"
         mapped = {m.role_name for m in guilds.list_mappings(store)}
-        assert mapped == {"Supporter", "VIP", "Legend"}
+        assert mapped == {"Supporter", "VIP", "Legend", "Member", "Bronze", "Silver", "Gold"}
         assert store_settings.get_settings(store)["checkout_prompt"] == CHECKOUT_PROMPT
         db.session.remove()
     ordered = [role.name for role in sorted(guild.roles.values(), key=lambda r: r.position, reverse=True)]
