@@ -47,6 +47,8 @@ class GrantInfo:
     ends_at: datetime | None
     renewals: int
     reminded_at: datetime | None
+    # Why the reminder's direct message did not go (e.g. ``dms_closed``); None when it went or is to come.
+    reminder_reason_code: str | None
     ended_at: datetime | None
     end_reason: str | None
 

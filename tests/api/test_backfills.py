@@ -91,3 +91,38 @@ def test_a_completed_backfill_cannot_be_cancelled_and_other_stores_see_none(
     assert_error(other.post(f"/backfills/{job['id']}/cancel"), 404)
     assert_error(other.post(f"/mappings/{mapping_id}/backfill"), 404)
     assert other.get("/backfills").get_json()["backfills"] == []
+
+
+def test_a_mapping_created_or_edited_with_backfill_true_reaches_the_packages_existing_customers(
+    api: Api, shop: Shop
+) -> None:
+    shop.map("vip", "VIP")
+    alice = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=alice, customer="c-1")
+    supporter = shop.role("Supporter")
+    fields = {"package_id": "vip", "guild_id": shop.guild_id, "role_id": supporter}
+
+    refused = api.post("/mappings", json={**fields, "backfill": "yes"})
+    assert_error(refused, 422, fields=("backfill",))
+    assert api.get("/mappings").get_json()["mappings"][-1]["role_id"] != supporter, (
+        "a refused flag must not leave the mapping behind"
+    )
+
+    created = api.post("/mappings", json={**fields, "backfill": True})
+    body = assert_documented(api, "post", "/mappings", created)
+    job = body["backfill"]
+    assert (job["status"], job["mapping_id"]) == ("running", body["mapping"]["id"]), body
+    worker_pass(shop.app)
+    worker_pass(shop.app)
+    assert "Supporter" in shop.roles_of(alice), "the existing customer did not get the new mapping's role"
+
+    edited = api.patch(f"/mappings/{body['mapping']['id']}", json={"keep_on_end": True, "backfill": True})
+    again = assert_documented(api, "patch", "/mappings/{mapping_id}", edited)
+    assert again["mapping"]["keep_on_end"] is True
+    assert again["backfill"]["id"] != job["id"] and again["backfill"]["status"] == "running"
+    worker_pass(shop.app)  # finds alice's delivery there already
+    worker_pass(shop.app)  # nothing left to settle
+    done = api.get(f"/backfills/{again['backfill']['id']}").get_json()["backfill"]
+    assert (done["status"], done["skipped"], done["completed"]) == ("completed", 1, 0), (
+        "a second backfill must find alice's delivery already there and queue nothing twice"
+    )

@@ -281,6 +281,10 @@ def test_a_reminder_discord_refuses_is_recorded_and_not_retried(shop: Shop) -> N
     grant_row = shop.db.session.get(get_state(shop.app).models.Grant, the_grant(shop).id)
     assert grant_row is not None
     assert grant_row.reminder_reason_code == "dms_closed"
+    public = grants.get_grant(shop.store_id, grant_row.id)
+    assert (public.reminder_reason_code, public.reminded_at is not None) == ("dms_closed", True), (
+        "the public API must say why the reminder's DM did not go"
+    )
 
 
 # -- the sweeps read only what is due -------------------------------------------------------------------

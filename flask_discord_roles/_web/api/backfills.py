@@ -59,7 +59,8 @@ BACKFILL = obj(
 )
 
 
-def _json(info: backfills.BackfillInfo) -> dict[str, Any]:
+def backfill_json(info: backfills.BackfillInfo) -> dict[str, Any]:
+    """A backfill as the tenant API answers it."""
     data = info.to_dict()
     del data["store_id"]  # the caller's own store
     return data
@@ -95,7 +96,7 @@ def start_backfill(mapping_id: int) -> tuple[dict[str, Any], int]:
     commit()
     return {
         "message": "Backfill started: the role goes to the package's existing customers a batch at a time.",
-        "backfill": _json(info),
+        "backfill": backfill_json(info),
     }, 202
 
 
@@ -112,7 +113,7 @@ def list_backfills() -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise invalid({"status": [f"Must be one of {', '.join(STATUSES)}."]})
     found = backfills.list_backfills(state(), store_id(), status=status)
-    return {"backfills": [_json(info) for info in found]}
+    return {"backfills": [backfill_json(info) for info in found]}
 
 
 @tenant_api.get("/backfills/<int:backfill_id>")
@@ -128,7 +129,7 @@ def get_backfill(backfill_id: int) -> dict[str, Any]:
         info = backfills.get_backfill(state(), store_id(), backfill_id)
     except backfills.BackfillNotFound:
         raise _backfill_not_found(backfill_id) from None
-    return {"backfill": _json(info)}
+    return {"backfill": backfill_json(info)}
 
 
 @tenant_api.post("/backfills/<int:backfill_id>/cancel")
@@ -151,5 +152,5 @@ def cancel_backfill(backfill_id: int) -> dict[str, Any]:
     commit()
     return {
         "message": "Backfill cancelled. Roles already given stay with their members.",
-        "backfill": _json(info),
+        "backfill": backfill_json(info),
     }

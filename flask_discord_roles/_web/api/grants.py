@@ -19,7 +19,7 @@ from flask_discord_roles._web.api.spec import (
     obj,
     query,
 )
-from flask_discord_roles.codes import GrantEnd
+from flask_discord_roles.codes import REMINDER_CODES, GrantEnd, schema_enum
 
 TAG = "Grants"
 
@@ -45,6 +45,13 @@ GRANT = obj(
         ),
         "renewals": {"type": "integer", "minimum": 0},
         "reminded_at": nullable({**DATETIME, "description": "When the expiry reminder went."}),
+        "reminder_reason_code": nullable(
+            {
+                "enum": schema_enum(REMINDER_CODES),
+                "description": "Why the reminder's direct message did not go (the grant_expiring "
+                "signal was sent all the same); it is not tried again.",
+            }
+        ),
         "ended_at": nullable(DATETIME),
         "end_reason": nullable(
             {

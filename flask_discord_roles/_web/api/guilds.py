@@ -6,8 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask_discord_roles._core import guild_admin, guilds, mappings
+from flask_discord_roles._core import backfills, guild_admin, guilds, mappings
 from flask_discord_roles._runtime.models import RoleMapping
+from flask_discord_roles._web.api.backfills import BACKFILL, backfill_json
 from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import commit, iso, json_body, query_text, state, store_id
 from flask_discord_roles._web.api.errors import ApiError, invalid, not_found
@@ -94,6 +95,13 @@ MAPPING = obj(
         **TIER_FIELDS,
     }
 )
+BACKFILL_FLAG: dict[str, Schema] = {
+    "backfill": {
+        **BOOLEAN,
+        "description": "Also give the role to every customer who already holds the package: starts a "
+        "backfill (see Backfills; the running one if the mapping has one), answered as `backfill`.",
+    }
+}
 NEW_MAPPING = {
     "type": "object",
     "properties": {
@@ -101,12 +109,13 @@ NEW_MAPPING = {
         "guild_id": {**SNOWFLAKE, "description": "A server linked to the store."},
         "role_id": {**SNOWFLAKE, "description": "A role of that server the bot can assign."},
         **TIER_FIELDS,
+        **BACKFILL_FLAG,
     },
     "required": ["package_id", "guild_id", "role_id"],
 }
 MAPPING_CHANGES = {
     "type": "object",
-    "properties": TIER_FIELDS,
+    "properties": {**TIER_FIELDS, **BACKFILL_FLAG},
     "additionalProperties": False,
     "description": "Only the fields to change; the others keep their values. `group: null` clears the "
     "rank too. The package, server and role of a mapping cannot change.",
@@ -307,14 +316,16 @@ def list_mappings() -> dict[str, Any]:
     "package to many roles. The role must be one the store's bot can assign now. With `group` and "
     "`rank`, the mapping is a tier of a group: an upgrade gives the higher role, then takes back the "
     "lower one we gave; when the higher grant ends the next one's role comes back. With "
-    "`keep_on_end`, the role stays when the purchase ends.",
+    "`keep_on_end`, the role stays when the purchase ends. With `backfill: true`, customers who "
+    "already hold the package get the role too (a backfill, answered as `backfill`).",
     tag=MAPPINGS_TAG,
     body=NEW_MAPPING,
-    responses={201: obj({"message": MESSAGE, "mapping": MAPPING})},
+    responses={201: obj({"message": MESSAGE, "mapping": MAPPING}, {"backfill": BACKFILL})},
     errors=(409, 503),
 )
 def create_mapping() -> tuple[dict[str, Any], int]:
     body = json_body()
+    backfill = _backfill_flag(body)
     try:
         mapping = mappings.create_mapping(
             state(),
@@ -326,6 +337,9 @@ def create_mapping() -> tuple[dict[str, Any], int]:
             rank=body.get("rank"),
             keep_on_end=body.get("keep_on_end", False),
         )
+        answer: dict[str, Any] = {"mapping": _mapping_json(mapping)}
+        if backfill:
+            answer["backfill"] = _backfill(mapping.id)
         commit()
     except mappings.DuplicateMapping:
         raise _duplicate() from None
@@ -336,10 +350,24 @@ def create_mapping() -> tuple[dict[str, Any], int]:
         state().db.session.rollback()
         raise _duplicate() from None
     role = f"«{mapping.role_name}»" if mapping.role_name else f"role {mapping.role_id}"
-    return {
-        "message": f"Buying package {mapping.package_id} now grants {role}.",
-        "mapping": _mapping_json(mapping),
-    }, 201
+    message = f"Buying package {mapping.package_id} now grants {role}."
+    if backfill:
+        message += " Its existing customers get it too, a batch at a time (see backfill)."
+    return {"message": message, **answer}, 201
+
+
+def _backfill_flag(body: dict[str, Any]) -> bool:
+    """The request's ``backfill`` (taken out of the body: it is an instruction, not a mapping field)."""
+    flag = body.pop("backfill", False)
+    if not isinstance(flag, bool):
+        raise invalid({"backfill": ["Must be true or false."]})
+    return flag
+
+
+def _backfill(mapping_id: int) -> dict[str, Any]:
+    """Start (or keep) the mapping's backfill, in this request's transaction; its JSON."""
+    job = backfills.backfill_mapping(state(), store_id(), mapping_id)
+    return backfill_json(backfills.info_of(state(), job))
 
 
 def _duplicate() -> ApiError:
@@ -350,21 +378,26 @@ def _duplicate() -> ApiError:
 @documented(
     summary="Update a role mapping",
     description="Changes the mapping's tier `group` and `rank` and `keep_on_end`; the fields not sent keep "
-    "their values. Nothing is saved if any is refused. The new values decide role changes from now on.",
+    "their values. Nothing is saved if any is refused. The new values decide role changes from now on. "
+    "With `backfill: true` the role also goes to the package's existing customers (see Backfills).",
     tag=MAPPINGS_TAG,
     body=MAPPING_CHANGES,
     body_required=False,
-    responses={200: obj({"message": MESSAGE, "mapping": MAPPING})},
+    responses={200: obj({"message": MESSAGE, "mapping": MAPPING}, {"backfill": BACKFILL})},
     errors=(422,),
 )
 def update_mapping(mapping_id: int) -> dict[str, Any]:
+    body = json_body()
+    backfill = _backfill_flag(body)
     try:
-        mapping = mappings.update_mapping(state(), store_id(), mapping_id, json_body())
+        mapping = mappings.update_mapping(state(), store_id(), mapping_id, body)
     except mappings.MappingNotFound:
         raise not_found("mapping", f"This store has no role mapping {mapping_id}.") from None
-    result = _mapping_json(mapping)
+    answer: dict[str, Any] = {"message": "Role mapping saved.", "mapping": _mapping_json(mapping)}
+    if backfill:
+        answer["backfill"] = _backfill(mapping.id)
     commit()
-    return {"message": "Role mapping saved.", "mapping": result}
+    return answer
 
 
 @tenant_api.delete("/mappings/<int:mapping_id>")
