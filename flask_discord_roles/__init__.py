@@ -1,9 +1,10 @@
 """flask-discord-roles: deliver Discord roles to the people who buy them.
 
 The public API is what this package exports (``__all__``) and its public modules: ``backfills``,
-``bots``, ``customers``, ``deliveries``, ``guilds``, ``store_settings``, ``tokens``, ``diagnostics``,
-``checkout``, ``celery``, ``codes``, ``errors``, ``signals``, ``orders``, ``discord``, ``testing`` and
-``migrations``. Modules whose names start with ``_`` are internal and may change in any release.
+``bots``, ``customers``, ``deliveries``, ``grants``, ``guilds``, ``store_settings``, ``tokens``,
+``diagnostics``, ``checkout``, ``celery``, ``codes``, ``errors``, ``signals``, ``orders``, ``discord``,
+``testing`` and ``migrations``. Modules whose names start with ``_`` are internal and may change in
+any release.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask_discord_roles import (
     customers,
     deliveries,
     diagnostics,
+    grants,
     guilds,
     store_settings,
     tokens,
@@ -40,6 +42,9 @@ from flask_discord_roles.signals import (
     account_linked,
     account_unlinked,
     delivery_failed,
+    grant_ended,
+    grant_expiring,
+    grant_renewed,
     guild_linked,
     guild_unlinked,
     order_completed,
@@ -70,6 +75,10 @@ __all__ = [
     "delivery_failed",
     "diagnostics",
     "generate_key",
+    "grant_ended",
+    "grant_expiring",
+    "grant_renewed",
+    "grants",
     "guild_linked",
     "guild_unlinked",
     "guilds",

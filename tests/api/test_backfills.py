@@ -119,7 +119,8 @@ def test_a_mapping_created_or_edited_with_backfill_true_reaches_the_packages_exi
     edited = api.patch(f"/mappings/{body['mapping']['id']}", json={"keep_on_end": True, "backfill": True})
     again = assert_documented(api, "patch", "/mappings/{mapping_id}", edited)
     assert again["mapping"]["keep_on_end"] is True
-    assert again["backfill"]["id"] != job["id"] and again["backfill"]["status"] == "running"
+    assert again["backfill"]["id"] != job["id"], "the first backfill had completed: a new one starts"
+    assert again["backfill"]["status"] == "running"
     worker_pass(shop.app)  # finds alice's delivery there already
     worker_pass(shop.app)  # nothing left to settle
     done = api.get(f"/backfills/{again['backfill']['id']}").get_json()["backfill"]
