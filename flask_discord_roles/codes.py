@@ -30,9 +30,12 @@ __all__ = [
     "Action",
     "BackfillStatus",
     "DeliveryMode",
+    "DriftKind",
     "GrantEnd",
     "GrantStatus",
     "ReasonCode",
+    "ReconcileMode",
+    "ReconcileStatus",
     "SendStatus",
     "Source",
     "Status",
@@ -116,6 +119,38 @@ class BackfillStatus(StrEnum):
     still waiting for their customer (to link Discord or /claim) go out like any order's, later."""
     CANCELLED = "cancelled"
     """Stopped by the store owner: nothing more is queued, its deliveries not yet run are cancelled."""
+
+
+class ReconcileMode(StrEnum):
+    """A store's ``reconcile_mode`` setting: what the reconciler does about drift."""
+
+    OFF = "off"
+    """Scheduled runs skip the store (a run asked for on demand still reports)."""
+    REPORT = "report"
+    """Record drift and change nothing."""
+    REPAIR = "repair"
+    """Give back roles a paying member lost; take back roles we granted whose grant has ended."""
+
+
+class ReconcileStatus(StrEnum):
+    """Where one reconciliation run of one server stands."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """Discord refused to list the server's members: ``reason_code`` says why and what fixes it."""
+
+
+class DriftKind(StrEnum):
+    """A difference the reconciler found between what members bought and what they hold."""
+
+    ROLE_MISSING = "role_missing"
+    """An active grant's role, which we had given, is no longer on the member (removed by hand, or they
+    left and rejoined)."""
+    ROLE_NOT_ENDED = "role_not_ended"
+    """A role we granted is still on the member although nothing active grants it any more."""
+    MEMBER_ABSENT = "member_absent"
+    """A member with an active grant is not in the server."""
 
 
 class ReasonCode(StrEnum):

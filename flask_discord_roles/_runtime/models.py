@@ -27,7 +27,15 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.elements import conv
 
 from flask_discord_roles._runtime.sql_functions import install_with
-from flask_discord_roles.codes import BackfillStatus, DeliveryMode, GrantStatus, SendStatus, Status
+from flask_discord_roles.codes import (
+    BackfillStatus,
+    DeliveryMode,
+    GrantStatus,
+    ReconcileMode,
+    ReconcileStatus,
+    SendStatus,
+    Status,
+)
 
 HOST_ID = sa.String(64)
 """Ids that belong to the host (store, customer, order, package): opaque strings."""
@@ -485,6 +493,103 @@ class BackfillItem(_Columns):
         return f"<BackfillItem backfill_id={self.backfill_id!r} delivery_id={self.delivery_id!r}>"
 
 
+class ReconcileRun(_Columns):
+    """One pass of the reconciler over one server's members, a page at a time.
+
+    ``cursor`` is the last member id read, so a run a crash interrupted carries on from there; ``drift``
+    counts what was found by :class:`~flask_discord_roles.codes.DriftKind`, ``examples`` keeps a few of
+    each, and ``repairs`` counts the deliveries queued to put things right (``repair`` mode).
+    """
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(HOST_ID)
+    guild_id: Mapped[str] = mapped_column(SNOWFLAKE)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default=ReconcileStatus.RUNNING)
+    cursor: Mapped[str | None] = mapped_column(SNOWFLAKE)
+    members_seen: Mapped[int] = mapped_column(sa.Integer, default=0)
+    drift: Mapped[dict[str, int]] = mapped_column(sa.JSON, default=dict)
+    examples: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    repairs: Mapped[int] = mapped_column(sa.Integer, default=0)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_reconcile_runs")),
+            sa.CheckConstraint(
+                "status IN ('running', 'completed', 'failed')",
+                name=conv("ck_discord_roles_reconcile_runs_status"),
+            ),
+            sa.CheckConstraint(
+                "mode IN ('off', 'report', 'repair')", name=conv("ck_discord_roles_reconcile_runs_mode")
+            ),
+            sa.Index(conv("ix_discord_roles_reconcile_runs_store"), "store_id", "id"),
+            # One running pass per server at a time, even when two starts race.
+            sa.Index(
+                conv("uq_discord_roles_reconcile_runs_running"),
+                "store_id",
+                "guild_id",
+                unique=True,
+                postgresql_where=sa.text("status = 'running'"),
+                sqlite_where=sa.text("status = 'running'"),
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"<ReconcileRun id={self.id!r} store_id={self.store_id!r} guild_id={self.guild_id!r}>"
+
+
+class RoleConnectionUpdate(_Columns):
+    """A customer's Discord role connection (Linked Roles metadata) to push for a store's application.
+
+    One row per store and Discord user, holding the latest values; leased and retried like a delivery.
+    A newer change while one is pending just replaces ``metadata`` (only the latest state matters).
+    """
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(HOST_ID)
+    discord_user_id: Mapped[str] = mapped_column(SNOWFLAKE)
+    customer_id: Mapped[str | None] = mapped_column(HOST_ID)
+    metadata_values: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default=SendStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> Any:
+        return (
+            sa.PrimaryKeyConstraint("id", name=conv("pk_discord_roles_role_connections")),
+            sa.UniqueConstraint(
+                "store_id", "discord_user_id", name=conv("uq_discord_roles_role_connections_user")
+            ),
+            sa.CheckConstraint(
+                "status IN ('pending', 'sent', 'failed')",
+                name=conv("ck_discord_roles_role_connections_status"),
+            ),
+            sa.Index(conv("ix_discord_roles_role_connections_due"), "status", "next_attempt_at"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<RoleConnectionUpdate store_id={self.store_id!r} discord_user_id={self.discord_user_id!r} "
+            f"status={self.status!r}>"
+        )
+
+
 class StoreSettings(_Columns):
     """A store's Discord settings: the FluxStore list plus delivery mode and claim expiry."""
 
@@ -508,6 +613,12 @@ class StoreSettings(_Columns):
     expiry_reminder_hours: Mapped[int | None] = mapped_column(sa.Integer)
     # Remind by direct message from the store's bot (the grant_expiring signal is sent either way).
     expiry_reminder_dm: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    # What the reconciler does about drift (codes.ReconcileMode).
+    reconcile_mode: Mapped[str] = mapped_column(
+        sa.String(16), default=ReconcileMode.OFF, server_default=sa.text("'off'")
+    )
+    # Keep each linked customer's Discord role connection (Linked Roles metadata) current.
+    linked_roles_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @declared_attr.directive
@@ -524,6 +635,10 @@ class StoreSettings(_Columns):
                 name=conv("ck_discord_roles_settings_claim_expiry_hours"),
             ),
             sa.CheckConstraint("grace_hours >= 0", name=conv("ck_discord_roles_settings_grace_hours")),
+            sa.CheckConstraint(
+                "reconcile_mode IN ('off', 'report', 'repair')",
+                name=conv("ck_discord_roles_settings_reconcile_mode"),
+            ),
             sa.CheckConstraint(
                 "expiry_reminder_hours > 0",
                 name=conv("ck_discord_roles_settings_expiry_reminder_hours"),
@@ -677,6 +792,8 @@ _TABLES: dict[str, tuple[type[Any], str]] = {
     "Grant": (Grant, "discord_roles_grants"),
     "Backfill": (Backfill, "discord_roles_backfills"),
     "BackfillItem": (BackfillItem, "discord_roles_backfill_items"),
+    "ReconcileRun": (ReconcileRun, "discord_roles_reconcile_runs"),
+    "RoleConnectionUpdate": (RoleConnectionUpdate, "discord_roles_role_connections"),
 }
 
 
@@ -698,6 +815,8 @@ class Models:
     Grant: type[Grant]
     Backfill: type[Backfill]
     BackfillItem: type[BackfillItem]
+    ReconcileRun: type[ReconcileRun]
+    RoleConnectionUpdate: type[RoleConnectionUpdate]
 
     @property
     def tables(self) -> list[sa.Table]:
