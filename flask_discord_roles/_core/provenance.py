@@ -10,6 +10,8 @@ rule every automatic removal asks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -35,6 +37,51 @@ class GrantKey(Protocol):
     def discord_user_id(self) -> str | None: ...
     @property
     def customer_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Placeholders:
+    """A :class:`GrantKey` of bound parameters: the rule's statements are built once per shape of key
+    (which of its ids are known) and run with the key's values, because building and hashing a
+    statement of this size costs several times more than running it."""
+
+    id: Any
+    store_id: Any
+    guild_id: Any
+    role_id: Any
+    discord_user_id: Any
+    customer_id: Any
+
+    @classmethod
+    def shaped_like(cls, has_id: bool, has_user: bool, has_customer: bool) -> _Placeholders:
+        return cls(
+            id=sa.bindparam("key_id") if has_id else None,
+            store_id=sa.bindparam("key_store_id"),
+            guild_id=sa.bindparam("key_guild_id"),
+            role_id=sa.bindparam("key_role_id"),
+            discord_user_id=sa.bindparam("key_discord_user_id") if has_user else None,
+            customer_id=sa.bindparam("key_customer_id") if has_customer else None,
+        )
+
+
+def _shape(key: GrantKey) -> tuple[bool, bool, bool]:
+    return (key.id is not None, key.discord_user_id is not None, key.customer_id is not None)
+
+
+def _values(key: GrantKey) -> dict[str, Any]:
+    """The parameters of a statement built from :class:`_Placeholders` of ``key``'s shape."""
+    values: dict[str, Any] = {
+        "key_store_id": key.store_id,
+        "key_guild_id": key.guild_id,
+        "key_role_id": key.role_id,
+    }
+    if key.id is not None:
+        values["key_id"] = key.id
+    if key.discord_user_id is not None:
+        values["key_discord_user_id"] = key.discord_user_id
+    if key.customer_id is not None:
+        values["key_customer_id"] = key.customer_id
+    return values
 
 
 def _same_person_and_role(model: Any, key: GrantKey) -> list[Any]:
@@ -89,9 +136,16 @@ def still_entitled(connection: Session | sa.Connection, models: Models, key: Gra
 
     Not one that is outranked (:func:`.tiers.outranked`): a higher tier of its group has been given.
     """
+    query = _still_entitled_query(models, *_shape(key))
+    return connection.execute(query, _values(key)).first() is not None
+
+
+@lru_cache(maxsize=64)
+def _still_entitled_query(models: Models, *shape: bool) -> sa.Select[Any]:
+    key = _Placeholders.shaped_like(*shape)
     grant = aliased(models.Delivery, name="other_grant")
     mapping = aliased(models.RoleMapping, name="other_grant_mapping")
-    query = (
+    return (
         sa.select(grant.id)
         .outerjoin(mapping, mapping_of(mapping, grant))
         .where(
@@ -102,13 +156,19 @@ def still_entitled(connection: Session | sa.Connection, models: Models, key: Gra
         )
         .limit(1)
     )
-    return connection.execute(query).first() is not None
 
 
 def sticky(connection: Session | sa.Connection, models: Models, key: GrantKey) -> bool:
     """Did we give this person this role through a ``keep_on_end`` mapping (revoked since or not)?"""
+    query = _sticky_query(models, *_shape(key))
+    return connection.execute(query, _values(key)).first() is not None
+
+
+@lru_cache(maxsize=64)
+def _sticky_query(models: Models, *shape: bool) -> sa.Select[Any]:
+    key = _Placeholders.shaped_like(*shape)
     grant, mapping = models.Delivery, models.RoleMapping
-    query = (
+    return (
         sa.select(grant.id)
         .join(mapping, mapping_of(mapping, grant))
         .where(
@@ -119,7 +179,6 @@ def sticky(connection: Session | sa.Connection, models: Models, key: GrantKey) -
         )
         .limit(1)
     )
-    return connection.execute(query).first() is not None
 
 
 def granted_by_us_elsewhere(session: Session | sa.Connection, model: type[Delivery], key: GrantKey) -> bool:

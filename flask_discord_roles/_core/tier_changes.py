@@ -22,6 +22,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -132,8 +133,18 @@ def we_hold(connection: sa.Connection, models: Models, key: Any) -> bool:
 def _active_grouped_grants(
     connection: sa.Connection, models: Models, store_id: str, guild_id: str, user_id: str
 ) -> list[Any]:
+    values = {"store_id": store_id, "guild_id": guild_id, "user_id": user_id}
+    return list(connection.execute(_active_grouped_query(models), values))
+
+
+# The two statements are built once per app's models and run with bound values: every revocation and
+# every completed tier asks them, and building one costs more than running it.
+
+
+@lru_cache(maxsize=16)
+def _active_grouped_query(models: Models) -> sa.Select[*tuple[Any, ...]]:
     grant, mapping = models.Delivery, models.RoleMapping
-    query = (
+    return (
         sa.select(
             grant.id,
             grant.store_id,
@@ -150,24 +161,32 @@ def _active_grouped_grants(
         )
         .join(mapping, mapping_of(mapping, grant))
         .where(
-            grant.store_id == store_id,
-            grant.discord_user_id == user_id,
-            grant.guild_id == guild_id,
+            grant.store_id == sa.bindparam("store_id"),
+            grant.discord_user_id == sa.bindparam("user_id"),
+            grant.guild_id == sa.bindparam("guild_id"),
             grant.action == Action.ADD,
             grant.status.in_((Status.PENDING, Status.COMPLETED)),
             grant.revoked_at.is_(None),
             mapping.tier_group.is_not(None),
         )
     )
-    return list(connection.execute(query))
 
 
 def _history(
     connection: sa.Connection, models: Models, store_id: str, guild_id: str, user_id: str, role_ids: set[str]
 ) -> dict[str, list[Any]]:
     """The completed rows of these roles for this person, newest first, by role."""
+    values = {"store_id": store_id, "guild_id": guild_id, "user_id": user_id, "role_ids": sorted(role_ids)}
+    history: dict[str, list[Any]] = defaultdict(list)
+    for row in connection.execute(_history_query(models), values):
+        history[row.role_id].append(row)
+    return history
+
+
+@lru_cache(maxsize=16)
+def _history_query(models: Models) -> sa.Select[*tuple[Any, ...]]:
     model = models.Delivery
-    query = (
+    return (
         sa.select(
             model.id,
             model.store_id,
@@ -182,18 +201,14 @@ def _history(
             model.reason_code,
         )
         .where(
-            model.store_id == store_id,
-            model.discord_user_id == user_id,
-            model.guild_id == guild_id,
-            model.role_id.in_(sorted(role_ids)),
+            model.store_id == sa.bindparam("store_id"),
+            model.discord_user_id == sa.bindparam("user_id"),
+            model.guild_id == sa.bindparam("guild_id"),
+            model.role_id.in_(sa.bindparam("role_ids", expanding=True)),
             model.status == Status.COMPLETED,
         )
         .order_by(model.completed_at.desc(), model.id.desc())
     )
-    history: dict[str, list[Any]] = defaultdict(list)
-    for row in connection.execute(query):
-        history[row.role_id].append(row)
-    return history
 
 
 def _last_change(rows: list[Any]) -> Any | None:
