@@ -27,7 +27,7 @@ out, and the next worker carries on from the committed cursor.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ from flask_discord_roles._core.settings import queue_settings_on
 from flask_discord_roles._runtime.dialects import supported_insert
 from flask_discord_roles._runtime.models import PENDING, Backfill, Models, RoleMapping, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles._runtime.timestamps import json_ready
 from flask_discord_roles.codes import Action, BackfillStatus, GrantStatus, ReasonCode, Status
 from flask_discord_roles.errors import Conflict, NotFound
 
@@ -107,11 +107,7 @@ class BackfillInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = format_timestamp(value)
-        return data
+        return json_ready(self)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from flask_discord_roles._runtime.models import Grant
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles._runtime.timestamps import json_ready
 from flask_discord_roles.codes import GrantStatus
 from flask_discord_roles.errors import NotFound, ValidationError
 
@@ -63,11 +63,7 @@ class GrantInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = format_timestamp(value)
-        return data
+        return json_ready(self)
 
 
 def grant_columns(model: type[Grant]) -> tuple[Any, ...]:

@@ -6,14 +6,14 @@ into JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from flask_discord_roles._runtime.models import Delivery
-from flask_discord_roles._runtime.timestamps import format_timestamp
+from flask_discord_roles._runtime.timestamps import json_ready
 from flask_discord_roles.codes import Status
 
 
@@ -54,8 +54,4 @@ class DeliveryInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ``2025-01-20T14:30:00Z`` (:mod:`flask_discord_roles._runtime.timestamps`)."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = format_timestamp(value)
-        return data
+        return json_ready(self)

@@ -7,9 +7,11 @@ OpenAPI description all use this one formatter and its pattern.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["EXAMPLE", "FORMAT", "PATTERN", "format_timestamp"]
+__all__ = ["EXAMPLE", "FORMAT", "PATTERN", "format_timestamp", "json_ready"]
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
@@ -24,3 +26,12 @@ def format_timestamp(value: datetime) -> str:
     """
     utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return utc.strftime(FORMAT)
+
+
+def json_ready(record: Any) -> dict[str, Any]:
+    """A record (a dataclass instance) as a dict whose times are formatted by :func:`format_timestamp`."""
+    data: dict[str, Any] = asdict(record)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = format_timestamp(value)
+    return data
