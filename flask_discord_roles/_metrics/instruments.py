@@ -105,6 +105,7 @@ class PrometheusRecorder:
     """The telemetry's recorder when metrics are on: each report moves one instrument."""
 
     def __init__(self) -> None:
+        require_prometheus()  # each time: the instruments may exist while the settings are wrong
         self._metrics = instruments()
 
     def discord_request(self, request: SentRequest) -> None:
