@@ -36,6 +36,15 @@ def require_prometheus() -> Any:
             f"{MULTIPROCESS_ENV} is {directory!r}, which is not a directory: create it (empty) before the "
             "processes start"
         )
+    from prometheus_client import values
+
+    # prometheus-client picks where values live when first imported: a variable set later is not seen,
+    # and each process would then report only its own counts while the scrape read the files.
+    if bool(directory) != (values.ValueClass.__name__ == "MmapedValue"):
+        raise ConfigurationError(
+            f"{MULTIPROCESS_ENV} was set (or unset) after prometheus_client was imported: set it in the "
+            "environment the processes start with"
+        )
     return prometheus_client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,15 @@ def test_turning_metrics_on_without_prometheus_client_names_the_extra(
 def test_a_metrics_path_must_be_a_path(fresh_app: Any) -> None:
     with pytest.raises(ConfigurationError, match="DISCORD_ROLES_METRICS_PATH must be a URL path"):
         fresh_app(DISCORD_ROLES_METRICS_PATH="metrics")
+
+
+def test_a_multiprocess_directory_must_exist_and_be_set_before_the_process_starts(
+    fresh_app: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match="which is not a directory"):
+        fresh_app(DISCORD_ROLES_METRICS_PATH="/metrics")
+    # This process imported prometheus_client without the variable: its counts are not in any files.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="set it in the environment the processes start with"):
+        fresh_app(DISCORD_ROLES_METRICS_PATH="/metrics")
