@@ -14,6 +14,9 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles import metrics
+from flask_discord_roles._core.queue_stats import QueueState
+from flask_discord_roles._engine.worker import Worker
+from flask_discord_roles._metrics.exposition import GAUGE_CACHE_SECONDS, queue_numbers
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.errors import ConfigurationError
@@ -192,3 +195,40 @@ def test_a_multiprocess_directory_must_exist_and_be_set_before_the_process_start
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     with pytest.raises(ConfigurationError, match="set it in the environment the processes start with"):
         fresh_app(DISCORD_ROLES_METRICS_PATH="/metrics")
+
+
+@pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
+def test_delivery_latency_runs_from_the_order_to_the_role_change(shop: Shop, app: Flask) -> None:
+    client = app.test_client()
+    shop.buy("order-1", "vip", buyer=shop.member("ann"))
+    (row,) = shop.deliveries()
+    shop.set_created_at(row.id, utcnow() - timedelta(minutes=2))  # ordered two minutes ago
+    before = scrape(client)
+    worker = Worker(app, poll_interval=0.05)
+    try:
+        worker.run_pass()
+    finally:
+        worker.drainer.close()
+    after = scrape(client)
+
+    assert shop.roles_of(row.discord_user_id) == {"VIP"}, shop.statuses()
+    assert moved(after, before, "discord_roles_delivery_latency_seconds_count", action="add") == 1
+    waited = moved(after, before, "discord_roles_delivery_latency_seconds_sum", action="add")
+    assert 120 <= waited < 150, f"the buyer waited two minutes for the role, not {waited}s"
+
+
+@pytest.mark.app_settings(DISCORD_ROLES_EXECUTOR="worker")
+def test_the_queue_gauges_are_read_at_most_once_per_few_seconds(
+    shop: Shop, app: Flask, db: SQLAlchemy
+) -> None:
+    state = get_state(app)
+    clock = [1000.0]
+
+    def depth() -> int:
+        return queue_numbers(state, db.engine, clock=lambda: clock[0]).depth[QueueState.DUE]
+
+    assert depth() == 0
+    shop.buy("order-1", "vip", buyer=shop.member("ann"))
+    assert depth() == 0, "a scrape within the cache time reuses the last reading"
+    clock[0] += GAUGE_CACHE_SECONDS
+    assert depth() == 1, "once it is older, the database is read again"
