@@ -201,9 +201,20 @@ def revoke_token_command(store_id: str, token_id: int) -> None:
 )
 @click.option("--batch-size", type=click.IntRange(1, 1000), help="Rows claimed at a time.")
 @click.option("--poll-interval", type=click.FloatRange(0.05), help="Seconds between looks at the queue.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics (Prometheus) and /healthz on this port (needs the [metrics] extra).",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="The address to serve them on.")  # noqa: S104
 @with_appcontext
 def worker_command(
-    once: bool, concurrency: int | None, batch_size: int | None, poll_interval: float | None
+    once: bool,
+    concurrency: int | None,
+    batch_size: int | None,
+    poll_interval: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run due deliveries and purchase notifications until SIGTERM (or once).
 
@@ -236,7 +247,15 @@ def worker_command(
         worker = Worker(
             app, threads=concurrency, batch_size=batch_size, poll_interval=poll_interval, stop=stop
         )
-        totals = worker.run(once=once)
+        server = (
+            _serve_worker_metrics(worker, metrics_host, metrics_port) if metrics_port is not None else None
+        )
+        try:
+            totals = worker.run(once=once)
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -244,6 +263,33 @@ def worker_command(
         f"worker done: {totals.completed} completed, {totals.retried} retried, {totals.failed} failed, "
         f"{totals.expired} expired"
     )
+
+
+def _serve_worker_metrics(worker: Any, host: str, port: int) -> Any:
+    """Switch metrics on and serve /metrics and /healthz for ``worker`` (see ``_metrics.worker_server``)."""
+    from flask import current_app
+
+    from flask_discord_roles._metrics.endpoint import turn_on
+    from flask_discord_roles._metrics.worker_server import WorkerHealth, serve_worker_metrics, stale_after
+
+    state = get_state()
+    turn_on(state)
+    engine = state.db.engine
+    health = WorkerHealth(
+        lambda: worker.last_beat,
+        engine,
+        stale_after=stale_after(worker.poll_interval, state.settings.lease_seconds),
+    )
+    server = serve_worker_metrics(
+        state,
+        engine,
+        health,
+        host=host,
+        port=port,
+        token=current_app.config.get("DISCORD_ROLES_METRICS_TOKEN"),
+    )
+    click.echo(f"metrics on http://{host}:{server.server_port}/metrics, health check at /healthz", err=True)
+    return server
 
 
 @discord_roles_cli.group("db")

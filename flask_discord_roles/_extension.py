@@ -14,6 +14,7 @@ from flask_discord_roles._cli import discord_roles_cli
 from flask_discord_roles._core.grants import end_revoked_grants, record_order
 from flask_discord_roles._core.queue import enqueue_order, revoke_order
 from flask_discord_roles._engine.executors import make_executor
+from flask_discord_roles._metrics.endpoint import install_endpoint, turn_on
 from flask_discord_roles._runtime.api_limits import ApiRateLimiter
 from flask_discord_roles._runtime.bot_cache import BotCache
 from flask_discord_roles._runtime.clients import ClientPool
@@ -29,6 +30,7 @@ from flask_discord_roles._runtime.dispatch import dispatch_after_commit
 from flask_discord_roles._runtime.models import Models, define_models
 from flask_discord_roles._runtime.settings_guard import guard_settings
 from flask_discord_roles._runtime.state import DiscordRolesState, Loaders, UnconfiguredApp, get_state
+from flask_discord_roles._runtime.telemetry import Telemetry
 from flask_discord_roles._runtime.version import __version__
 from flask_discord_roles._web.api import tenant_api
 from flask_discord_roles._web.interactions import interactions
@@ -112,6 +114,8 @@ class DiscordRoles:
         _listen_for_orders(app, state, signals[0], adapter, revoke=False)
         _listen_for_orders(app, state, signals[1], adapter, revoke=True)
         _register_blueprints(app, state.settings)
+        if state.settings.metrics_path is not None:
+            install_endpoint(app, state.settings.metrics_path, app.config["DISCORD_ROLES_METRICS_TOKEN"])
         _join_the_host(app, state.settings)
         guard_settings(app.config)
 
@@ -224,12 +228,14 @@ def _make_state(app: Flask, db: SQLAlchemy, loaders: Loaders) -> DiscordRolesSta
             "DISCORD_ROLES_ENCRYPTION_KEYS is not set; TESTING is on, so a throwaway key is used "
             "and stored tokens will not survive a restart."
         )
-    return DiscordRolesState(
+    telemetry = Telemetry()
+    state = DiscordRolesState(
         settings=settings,
         db=db,
         models=define_models(db),
         cipher=cipher,
-        clients=ClientPool(settings),
+        clients=ClientPool(settings, telemetry.discord_request),
+        telemetry=telemetry,
         executor=make_executor(settings),
         loaders=loaders,
         claim_secret=_claim_secret(app),
@@ -245,6 +251,9 @@ def _make_state(app: Flask, db: SQLAlchemy, loaders: Loaders) -> DiscordRolesSta
         if settings.tenant_api
         else None,
     )
+    if settings.metrics_path is not None:
+        turn_on(state)  # raises, naming the [metrics] extra, without prometheus-client
+    return state
 
 
 def _hold_back(app: Flask, message: str, signals: tuple[Signal, Signal]) -> None:

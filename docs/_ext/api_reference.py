@@ -34,6 +34,7 @@ MODULES = (
     f"{PACKAGE}.checkout",
     f"{PACKAGE}.claim_codes",
     f"{PACKAGE}.celery",
+    f"{PACKAGE}.metrics",
     f"{PACKAGE}.codes",
     f"{PACKAGE}.errors",
     f"{PACKAGE}.migrations",

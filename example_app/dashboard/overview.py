@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import render_template
 
-from flask_discord_roles import bots, deliveries, diagnostics
+from flask_discord_roles import bots, deliveries, diagnostics, metrics
 
 from . import dashboard
 from .chart import daily_chart
@@ -24,4 +24,6 @@ def overview() -> str:
         chart=daily_chart(deliveries.deliveries_per_day(store, days=CHART_DAYS)),
         failing=[check for check in diagnosis.checks if not check.ok],
         checks=len(diagnosis.checks),
+        # The numbers the metrics endpoint's gauges report, for this store.
+        queue=metrics.snapshot(store),
     )

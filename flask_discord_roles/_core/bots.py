@@ -110,7 +110,7 @@ def _bot_user_of(state: DiscordRolesState, application_id: str, bot_token: str) 
     """Ask Discord whose token this is: the bot's user, once the token is known to be
     ``application_id``'s bot. Raises :class:`ValidationError` when Discord refuses it or it is another's."""
     # A one-off client: an unverified token must not enter the shared pool.
-    with build_client(state.settings, bot_token) as probe:
+    with build_client(state.settings, bot_token, state.telemetry.discord_request) as probe:
         try:
             bot_user = probe.get_current_user()
             application = probe.get_current_application()

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -65,6 +66,7 @@ class Drainer:
         batch_size: int,
         stop: threading.Event,
         progress_every: float = 10.0,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.runner = runner
         self.notifier = notifier
@@ -73,6 +75,8 @@ class Drainer:
         self.batch_size = batch_size
         self.stop = stop
         self.progress_every = progress_every
+        # Called as each row finishes: the worker's heartbeat, so a long pass still counts as alive.
+        self.on_progress = on_progress
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="discord-roles")
 
     def close(self, wait_for_running: bool = True) -> None:
@@ -122,6 +126,8 @@ class Drainer:
             logger.exception("delivery %s crashed its runner thread", delivery_id)
             return
         report.results[getattr(outcome, "result", LOST)] += 1
+        if self.on_progress is not None:
+            self.on_progress()
 
     def _stop_inflight(self, inflight: dict[Future[object], int], report: BatchReport) -> None:
         """On stop: rows not started go back at once; rows being sent are finished and recorded."""

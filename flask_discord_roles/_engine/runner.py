@@ -211,7 +211,9 @@ class DeliveryRunner(LeasedQueue):
                 )
                 .values(claim_window_closed(now))
             )
-            return int(result.rowcount)
+        expired = int(result.rowcount)
+        self.state.telemetry.deliveries_settled(Status.EXPIRED, ReasonCode.CLAIM_EXPIRED, expired)
+        return expired
 
     @survives_transient_db_errors
     def queue_depth(self) -> int:
@@ -549,6 +551,13 @@ class DeliveryRunner(LeasedQueue):
                         session, models, row.store_id, row.guild_id, row.discord_user_id, now
                     )
             info = DeliveryInfo.from_row(row)
+        self.state.telemetry.delivery_finished(
+            status=info.status,
+            reason_code=info.reason_code,
+            action=info.action,
+            created_at=info.created_at,
+            completed_at=info.completed_at if info.status == Status.COMPLETED else None,
+        )
         if self._on_outcome is not None:
             try:
                 self._on_outcome(result, info)

@@ -120,8 +120,11 @@ class Worker:
             threads=threads or settings.threads,
             batch_size=batch_size or settings.batch_size,
             stop=self.stop,
+            on_progress=self.beat,
         )
         self.totals = WorkerTotals()
+        # When the worker last made progress (time.monotonic): /healthz of --metrics-port reads it.
+        self.last_beat = time.monotonic()
         self._housekeeping_due = 0.0
         self._backfilling = False
 
@@ -159,6 +162,7 @@ class Worker:
             logger.exception("%s: the database failed; trying again in %gs", self.name, self.poll_interval)
             self.stop.wait(self.poll_interval)
             return None
+        self.beat()
         self.totals.passes += 1
         self.totals.expired += expired
         self.totals.completed += report.results[COMPLETED]
@@ -168,6 +172,10 @@ class Worker:
             suffix = f"; {expired} expired unclaimed" if expired else ""
             logger.info("%s batch: %s%s", self.name, report.line(depth), suffix)
         return report
+
+    def beat(self) -> None:
+        """A pass, or one delivery of a long pass, finished: the worker is alive."""
+        self.last_beat = time.monotonic()
 
     def _sweep_grants(self) -> None:
         """End time-limited grants past their end and send the expiry reminders that are due. The

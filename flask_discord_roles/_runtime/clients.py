@@ -16,10 +16,12 @@ from flask_discord_roles._runtime.config import Settings
 
 if TYPE_CHECKING:
     from flask_discord_roles.discord.client import DiscordClient
+    from flask_discord_roles.discord.observers import RequestObserver
 
 
-def build_client(settings: Settings, token: str) -> DiscordClient:
-    """A client for ``token`` configured from the app's ``DISCORD_ROLES_*`` settings."""
+def build_client(settings: Settings, token: str, observer: RequestObserver | None = None) -> DiscordClient:
+    """A client for ``token`` configured from the app's ``DISCORD_ROLES_*`` settings; ``observer`` is told
+    about each request (the app's telemetry)."""
     from flask_discord_roles.discord.client import DiscordClient
 
     return DiscordClient(
@@ -30,6 +32,7 @@ def build_client(settings: Settings, token: str) -> DiscordClient:
         global_limit=settings.global_rate_limit,
         global_period=settings.global_rate_period,
         user_agent=settings.user_agent,
+        observer=observer,
     )
 
 
@@ -45,8 +48,9 @@ def _pool_key(token: str) -> str:
 class ClientPool:
     """Hands out the :class:`DiscordClient` for a bot token, creating it on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: RequestObserver | None = None) -> None:
         self._settings = settings
+        self._observer = observer
         self._lock = threading.Lock()
         self._clients: dict[str, DiscordClient] = {}
         self._pid = os.getpid()
@@ -64,7 +68,7 @@ class ClientPool:
                 self._pid = os.getpid()
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = build_client(self._settings, token)
+                client = self._clients[key] = build_client(self._settings, token, self._observer)
             return client
 
     def for_webhooks(self) -> DiscordClient:

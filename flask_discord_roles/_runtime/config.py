@@ -206,6 +206,20 @@ SETTINGS: tuple[Setting, ...] = (
         "processes. If it is unreachable, requests are let through and a warning is logged.",
     ),
     Setting(
+        "DISCORD_ROLES_METRICS_PATH",
+        None,
+        "Serve Prometheus metrics (queue depth, delivery latency, outcomes, Discord requests and 429s, "
+        "interaction latency, drift) at this path of the app, e.g. `/metrics`; `None` serves none. Needs "
+        "the `[metrics]` extra. See *Metrics* for gunicorn's `PROMETHEUS_MULTIPROC_DIR`.",
+    ),
+    Setting(
+        "DISCORD_ROLES_METRICS_TOKEN",
+        None,
+        "When set, the metrics path answers only `Authorization: Bearer <this token>` (Prometheus' "
+        "`authorization` setting); anyone else gets 401.",
+        text=True,
+    ),
+    Setting(
         "DISCORD_ROLES_PUBLIC_BASE_URL",
         None,
         "This app's public `https://host` (with its path prefix, if mounted under one). Every address we "
@@ -325,6 +339,8 @@ class Settings:
     api_prefix: str
     api_rate_limit: str
     api_rate_limit_storage: str
+    # Where the metrics are served; None: nowhere (their token is kept apart, never in settings).
+    metrics_path: str | None
     public_base_url: str | None
     guild_cache_seconds: float
     oauth_prefix: str
@@ -480,6 +496,7 @@ def load_settings(
         api_prefix=_url_path(config, "DISCORD_ROLES_API_PREFIX"),
         api_rate_limit=_rate_limit(config, "DISCORD_ROLES_API_RATE_LIMIT"),
         api_rate_limit_storage=_storage_uri(config, "DISCORD_ROLES_API_RATE_LIMIT_STORAGE"),
+        metrics_path=_metrics_path(config),
         public_base_url=_public_base_url(config, required=production),
         guild_cache_seconds=_non_negative_float(config, "DISCORD_ROLES_GUILD_CACHE_SECONDS"),
         oauth_prefix=_url_path(config, "DISCORD_ROLES_OAUTH_PREFIX"),
@@ -574,3 +591,14 @@ def _oauth_client_id(config: Mapping[str, Any]) -> str | None:
             "DISCORD_ROLES_APPLICATION_ID): the application's numeric id"
         )
     return str(client_id)
+
+
+def _metrics_path(config: Mapping[str, Any]) -> str | None:
+    """The metrics' path, or None; a token must be text, and is only useful with a path."""
+    token = config["DISCORD_ROLES_METRICS_TOKEN"]
+    if token is not None and (not isinstance(token, str) or not token):
+        # Not the value itself: it is a secret.
+        raise ConfigurationError("DISCORD_ROLES_METRICS_TOKEN must be non-empty text")
+    if config["DISCORD_ROLES_METRICS_PATH"] is None:
+        return None
+    return _url_path(config, "DISCORD_ROLES_METRICS_PATH")

@@ -21,6 +21,7 @@ from flask_discord_roles._runtime.crypto import TokenCipher
 from flask_discord_roles._runtime.executor import Executor
 from flask_discord_roles._runtime.hierarchy import HierarchyMemo
 from flask_discord_roles._runtime.models import Models
+from flask_discord_roles._runtime.telemetry import Telemetry
 from flask_discord_roles.errors import ConfigurationError
 
 
@@ -103,6 +104,8 @@ class DiscordRolesState:
     oauth_client_secret: str | None = field(default=None, repr=False)
     # The tenant API's per-token rate limit; None when the API is not mounted.
     api_limiter: ApiRateLimiter | None = field(default=None, repr=False)
+    # What the app reports for operator metrics; a no-op until metrics are switched on (_metrics).
+    telemetry: Telemetry = field(default_factory=Telemetry, repr=False)
     # Signal receivers are connected weakly and owned here, so they live exactly as long as the app.
     receivers: list[Callable[..., None]] = field(default_factory=list, repr=False)
 

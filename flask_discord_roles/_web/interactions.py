@@ -25,6 +25,7 @@ from flask_discord_roles._runtime.state import DiscordRolesState, get_state
 from flask_discord_roles._web.error_body import error_body
 from flask_discord_roles._web.guards import InputRefused, guard, parse_json, read_body
 from flask_discord_roles.discord import interactions as discord
+from flask_discord_roles.discord.commands import COMMANDS
 from flask_discord_roles.discord.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -43,6 +44,7 @@ RECHECK_SECONDS = 1.0
 
 @interactions.post("/<store_slug>")
 def store_bot(store_slug: str) -> tuple[Response, int]:
+    started = time.perf_counter()
     state = get_state()
     store_id = state.loaders.store_for_slug(store_slug)
     if store_id is None:
@@ -64,12 +66,14 @@ def store_bot(store_slug: str) -> tuple[Response, int]:
         ):
             return _refusal(401, "Unauthorized", "Invalid request signature.")
         bot = fresh
-    return _answer(state, timestamp, body, lambda payload: answer_interaction(state, bot, payload))
+    answer = _answer(state, timestamp, body, lambda payload: answer_interaction(state, bot, payload))
+    return _timed(state, started, answer)
 
 
 @interactions.post("")
 def platform_bot() -> tuple[Response, int]:
     """The platform's shared bot, when ``DISCORD_ROLES_APPLICATION_ID`` and friends are set."""
+    started = time.perf_counter()
     state = get_state()
     public_key = state.settings.platform_public_key
     if public_key is None:
@@ -78,7 +82,8 @@ def platform_bot() -> tuple[Response, int]:
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     if not signature_is_valid(public_key, request.headers.get(SIGNATURE_HEADER), timestamp, body):
         return _refusal(401, "Unauthorized", "Invalid request signature.")
-    return _answer(state, timestamp, body, lambda payload: answer_platform_interaction(state, payload))
+    answer = _answer(state, timestamp, body, lambda payload: answer_platform_interaction(state, payload))
+    return _timed(state, started, answer)
 
 
 def _answer(
@@ -86,21 +91,52 @@ def _answer(
     timestamp: str | None,
     body: bytes,
     answer: Callable[[dict[str, Any]], dict[str, Any]],
-) -> tuple[Response, int]:
-    """A signed body's answer: refused if stale or not an interaction, PONG for PING, else ``answer``."""
+) -> tuple[Response, int, str]:
+    """A signed body's answer: refused if stale or not an interaction, PONG for PING, else ``answer``;
+    with the kind of interaction it was, for the metrics."""
     assert timestamp is not None  # a valid signature has one
     if not timestamp_is_fresh(timestamp, time.time(), state.settings.interaction_max_age):
-        return _refusal(401, "Unauthorized", "The request's signature timestamp is too old or too new.")
+        return (
+            *_refusal(401, "Unauthorized", "The request's signature timestamp is too old or too new."),
+            "refused",
+        )
     payload = _interaction(body)
     if payload is None:
-        return _refusal(400, "Bad Request", "The body is not a Discord interaction.")
+        return (*_refusal(400, "Bad Request", "The body is not a Discord interaction."), "refused")
     if payload["type"] == discord.PING:
         # Even for a switched-off bot: Discord removes an endpoint URL that stops answering PING.
-        return jsonify(discord.pong()), 200
+        return jsonify(discord.pong()), 200, "ping"
     reply = answer(payload)
     if state.db.session.registry.has():  # queries (/check, /help) never open the request's session
         state.db.session.commit()
-    return jsonify(reply), 200
+    return jsonify(reply), 200, _kind(payload)
+
+
+def _timed(
+    state: DiscordRolesState, started: float, answer: tuple[Response, int, str]
+) -> tuple[Response, int]:
+    """Report how long a signed request took to answer, by the kind of interaction it was."""
+    response, status, kind = answer
+    state.telemetry.interaction_answered(kind, time.perf_counter() - started)
+    return response, status
+
+
+def _kind(payload: dict[str, Any]) -> str:
+    """What a metric calls an interaction: our command's name, or its type; never free text."""
+    kind = payload["type"]
+    if kind == discord.APPLICATION_COMMAND:
+        name = discord.command_name(payload)
+        return name if name is not None and name in COMMAND_NAMES else "unknown_command"
+    return _KINDS.get(kind, "other")
+
+
+COMMAND_NAMES = frozenset(command["name"] for command in COMMANDS)
+_KINDS = {
+    discord.PING: "ping",
+    discord.MESSAGE_COMPONENT: "component",
+    discord.AUTOCOMPLETE: "autocomplete",
+    discord.MODAL_SUBMIT: "modal",
+}
 
 
 def _interaction(body: bytes) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from flask_discord_roles.discord.errors import (
     TokenDisabled,
     Unauthorized,
 )
+from flask_discord_roles.discord.observers import RequestObserver, SentRequest
 from flask_discord_roles.discord.ratelimit import (
     Bucket,
     BucketManager,
@@ -82,6 +83,7 @@ class RestClient(SessionOwner):
     :param user_agent: Discord requires ``DiscordBot (url, version)``.
     :param session: a ``requests.Session`` to use (left open by :meth:`close`); by default one is made.
     :param sleep: how to wait between retries (tests pass a recorder).
+    :param observer: told about every request sent (route, status, time): how metrics count them.
     """
 
     #: How the token is sent (``Authorization: <auth_scheme> <token>``) and what it is called in messages.
@@ -106,8 +108,10 @@ class RestClient(SessionOwner):
         user_agent: str = DEFAULT_USER_AGENT,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._token = token
+        self._observer = observer
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
@@ -262,10 +266,13 @@ class RestClient(SessionOwner):
         limits: RateLimitHeaders | None = None
         unanswered = False
         outcome: _Result | DiscordError
+        status: int | None = None
+        started = time.monotonic()
         try:
             response = self._request(
                 route.method, self.base_url + route.url_path, timeout=self.timeout, **outgoing
             )
+            status = response.status_code
             limits = RateLimitHeaders.parse(response.headers)
             self._buckets.learn_hash(route.key, route.major, limits)
             outcome = self._handle(route, response, limits, bucket, sent_token=sent_token)
@@ -288,7 +295,21 @@ class RestClient(SessionOwner):
             bucket.release(window, limits)
             if sent_token:
                 self._global.release(unanswered=unanswered)
+        if self._observer is not None:
+            self._tell_observer(route, status, time.monotonic() - started, outcome)
         return outcome
+
+    def _tell_observer(
+        self, route: Route, status: int | None, seconds: float, outcome: _Result | DiscordError
+    ) -> None:
+        assert self._observer is not None
+        scope = None
+        if isinstance(outcome, RateLimited):
+            scope = "global" if outcome.is_global else (outcome.scope or "route")
+        try:
+            self._observer(SentRequest(route.key, status, seconds, scope))
+        except Exception:  # counting a request must never fail it
+            logger.exception("the request observer raised")
 
     def _handle(
         self,

@@ -161,6 +161,7 @@ def test_every_page_shows_the_stores_real_state(demo: Demo, owner: FlaskClient) 
         assert element in overview, f"the chart is an SVG with a title and a description: no {element}"
     assert "1 deliveries in the last 14 days" in overview, "the chart describes what it shows"
     assert "1 of 14 checks failing" in overview, "Legend's role above the bot fails a check"
+    assert "0 due now, 0 scheduled for a retry" in overview, "the queue, as metrics.snapshot() reads it"
 
     bot_page = page(owner, "/dashboard/bot")
     assert demo.sandbox.bot.application_id in bot_page
