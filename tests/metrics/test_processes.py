@@ -188,10 +188,15 @@ def test_the_worker_serves_metrics_and_a_health_check(
         while shop.roles_of(shop.deliveries()[0].discord_user_id) != {"VIP"}:
             assert time.monotonic() < deadline, f"the worker never delivered: {shop.statuses()}"
             time.sleep(0.05)
-        status, text = _get(f"{base}/metrics")
-        assert status == 200, text
-        scraped = Scrape(text)
-        assert scraped.value("discord_roles_delivery_outcomes_total", status="completed") == 1, text
+        # The role is at Discord a moment before the worker records the outcome: scrape until it has.
+        while True:
+            status, text = _get(f"{base}/metrics")
+            assert status == 200, text
+            scraped = Scrape(text)
+            if scraped.value("discord_roles_delivery_outcomes_total", status="completed") == 1:
+                break
+            assert time.monotonic() < deadline, f"the worker's metrics never counted the delivery:\n{text}"
+            time.sleep(0.05)
         assert scraped.value("discord_roles_database_up") == 1
         assert _get(f"{base}/nothing")[0] == 404
 
