@@ -355,7 +355,9 @@ def _refusal(client: Any, guild_id: str, error: PermanentDiscordError) -> Reason
 @survives_transient_db_errors
 def _load(
     state: DiscordRolesState, engine: sa.Engine, runner_id: str, run_id: int
-) -> tuple[sa.Row[Any] | None, sa.Row[Any] | None, bool]:
+) -> tuple[Any, Any, bool]:
+    """The leased run (None if the lease is not ours), the store's bot row, and whether the server is
+    still linked."""
     models = state.models
     model, bot, linked = models.ReconcileRun, models.StoreBot, models.LinkedGuild
     with engine.connect() as connection:

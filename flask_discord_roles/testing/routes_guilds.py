@@ -94,7 +94,8 @@ def list_members(ctx: p.Context) -> p.Reply:
         raise p.missing_access()
     limit = _int_arg(ctx, "limit", 1, 1, MAX_MEMBERS_PAGE)
     after = _int_arg(ctx, "after", 0, 0, 2**64 - 1)
-    ordered = sorted((m for m in guild.members.values() if int(m.user_id) > after), key=lambda m: int(m.user_id))
+    later = (m for m in guild.members.values() if int(m.user_id) > after)
+    ordered = sorted(later, key=lambda m: int(m.user_id))
     return p.json_reply([member_json(ctx, member) for member in ordered[:limit]])
 
 
@@ -105,7 +106,8 @@ def _int_arg(ctx: p.Context, name: str, default: int, lowest: int, highest: int)
     try:
         value = int(raw)
     except ValueError:
-        raise p.invalid_form({name: p.field_error("NUMBER_TYPE_COERCE", f"Value \"{raw}\" is not int.")}) from None
+        problem = p.field_error("NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.')
+        raise p.invalid_form({name: problem}) from None
     if not lowest <= value <= highest:
         raise p.invalid_form(
             {name: p.field_error("NUMBER_TYPE_MAX", f"int value should be between {lowest} and {highest}.")}
