@@ -10,7 +10,11 @@ The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in
 ``flask_discord_roles.process_due``
     One pass of the worker loop: retries whose backoff is over, expiry of unclaimed deliveries, the end of
     time-limited grants past their expiry plus grace and the expiry reminders that are due, and rows
-    whose task was lost (a broker hiccup, a web process killed right after its commit).
+    whose task was lost (a broker hiccup, a web process killed right after its commit), and a page of
+    each running reconciliation.
+``flask_discord_roles.start_reconcile``
+    Starts reconciling every store whose ``reconcile_mode`` is not ``off`` (optional ``store_id`` and
+    ``guild_id`` narrow it); schedule it with beat (nightly, say). ``process_due`` steps the runs.
 
 Retries with backoff are scheduled *in the database*, not as Celery countdowns, so nothing runs them
 unless ``process_due`` is scheduled: run Celery beat with it every 30 seconds or so. Register the tasks
@@ -57,6 +61,11 @@ Celery at all and works with whatever Celery app the host hands it.
 
 from __future__ import annotations
 
-from flask_discord_roles._engine.celery_tasks import PROCESS_DUE, RUN_DELIVERIES, register_tasks
+from flask_discord_roles._engine.celery_tasks import (
+    PROCESS_DUE,
+    RUN_DELIVERIES,
+    START_RECONCILE,
+    register_tasks,
+)
 
-__all__ = ["PROCESS_DUE", "RUN_DELIVERIES", "register_tasks"]
+__all__ = ["PROCESS_DUE", "RUN_DELIVERIES", "START_RECONCILE", "register_tasks"]

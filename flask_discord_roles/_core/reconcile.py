@@ -15,6 +15,8 @@ on demand while the setting is ``off`` (scheduled runs skip those stores).
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -207,6 +209,18 @@ def scheduled_store_ids(state: DiscordRolesState) -> list[str]:
     return list(state.db.session.scalars(query))
 
 
+def start_scheduled_runs(
+    state: DiscordRolesState, store_id: str | None = None, guild_id: str | None = None
+) -> list[ReconcileRun]:
+    """What a schedule starts: a run per linked server of every store whose ``reconcile_mode`` is not
+    ``off`` (or only ``store_id``, and only ``guild_id``). In the host's session: commit after."""
+    store_ids = scheduled_store_ids(state) if store_id is None else [store_id]
+    runs: list[ReconcileRun] = []
+    for store in store_ids:
+        runs += start_runs(state, store, guild_id, scheduled=True)
+    return runs
+
+
 def get_run(state: DiscordRolesState, store_id: str, run_id: int) -> RunInfo:
     """One of the store's runs; :class:`RunNotFound` otherwise."""
     model = state.models.ReconcileRun
@@ -353,9 +367,7 @@ def _refusal(client: Any, guild_id: str, error: PermanentDiscordError) -> Reason
 
 
 @survives_transient_db_errors
-def _load(
-    state: DiscordRolesState, engine: sa.Engine, runner_id: str, run_id: int
-) -> tuple[Any, Any, bool]:
+def _load(state: DiscordRolesState, engine: sa.Engine, runner_id: str, run_id: int) -> tuple[Any, Any, bool]:
     """The leased run (None if the lease is not ours), the store's bot row, and whether the server is
     still linked."""
     models = state.models
@@ -473,3 +485,37 @@ def _fail(
         )
     logger.warning("reconciliation run %s failed: %s", run_id, code)
     return Step()
+
+
+def run_to_completion(
+    state: DiscordRolesState,
+    engine: sa.Engine,
+    runner_id: str,
+    run_ids: list[int],
+    *,
+    page_size: int = MEMBERS_PAGE,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Step ``run_ids`` until none of them is running (the CLI's way: no worker needed).
+
+    Waits as long as a rate limit asks (``sleep``) between steps that found
+    Discord busy; a run another process holds is waited for until its lease runs out.
+    """
+    model = state.models.ReconcileRun
+    while True:
+        steps = step_runs(state, engine, runner_id, now=clock(), page_size=page_size, run_ids=run_ids)
+        if not steps:
+            with engine.connect() as connection:
+                running = connection.scalar(
+                    sa.select(sa.func.count()).where(
+                        model.id.in_(run_ids), model.status == ReconcileStatus.RUNNING
+                    )
+                )
+            if not running:
+                return
+            sleep(1.0)  # leased by another worker: wait for it to finish or for its lease to run out
+            continue
+        waits = [step.waiting for step in steps if step.waiting is not None]
+        if waits and not any(step.members for step in steps):
+            sleep(min(waits))
