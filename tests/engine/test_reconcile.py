@@ -226,3 +226,20 @@ def test_a_bot_without_the_members_intent_fails_the_run_with_the_fix(shop: Shop)
         info
     )
     assert "Server Members Intent" in ReasonCode.MEMBERS_INTENT_MISSING.fix
+
+
+def test_the_cli_reconciles_every_store_not_off_to_completion_and_runs_the_repairs(shop: Shop) -> None:
+    world = Drifted(shop)
+    cli = shop.app.test_cli_runner()
+
+    skipped = cli.invoke(args=["discord-roles", "reconcile"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "nothing to reconcile" in skipped.output, "a store whose mode is off is skipped"
+
+    shop.settings(reconcile_mode=ReconcileMode.REPAIR)
+    result = cli.invoke(args=["discord-roles", "reconcile", "--page-size", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert f"server {shop.guild_id} [repair]: completed" in result.output, result.output
+    assert "role_missing 2, role_not_ended 1, member_absent 1, 3 repairs queued" in result.output
+    assert world.holdings() == REPAIRED, "the command's worker pass ran the repairs"
