@@ -1,7 +1,7 @@
 """Running deliveries as Celery tasks (``DISCORD_ROLES_EXECUTOR = "celery"``).
 
 The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in Flask's Celery guide
-(``celery_init_app``). Two tasks run our code in the host's Celery workers:
+(``celery_init_app``). Three tasks run our code in the host's Celery workers:
 
 ``flask_discord_roles.run_deliveries``
     Sent once per commit that made rows due, with the ids of those rows (``delivery_ids`` and
@@ -45,9 +45,10 @@ where the Celery app is made, so web processes, workers and beat all see the sam
 
     # celery -A make_celery worker --loglevel INFO      and      celery -A make_celery beat
 
-Both tasks are idempotent. A runner claims a row with one UPDATE under a lease and records the outcome
-only while it still holds that lease, so a task delivered twice, a ``run_deliveries`` racing a
-``process_due``, or two overlapping beat passes never run one row twice: the second finds nothing due.
+The tasks are idempotent (``start_reconcile`` keeps a server's running run). A runner claims a row with
+one UPDATE under a lease and records the outcome only while it still holds that lease, so a task
+delivered twice, a ``run_deliveries`` racing a ``process_due``, or two overlapping beat passes never run
+one row twice: the second finds nothing due.
 That is also why the tasks need no Celery retries: a task that fails leaves its rows in the database,
 and the next ``process_due`` picks them up.
 
