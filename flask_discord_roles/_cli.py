@@ -292,6 +292,51 @@ def _serve_worker_metrics(worker: Any, host: str, port: int) -> Any:
     return server
 
 
+@discord_roles_cli.command("reconcile")
+@click.option("--store", "store_id", help="Only this store (even if its reconcile_mode is off: then report).")
+@click.option("--guild", "guild_id", help="Only this linked server (with --store).")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@with_appcontext
+def reconcile_command(store_id: str | None, guild_id: str | None, page_size: int) -> None:
+    """Compare members' roles with their purchases in every linked server, to completion (for cron).
+
+    Every store whose reconcile_mode is not off, one run per linked server; repairs are queued and then
+    run like any delivery (one worker pass runs them before the command exits). Needs the bot's Server
+    Members Intent.
+    """
+    from flask import current_app
+
+    from flask_discord_roles._core import reconcile as service
+    from flask_discord_roles._engine.runner import new_runner_id
+    from flask_discord_roles._engine.worker import Worker
+
+    if guild_id is not None and store_id is None:
+        raise click.UsageError("--guild needs --store.")
+    state = get_state()
+    try:
+        if store_id is None:
+            runs = service.start_scheduled_runs(state)
+        else:
+            runs = service.start_runs(state, store_id, guild_id)
+    except service.GuildNotLinked as error:
+        raise click.ClickException(str(error)) from None
+    run_ids = [run.id for run in runs]
+    state.db.session.commit()
+    service.run_to_completion(state, state.db.engine, new_runner_id(), run_ids, page_size=page_size)
+    infos = [service.get_run(state, run.store_id, run.id) for run in runs]
+    if any(info.repairs for info in infos):
+        Worker(current_app._get_current_object(), name="reconcile").run(once=True)  # type: ignore[attr-defined]
+    for info in infos:
+        found = ", ".join(f"{kind} {count}" for kind, count in info.drift.items())
+        outcome = info.status if info.reason_code is None else f"{info.status} ({info.reason_code})"
+        click.echo(
+            f"store {info.store_id} server {info.guild_id} [{info.mode}]: {outcome}, "
+            f"{info.members_seen} members, drift: {found}, {info.repairs} repairs queued"
+        )
+    if not infos:
+        click.echo("nothing to reconcile: no store has reconcile_mode report or repair and a linked server")
+
+
 @discord_roles_cli.group("db")
 def db_cli() -> None:
     """Our tables' migrations, recorded in their own version table (discord_roles_alembic_version).

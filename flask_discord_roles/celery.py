@@ -1,7 +1,7 @@
 """Running deliveries as Celery tasks (``DISCORD_ROLES_EXECUTOR = "celery"``).
 
 The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in Flask's Celery guide
-(``celery_init_app``). Two tasks run our code in the host's Celery workers:
+(``celery_init_app``). Three tasks run our code in the host's Celery workers:
 
 ``flask_discord_roles.run_deliveries``
     Sent once per commit that made rows due, with the ids of those rows (``delivery_ids`` and
@@ -10,7 +10,11 @@ The host owns its Celery app and keeps it at ``app.extensions["celery"]``, as in
 ``flask_discord_roles.process_due``
     One pass of the worker loop: retries whose backoff is over, expiry of unclaimed deliveries, the end of
     time-limited grants past their expiry plus grace and the expiry reminders that are due, and rows
-    whose task was lost (a broker hiccup, a web process killed right after its commit).
+    whose task was lost (a broker hiccup, a web process killed right after its commit), and a page of
+    each running reconciliation.
+``flask_discord_roles.start_reconcile``
+    Starts reconciling every store whose ``reconcile_mode`` is not ``off`` (optional ``store_id`` and
+    ``guild_id`` narrow it); schedule it with beat (nightly, say). ``process_due`` steps the runs.
 
 Retries with backoff are scheduled *in the database*, not as Celery countdowns, so nothing runs them
 unless ``process_due`` is scheduled: run Celery beat with it every 30 seconds or so. Register the tasks
@@ -41,9 +45,10 @@ where the Celery app is made, so web processes, workers and beat all see the sam
 
     # celery -A make_celery worker --loglevel INFO      and      celery -A make_celery beat
 
-Both tasks are idempotent. A runner claims a row with one UPDATE under a lease and records the outcome
-only while it still holds that lease, so a task delivered twice, a ``run_deliveries`` racing a
-``process_due``, or two overlapping beat passes never run one row twice: the second finds nothing due.
+The tasks are idempotent (``start_reconcile`` keeps a server's running run). A runner claims a row with
+one UPDATE under a lease and records the outcome only while it still holds that lease, so a task
+delivered twice, a ``run_deliveries`` racing a ``process_due``, or two overlapping beat passes never run
+one row twice: the second finds nothing due.
 That is also why the tasks need no Celery retries: a task that fails leaves its rows in the database,
 and the next ``process_due`` picks them up.
 
@@ -57,6 +62,11 @@ Celery at all and works with whatever Celery app the host hands it.
 
 from __future__ import annotations
 
-from flask_discord_roles._engine.celery_tasks import PROCESS_DUE, RUN_DELIVERIES, register_tasks
+from flask_discord_roles._engine.celery_tasks import (
+    PROCESS_DUE,
+    RUN_DELIVERIES,
+    START_RECONCILE,
+    register_tasks,
+)
 
-__all__ = ["PROCESS_DUE", "RUN_DELIVERIES", "register_tasks"]
+__all__ = ["PROCESS_DUE", "RUN_DELIVERIES", "START_RECONCILE", "register_tasks"]

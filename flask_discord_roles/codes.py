@@ -25,6 +25,7 @@ __all__ = [
     "CHECK_CODES",
     "DELIVERY_CODES",
     "NOTIFICATION_CODES",
+    "RECONCILE_CODES",
     "REMINDER_CODES",
     "ROLE_CODES",
     "Action",
@@ -204,6 +205,8 @@ class ReasonCode(StrEnum):
     NO_RECENT_INTERACTIONS = "no_recent_interactions"
     NO_GUILD_LINKED = "no_guild_linked"
     MISSING_CREATE_INVITE = "missing_create_invite"
+    # -- reconciliation runs ----------------------------------------------------------------------------
+    MEMBERS_INTENT_MISSING = "members_intent_missing"
 
     @property
     def fix(self) -> str:
@@ -212,6 +215,9 @@ class ReasonCode(StrEnum):
 
 
 FIXES: dict[ReasonCode, str] = {
+    ReasonCode.MEMBERS_INTENT_MISSING: "Reading the server's member list needs the Server Members Intent: "
+    "switch it on for the bot in the Discord Developer Portal (Bot → Privileged Gateway Intents), then "
+    "start the reconciliation again.",
     ReasonCode.ROLE_ABOVE_BOT: "Move the bot's role above the role in Server Settings → Roles, then retry.",
     ReasonCode.MISSING_MANAGE_ROLES: "Give the bot's role the Manage Roles permission, then retry.",
     ReasonCode.MANAGED_ROLE: "The role belongs to an integration (boosts, a bot); map another role.",
@@ -339,7 +345,22 @@ REMINDER_CODES: frozenset[ReasonCode] = frozenset(
 )
 """Codes a grant's expiry reminder can carry when its direct message was not sent."""
 
+RECONCILE_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        _C.MEMBERS_INTENT_MISSING,
+        _C.BOT_NOT_IN_GUILD,
+        _C.TOKEN_REVOKED,
+        _C.TOKEN_UNREADABLE,
+        _C.NO_BOT,
+        _C.BOT_DISABLED,
+        _C.DISCORD_REJECTED,
+        _C.GUILD_UNLINKED,
+    }
+)
+"""Why a reconciliation run failed (its ``reason_code``)."""
+
 CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
+    _C.MEMBERS_INTENT_MISSING,
     _C.PERMISSIONS_UNDIAGNOSED,
     _C.RATE_LIMITED,
     _C.PACED,
@@ -383,6 +404,7 @@ def scopes(code: ReasonCode) -> list[str]:
             ("notifications", NOTIFICATION_CODES),
             ("reminders", REMINDER_CODES),
             ("checks", CHECK_CODES),
+            ("reconcile runs", RECONCILE_CODES),
         )
         if code in members
     ]

@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Deliveries", "dashboard.deliveries", ()),
     ("Customers", "dashboard.customers", ("dashboard.customer",)),
     ("Diagnostics", "dashboard.diagnostics", ()),
+    ("Drift", "dashboard.drift", ()),
 )
 
 
@@ -65,6 +66,7 @@ from . import (  # noqa: E402, F401
     deliveries,
     demo_clock,
     diagnostics,
+    drift,
     guilds,
     mappings,
     overview,

@@ -14,7 +14,7 @@ from flask_discord_roles._core.grant_times import reschedule_store_grants
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, StoreSettings
 from flask_discord_roles._runtime.state import DiscordRolesState
-from flask_discord_roles.codes import DeliveryMode, ReasonCode
+from flask_discord_roles.codes import DeliveryMode, ReasonCode, ReconcileMode
 from flask_discord_roles.discord.client import DiscordClient
 from flask_discord_roles.discord.errors import Forbidden, NotFound, PermanentDiscordError, Unauthorized
 from flask_discord_roles.discord.permissions import (
@@ -48,6 +48,7 @@ def store_settings(state: DiscordRolesState, store_id: str) -> StoreSettings:
         grace_hours=0,
         expiry_reminder_hours=None,
         expiry_reminder_dm=True,
+        reconcile_mode=ReconcileMode.OFF,
     )
 
 
@@ -125,9 +126,11 @@ SETTING_NAMES = (
     "grace_hours",
     "expiry_reminder_hours",
     "expiry_reminder_dm",
+    "reconcile_mode",
 )
 """Every setting a store owner may change, in the order they are shown."""
 DELIVERY_MODES: tuple[str, ...] = tuple(mode.value for mode in DeliveryMode)
+RECONCILE_MODES: tuple[str, ...] = tuple(mode.value for mode in ReconcileMode)
 MAX_TEXT_LENGTH = 2000
 """Discord's limit on a message's content, which is where these texts may end up."""
 MAX_CLAIM_EXPIRY_HOURS = 24 * 365
@@ -215,6 +218,13 @@ def _field_error(name: str, value: object) -> str | None:
         return (
             f'Must be "{DeliveryMode.AUTOMATIC}" (roles are given at checkout) '
             f'or "{DeliveryMode.CLAIM}" (buyers run /claim).'
+        )
+    if name == "reconcile_mode":
+        if value in RECONCILE_MODES:
+            return None
+        return (
+            f'Must be "{ReconcileMode.OFF}" (scheduled runs skip the store), "{ReconcileMode.REPORT}" '
+            f'(record drift, change nothing) or "{ReconcileMode.REPAIR}" (put drifted roles right).'
         )
     if name == "claim_expiry_hours":
         # bool is an int in Python, but true is not a number of hours.

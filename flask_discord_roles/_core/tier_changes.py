@@ -92,7 +92,7 @@ def settle_tiers(
         if given_rank is None:
             continue
         for role_id in {g.role_id for g in members if g.tier_rank < given_rank}:
-            given = _given_by_us(history[role_id])
+            given = given_by_us(history[role_id])
             if given is None or why_kept(connection, models, _role_of(given)) is not None:
                 continue
             row = follow_up_row(
@@ -127,7 +127,7 @@ def we_hold(connection: sa.Connection, models: Models, key: Any) -> bool:
     if key.discord_user_id is None:
         return False
     history = _history(connection, models, key.store_id, key.guild_id, key.discord_user_id, {key.role_id})
-    return _given_by_us(history[key.role_id]) is not None
+    return given_by_us(history[key.role_id]) is not None
 
 
 def _active_grouped_grants(
@@ -221,7 +221,7 @@ def _holds(rows: list[Any]) -> bool:
     return last is not None and last.action == Action.ADD
 
 
-def _given_by_us(rows: list[Any]) -> Any | None:
+def given_by_us(rows: list[Any]) -> Any | None:
     """The add that gave them the role, if we gave it and have not taken it back since."""
     last = _last_change(rows)
     if last is not None and last.action == Action.ADD and last.role_was_present is False:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from flask_discord_roles._core.reconcile import start_scheduled_runs
 from flask_discord_roles._engine.worker import Worker, run_now
+from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -24,6 +26,10 @@ RUN_DELIVERIES = "flask_discord_roles.run_deliveries"
 
 PROCESS_DUE = "flask_discord_roles.process_due"
 """The task to schedule with Celery beat: one pass over everything due."""
+
+START_RECONCILE = "flask_discord_roles.start_reconcile"
+"""A task to schedule with Celery beat (say nightly): start reconciling every store not ``off``;
+``process_due`` then steps the runs a page at a time."""
 
 # Which Flask app each Celery app's tasks serve. Weak both ways: the tasks (owned by the Celery app) hold
 # the Flask app, and the Flask app holds the Celery app in its extensions, so a strong value here would
@@ -142,8 +148,17 @@ def register_tasks(celery_app: Any, flask_app: Flask) -> None:
                 totals = Worker(flask_app, name="celery process_due").run(once=True)
             return asdict(totals)
 
+        def start_reconcile(store_id: str | None = None, guild_id: str | None = None) -> dict[str, int]:
+            """Start a reconciliation run per linked server of each store whose mode is not off."""
+            with flask_app.app_context():
+                state = get_state(flask_app)
+                runs = start_scheduled_runs(state, store_id, guild_id)
+                state.db.session.commit()
+            return {"runs": len(runs)}
+
         # shared=False: a shared task would be added to every Celery app created later in the process.
         # ignore_result: the outcome lives in the database; results would only fill the result backend.
         celery_app.task(name=RUN_DELIVERIES, shared=False, ignore_result=True)(run_deliveries)
         celery_app.task(name=PROCESS_DUE, shared=False, ignore_result=True)(process_due)
+        celery_app.task(name=START_RECONCILE, shared=False, ignore_result=True)(start_reconcile)
         _registered[celery_app] = weakref.ref(flask_app)

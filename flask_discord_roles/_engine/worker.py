@@ -1,9 +1,10 @@
 """The polling loop behind ``flask discord-roles worker`` and the embedded thread executor.
 
 It expires unclaimed rows, ends time-limited grants past their end (and sends expiry reminders), steps
-the running backfills (each queues a window of rows), drains what is due on a few threads, logs one line
-per pass, then sleeps until the next row comes due (or the poll interval, or a wake-up from a fresh
-commit). Stopping finishes the Discord calls in flight and hands back rows claimed but not started.
+the running backfills (each queues a window of rows) and reconciliation runs (a page of members each),
+drains what is due on a few threads, logs one line per pass, then sleeps until the next row comes due
+(or the poll interval, or a wake-up from a fresh commit). Stopping finishes the Discord calls in flight
+and hands back rows claimed but not started.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flask_discord_roles._core.claim_replies import ClaimReplySender, forget_old
 from flask_discord_roles._core.grant_sweeps import end_due_grants, send_due_reminders
 from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
+from flask_discord_roles._core.reconcile import step_runs as step_reconcile_runs
 from flask_discord_roles._core.records import DeliveryInfo
 from flask_discord_roles._engine.drain import BatchReport, Drainer
 from flask_discord_roles._engine.runner import COMPLETED, FAILED, RETRIED, DeliveryRunner, new_runner_id
@@ -155,6 +157,7 @@ class Worker:
             self._sweep_grants()
             self._housekeeping()
             self._step_backfills()
+            self._step_reconcile_runs()
             report = self.drainer.drain()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
@@ -201,6 +204,15 @@ class Worker:
         found = step_backfills(state, engine, self.runner.runner_id)
         # A scan that found customers goes on at once: the next pass follows without a sleep.
         self._backfilling = found > 0
+
+    def _step_reconcile_runs(self) -> None:
+        """Read the next page of members of each running reconciliation; the drain runs its repairs."""
+        state = get_state(self.app)
+        with self.app.app_context():
+            engine = state.db.engine
+        steps = step_reconcile_runs(state, engine, self.runner.runner_id)
+        # Like a backfill's scan: a run that read members goes on at once.
+        self._backfilling = self._backfilling or any(step.members for step in steps)
 
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and

@@ -416,6 +416,18 @@ class DiscordClient(RestClient):
         route = Route("GET", "/guilds/{guild_id}/members/{user_id}", guild_id=guild_id, user_id=user_id)
         return dict(self.request(route, max_wait=max_wait))
 
+    def list_members(
+        self, guild_id: str, *, after: str | None = None, limit: int = 1000, max_wait: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` (1-1000) members in user id order, after the user id ``after``.
+
+        Discord answers only a bot with the GUILD_MEMBERS privileged intent: others get
+        :class:`Forbidden` code 50001 (Missing Access).
+        """
+        route = Route("GET", "/guilds/{guild_id}/members", guild_id=guild_id)
+        params = {"limit": str(limit), "after": after or "0"}
+        return list(self.request(route, params=params, max_wait=max_wait))
+
     def add_member_role(
         self,
         guild_id: str,

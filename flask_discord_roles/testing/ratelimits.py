@@ -27,6 +27,7 @@ __all__ = [
 DEFAULT_ROUTE_LIMITS: dict[str, tuple[int, float]] = {
     "member_role": (10, 10.0),
     "guild_member": (10, 10.0),
+    "guild_members": (10, 10.0),
     "guild": (10, 10.0),
     "messages": (5, 5.0),
     "dm_channel": (10, 10.0),

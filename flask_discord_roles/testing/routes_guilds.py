@@ -22,6 +22,7 @@ __all__ = [
     "get_guild",
     "get_member",
     "get_roles",
+    "list_members",
     "member_json",
     "remove_member_role",
 ]
@@ -76,6 +77,42 @@ def get_channels(ctx: p.Context) -> p.Reply:
     guild = bot_guild(ctx)
     channels = [c for c in ctx.world.channels.values() if c.guild_id == guild.id]
     return p.json_reply([c.to_json(ctx.world.users) for c in channels])
+
+
+MAX_MEMBERS_PAGE = 1000
+
+
+@p.route("GET", "/guilds/{guild_id}/members", family="guild_members", major=("guild_id",))
+def list_members(ctx: p.Context) -> p.Reply:
+    """List Guild Members: members in user id order after ``after``, at most ``limit`` (1 by default).
+
+    Needs the GUILD_MEMBERS privileged intent: a bot without it (``members_intent=False``) gets
+    403 50001, as Discord answers.
+    """
+    guild = bot_guild(ctx)
+    if not ctx.require_bot().members_intent:
+        raise p.missing_access()
+    limit = _int_arg(ctx, "limit", 1, 1, MAX_MEMBERS_PAGE)
+    after = _int_arg(ctx, "after", 0, 0, 2**64 - 1)
+    later = (m for m in guild.members.values() if int(m.user_id) > after)
+    ordered = sorted(later, key=lambda m: int(m.user_id))
+    return p.json_reply([member_json(ctx, member) for member in ordered[:limit]])
+
+
+def _int_arg(ctx: p.Context, name: str, default: int, lowest: int, highest: int) -> int:
+    raw = ctx.request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problem = p.field_error("NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.')
+        raise p.invalid_form({name: problem}) from None
+    if not lowest <= value <= highest:
+        raise p.invalid_form(
+            {name: p.field_error("NUMBER_TYPE_MAX", f"int value should be between {lowest} and {highest}.")}
+        )
+    return value
 
 
 @p.route("GET", "/guilds/{guild_id}/members/{user_id}", family="guild_member", major=("guild_id",))

@@ -131,6 +131,8 @@ class FakeBot:
     client_secret: str
     avatar: str | None = None
     is_token_valid: bool = True
+    # The GUILD_MEMBERS privileged intent, switched on in the Developer Portal: List Guild Members needs it.
+    members_intent: bool = True
     # The developer account that owns the application; it lives outside the fake's users.
     owner_id: str = field(default_factory=lambda: new_snowflake())
 

@@ -40,6 +40,7 @@ DEFAULTS = {
     "grace_hours": 0,
     "expiry_reminder_hours": None,
     "expiry_reminder_dm": True,
+    "reconcile_mode": "off",
 }
 ROLE, MEMBER = 0, 1
 
@@ -148,6 +149,7 @@ def test_an_empty_body_changes_nothing_and_saves_nothing(api: Api, app: Flask) -
         ({"expiry_reminder_hours": 0}, ("expiry_reminder_hours",)),
         ({"expiry_reminder_hours": "24"}, ("expiry_reminder_hours",)),
         ({"expiry_reminder_dm": "yes"}, ("expiry_reminder_dm",)),
+        ({"reconcile_mode": "fix"}, ("reconcile_mode",)),
         ({"welcome_message": "x" * 2001}, ("welcome_message",)),
         ({"checkout_prompt": 5}, ("checkout_prompt",)),
         ({"notification_channel_id": "general"}, ("notification_channel_id",)),

@@ -44,11 +44,12 @@ def store_a(app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord) -> Shop:
     shop.buy("order-of-a-2", "vip", buyer=fake_discord.create_user("left").id, customer="customer-a")
     api_for(app, shop.store_id)
     with app.app_context():
-        from flask_discord_roles import backfills, guilds
+        from flask_discord_roles import backfills, guilds, reconcile
 
         guilds.create_link_code(shop.store_id)
         (mapping,) = guilds.list_mappings(shop.store_id)
         backfills.start_backfill(shop.store_id, mapping.id)
+        reconcile.start_reconcile(shop.store_id)
         db.session.commit()
     return shop
 
@@ -102,6 +103,7 @@ def test_every_operation_called_by_another_store_sees_and_changes_nothing_of_our
             "role_id": store_a.roles["VIP"],
             "customer_id": "customer-a",
             "backfill_id": str(state.db.session.scalar(sa.select(sa.func.min(state.models.Backfill.id)))),
+            "run_id": str(state.db.session.scalar(sa.select(sa.func.min(state.models.ReconcileRun.id)))),
         }
         settings = state.models.StoreSettings
         channel_of_a = state.db.session.scalar(sa.select(settings.notification_channel_id))

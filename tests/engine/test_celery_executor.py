@@ -31,7 +31,7 @@ from flask_discord_roles._engine.celery_tasks import celery_app_of
 from flask_discord_roles._engine.executors import WorkerExecutor
 from flask_discord_roles._runtime.executor import Work
 from flask_discord_roles._runtime.state import get_state
-from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, register_tasks
+from flask_discord_roles.celery import PROCESS_DUE, RUN_DELIVERIES, START_RECONCILE, register_tasks
 from flask_discord_roles.testing import FakeDiscord
 from tests.celery_host import celery_config, celery_environment
 from tests.services import REDIS
@@ -99,7 +99,7 @@ def test_registering_twice_registers_once_and_a_second_flask_app_is_refused() ->
     register_tasks(celery_app, app)
     register_tasks(celery_app, app)  # a duplicate would warn, and warnings are errors in this suite
     ours = sorted(name for name in celery_app.tasks if name.startswith("flask_discord_roles."))
-    assert ours == [PROCESS_DUE, RUN_DELIVERIES]
+    assert ours == [PROCESS_DUE, RUN_DELIVERIES, START_RECONCILE]
     with pytest.raises(ConfigurationError, match="its own Celery app"):
         register_tasks(celery_app, Flask("another_app"))
     other = Celery("other", set_as_current=False)
@@ -139,6 +139,24 @@ def test_in_eager_mode_the_commit_delivers_the_role(
         "the eager run_deliveries task should have given the role during the commit"
     )
     assert shop.statuses() == [("add", "completed", None)]
+
+
+def test_beat_starts_reconciling_and_process_due_repairs_a_role_removed_by_hand(
+    app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, eager_celery: Celery
+) -> None:
+    shop = open_shop(app, db, fake_discord)
+    shop.map("vip", "VIP")
+    buyer = shop.member("alice")
+    shop.buy("order-1", "vip", buyer=buyer)
+    with fake_discord.world.lock:
+        fake_discord.world.member(shop.guild_id, buyer).roles.clear()  # a moderator's hand
+    assert eager_celery.tasks[START_RECONCILE].apply().get() == {"runs": 0}, "mode off: skipped"
+    shop.settings(reconcile_mode="repair")
+
+    assert eager_celery.tasks[START_RECONCILE].apply().get() == {"runs": 1}
+    eager_celery.tasks[PROCESS_DUE].apply()
+
+    assert shop.roles_of(buyer) == {"VIP"}, "process_due stepped the run and ran its repair"
 
 
 @pytest.mark.usefixtures("eager_celery")

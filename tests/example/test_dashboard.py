@@ -43,6 +43,7 @@ PAGES = (
     "/dashboard/deliveries",
     "/dashboard/customers",
     "/dashboard/diagnostics",
+    "/dashboard/drift",
 )
 
 
@@ -484,3 +485,31 @@ def test_diagnostics_show_the_failing_role_check_with_its_fix(demo: Demo, owner:
     assert "Fix: Move the bot's role above «Legend»" in re.sub(r"<[^>]+>", "", item.group(1))
     fix_the_hierarchy(demo)
     assert "all 14 checks pass" in page(owner, "/dashboard/diagnostics"), "run again after the fix: all pass"
+
+
+# -- drift -----------------------------------------------------------------------------------------------
+
+
+def test_the_owner_checks_for_drift_and_repair_gives_a_lost_role_back(demo: Demo, owner: FlaskClient) -> None:
+    buy(demo, "alice@example.com", "VIP", "alice")
+    fake, guild_id, vip = demo.sandbox.fake, demo.sandbox.guild.id, demo.sandbox.roles["VIP"]
+    with fake.world.lock:
+        fake.world.member(guild_id, demo.sandbox.users["alice"]).roles.remove(vip)  # a moderator's hand
+    assert "Not checked yet." in page(owner, "/dashboard/drift")
+
+    assert "Drift mode saved." in post(owner, "/dashboard/drift/mode", {"reconcile_mode": "repair"})
+    refused = post(owner, "/dashboard/drift/mode", {"reconcile_mode": "sometimes"})
+    assert 'Must be "off"' in refused, words(refused)[:400]
+    started = post(owner, "/dashboard/drift/start")
+    assert "Checking 1 server(s)" in started, words(started)[:400]
+    # This demo runs deliveries inline: one worker pass steps the run and runs its repair, as cron would.
+    ran = demo.app.test_cli_runner().invoke(args=["discord-roles", "worker", "--once"])
+    assert ran.exit_code == 0, ran.output
+
+    shown = page(owner, "/dashboard/drift")
+    assert 'data-status="completed"' in shown, words(shown)[:800]
+    assert re.search(r'data-kind="role_missing">\s*<td>[^<]*</td>\s*<td data-count="1"', shown), words(shown)[
+        :800
+    ]
+    assert "1 repairs queued" in words(shown)
+    assert "VIP" in role_names(demo, "alice"), "repair gave Alice her VIP back"

@@ -179,3 +179,26 @@ def test_member_roles_raises_lookup_error_for_non_members(store: Store) -> None:
     assert not store.fake.is_member(store.guild.id, store.buyer.id)
     with pytest.raises(LookupError, match="not a member"):
         store.fake.member_roles(store.guild.id, store.buyer.id)
+
+
+def test_list_members_pages_in_user_id_order_and_needs_the_members_intent(store: Store) -> None:
+    members = store.url(f"/guilds/{store.guild.id}/members")
+    everyone = sorted(store.fake.guild(store.guild.id).members, key=int)
+    assert len(everyone) >= 2, "the store's guild has the bot and a buyer at least"
+
+    one = store.api.get(members)  # limit defaults to 1, after to 0
+    assert [m["user"]["id"] for m in one.json()] == everyone[:1]
+    rest = store.api.get(members, params={"limit": "1000", "after": everyone[0]})
+    assert [m["user"]["id"] for m in rest.json()] == everyone[1:]
+    assert store.api.get(members, params={"after": everyone[-1]}).json() == []
+
+    store.bot.members_intent = False
+    assert_error(store.api.get(members), 403, 50001)
+
+
+@pytest.mark.breaks_discord_spec
+def test_list_members_refuses_a_limit_or_cursor_discord_would_refuse(store: Store) -> None:
+    members = store.url(f"/guilds/{store.guild.id}/members")
+    assert_error(store.api.get(members, params={"limit": "1001"}), 400, 50035)
+    assert_error(store.api.get(members, params={"limit": "0"}), 400, 50035)
+    assert_error(store.api.get(members, params={"after": "me"}), 400, 50035)

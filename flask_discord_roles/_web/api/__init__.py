@@ -11,10 +11,22 @@ from flask_discord_roles._web.api import (
     grants,
     guilds,
     openapi,
+    reconcile,
     settings,
 )
 from flask_discord_roles._web.api.blueprint import tenant_api
 
 __all__ = ["tenant_api"]
 # Imported for the routes they register on the blueprint.
-_OPERATIONS = (backfills, bot, customers, deliveries, diagnostics, grants, guilds, openapi, settings)
+_OPERATIONS = (
+    backfills,
+    bot,
+    customers,
+    deliveries,
+    diagnostics,
+    grants,
+    guilds,
+    openapi,
+    reconcile,
+    settings,
+)

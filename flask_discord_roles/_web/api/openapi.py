@@ -55,7 +55,7 @@ ERROR = obj(
             "description": "Ours, on a 403 for a missing scope: the scope the operation needs.",
         },
         "resource": {
-            "enum": ["backfill", "custom_bot", "delivery", "guild", "mapping"],
+            "enum": ["backfill", "custom_bot", "delivery", "guild", "mapping", "reconcile_run"],
             "description": "Ours, on a 404 for an id this store does not have: what was not found.",
         },
     },

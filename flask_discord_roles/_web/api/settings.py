@@ -62,6 +62,12 @@ FIELDS: dict[str, Schema] = {
         "description": "The reminder is also a direct message from the store's bot (the host's "
         "grant_expiring signal is sent either way).",
     },
+    "reconcile_mode": {
+        "type": "string",
+        "enum": list(service.RECONCILE_MODES),
+        "description": "What the reconciler does about drift: off (scheduled runs skip the store), "
+        "report (record it) or repair (give back lost roles, take back ended ones we granted).",
+    },
 }
 SETTINGS = obj(
     {
