@@ -1,7 +1,8 @@
 """flask-discord-roles: deliver Discord roles to the people who buy them.
 
 The public API is what this package exports (``__all__``) and its public modules: ``backfills``,
-``bots``, ``customers``, ``deliveries``, ``grants``, ``guilds``, ``store_settings``, ``tokens``,
+``bots``, ``customers``, ``deliveries``, ``grants``, ``guilds``, ``linked_roles``, ``store_settings``,
+``tokens``,
 ``diagnostics``, ``checkout``, ``celery``, ``codes``, ``errors``, ``signals``, ``orders``, ``discord``,
 ``testing`` and ``migrations``. Modules whose names start with ``_`` are internal and may change in
 any release.
@@ -19,6 +20,7 @@ from flask_discord_roles import (
     diagnostics,
     grants,
     guilds,
+    linked_roles,
     store_settings,
     tokens,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "guild_linked",
     "guild_unlinked",
     "guilds",
+    "linked_roles",
     "order_completed",
     "order_revoked",
     "role_delivered",

@@ -24,6 +24,7 @@ from flask_discord_roles._core.grant_sweeps import end_due_grants, send_due_remi
 from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
 from flask_discord_roles._core.records import DeliveryInfo
+from flask_discord_roles._core.role_connection_sender import RoleConnectionSender, push_due
 from flask_discord_roles._engine.drain import BatchReport, Drainer
 from flask_discord_roles._engine.runner import COMPLETED, FAILED, RETRIED, DeliveryRunner, new_runner_id
 from flask_discord_roles._runtime.models import utcnow
@@ -74,6 +75,14 @@ def build_reply_sender(app: Flask, runner_id: str) -> ClaimReplySender:
     return ClaimReplySender(state, engine, runner_id)
 
 
+def build_role_connection_sender(app: Flask, runner_id: str) -> RoleConnectionSender:
+    """The pusher of Linked Roles connections for ``app``, under ``runner_id``."""
+    state = get_state(app)
+    with app.app_context():
+        engine = state.db.engine
+    return RoleConnectionSender(state, engine, runner_id)
+
+
 @dataclass
 class WorkerTotals:
     passes: int = 0
@@ -85,6 +94,9 @@ class WorkerTotals:
 
 GRANT_BATCHES_PER_PASS = 10
 """At most this many batches of grants ended per pass, so a backlog does not hold up the drain."""
+
+ROLE_CONNECTIONS_PER_PASS = 50
+"""At most this many Linked Roles connections pushed per pass: each is one call with a user's token."""
 
 HOUSEKEEPING_INTERVAL = 3600.0
 """Seconds between a worker's housekeeping passes (each worker keeps its own schedule)."""
@@ -121,6 +133,7 @@ class Worker:
             batch_size=batch_size or settings.batch_size,
             stop=self.stop,
         )
+        self.role_connections = build_role_connection_sender(app, self.runner.runner_id)
         self.totals = WorkerTotals()
         self._housekeeping_due = 0.0
         self._backfilling = False
@@ -153,6 +166,7 @@ class Worker:
             self._housekeeping()
             self._step_backfills()
             report = self.drainer.drain()
+            self._push_role_connections()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
             # The database is down or failing: nothing is lost (rows stay leased or pending); try later.
@@ -193,6 +207,13 @@ class Worker:
         found = step_backfills(state, engine, self.runner.runner_id)
         # A scan that found customers goes on at once: the next pass follows without a sleep.
         self._backfilling = found > 0
+
+    def _push_role_connections(self) -> None:
+        """Push the Linked Roles connections that are due (each customer's own token, a few a pass)."""
+        with self.app.app_context():
+            pushed = push_due(self.role_connections, ROLE_CONNECTIONS_PER_PASS)
+        if pushed:
+            logger.info("%s: role connections %s", self.name, pushed)
 
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and

@@ -10,6 +10,7 @@ from flask_discord_roles._web.api import (
     diagnostics,
     grants,
     guilds,
+    linked_roles,
     openapi,
     settings,
 )
@@ -17,4 +18,15 @@ from flask_discord_roles._web.api.blueprint import tenant_api
 
 __all__ = ["tenant_api"]
 # Imported for the routes they register on the blueprint.
-_OPERATIONS = (backfills, bot, customers, deliveries, diagnostics, grants, guilds, openapi, settings)
+_OPERATIONS = (
+    backfills,
+    bot,
+    customers,
+    deliveries,
+    diagnostics,
+    grants,
+    guilds,
+    linked_roles,
+    openapi,
+    settings,
+)

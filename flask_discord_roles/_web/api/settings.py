@@ -62,6 +62,13 @@ FIELDS: dict[str, Schema] = {
         "description": "The reminder is also a direct message from the store's bot (the host's "
         "grant_expiring signal is sent either way).",
     },
+    "linked_roles_enabled": {
+        **BOOLEAN,
+        "description": "Keep each linked customer's Discord role connection (Linked Roles: verified_buyer, "
+        "active_subscription, total_orders, customer_since) current. Switching it on registers the fields "
+        "with Discord in this request (a 400 names the problem when Discord refuses), and linking asks "
+        "for the role_connections.write scope from then on.",
+    },
 }
 SETTINGS = obj(
     {
