@@ -68,9 +68,11 @@ class Store:
         """What Discord (the fake) holds for the user: the store's application's connection."""
         return self.fake.role_connection(user, self.shop.bot.application_id)
 
-    def queued(self) -> linked_roles.ConnectionInfo | None:
+    def queued(self) -> linked_roles.ConnectionInfo:
         self.shop.db.session.expire_all()
-        return linked_roles.connection_of("store-1", "customer-1")
+        info = linked_roles.connection_of("store-1", "customer-1")
+        assert info is not None, "customer-1's connection was never queued"
+        return info
 
     def subscribe(self, order_id: str, expires_at: datetime) -> None:
         order_completed.send(
@@ -158,7 +160,7 @@ def test_the_tenant_api_turns_it_on_and_shows_a_customers_connection(store: Stor
     answer = api.get("/customers/customer-1/role-connection")
     assert answer.status_code == 200, answer.get_json()
     connection = answer.get_json()["connection"]
-    assert connection["status"] == "sent" and connection["discord_user_id"] == buyer.id, connection
+    assert (connection["status"], connection["discord_user_id"]) == ("sent", buyer.id), connection
     assert connection["metadata"]["verified_buyer"] is True
     assert_documented(api, "get", "/customers/{customer_id}/role-connection", answer)
 
@@ -169,7 +171,7 @@ def test_the_tenant_api_turns_it_on_and_shows_a_customers_connection(store: Stor
 def test_the_scope_is_asked_for_only_when_the_store_has_linked_roles_on(store: Store) -> None:
     assert "role_connections.write" not in store.link(store.fake.create_user("early"))
     refused = store.client.get("/discord/linked-roles", headers={"Accept": "application/json"})
-    assert refused.status_code == 403 and refused.get_json()["code"] == "linked_roles_disabled"
+    assert (refused.status_code, refused.get_json()["code"]) == (403, "linked_roles_disabled")
     store.turn_on()
     assert "role_connections.write" in store.link(store.fake.create_user("later")).split()
     verification = store.client.get("/discord/linked-roles")
@@ -192,7 +194,7 @@ def test_an_account_linked_without_the_scope_is_skipped_with_its_reason(store: S
     store.shop.buy("order-1", "vip", buyer=None)
     assert store.push() == {"failed": 1}
     queued = store.queued()
-    assert queued is not None and queued.reason_code == "scope_missing", queued
+    assert queued.reason_code == "scope_missing", queued
     assert store.connection(buyer) is None
     store.link(buyer)  # linking again grants the scope and queues the connection anew
     assert store.push() == {"sent": 1}
@@ -208,14 +210,16 @@ def test_the_connection_follows_orders_and_grants_through_their_life(store: Stor
     store.link(buyer)
     assert store.push() == {"sent": 1}
     linked = store.connection(buyer)
-    assert linked is not None and linked["platform_name"] == "Shop Bot"
+    assert linked is not None
+    assert linked["platform_name"] == "Shop Bot", "the store's bot's name shows on the profile"
     assert values(linked) == {"verified_buyer": "0", "active_subscription": "0", "total_orders": "0"}
 
     store.shop.buy("order-1", "vip", buyer=None)
     store.push()
     bought = store.connection(buyer)
     assert values(bought) == {"verified_buyer": "1", "active_subscription": "0", "total_orders": "1"}
-    assert bought is not None and bought["metadata"]["customer_since"].startswith(str(utcnow().year))
+    assert bought is not None
+    assert bought["metadata"]["customer_since"].startswith(str(utcnow().year)), bought
 
     start = utcnow()
     store.subscribe("order-2", start + timedelta(days=30))
@@ -242,7 +246,8 @@ def test_the_connection_follows_orders_and_grants_through_their_life(store: Stor
     store.push()
     assert values(store.connection(buyer))["total_orders"] == "2", "a refunded order no longer counts"
     queued = store.queued()
-    assert queued is not None and queued.status == "sent" and queued.pushed_at is not None
+    assert queued.status == "sent"
+    assert queued.pushed_at is not None
 
 
 def test_an_expired_access_token_is_refreshed_before_the_push(store: Store) -> None:
@@ -271,7 +276,7 @@ def test_a_429_is_retried_after_discords_pause(store: Store) -> None:
     store.fake.set_faults(rate_limit_rate=1.0, rate_limit_retry_after=30.0, routes=["role_connection"])
     assert store.push() == {"retried": 1}
     queued = store.queued()
-    assert queued is not None and queued.reason_code == "rate_limited", queued
+    assert queued.reason_code == "rate_limited", queued
     assert store.push(after=timedelta(seconds=5)) == {}, "not before Discord's retry_after"
     store.fake.set_faults()
     assert store.push(after=timedelta(seconds=30)) == {"sent": 1}
@@ -294,5 +299,5 @@ def test_a_customer_who_revoked_the_app_fails_once_and_is_not_retried(store: Sto
     assert revoked.status_code == 200, revoked.text
     assert store.push() == {"failed": 1}
     queued = store.queued()
-    assert queued is not None and (queued.status, queued.reason_code) == ("failed", "authorization_revoked")
+    assert (queued.status, queued.reason_code) == ("failed", "authorization_revoked")
     assert store.push(after=timedelta(days=1)) == {}, "a failed connection is not retried by itself"
