@@ -40,6 +40,7 @@ DEFAULTS = {
     "grace_hours": 0,
     "expiry_reminder_hours": None,
     "expiry_reminder_dm": True,
+    "linked_roles_enabled": False,
 }
 ROLE, MEMBER = 0, 1
 

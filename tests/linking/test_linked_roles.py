@@ -21,6 +21,7 @@ from flask_discord_roles import ValidationError, linked_roles, order_completed, 
 from flask_discord_roles._core.bots import save_bot
 from flask_discord_roles._core.grant_sweeps import end_due_grants
 from flask_discord_roles._core.role_connection_sender import RoleConnectionSender, push_due
+from flask_discord_roles._engine.worker import Worker
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing import FakeDiscord
@@ -248,6 +249,17 @@ def test_the_connection_follows_orders_and_grants_through_their_life(store: Stor
     queued = store.queued()
     assert queued.status == "sent"
     assert queued.pushed_at is not None
+
+
+def test_the_worker_pass_pushes_what_is_due(store: Store) -> None:
+    """``flask discord-roles worker`` and Celery's process_due run this pass."""
+    store.turn_on()
+    buyer = store.fake.create_user("buyer")
+    store.link(buyer)
+    store.shop.buy("order-1", "vip", buyer=None)
+    Worker(store.shop.app, threads=1).run(once=True)
+    assert values(store.connection(buyer))["verified_buyer"] == "1"
+    assert store.queued().status == "sent"
 
 
 def test_an_expired_access_token_is_refreshed_before_the_push(store: Store) -> None:
