@@ -236,7 +236,11 @@ class Worker:
             return
         timeout = self.poll_interval
         try:
-            due_times = [self.runner.next_due_at(), self.replier.next_due_at()]
+            due_times = [
+                self.runner.next_due_at(),
+                self.replier.next_due_at(),
+                self.role_connections.next_due_at(),
+            ]
         except SQLAlchemyError:
             due_times = []
         next_due = min((moment for moment in due_times if moment is not None), default=None)

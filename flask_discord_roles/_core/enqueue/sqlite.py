@@ -17,7 +17,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
 from flask_discord_roles._core.driver_sql import DriverStatement
-from flask_discord_roles._core.enqueue.statements import DELIVERY, NOTIFICATION, PARAMETER_NAMES, Created
+from flask_discord_roles._core.enqueue.statements import (
+    DELIVERY,
+    NOTIFICATION,
+    PARAMETER_NAMES,
+    ROLE_CONNECTION,
+    Created,
+)
 from flask_discord_roles._core.settings import DEFAULT_CLAIM_EXPIRY_HOURS
 from flask_discord_roles._runtime.models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
 from flask_discord_roles.codes import Action, DeliveryMode, SendStatus, Source, Status
@@ -70,8 +76,15 @@ class TwoInserts:
 
     deliveries: DriverStatement
     notification: DriverStatement
+    linked_roles: DriverStatement
 
     def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
+        created = self._inserts(connection, values)
+        # In-process, a third statement costs microseconds (PostgreSQL folds it into its one call).
+        created.extend((kind, 0, True) for (kind,) in self.linked_roles.execute(connection, values))
+        return created
+
+    def _inserts(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
         rows = self.deliveries.execute(connection, values)
         created: list[Created] = [(kind, row_id, due is not None) for kind, row_id, due, _ in rows]
         if not rows or any(notify for *_, notify in rows):
@@ -101,6 +114,21 @@ def two_inserts(models: Models, dialect: Dialect) -> TwoInserts:
             dialect,
         ),
         _compile(add_notification.returning(_text(NOTIFICATION), notifications.c.id, sa.true()), dialect),
+        _compile(_linked_roles_mark(order), dialect),
+    )
+
+
+def _linked_roles_mark(order: _Order) -> sa.Select[Any]:
+    """One row when the store has Linked Roles on and the customer a linked account; none otherwise."""
+    settings, accounts = order.settings, order.accounts
+    return (
+        sa.select(_text(ROLE_CONNECTION))
+        .select_from(settings.join(accounts, accounts.c.store_id == settings.c.store_id))
+        .where(
+            settings.c.store_id == order.store_id,
+            settings.c.linked_roles_enabled == sa.true(),
+            accounts.c.customer_id == order.customer_id,
+        )
     )
 
 
