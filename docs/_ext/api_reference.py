@@ -31,6 +31,7 @@ MODULES = (
     f"{PACKAGE}.deliveries",
     f"{PACKAGE}.grants",
     f"{PACKAGE}.backfills",
+    f"{PACKAGE}.linked_roles",
     f"{PACKAGE}.checkout",
     f"{PACKAGE}.claim_codes",
     f"{PACKAGE}.celery",
