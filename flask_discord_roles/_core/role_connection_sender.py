@@ -62,13 +62,18 @@ class RoleConnectionSender(LeasedQueue):
             session.rollback()
             return LOST
         metadata = {key: value for key, value in row.metadata_values.items() if value is not None}
+        attempts = row.attempts
         try:
             self._push(row, metadata)
             outcome = _Outcome(SendStatus.SENT)
         except _Outcome as ended:
             outcome = ended
         except TransientDiscordError as error:
-            outcome = self._backoff(row.attempts, error)
+            outcome = self._backoff(attempts, error.message)
+        except Exception as error:  # a bug must not stop the worker's pass: the row waits, counted
+            logger.exception("role connection %s: unexpected %s", update_id, type(error).__name__)
+            session.rollback()
+            outcome = self._backoff(attempts, f"Unexpected {type(error).__name__}; see the logs.")
         # Token refreshes were flushed in the session: they are kept whatever the push's outcome.
         session.commit()
         return self._finish(update_id, outcome)
@@ -145,15 +150,15 @@ class RoleConnectionSender(LeasedQueue):
             user_agent=settings.user_agent,
         )
 
-    def _backoff(self, attempts: int, error: TransientDiscordError) -> _Outcome:
+    def _backoff(self, attempts: int, reason: str) -> _Outcome:
         settings = self.state.settings
         if attempts >= settings.max_attempts:
-            return _Outcome(SendStatus.FAILED, ReasonCode.DISCORD_UNAVAILABLE, error.message)
+            return _Outcome(SendStatus.FAILED, ReasonCode.DISCORD_UNAVAILABLE, reason)
         delay = min(settings.retry_cap, settings.retry_base * 2 ** max(attempts - 1, 0))
         return _Outcome(
             SendStatus.PENDING,
             ReasonCode.DISCORD_UNAVAILABLE,
-            error.message,
+            reason,
             delay * self._rng.uniform(0.5, 1),
         )
 
