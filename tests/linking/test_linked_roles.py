@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from flask_discord_roles import ValidationError, linked_roles, order_completed, store_settings
-from flask_discord_roles._core.bots import save_bot
+from flask_discord_roles._core.bots import get_bot, save_bot
 from flask_discord_roles._core.grant_sweeps import end_due_grants
 from flask_discord_roles._core.role_connection_sender import RoleConnectionSender, push_due
 from flask_discord_roles._engine.worker import Worker
@@ -145,6 +145,18 @@ def test_discord_refusing_the_bot_token_is_a_clear_error_and_saves_nothing(store
     assert store_settings.get_settings("store-1")["linked_roles_enabled"] is False
 
 
+def test_a_store_whose_customers_cannot_link_through_its_bot_is_told_what_to_save(store: Store) -> None:
+    state = get_state(store.shop.app)
+    bot = get_bot(state, "store-1")
+    assert bot is not None
+    bot.client_secret_ciphertext = None  # customers would link through the platform's application
+    store.shop.db.session.commit()
+    with pytest.raises(ValidationError) as refused:
+        store.turn_on()
+    assert "client secret" in refused.value.errors["linked_roles_enabled"][0]
+    assert store.fake.role_connection_metadata(store.shop.bot.application_id) == []
+
+
 def test_the_tenant_api_turns_it_on_and_shows_a_customers_connection(store: Store) -> None:
     api: Api = api_for(store.shop.app)
     saved = api.patch("/settings", json={"linked_roles_enabled": True})
@@ -164,6 +176,11 @@ def test_the_tenant_api_turns_it_on_and_shows_a_customers_connection(store: Stor
     assert (connection["status"], connection["discord_user_id"]) == ("sent", buyer.id), connection
     assert connection["metadata"]["verified_buyer"] is True
     assert_documented(api, "get", "/customers/{customer_id}/role-connection", answer)
+
+    again = api.post("/customers/customer-1/role-connection")
+    assert again.status_code == 202, again.get_json()
+    assert again.get_json()["connection"]["status"] == "pending", "queued anew with fresh values"
+    assert_documented(api, "post", "/customers/{customer_id}/role-connection", again)
 
 
 # -- linking --------------------------------------------------------------------------------------------
