@@ -160,16 +160,17 @@ def queue_connection(
         "next_attempt_at": now,
         "reason_code": None,
         "reason": None,
-        "updated_at": now,
+        # The real time even when the caller's clock is another: a runner compares it to tell a row
+        # queued again while it pushed.
+        "updated_at": utcnow(),
     }
     session = state.db.session
     insert = supported_insert(session.get_bind().dialect.name)
     statement = insert(model).values(
         store_id=store_id, discord_user_id=discord_user_id, created_at=now, **fresh
     )
-    # A runner holding the row keeps its lease: it finishes with what it read, and since its finish
-    # only touches rows it still leases, clearing the lease here hands the newer values to the next run.
-    fresh.update(leased_by=None, lease_expires_at=None)
+    # A runner pushing the row right now keeps its lease, so no second runner pushes beside it (the
+    # older values could land last); seeing ``updated_at`` moved, it leaves the row pending for the next.
     session.execute(
         statement.on_conflict_do_update(index_elements=["store_id", "discord_user_id"], set_=fresh)
     )

@@ -4,7 +4,8 @@ Claimed under a lease like purchase notifications; run inside an app context (th
 refreshing a customer's token goes through :mod:`.customer_tokens` in the app's session. Discord busy
 (429, 5xx, timeouts) is retried with backoff; a grant the customer took back, or one without the
 ``role_connections.write`` scope, fails with a reason code and is not retried: only linking again helps.
-A row queued again while being pushed loses this runner's lease, so the newer values are pushed next.
+A row queued again while being pushed stays with this runner until it finishes (no two pushes of one
+user race), then waits, due, with the newer values.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class RoleConnectionSender(LeasedQueue):
             session.rollback()
             return LOST
         metadata = {key: value for key, value in row.metadata_values.items() if value is not None}
-        attempts = row.attempts
+        attempts, seen = row.attempts, row.updated_at
         try:
             self._push(row, metadata)
             outcome = _Outcome(SendStatus.SENT)
@@ -76,7 +77,7 @@ class RoleConnectionSender(LeasedQueue):
             outcome = self._backoff(attempts, f"Unexpected {type(error).__name__}; see the logs.")
         # Token refreshes were flushed in the session: they are kept whatever the push's outcome.
         session.commit()
-        return self._finish(update_id, outcome)
+        return self._finish(update_id, outcome, seen)
 
     def _push(self, row: RoleConnectionUpdate, metadata: dict[str, Any]) -> None:
         account = self._account(row)
@@ -162,7 +163,7 @@ class RoleConnectionSender(LeasedQueue):
             delay * self._rng.uniform(0.5, 1),
         )
 
-    def _finish(self, update_id: int, outcome: _Outcome) -> str:
+    def _finish(self, update_id: int, outcome: _Outcome, seen: datetime) -> str:
         now: datetime = self._clock()
         values: dict[str, Any] = {
             "status": outcome.status,
@@ -177,15 +178,24 @@ class RoleConnectionSender(LeasedQueue):
             values["next_attempt_at"] = now + timedelta(seconds=outcome.delay)
         session = self.state.db.session
         model = self.model
+        ours = (model.id == update_id, model.leased_by == self.runner_id)
         updated = session.execute(
             sa.update(model)
-            .where(model.id == update_id, model.leased_by == self.runner_id)
+            .where(*ours, model.updated_at == seen)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        session.commit()
         if updated.rowcount == 0:  # type: ignore[attr-defined]
-            return LOST  # queued again meanwhile: the newer values go out on the next pass
+            # Queued again while we pushed (or no longer ours): the newer values stay pending, due now.
+            session.execute(
+                sa.update(model)
+                .where(*ours)
+                .values(leased_by=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+            return LOST
+        session.commit()
         if outcome.status == SendStatus.FAILED:
             logger.warning("role connection %s failed: %s (%s)", update_id, outcome.code, outcome.reason)
         return RETRIED if outcome.status == SendStatus.PENDING else str(outcome.status)

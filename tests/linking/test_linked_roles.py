@@ -330,3 +330,27 @@ def test_a_customer_who_revoked_the_app_fails_once_and_is_not_retried(store: Sto
     queued = store.queued()
     assert (queued.status, queued.reason_code) == ("failed", "authorization_revoked")
     assert store.push(after=timedelta(days=1)) == {}, "a failed connection is not retried by itself"
+
+
+def test_a_change_while_a_push_is_in_flight_goes_out_after_it_never_beside_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.turn_on()
+    buyer = store.fake.create_user("buyer")
+    store.link(buyer)
+    put = store.pusher._put
+    second_claims: list[list[int]] = []
+
+    def put_while_the_customer_buys(*args: Any) -> None:
+        store.shop.buy("order-1", "vip", buyer=None)  # queued again while this push is in flight
+        second_claims.append(store.pusher.claim(10))
+        put(*args)
+
+    monkeypatch.setattr(store.pusher, "_put", put_while_the_customer_buys)
+    assert store.push() == {"lost": 1}, "it pushed the older values and leaves the newer ones due"
+    assert second_claims == [[]], "no second runner pushes the same user at the same time"
+    assert values(store.connection(buyer))["verified_buyer"] == "0"
+    assert store.queued().status == "pending"
+    monkeypatch.undo()
+    assert store.push() == {"sent": 1}
+    assert values(store.connection(buyer))["verified_buyer"] == "1"
