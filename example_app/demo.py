@@ -141,6 +141,8 @@ def seed_store(app: Flask, sandbox: Sandbox, webhook_url: str) -> None:
             checkout_prompt=CHECKOUT_PROMPT,
             grace_hours=GRACE_HOURS,
             expiry_reminder_hours=REMINDER_HOURS,
+            # Server admins can require "Verified buyer" on any role (registers the fields with Discord).
+            linked_roles_enabled=True,
         )
         issued = guilds.create_link_code(store_id)
         db.session.commit()

@@ -1,10 +1,10 @@
 """flask-discord-roles: deliver Discord roles to the people who buy them.
 
 The public API is what this package exports (``__all__``) and its public modules: ``backfills``,
-``bots``, ``customers``, ``deliveries``, ``grants``, ``guilds``, ``metrics``, ``reconcile``,
-``store_settings``, ``tokens``, ``diagnostics``, ``checkout``, ``celery``, ``codes``, ``errors``,
-``signals``, ``orders``, ``discord``, ``testing`` and ``migrations``. Modules whose names start with
-``_`` are internal and may change in any release.
+``bots``, ``customers``, ``deliveries``, ``grants``, ``guilds``, ``linked_roles``, ``metrics``,
+``reconcile``, ``store_settings``, ``tokens``, ``diagnostics``, ``checkout``, ``celery``, ``codes``,
+``errors``, ``signals``, ``orders``, ``discord``, ``testing`` and ``migrations``. Modules whose names
+start with ``_`` are internal and may change in any release.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from flask_discord_roles import (
     diagnostics,
     grants,
     guilds,
+    linked_roles,
     metrics,
     reconcile,
     store_settings,
@@ -84,6 +85,7 @@ __all__ = [
     "guild_linked",
     "guild_unlinked",
     "guilds",
+    "linked_roles",
     "metrics",
     "order_completed",
     "order_revoked",

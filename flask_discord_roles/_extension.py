@@ -12,6 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_discord_roles._cli import discord_roles_cli
 from flask_discord_roles._core.grants import end_revoked_grants, record_order
+from flask_discord_roles._core.linked_roles import queue_connection, queue_for_order
 from flask_discord_roles._core.queue import enqueue_order, revoke_order
 from flask_discord_roles._engine.executors import make_executor
 from flask_discord_roles._metrics.endpoint import install_endpoint, turn_on
@@ -322,6 +323,11 @@ def _listen_for_orders(
             queued = record_order(state, event).queued
         else:
             queued = enqueue_order(state, event)
+            # The plain checkout learnt from its one statement whether Linked Roles apply: no query more.
+            if queued.role_connection and event.customer_id is not None:
+                queue_connection(state, event.store_id, event.customer_id)
+        if revoke or event.is_time_limited:
+            queue_for_order(state, event.store_id, event.order_id, event.customer_id, revoked=revoke)
         if queued.due or queued.notifications:
             dispatch_after_commit(
                 state.db.session(), app, delivery_ids=queued.due, notification_ids=queued.notifications

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 __all__ = [
     "CHECK_CODES",
+    "CONNECTION_CODES",
     "DELIVERY_CODES",
     "NOTIFICATION_CODES",
     "RECONCILE_CODES",
@@ -198,6 +199,10 @@ class ReasonCode(StrEnum):
     CHANNEL_NOT_FOUND = "channel_not_found"
     NOT_TEXT_CHANNEL = "not_text_channel"
     NO_NOTIFICATION_CHANNEL = "no_notification_channel"
+    # -- Linked Roles (role connections) ----------------------------------------------------------------
+    SCOPE_MISSING = "scope_missing"
+    AUTHORIZATION_REVOKED = "authorization_revoked"
+    ACCOUNT_UNLINKED = "account_unlinked"
     # -- diagnostics only -------------------------------------------------------------------------------
     PLATFORM_BOT_UNAVAILABLE = "platform_bot_unavailable"
     COMMANDS_MISSING = "commands_missing"
@@ -269,6 +274,12 @@ FIXES: dict[ReasonCode, str] = {
     ReasonCode.CHANNEL_NOT_FOUND: "Copy the id of a text channel in a server linked to this store.",
     ReasonCode.NOT_TEXT_CHANNEL: "Choose a text channel: categories and forums cannot hold messages.",
     ReasonCode.NO_NOTIFICATION_CHANNEL: "Choose the channel purchase notifications go to.",
+    ReasonCode.SCOPE_MISSING: "The customer linked Discord before Linked Roles were on: they link Discord "
+    "again (allowing role connections), and their connection is pushed then.",
+    ReasonCode.AUTHORIZATION_REVOKED: "The customer removed the store's application in Discord (or the "
+    "authorisation ran out): they link Discord again, and their connection is pushed then.",
+    ReasonCode.ACCOUNT_UNLINKED: "Nothing to do: the customer unlinked Discord before their connection "
+    "was pushed.",
     ReasonCode.PLATFORM_BOT_UNAVAILABLE: "The platform's shared bot is not configured any more; save a bot "
     "of your own.",
     ReasonCode.COMMANDS_MISSING: "Register the slash commands again.",
@@ -359,6 +370,20 @@ RECONCILE_CODES: frozenset[ReasonCode] = frozenset(
 )
 """Why a reconciliation run failed (its ``reason_code``)."""
 
+CONNECTION_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        _C.SCOPE_MISSING,
+        _C.AUTHORIZATION_REVOKED,
+        _C.ACCOUNT_UNLINKED,
+        _C.NO_BOT,
+        _C.RATE_LIMITED,
+        _C.PACED,
+        _C.DISCORD_UNAVAILABLE,
+        _C.DISCORD_REJECTED,
+    }
+)
+"""Codes a customer's Linked Roles connection can carry when it was not pushed."""
+
 CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
     _C.MEMBERS_INTENT_MISSING,
     _C.PERMISSIONS_UNDIAGNOSED,
@@ -380,6 +405,9 @@ CHECK_CODES: frozenset[ReasonCode] = frozenset(ReasonCode) - {
     _C.CHANNEL_DELETED,
     _C.MISSING_PERMISSIONS,
     _C.MEMBER_NOT_IN_GUILD,
+    _C.SCOPE_MISSING,
+    _C.AUTHORIZATION_REVOKED,
+    _C.ACCOUNT_UNLINKED,
 }
 """Codes a diagnostics check, a notification-channel check or a server role's ``assignable`` can carry."""
 
@@ -403,6 +431,7 @@ def scopes(code: ReasonCode) -> list[str]:
             ("deliveries", DELIVERY_CODES),
             ("notifications", NOTIFICATION_CODES),
             ("reminders", REMINDER_CODES),
+            ("role connections", CONNECTION_CODES),
             ("checks", CHECK_CODES),
             ("reconcile runs", RECONCILE_CODES),
         )

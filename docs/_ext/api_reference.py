@@ -32,6 +32,7 @@ MODULES = (
     f"{PACKAGE}.grants",
     f"{PACKAGE}.backfills",
     f"{PACKAGE}.reconcile",
+    f"{PACKAGE}.linked_roles",
     f"{PACKAGE}.checkout",
     f"{PACKAGE}.claim_codes",
     f"{PACKAGE}.celery",

@@ -57,6 +57,12 @@ FIELDS = {
     ),
     "claims_expire": Field("Unclaimed roles expire", "checkbox"),
     "claim_expiry_hours": Field("Hours before an unclaimed role expires", "number"),
+    "linked_roles_enabled": Field(
+        "Discord Linked Roles",
+        "checkbox",
+        "Server admins can require 'Verified buyer', an order count or an active subscription on any "
+        "role; customers who linked Discord before link again once.",
+    ),
 }
 DELIVERY_MODES = ("automatic", "claim")
 NUMBER_ERROR = "Enter a whole number of hours."

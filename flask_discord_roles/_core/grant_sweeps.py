@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from flask_discord_roles._core.bots import client_for, get_bot
 from flask_discord_roles._core.grant_records import GrantInfo, grant_columns
 from flask_discord_roles._core.grants import take_back
+from flask_discord_roles._core.linked_roles import queue_connections
 from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import current_app_or_none, send_after_commit
@@ -119,6 +120,9 @@ def _end_one_batch(
     try:
         batch = [GrantInfo.from_row(row) for row in session.connection().execute(statement)]
         queued = take_back(state, batch, now=now, reason_code=ReasonCode.GRANT_EXPIRED)
+        for store_id in sorted({info.store_id for info in batch}):
+            customers = [info.customer_id for info in batch if info.store_id == store_id]
+            queue_connections(state, store_id, customers, now=now)
         app = current_app_or_none()
         if app is not None:
             for info in batch:

@@ -24,6 +24,7 @@ from flask_discord_roles._core.customer_tokens import (
     store_tokens,
 )
 from flask_discord_roles._core.guild_joins import GuildJoins, join_guilds, join_linked_guilds
+from flask_discord_roles._core.linked_roles import queue_connection
 from flask_discord_roles._core.queue import attach_discord_user
 from flask_discord_roles._core.settings import queue_settings, store_settings
 from flask_discord_roles._runtime.dispatch import (
@@ -145,6 +146,7 @@ def link_account(
     if store_settings(state, store_id).join_guilds_on_link:
         joins = join_linked_guilds(state, row, automatic, now)
     due += joins.due
+    queue_connection(state, store_id, customer_id, discord_user_id=discord_user_id, now=now)
 
     due = sorted(set(due))
     _after_commit(state, store_id, customer_id, discord_user_id, previous, due)

@@ -19,7 +19,7 @@ from flask_discord_roles._core.delivery_rows import insert_new as insert_new
 from flask_discord_roles._core.delivery_rows import kept_row
 from flask_discord_roles._core.delivery_rows import removal_row as removal_row
 from flask_discord_roles._core.enqueue import order_statements
-from flask_discord_roles._core.enqueue.statements import NOTIFICATION, order_parameters
+from flask_discord_roles._core.enqueue.statements import NOTIFICATION, ROLE_CONNECTION, order_parameters
 from flask_discord_roles._core.order_rows import of_order
 from flask_discord_roles._core.order_rows import order_delivery_key as order_delivery_key
 from flask_discord_roles._core.order_rows import order_removal_key as order_removal_key
@@ -53,6 +53,8 @@ class Queued:
     created: list[int] = field(default_factory=list)
     due: list[int] = field(default_factory=list)
     notifications: list[int] = field(default_factory=list)
+    # The store keeps Linked Roles for this order's (linked) customer: queue their role connection.
+    role_connection: bool = False
 
 
 # -- an order paid, an order revoked ------------------------------------------------------------------
@@ -83,6 +85,9 @@ def enqueue_order(state: DiscordRolesState, event: OrderEvent, *, now: datetime 
     for kind, row_id, due in statements.run(connection, parameters):
         if kind == NOTIFICATION:
             queued.notifications.append(row_id)
+            continue
+        if kind == ROLE_CONNECTION:
+            queued.role_connection = True
             continue
         queued.created.append(row_id)
         if due:

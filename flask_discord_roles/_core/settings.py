@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from flask_discord_roles._core.bots import client_for, get_bot
 from flask_discord_roles._core.grant_times import reschedule_store_grants
+from flask_discord_roles._core.role_connection_metadata import LinkedRolesUnavailable, register_metadata
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.models import StoreBot, StoreSettings
 from flask_discord_roles._runtime.state import DiscordRolesState
@@ -49,6 +50,7 @@ def store_settings(state: DiscordRolesState, store_id: str) -> StoreSettings:
         expiry_reminder_hours=None,
         expiry_reminder_dm=True,
         reconcile_mode=ReconcileMode.OFF,
+        linked_roles_enabled=False,
     )
 
 
@@ -110,6 +112,7 @@ BOOLEAN_SETTINGS = (
     "notifications_enabled",
     "claims_expire",
     "expiry_reminder_dm",
+    "linked_roles_enabled",
 )
 TEXT_SETTINGS = ("welcome_message", "checkout_prompt")
 SETTING_NAMES = (
@@ -127,6 +130,7 @@ SETTING_NAMES = (
     "expiry_reminder_hours",
     "expiry_reminder_dm",
     "reconcile_mode",
+    "linked_roles_enabled",
 )
 """Every setting a store owner may change, in the order they are shown."""
 DELIVERY_MODES: tuple[str, ...] = tuple(mode.value for mode in DeliveryMode)
@@ -177,6 +181,8 @@ def update_settings(state: DiscordRolesState, store_id: str, changes: Mapping[st
             raise ValidationError(
                 {"notification_channel_id": [verdict.fix or "This channel cannot be used."]}
             )
+    if merged["linked_roles_enabled"] and not current.linked_roles_enabled:
+        _register_linked_roles(state, store_id)
     if not changes:
         return current
     if current not in state.db.session:
@@ -189,6 +195,16 @@ def update_settings(state: DiscordRolesState, store_id: str, changes: Mapping[st
     if moved:
         reschedule_store_grants(state, store_id)
     return current
+
+
+def _register_linked_roles(state: DiscordRolesState, store_id: str) -> None:
+    """Switching Linked Roles on declares the store's fields with Discord now, so the owner sees a
+    refusal as they save (and nothing is saved then). Saving it while on calls Discord no more (a
+    dashboard sends the whole form); ``linked_roles.register_metadata`` declares them again."""
+    try:
+        register_metadata(state, store_id)
+    except LinkedRolesUnavailable as refused:
+        raise ValidationError({"linked_roles_enabled": [str(refused)]}) from None
 
 
 def _field_errors(changes: Mapping[str, object]) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from flask_discord_roles._core.interaction_log import forget_old_interactions
 from flask_discord_roles._core.notifications import NotificationSender
 from flask_discord_roles._core.reconcile import step_runs as step_reconcile_runs
 from flask_discord_roles._core.records import DeliveryInfo
+from flask_discord_roles._core.role_connection_sender import RoleConnectionSender, push_due
 from flask_discord_roles._engine.drain import BatchReport, Drainer
 from flask_discord_roles._engine.runner import COMPLETED, FAILED, RETRIED, DeliveryRunner, new_runner_id
 from flask_discord_roles._runtime.models import utcnow
@@ -76,6 +77,14 @@ def build_reply_sender(app: Flask, runner_id: str) -> ClaimReplySender:
     return ClaimReplySender(state, engine, runner_id)
 
 
+def build_role_connection_sender(app: Flask, runner_id: str) -> RoleConnectionSender:
+    """The pusher of Linked Roles connections for ``app``, under ``runner_id``."""
+    state = get_state(app)
+    with app.app_context():
+        engine = state.db.engine
+    return RoleConnectionSender(state, engine, runner_id)
+
+
 @dataclass
 class WorkerTotals:
     passes: int = 0
@@ -87,6 +96,9 @@ class WorkerTotals:
 
 GRANT_BATCHES_PER_PASS = 10
 """At most this many batches of grants ended per pass, so a backlog does not hold up the drain."""
+
+ROLE_CONNECTIONS_PER_PASS = 50
+"""At most this many Linked Roles connections pushed per pass: each is one call with a user's token."""
 
 HOUSEKEEPING_INTERVAL = 3600.0
 """Seconds between a worker's housekeeping passes (each worker keeps its own schedule)."""
@@ -124,6 +136,7 @@ class Worker:
             stop=self.stop,
             on_progress=self.beat,
         )
+        self.role_connections = build_role_connection_sender(app, self.runner.runner_id)
         self.totals = WorkerTotals()
         # When the worker last made progress (time.monotonic): /healthz of --metrics-port reads it.
         self.last_beat = time.monotonic()
@@ -159,6 +172,7 @@ class Worker:
             self._step_backfills()
             self._step_reconcile_runs()
             report = self.drainer.drain()
+            self._push_role_connections()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
         except SQLAlchemyError:
             # The database is down or failing: nothing is lost (rows stay leased or pending); try later.
@@ -214,6 +228,13 @@ class Worker:
         # Like a backfill's scan: a run that read members goes on at once.
         self._backfilling = self._backfilling or any(step.members for step in steps)
 
+    def _push_role_connections(self) -> None:
+        """Push the Linked Roles connections that are due (each customer's own token, a few a pass)."""
+        with self.app.app_context():
+            pushed = push_due(self.role_connections, ROLE_CONNECTIONS_PER_PASS)
+        if pushed:
+            logger.info("%s: role connections %s", self.name, pushed)
+
     def _housekeeping(self) -> None:
         """Once an hour: forget interaction ids old enough that Discord will never redeliver them, and
         /claim answers whose interaction token has long expired."""
@@ -235,7 +256,11 @@ class Worker:
             return
         timeout = self.poll_interval
         try:
-            due_times = [self.runner.next_due_at(), self.replier.next_due_at()]
+            due_times = [
+                self.runner.next_due_at(),
+                self.replier.next_due_at(),
+                self.role_connections.next_due_at(),
+            ]
         except SQLAlchemyError:
             due_times = []
         next_due = min((moment for moment in due_times if moment is not None), default=None)

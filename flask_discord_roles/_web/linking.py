@@ -1,5 +1,6 @@
 """Customers link their Discord account: ``GET <prefix>/link?next=…``, ``GET <prefix>/callback``,
-``POST <prefix>/unlink``.
+``POST <prefix>/unlink``; ``GET <prefix>/linked-roles`` is the same start for Discord's Linked Roles
+Verification URL.
 
 The authorization-code flow with PKCE (S256). What the callback must check is kept in the customer's
 session (``state``, the PKCE verifier, the store, the customer, where to go next): a callback whose
@@ -43,6 +44,7 @@ from flask_discord_roles.discord.errors import TransientDiscordError
 from flask_discord_roles.discord.oauth import (
     GUILDS_JOIN,
     IDENTIFY,
+    ROLE_CONNECTIONS_WRITE,
     InvalidClient,
     InvalidGrant,
     OAuthError,
@@ -94,6 +96,18 @@ def _unexpected(error: Exception) -> tuple[Response | str, int]:
 
 @linking.get("/link")
 def start() -> Any:
+    return _start(verifying=False)
+
+
+@linking.get("/linked-roles")
+def verify_linked_roles() -> Any:
+    """The Linked Roles Verification URL (Developer Portal → General Information): Discord sends a
+    member here from a server's Linked Roles menu; linking with the ``role_connections.write`` scope
+    is what writes their connection."""
+    return _start(verifying=True)
+
+
+def _start(*, verifying: bool) -> Any:
     state = get_state()
     if not current_app.secret_key:
         logger.error("account linking keeps its state in the session: set the app's SECRET_KEY")
@@ -108,8 +122,13 @@ def start() -> Any:
         )
         raise Refusal(503, "linking_not_configured", "Linking Discord is not set up for this store yet.")
     scopes = [IDENTIFY]
-    if store_settings(state, store_id).join_guilds_on_link:
+    settings = store_settings(state, store_id)
+    if settings.join_guilds_on_link:
         scopes.append(GUILDS_JOIN)
+    if settings.linked_roles_enabled:
+        scopes.append(ROLE_CONNECTIONS_WRITE)
+    elif verifying:
+        raise Refusal(403, "linked_roles_disabled", "This store does not offer Discord Linked Roles.")
     pkce = new_pkce()
     attempt = secrets.token_urlsafe(24)
     redirect_uri = _callback_url(state)

@@ -148,8 +148,34 @@ def index_page(world: World, view: IndexView) -> bytes:
 <div class="cols"><section><h2>Servers</h2><ul>{guilds or "<li class='muted'>none</li>"}</ul>
 <h2>Users</h2><ul>{users or "<li class='muted'>none</li>"}</ul></section>
 <section><h2>Applications</h2><table><tr><th>App</th><th>Interactions endpoint URL</th></tr>{bots}
-</table></section></div>"""
+</table></section></div>
+{_role_connections(world)}"""
     return page("Discord sandbox", body)
+
+
+def _role_connections(world: World) -> str:
+    """What each application wrote as each user's role connection (Linked Roles), with the names the
+    application declared for its keys, as a user's profile shows them."""
+    rows = []
+    for (user_id, app_id), connection in sorted(world.role_connections.connections.items()):
+        bot = world.bots.get(app_id)
+        names = {record.key: record.name for record in world.role_connections.records(app_id)}
+        values = "".join(
+            f'<li data-key="{esc(key)}">{esc(names.get(key, key))}: <strong>{esc(value)}</strong></li>'
+            for key, value in sorted(connection.metadata.items())
+        )
+        rows.append(
+            f'<tr data-user-id="{esc(user_id)}" data-application-id="{esc(app_id)}">'
+            f"<td>{user_label(world.users.get(user_id), user_id)}</td>"
+            f"<td>{esc(bot.name if bot else app_id)}</td>"
+            f"<td class='platform'>{esc(connection.platform_name or '')}</td>"
+            f"<td><ul class='metadata'>{values or '<li class=muted>no values</li>'}</ul></td></tr>"
+        )
+    table = "".join(rows) or "<tr><td colspan='4' class='muted'>none yet</td></tr>"
+    return (
+        '<section id="role-connections"><h2>Linked Roles connections</h2><table><tr><th>User</th>'
+        f"<th>App</th><th>Platform</th><th>Metadata</th></tr>{table}</table></section>"
+    )
 
 
 def _bot_row(world: World, app_id: str, urls: Mapping[str, str]) -> str:

@@ -41,6 +41,7 @@ DEFAULTS = {
     "expiry_reminder_hours": None,
     "expiry_reminder_dm": True,
     "reconcile_mode": "off",
+    "linked_roles_enabled": False,
 }
 ROLE, MEMBER = 0, 1
 

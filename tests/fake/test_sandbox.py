@@ -315,3 +315,32 @@ def test_fake_discord_serves_the_avatars_and_icons_an_app_links_to(fake_discord:
         assert answer.headers["Content-Type"] == "image/png"
         assert answer.content.startswith(b"\x89PNG\r\n\x1a\n"), f"{url} is not a PNG"
     assert requests.get(f"{cdn}/avatars/not-a-user/x.png", timeout=5).status_code == 404
+
+
+def test_the_index_shows_each_users_linked_roles_connection_with_the_declared_names(store: Store) -> None:
+    metadata = f"{store.fake.api_base_url}/applications/{store.bot.application_id}/role-connections/metadata"
+    declared = store.api.put(
+        metadata,
+        json=[{"type": 7, "key": "verified_buyer", "name": "Verified <buyer>", "description": "Bought"}],
+        timeout=5,
+    )
+    assert declared.status_code == 200, declared.text
+    empty = requests.get(store.fake.sandbox_url, timeout=5).text
+    assert "Linked Roles connections" in empty
+    assert "none yet" in empty
+
+    token = store.fake.create_user_token(
+        store.bot, store.buyer, scopes=("identify", "role_connections.write")
+    )
+    written = requests.put(
+        f"{store.fake.api_base_url}/users/@me/applications/{store.bot.application_id}/role-connection",
+        json={"platform_name": "Shop", "metadata": {"verified_buyer": "1"}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert written.status_code == 200, written.text
+    index = requests.get(store.fake.sandbox_url, timeout=5).text
+    row = re.search(rf'<tr data-user-id="{store.buyer.id}".*?</tr>', index, re.S)
+    assert row is not None, "the buyer's connection has a row"
+    assert "Shop" in row.group(0)
+    assert "Verified &lt;buyer&gt;: <strong>1</strong>" in row.group(0), "named as declared, escaped"

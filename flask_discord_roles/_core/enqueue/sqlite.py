@@ -17,7 +17,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
 from flask_discord_roles._core.driver_sql import DriverStatement
-from flask_discord_roles._core.enqueue.statements import DELIVERY, NOTIFICATION, PARAMETER_NAMES, Created
+from flask_discord_roles._core.enqueue.statements import (
+    DELIVERY,
+    NOTIFICATION,
+    PARAMETER_NAMES,
+    ROLE_CONNECTION,
+    Created,
+)
 from flask_discord_roles._core.settings import DEFAULT_CLAIM_EXPIRY_HOURS
 from flask_discord_roles._runtime.models import HOST_ID, SNOWFLAKE, Models, UTCDateTime
 from flask_discord_roles.codes import Action, DeliveryMode, SendStatus, Source, Status
@@ -63,9 +69,9 @@ NOTIFICATION_COLUMNS = (
 class TwoInserts:
     """The deliveries INSERT, then the notification INSERT only when it can insert something.
 
-    The deliveries statement returns, with each row, its ``next_attempt_at`` (set: due now) and whether
-    the store announces purchases; the second statement runs when one says yes, or when no role was
-    mapped to tell.
+    The deliveries statement returns, with each row, its ``next_attempt_at`` (set: due now), whether
+    the store announces purchases and whether it keeps Linked Roles for the customer; the second
+    statement runs when one says yes, or when no role was mapped to tell.
     """
 
     deliveries: DriverStatement
@@ -73,12 +79,15 @@ class TwoInserts:
 
     def run(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Created]:
         rows = self.deliveries.execute(connection, values)
-        created: list[Created] = [(kind, row_id, due is not None) for kind, row_id, due, _ in rows]
-        if not rows or any(notify for *_, notify in rows):
+        created: list[Created] = [(kind, row_id, due is not None) for kind, row_id, due, *_ in rows]
+        if not rows or any(notify for _, _, _, notify, _ in rows):
             created.extend(
                 (kind, row_id, bool(due))
                 for kind, row_id, due in self.notification.execute(connection, values)
             )
+        # An order that queued no role changes none of the customer's Linked Roles values.
+        if any(linked for *_, linked in rows):
+            created.append((ROLE_CONNECTION, 0, True))
         return created
 
 
@@ -96,11 +105,30 @@ def two_inserts(models: Models, dialect: Dialect) -> TwoInserts:
     return TwoInserts(
         _compile(
             add_deliveries.returning(
-                _text(DELIVERY), deliveries.c.id, deliveries.c.next_attempt_at, notifications_on
+                _text(DELIVERY),
+                deliveries.c.id,
+                deliveries.c.next_attempt_at,
+                notifications_on,
+                _linked_roles_on(order),
             ),
             dialect,
         ),
         _compile(add_notification.returning(_text(NOTIFICATION), notifications.c.id, sa.true()), dialect),
+    )
+
+
+def _linked_roles_on(order: _Order) -> Any:
+    """1 when the store has Linked Roles on and the customer a linked account (their connection must be
+    queued), else NULL: returned with each delivery, so the checkout asks nothing more."""
+    settings, accounts = order.settings, order.accounts
+    # No join: SQLite's RETURNING names columns without their table, so each level reads one table.
+    linked = sa.exists().where(
+        accounts.c.store_id == order.store_id, accounts.c.customer_id == order.customer_id
+    )
+    return (
+        sa.select(_number(1))
+        .where(settings.c.store_id == order.store_id, settings.c.linked_roles_enabled == sa.true(), linked)
+        .scalar_subquery()
     )
 
 

@@ -12,10 +12,14 @@ from flask_discord_roles.codes import Action
 
 NOTIFICATION = "notification"
 DELIVERY = "delivery"
+ROLE_CONNECTION = "role_connection"
+"""Not a row created: a mark that the store has Linked Roles on and the customer a linked account, so
+the customer's role connection must be queued (found in the same round trip as the INSERTs)."""
 
 
 Created = tuple[str, int, bool]
-"""A row the statements created: kind (:data:`DELIVERY` or :data:`NOTIFICATION`), id, whether due."""
+"""A row the statements created: kind (:data:`DELIVERY` or :data:`NOTIFICATION`), id, whether due; or
+the :data:`ROLE_CONNECTION` mark (id 0)."""
 
 
 class OrderStatements(Protocol):

@@ -68,6 +68,13 @@ FIELDS: dict[str, Schema] = {
         "description": "What the reconciler does about drift: off (scheduled runs skip the store), "
         "report (record it) or repair (give back lost roles, take back ended ones we granted).",
     },
+    "linked_roles_enabled": {
+        **BOOLEAN,
+        "description": "Keep each linked customer's Discord role connection (Linked Roles: verified_buyer, "
+        "active_subscription, total_orders, customer_since) current. Switching it on registers the fields "
+        "with Discord in this request (a 400 names the problem when Discord refuses), and linking asks "
+        "for the role_connections.write scope from then on.",
+    },
 }
 SETTINGS = obj(
     {

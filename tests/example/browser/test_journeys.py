@@ -1,7 +1,7 @@
 """The three journeys a storefront developer tries first, by hand in ``make demo``, here in Chromium.
 
 1. A customer links Discord at checkout through the consent screen, pays, and the role appears in
-   the sandbox's server; a refund takes it away again.
+   the sandbox's server, their Linked Roles connection says they bought; a refund takes the role away.
 2. A customer who never linked runs ``/claim`` with the code from their receipt, and gets the role.
 3. The store owner sees a failed delivery (its role is above the bot), follows the diagnostic's fix in
    the sandbox (moves the bot's role up), presses Retry, and it completes.
@@ -89,6 +89,20 @@ def test_customer_links_discord_at_checkout_and_the_role_appears_in_the_server(
     )
     shoot(page, "sandbox guild with the role")
 
+    # The demo store has Linked Roles on: Alice's role connection states she bought (pushed by a runner).
+    page.goto(demo.sandbox.fake.sandbox_url)
+    alice = f'#role-connections tr[data-user-id="{demo.sandbox.users["alice"]}"]'
+    eventually(
+        page,
+        lambda: page.locator("#role-connections"),
+        "Verified buyer: 1",
+        "the sandbox never showed Alice's Linked Roles connection as a verified buyer",
+    )
+    expect(page.locator(alice), "her connection names the store").to_contain_text(demo.sandbox.bot.name)
+    expect(page.locator(alice)).to_contain_text("Orders: 1")
+    shoot(page, "sandbox linked roles connection", element=page.locator("#role-connections"))
+
+    page.go_back()  # the guild page, then the order confirmation
     page.go_back()
     page.locator("#refund").click()
     expect(page.locator("#order-status")).to_have_text("Refunded")
