@@ -26,6 +26,7 @@ from flask_discord_roles._core.customer_tokens import (
 from flask_discord_roles._core.guild_joins import GuildJoins, join_guilds, join_linked_guilds
 from flask_discord_roles._core.linked_roles import queue_connection
 from flask_discord_roles._core.queue import attach_discord_user
+from flask_discord_roles._core.role_connection_sender import withdraw_connection
 from flask_discord_roles._core.settings import queue_settings, store_settings
 from flask_discord_roles._runtime.dispatch import (
     current_app_or_none,
@@ -239,14 +240,16 @@ def _after_commit(
 def unlink_account(state: DiscordRolesState, store_id: str, customer_id: str) -> LinkedAccount | None:
     """Remove the customer's link and tokens; None when there was none.
 
-    The tokens are revoked at Discord first, best effort: Discord being down, or the grant already
-    revoked, does not stop the unlink. Roles already delivered stay, as do deliveries already addressed
-    to the Discord account. Changes the session; ``account_unlinked`` is sent once the host commits.
+    The customer's Linked Roles connection is removed and the tokens revoked at Discord first, best
+    effort: Discord being down, or the grant already revoked, does not stop the unlink. Roles already
+    delivered stay, as do deliveries already addressed to the Discord account. Changes the session;
+    ``account_unlinked`` is sent once the host commits.
     """
     row = account_row(state, store_id, customer_id)
     if row is None:
         return None
     unlinked = _public(state, row)
+    withdraw_connection(state, row, utcnow())
     token = revocable_token(state, row)
     if token is not None:
         revoke(state, store_id, token)

@@ -22,8 +22,10 @@ from flask_discord_roles._core.leasing import LeasedQueue
 from flask_discord_roles._core.linked_roles import has_scope
 from flask_discord_roles._core.role_connection_metadata import linked_roles_app
 from flask_discord_roles._runtime.models import DiscordAccount, RoleConnectionUpdate
+from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import ReasonCode, SendStatus
 from flask_discord_roles.discord.errors import (
+    DiscordError,
     PermanentDiscordError,
     RateLimited,
     TransientDiscordError,
@@ -140,16 +142,7 @@ class RoleConnectionSender(LeasedQueue):
         )
 
     def _client(self, token: str) -> DiscordUserClient:
-        settings = self.state.settings
-        # No waiting or retrying inside: the queue's backoff does that, so a worker thread never sleeps.
-        return DiscordUserClient(
-            token,
-            base_url=settings.api_base_url,
-            timeout=settings.http_timeout,
-            max_retries=0,
-            max_wait=settings.rate_limit_wait,
-            user_agent=settings.user_agent,
-        )
+        return user_client(self.state, token)
 
     def _backoff(self, attempts: int, reason: str) -> _Outcome:
         settings = self.state.settings
@@ -208,3 +201,53 @@ def push_due(sender: RoleConnectionSender, limit: int = 50) -> dict[str, int]:
         result = sender.run(update_id)
         counts[result] = counts.get(result, 0) + 1
     return counts
+
+
+def user_client(state: DiscordRolesState, token: str) -> DiscordUserClient:
+    """A client acting as the customer. No waiting or retrying inside: the queue's backoff does that, so
+    a worker thread never sleeps (and an unlink request never hangs on Discord)."""
+    settings = state.settings
+    return DiscordUserClient(
+        token,
+        base_url=settings.api_base_url,
+        timeout=settings.http_timeout,
+        max_retries=0,
+        max_wait=settings.rate_limit_wait,
+        user_agent=settings.user_agent,
+    )
+
+
+def withdraw_connection(state: DiscordRolesState, account: DiscordAccount, now: datetime) -> bool:
+    """The customer unlinks: what we told Discord about them goes, and so does their queued push.
+
+    Without this a "verified buyer" role would outlive the link. Best effort, like revoking the
+    customer's tokens right after (their token is the only one Discord takes for it, and it is about to
+    go): Discord being down does not stop the unlink. True when Discord confirmed the removal.
+    """
+    model = state.models.RoleConnectionUpdate
+    session = state.db.session
+    queued = session.scalar(
+        sa.select(model).where(
+            model.store_id == account.store_id, model.discord_user_id == account.discord_user_id
+        )
+    )
+    if queued is None:
+        return False  # nothing was ever queued, so nothing was ever pushed
+    session.delete(queued)
+    app = linked_roles_app(state, account.store_id)
+    if app is None or not has_scope(account.scopes):
+        return False
+    try:
+        token = usable_token(state, account, now)
+        if token is None:
+            return False
+        with user_client(state, token) as client:
+            client.delete_user_role_connection(app.application_id)
+    except DiscordError as error:
+        logger.warning(
+            "store %s: the role connection of a customer who unlinked was not removed at Discord (%s)",
+            account.store_id,
+            type(error).__name__,
+        )
+        return False
+    return True

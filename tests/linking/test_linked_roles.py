@@ -354,3 +354,27 @@ def test_a_change_while_a_push_is_in_flight_goes_out_after_it_never_beside_it(
     monkeypatch.undo()
     assert store.push() == {"sent": 1}
     assert values(store.connection(buyer))["verified_buyer"] == "1"
+
+
+def test_unlinking_takes_the_connection_back_so_no_linked_role_outlives_the_link(store: Store) -> None:
+    store.turn_on()
+    buyer = store.fake.create_user("buyer")
+    store.link(buyer)
+    store.shop.buy("order-1", "vip", buyer=None)
+    store.push()
+    assert values(store.connection(buyer))["verified_buyer"] == "1"
+
+    with store.client.session_transaction() as session:
+        session["_discord_roles_csrf"] = "known-to-this-browser"
+    unlinked = store.client.post(
+        "/discord/unlink",
+        data={"discord_roles_csrf": "known-to-this-browser"},
+        headers={"Accept": "application/json"},
+    )
+    assert unlinked.status_code == 200, unlinked.get_data(as_text=True)
+    assert unlinked.json is not None
+    assert unlinked.json["code"] == "unlinked"
+
+    assert store.connection(buyer) is None, "Discord still shows the unlinked customer as a verified buyer"
+    assert linked_roles.connection_of("store-1", "customer-1") is None, "a push is still queued for them"
+    assert store.push() == {}, "nothing is pushed for a customer who unlinked"
