@@ -397,16 +397,18 @@ def worker_pool(
 # -- 1. a third of Discord's answers are faults -----------------------------------------------------------
 
 
-def test_a_thousand_deliveries_through_a_third_of_faults_all_complete_exactly_once(
+def test_five_hundred_deliveries_through_a_third_of_faults_all_complete_exactly_once(
     app: Flask,
     db: SQLAlchemy,
     fake_discord: FakeDiscord,
     database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    purchases = open_guilds(app, db, fake_discord, guilds=20, buyers_per_guild=50)
+    # Five hundred rows over ten servers: enough for every fault kind to hit hundreds of calls (the
+    # assertions below prove each was injected) while the suite stays inside its time budget.
+    purchases = open_guilds(app, db, fake_discord, guilds=10, buyers_per_guild=50)
     check_out(app, db, purchases)
-    assert queue_counts(app)["pending"] == 1000, "the worker executor runs nothing at commit"
+    assert queue_counts(app)["pending"] == 500, "the worker executor runs nothing at commit"
     fake_discord.set_faults(
         error_rate=0.1,  # 500/502/503
         timeout_rate=0.1,  # hangs past the client's timeout, then applies the request anyway
@@ -430,8 +432,8 @@ def test_a_thousand_deliveries_through_a_third_of_faults_all_complete_exactly_on
     ]
     assert not troubles, f"the worker logged {len(troubles)} troubles, e.g.:\n" + "\n".join(troubles[:3])
     rows = assert_each_role_delivered_once(app, fake_discord, purchases)
-    assert totals.completed == 1000, (
-        f"the worker counted {totals.completed} completions for 1000 rows: a row was finished twice "
+    assert totals.completed == 500, (
+        f"the worker counted {totals.completed} completions for 500 rows: a row was finished twice "
         f"or a finish was lost ({totals})"
     )
     stats = fake_discord.stats()
@@ -439,7 +441,7 @@ def test_a_thousand_deliveries_through_a_third_of_faults_all_complete_exactly_on
     assert server_errors > 0, f"no 5xx was injected, so nothing was proven: {stats}"
     assert stats["rate_limited"]["shared"] > 0, f"no 429 was injected, so nothing was proven: {stats}"
     retried = [row for row in rows if row.attempts > 1]
-    assert len(retried) > 100, f"only {len(retried)} rows needed a retry; were the faults injected? {stats}"
+    assert len(retried) > 50, f"only {len(retried)} rows needed a retry; were the faults injected? {stats}"
 
 
 def run_worker_until_drained(app: Flask, *, threads: int, timeout: float) -> WorkerTotals:
@@ -540,7 +542,7 @@ def test_rows_a_sigkilled_worker_held_are_delivered_by_the_next_worker(
 def test_four_workers_draining_one_queue_deliver_each_row_exactly_once(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, worker_pool: WorkerPool
 ) -> None:
-    purchases = open_guilds(app, db, fake_discord, guilds=40, buyers_per_guild=50)
+    purchases = open_guilds(app, db, fake_discord, guilds=20, buyers_per_guild=50)
     options = ("--concurrency", "8", "--batch-size", "16", "--poll-interval", "0.1")
     settings = {"DISCORD_ROLES_GLOBAL_RATE_LIMIT": 100_000}
     workers = [worker_pool.start(f"worker-{n}", *options, **settings) for n in range(1, 5)]
@@ -552,7 +554,7 @@ def test_four_workers_draining_one_queue_deliver_each_row_exactly_once(
         context=worker_pool.describe,
     )
 
-    # One commit: the 2,000 rows appear at once to four workers that are all polling already, so they
+    # One commit: the 1,000 rows appear at once to four workers that are all polling already, so they
     # contend for the same rows whatever their start-up times (and the checkout does not compete with
     # deliveries for the test process, which also serves FakeDiscord).
     check_out(app, db, purchases, per_commit=len(purchases))
@@ -560,7 +562,7 @@ def test_four_workers_draining_one_queue_deliver_each_row_exactly_once(
         lambda: queue_counts(app)["completed"] == len(purchases),
         guard=worker_pool.check_alive,
         timeout=PATIENCE,
-        what="the four workers to complete 2,000 rows",
+        what="the four workers to complete 1,000 rows",
         context=lambda: f"queue: {dict(queue_counts(app))}\n{worker_pool.describe()}",
     )
     for worker in workers:

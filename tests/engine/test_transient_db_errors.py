@@ -1,7 +1,7 @@
 """A unit of our database work is run again after a transient database error, and only then.
 
 These drive the decorator with the errors SQLAlchemy raises; tests/engine/test_stale_connections.py shows
-the closed-connection case against a real PostgreSQL, and test_delivery_resilience's thousand deliveries
+the closed-connection case against a real PostgreSQL, and test_delivery_resilience's five hundred deliveries
 on SQLite (sixteen runner threads writing at once) the locked one.
 """
 
