@@ -10,6 +10,7 @@ from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import commit, query_text, state, store_id
 from flask_discord_roles._web.api.errors import ApiError, invalid, not_found
 from flask_discord_roles._web.api.spec import (
+    COUNT,
     DATETIME,
     HOST_ID,
     INTEGER,
@@ -25,7 +26,6 @@ from flask_discord_roles.codes import BackfillStatus
 
 BACKFILLS_TAG = "Backfills"
 
-COUNT = {**INTEGER, "minimum": 0}
 STATUSES = [str(status) for status in BackfillStatus]
 BACKFILL = obj(
     {

@@ -12,6 +12,7 @@ from flask_discord_roles._web.api.context import commit, iso, json_body, state, 
 from flask_discord_roles._web.api.deliveries import DELIVERY, delivery_json
 from flask_discord_roles._web.api.spec import (
     BOOLEAN,
+    COUNT,
     DATETIME,
     HOST_ID,
     INTEGER,
@@ -58,7 +59,7 @@ CUSTOMER = obj(
                 }
             )
         ),
-        "counts": obj({status: {"type": "integer", "minimum": 0} for status in customers.COUNTED_STATUSES}),
+        "counts": obj(dict.fromkeys(customers.COUNTED_STATUSES, COUNT)),
     }
 )
 CHANGED = obj({"message": MESSAGE, "delivery": DELIVERY})

@@ -20,6 +20,7 @@ from flask_discord_roles._web.api.context import (
 )
 from flask_discord_roles._web.api.errors import invalid, not_found
 from flask_discord_roles._web.api.spec import (
+    COUNT,
     DATETIME,
     HOST_ID,
     INTEGER,
@@ -193,7 +194,7 @@ def retry_delivery(delivery_id: int) -> dict[str, Any]:
         200: obj(
             {
                 "message": MESSAGE,
-                "retried": {"type": "integer", "minimum": 0},
+                "retried": COUNT,
                 "refused": {
                     "type": "object",
                     "description": "Matching deliveries the role gate refused, by reason code "

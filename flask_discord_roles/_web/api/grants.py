@@ -8,6 +8,7 @@ from flask_discord_roles._core import grant_records
 from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import query_text, state, store_id
 from flask_discord_roles._web.api.spec import (
+    COUNT,
     DATETIME,
     HOST_ID,
     INTEGER,
@@ -43,7 +44,7 @@ GRANT = obj(
         "ends_at": nullable(
             {**DATETIME, "description": "When its roles go: expires_at plus the store's grace_hours."}
         ),
-        "renewals": {"type": "integer", "minimum": 0},
+        "renewals": COUNT,
         "reminded_at": nullable({**DATETIME, "description": "When the expiry reminder went."}),
         "reminder_reason_code": nullable(
             {

@@ -9,6 +9,7 @@ from flask_discord_roles._web.api.blueprint import tenant_api
 from flask_discord_roles._web.api.context import commit, json_body, query_text, state, store_id
 from flask_discord_roles._web.api.errors import invalid, not_found
 from flask_discord_roles._web.api.spec import (
+    COUNT,
     DATETIME,
     INTEGER,
     MESSAGE,
@@ -24,7 +25,6 @@ from flask_discord_roles.discord.snowflake import is_snowflake
 
 TAG = "Reconciliation"
 
-COUNT = {**INTEGER, "minimum": 0}
 KINDS = [str(kind) for kind in DriftKind]
 RUN = obj(
     {

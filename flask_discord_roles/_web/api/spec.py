@@ -20,6 +20,8 @@ View = TypeVar("View", bound=Callable[..., Any])
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+"""How many of something: a whole number, never negative."""
 NUMBER: Schema = {"type": "number"}
 SNOWFLAKE: Schema = {
     "type": "string",
