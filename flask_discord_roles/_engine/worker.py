@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from flask_discord_roles._core.backfills import step_backfills
@@ -141,7 +142,9 @@ class Worker:
         # When the worker last made progress (time.monotonic): /healthz of --metrics-port reads it.
         self.last_beat = time.monotonic()
         self._housekeeping_due = 0.0
-        self._backfilling = False
+        # A backfill or a reconciliation is still reading through its customers or members: the next
+        # pass follows at once, without the poll's sleep.
+        self._scanning = False
 
     def run(self, *, once: bool = False) -> WorkerTotals:
         """Loop until :attr:`stop` is set; with ``once``, a single pass over what is due now."""
@@ -169,8 +172,7 @@ class Worker:
             expired = self.runner.expire_unclaimed()
             self._sweep_grants()
             self._housekeeping()
-            self._step_backfills()
-            self._step_reconcile_runs()
+            self._scanning = any([self._step_backfills(), self._step_reconcile_runs()])
             report = self.drainer.drain()
             self._push_role_connections()
             depth = self.runner.queue_depth() if (report.busy or expired) else 0
@@ -210,23 +212,20 @@ class Worker:
                 reminded,
             )
 
-    def _step_backfills(self) -> None:
-        """Top up the running backfills' windows; the drain below runs what they queued."""
-        state = get_state(self.app)
+    def _engine(self) -> Engine:
         with self.app.app_context():
-            engine = state.db.engine
-        found = step_backfills(state, engine, self.runner.runner_id)
-        # A scan that found customers goes on at once: the next pass follows without a sleep.
-        self._backfilling = found > 0
+            return get_state(self.app).db.engine
 
-    def _step_reconcile_runs(self) -> None:
-        """Read the next page of members of each running reconciliation; the drain runs its repairs."""
-        state = get_state(self.app)
-        with self.app.app_context():
-            engine = state.db.engine
-        steps = step_reconcile_runs(state, engine, self.runner.runner_id)
-        # Like a backfill's scan: a run that read members goes on at once.
-        self._backfilling = self._backfilling or any(step.members for step in steps)
+    def _step_backfills(self) -> bool:
+        """Top up the running backfills' windows (the drain below runs what they queued); True while a
+        scan is still finding customers."""
+        return step_backfills(get_state(self.app), self._engine(), self.runner.runner_id) > 0
+
+    def _step_reconcile_runs(self) -> bool:
+        """Read the next page of members of each running reconciliation (the drain runs its repairs);
+        True while a run is still reading members."""
+        steps = step_reconcile_runs(get_state(self.app), self._engine(), self.runner.runner_id)
+        return any(step.members for step in steps)
 
     def _push_role_connections(self) -> None:
         """Push the Linked Roles connections that are due (each customer's own token, a few a pass)."""
@@ -242,8 +241,7 @@ class Worker:
             return
         self._housekeeping_due = time.monotonic() + HOUSEKEEPING_INTERVAL
         state = get_state(self.app)
-        with self.app.app_context():
-            engine = state.db.engine
+        engine = self._engine()
         forgotten = forget_old_interactions(state.models, engine)
         if forgotten:
             logger.info("%s: forgot %d interaction ids older than a day", self.name, forgotten)
@@ -252,7 +250,7 @@ class Worker:
             logger.info("%s: forgot %d /claim answers older than a day", self.name, answered)
 
     def _sleep(self) -> None:
-        if self._backfilling:
+        if self._scanning:
             return
         timeout = self.poll_interval
         try:
