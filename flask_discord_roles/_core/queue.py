@@ -15,9 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask_discord_roles._core.delivery_rows import insert_new as insert_new
-from flask_discord_roles._core.delivery_rows import kept_row
-from flask_discord_roles._core.delivery_rows import removal_row as removal_row
+from flask_discord_roles._core.delivery_rows import insert_new, kept_row, removal_row
 from flask_discord_roles._core.enqueue import order_statements
 from flask_discord_roles._core.enqueue.statements import NOTIFICATION, ROLE_CONNECTION, order_parameters
 from flask_discord_roles._core.order_rows import of_order

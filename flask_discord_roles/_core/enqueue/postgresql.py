@@ -20,10 +20,11 @@ from flask_discord_roles._core.enqueue.statements import PARAMETER_NAMES, ROLE_C
 from flask_discord_roles._runtime.models import UTCDateTime
 
 ENQUEUE_ORDER_CALL = sa.text(
-    "SELECT queued_kind, queued_id, queued_due FROM discord_roles_enqueue_order("
+    # S608 below: the one value formatted in is our constant ROLE_CONNECTION, never input.
+    "SELECT queued_kind, queued_id, queued_due FROM discord_roles_enqueue_order("  # noqa: S608
     ":store_id, :order_id, :customer_id, :given_discord_user_id, :package_ids, :notified_package_names, :now)"
     # In the same round trip: does the store keep Linked Roles for this (linked) customer?
-    " UNION ALL SELECT 'role_connection', 0, true FROM discord_roles_settings AS s"
+    f" UNION ALL SELECT '{ROLE_CONNECTION}', 0, true FROM discord_roles_settings AS s"
     " JOIN discord_roles_accounts AS a ON a.store_id = s.store_id"
     " WHERE s.store_id = :store_id AND s.linked_roles_enabled AND a.customer_id = :customer_id"
 ).bindparams(
@@ -36,7 +37,6 @@ ENQUEUE_ORDER_CALL = sa.text(
     sa.bindparam("now", type_=UTCDateTime()),
 )
 """The statement: the function does the two INSERTs; the UNION adds the Linked Roles mark."""
-assert ROLE_CONNECTION == "role_connection", "the mark is written into the statement as a constant"
 
 
 @dataclass(frozen=True)
