@@ -43,6 +43,7 @@ postgresql+psycopg://postgres@127.0.0.1:5432/test.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import time
@@ -205,12 +206,6 @@ def world_url(schema: str) -> str:
 def open_world(name: str, rows: int, *, keep: bool, admin: sa.Engine) -> World:
     """The world in schema ``bench_scale_<name>``: reused when kept and built alike, else built anew."""
     schema = f"bench_scale_{name}"
-    signature = f"{GENERATOR} rows={rows} stores={STORES}"
-    with admin.connect() as connection:
-        built = connection.scalar(
-            sa.text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :s"),
-            {"s": schema},
-        )
     app = Flask(f"scale_{name}")
     app.config.update(
         SQLALCHEMY_DATABASE_URI=world_url(schema),
@@ -221,6 +216,17 @@ def open_world(name: str, rows: int, *, keep: bool, admin: sa.Engine) -> World:
     db = SQLAlchemy(app)
     DiscordRoles(app, db=db)
     world = World(name, rows, app, db)
+    # The tables' columns are part of what a kept world must match; its indexes are aligned below.
+    columns = sorted(
+        f"{table.name}.{column.name}" for table in db.metadata.tables.values() for column in table.c
+    )
+    digest = hashlib.sha256(",".join(columns).encode()).hexdigest()[:12]
+    signature = f"{GENERATOR} rows={rows} stores={STORES} columns={digest}"
+    with admin.connect() as connection:
+        built = connection.scalar(
+            sa.text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :s"),
+            {"s": schema},
+        )
     started = time.monotonic()
     if keep and built == signature:
         changed = align_indexes(world)
