@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/checkout_overhead.py
 	$(BIN)/python benchmarks/worker_drain.py
 	$(BIN)/python benchmarks/webhook_throughput.py
+	$(BIN)/python benchmarks/scale_queries.py
 
 ## Refresh the README's and the docs' screenshots from the browser tests' own (saved under test-output/).
 ## The command answers use emoji: install Debian's fonts-noto-color-emoji first, or Chromium draws boxes.

@@ -340,16 +340,24 @@ def _member_deliveries_query(models: Models) -> sa.Select[Any]:
     model, account = models.Delivery, models.DiscordAccount
     store_id: Any = sa.bindparam("store_id")
     user_id: Any = sa.bindparam("user_id")
-    linked_customers = sa.select(account.customer_id).where(
-        account.store_id == store_id, account.discord_user_id == user_id
+    guild_id: Any = sa.bindparam("guild_id")
+    # One customer at most: a Discord account is linked to one customer of a store (a unique key).
+    linked_customer = (
+        sa.select(account.customer_id)
+        .where(account.store_id == store_id, account.discord_user_id == user_id)
+        .scalar_subquery()
     )
-    mine = sa.or_(
-        model.discord_user_id == user_id,
-        sa.and_(
-            model.discord_user_id.is_(None),
-            model.customer_id.in_(linked_customers.scalar_subquery()),
-        ),
+    # Two lookups, one per index, rather than one OR: under an OR, PostgreSQL cannot read the customer
+    # index for the linked customer's rows, and reads all of the store's guest rows instead. The second
+    # leaves the server out, or the claim index (server-blind statistics) looks as cheap to it.
+    row = aliased(model, name="mine")
+    by_user = sa.select(row.id).where(
+        row.store_id == store_id, row.discord_user_id == user_id, row.guild_id == guild_id
     )
+    by_account = sa.select(row.id).where(
+        row.store_id == store_id, row.customer_id == linked_customer, row.discord_user_id.is_(None)
+    )
+    mine = model.id.in_(sa.union_all(by_user, by_account))
     # The grant the order started, if the order sold time: its expiry is shown beside the role.
     grant = models.Grant
     of_active_grant = sa.and_(
@@ -362,12 +370,7 @@ def _member_deliveries_query(models: Models) -> sa.Select[Any]:
         sa.select(*_listed_columns(model), grant.expires_at)
         .select_from(model)
         .outerjoin(grant, of_active_grant)
-        .where(
-            model.store_id == store_id,
-            model.guild_id == sa.bindparam("guild_id"),
-            model.action == Action.ADD,
-            mine,
-        )
+        .where(mine, model.guild_id == guild_id, model.action == Action.ADD)
         .order_by(sa.case((model.status == Status.PENDING, 0), else_=1), model.id.desc())
         .limit(sa.bindparam("limit"))
     )

@@ -356,6 +356,9 @@ class Delivery(_Columns):
             _partial_index("ix_discord_roles_deliveries_expiry", WAITING, "expires_at"),
             # Dashboards and the tenant API: a store's settled deliveries by status, newest first.
             _partial_index("ix_discord_roles_deliveries_store_status", SETTLED, "store_id", "status", "id"),
+            # ... and all of them, newest first: the first page of a store's deliveries reads 51 entries
+            # here. Without it the pages of a small store among large ones walk the whole table's ids.
+            sa.Index(conv("ix_discord_roles_deliveries_store"), "store_id", "id"),
             # /claim and /check: what one Discord user is owed in one guild.
             sa.Index(conv("ix_discord_roles_deliveries_claim"), "store_id", "discord_user_id", "guild_id"),
             # Linking an account hands over the customer's queued rows; a customer's Discord section.

@@ -7,6 +7,7 @@ FakeDiscord is the judge of which roles a member holds and of what the @original
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -364,6 +365,34 @@ def test_check_lists_deliveries_and_its_claim_button_claims(shop: Shop, client: 
     ).json()["data"]
     assert "✅ **VIP** · order order-1: delivered." in after["embeds"][0]["description"]
     assert "components" not in after, "nothing pending: no Claim button"
+
+
+def test_check_lists_a_linked_customers_guest_purchases_here_and_nobody_elses(
+    shop: Shop, client: FlaskClient
+) -> None:
+    elsewhere = shop.fake.create_guild("Elsewhere").id
+    shop.fake.add_bot_to_guild(shop.bot, elsewhere)
+    shop.map("vip", "VIP")
+    shop.map("course", "Course", guild_id=elsewhere)
+    alice, bob = shop.member("alice"), shop.member("bob")
+    shop.buy("order-1", "vip", "course", buyer=None, customer="customer-9")  # alice, before she linked
+    shop.buy("order-2", "vip", buyer=None, customer="customer-8")  # another guest
+    shop.buy("order-3", "vip", buyer=bob, customer="customer-7")
+    shop.buy("order-4", "vip", buyer=alice, customer="customer-9")
+    account = get_state(shop.app).models.DiscordAccount
+    shop.db.session.add(account(store_id="store-1", customer_id="customer-9", discord_user_id=alice))
+    shop.db.session.commit()
+
+    def orders_listed(user: str) -> list[str]:
+        payload = shop.fake.command_payload(shop.bot, shop.guild_id, user, "check")
+        answer = shop.fake.send_interaction(URL, shop.bot, payload, client=client).json()["data"]
+        return re.findall(r"order (order-\d)", answer["embeds"][0]["description"])
+
+    assert orders_listed(alice) == ["order-4", "order-1"], (
+        "alice's /check lists her own purchase and the one she made as a guest before linking, "
+        "newest first, and only their roles in this server"
+    )
+    assert orders_listed(bob) == ["order-3"], "bob sees only his own purchase"
 
 
 def test_the_answer_waits_while_a_delivery_retries_and_reports_the_outcome(
