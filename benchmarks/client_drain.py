@@ -6,7 +6,8 @@ leaves, each half jittered): a member-role bucket of 10 requests per 10 s for ea
 global limit of 50 requests per second per bot, counted per second of the fake's clock. Two shapes,
 each at every latency, in one run:
 
-- ``global``: 60 guilds. Their buckets together would allow 60/s, so the global limit (50/s) binds.
+- ``global``: 120 guilds. Their buckets together would allow 120/s, so the global limit (50/s) binds
+  throughout. (With 60, each guild's own 10 per 10 s would start to bind during a 30 s run.)
 - ``buckets``: 4 guilds, 4/s together, far under the global limit: each guild's bucket binds. Four is
   few enough that a run covers three bucket windows per guild in ~20 s, and the global limiter, which
   never nears 50/s here, cannot be what holds the client back.
@@ -65,7 +66,7 @@ class Shape:
 
 
 SHAPES = {
-    "global": Shape("global", guilds=60, calls=1500),
+    "global": Shape("global", guilds=120, calls=1500),
     "buckets": Shape("buckets", guilds=4, calls=4 * ROUTE_LIMIT * 3),
 }
 
