@@ -176,8 +176,10 @@ def main() -> None:
             f"{shape.name}: {shape.calls} role adds across {shape.guilds} guilds from {args.threads} "
             f"threads; ceiling {shape.ceiling:.0f}/s ({bound} bind)"
         )
-    print(f"\n{'shape':8} {'RTT ms':>7} {'ratio':>6} {'429s':>5} {'global':>6} {'route':>5} "
-          f"{'roles':>9} {'wall s':>7}  (target: ratio >= {TARGET}, 0 429s)")
+    print(
+        f"\n{'shape':8} {'RTT ms':>7} {'ratio':>6} {'429s':>5} {'global':>6} {'route':>5} "
+        f"{'roles':>9} {'wall s':>7}  (target: ratio >= {TARGET}, 0 429s)"
+    )
     for shape in shapes:
         for latency in latencies:
             jitter = min(args.jitter, latency) / 1000

@@ -13,8 +13,18 @@ what is left and when it resets, and requests queue (block) instead of being sen
   A reply announcing a later reset than ours (Discord opened its next window first) postpones ours.
 - A 429 pauses its bucket (or, if global, every request) for its ``retry_after``, separately from the
   window bookkeeping: a "shared" 429 says nothing about how much of our own window is left.
-- The global limit (50 per second per bot) is not announced in headers; it is enforced here by counting
-  each request from when it leaves until one period after its response (see :class:`GlobalLimiter`).
+- The global limit (50 per second per bot) is not announced in headers, and Discord counts it per second
+  of its own clock. Replies' ``Date`` headers tell where those seconds begin; each request is counted
+  against every second it could have landed in, so every second is filled and none overfilled. Until a
+  ``Date`` is seen, each request holds its slot until one period after its response, which is safe
+  wherever the windows are (see :class:`GlobalLimiter`: the rule, the proof, and what hikari and
+  twilight do).
+- A bucket can do no better than it does: its window opens when Discord counts the first request after
+  the previous one ended, which we know only to within the round trip, and the reset a reply
+  announces is when that window ends. Refilling at our receipt of it plus ``Reset-After`` is, to
+  within the reply's trip back, the earliest that is never before Discord's reset; the next request's
+  trip there adds the rest of a round trip. A window of ``W`` seconds so costs ``W + R`` at a round
+  trip of ``R``: 0.99 of the limit for Discord's 10 s role buckets at 100 ms.
 
 Every wait is a ``threading.Condition`` wait with a timeout, woken early by whatever could end it.
 """
@@ -490,9 +500,7 @@ class GlobalLimiter:
             return True, now
         return True, max(now, (last_full + 1) * period - low)
 
-    def release(
-        self, ticket: GlobalTicket, *, date: float | None = None, unanswered: bool = False
-    ) -> None:
+    def release(self, ticket: GlobalTicket, *, date: float | None = None, unanswered: bool = False) -> None:
         """The request holding ``ticket`` got its answer (``date``: its ``Date`` header, epoch seconds).
 
         ``unanswered`` (we stopped waiting for a request that was sent) holds its slot one period more:

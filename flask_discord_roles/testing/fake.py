@@ -231,9 +231,7 @@ class FakeDiscord:
         """
         self._backend.limiter.set_global_limit(limit, window)
 
-    def set_latency(
-        self, round_trip: float = 0.0, jitter: float = 0.0, *, seed: int | None = None
-    ) -> None:
+    def set_latency(self, round_trip: float = 0.0, jitter: float = 0.0, *, seed: int | None = None) -> None:
         """Put the fake ``round_trip`` seconds away (call with no arguments for no distance).
 
         A request waits half a round trip before the fake sees it (that instant is the one the rate
