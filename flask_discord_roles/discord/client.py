@@ -302,7 +302,7 @@ class RestClient(SessionOwner):
             outcome = PermanentDiscordError(f"request not sent ({type(exc).__name__})", route=route.key)
         finally:
             # Exactly once per acquire, whatever happened, or a slot would stay "in flight" for good.
-            bucket.release(window, limits)
+            bucket.release(window, limits, sent=started)
             if ticket is not None:
                 self._global.release(ticket, date=date, unanswered=unanswered)
         if self._observer is not None:

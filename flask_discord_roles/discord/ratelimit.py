@@ -10,7 +10,9 @@ what is left and when it resets, and requests queue (block) instead of being sen
   taken on receipt, so it is never earlier than Discord's; a request still in flight when we refill may
   land in Discord's next window, so it is counted against that window too, and replies to requests
   sent before a refill are ignored (they describe Discord's old window, or were already counted).
-  A reply announcing a later reset than ours (Discord opened its next window first) postpones ours.
+  A reply that provably comes from Discord's next window (it left after our reset bound minus its own
+  Reset-After) moves us to that window, with what it says is left less whatever could still be counted
+  there after it; a later reset that could still be the old window's only postpones ours.
 - A 429 pauses its bucket (or, if global, every request) for its ``retry_after``, separately from the
   window bookkeeping: a "shared" 429 says nothing about how much of our own window is left.
 - The global limit (50 per second per bot) is not announced in headers, and Discord counts it per second
@@ -19,12 +21,12 @@ what is left and when it resets, and requests queue (block) instead of being sen
   ``Date`` is seen, each request holds its slot until one period after its response, which is safe
   wherever the windows are (see :class:`GlobalLimiter`: the rule, the proof, and what hikari and
   twilight do).
-- A bucket can do no better than it does: its window opens when Discord counts the first request after
-  the previous one ended, which we know only to within the round trip, and the reset a reply
-  announces is when that window ends. Refilling at our receipt of it plus ``Reset-After`` is, to
-  within the reply's trip back, the earliest that is never before Discord's reset; the next request's
-  trip there adds the rest of a round trip. A window of ``W`` seconds so costs ``W + R`` at a round
-  trip of ``R``: 0.99 of the limit for Discord's 10 s role buckets at 100 ms.
+- A bucket's window opens when Discord counts the first request after the previous one ended, which
+  we know only to within the round trip, and the reset a reply announces is when that window ends.
+  Refilling at our receipt of it plus ``Reset-After`` is, to within the reply's trip back, the earliest
+  that is never before Discord's reset; the next request's trip there adds the rest of a round trip.
+  A window of ``W`` seconds so costs ``W + R`` at a round trip of ``R``: 0.99 of the limit for
+  Discord's 10 s role buckets at 100 ms, and no client that is safe whatever the latency does better.
 
 Every wait is a ``threading.Condition`` wait with a timeout, woken early by whatever could end it.
 """
@@ -51,6 +53,11 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+# Seconds of reply times a bucket remembers (a request out longer than half of this learns nothing
+# from the rule that needs them), and how far Discord's Reset-After may be rounded.
+_REPLY_MEMORY = 120.0
+_HEADER_ROUNDING = 0.002
 
 # How long a waiter sleeps when nothing it can compute will wake it (it is also notified on every
 # response): a safety net against a lost notification, not a poll interval that matters.
@@ -122,6 +129,9 @@ class Bucket:
         # was either counted in Discord's old window (says nothing about this one) or already deducted
         # from this one at the refill.
         self.window = 1
+        # When recent replies came back: a request Discord counted after another may have been answered
+        # before it (see ``release``).
+        self._answered: deque[float] = deque()
         # Set when the route turned out to belong to a named bucket: waiters must look again.
         self.moved = False
 
@@ -171,16 +181,56 @@ class Bucket:
                 timeout = min(_IDLE_WAIT if wait is None else wait, deadline - now)
                 self._cond.wait(max(timeout, 0.001))
 
-    def release(self, window: int, headers: RateLimitHeaders | None) -> None:
-        """The request taken in ``window`` is done (answered or not); learn what its response said."""
+    def release(self, window: int, headers: RateLimitHeaders | None, *, sent: float | None = None) -> None:
+        """The request taken in ``window`` is done (answered or not); learn what its response said.
+
+        ``sent``: when the request left (no later), which lets a reply from Discord's next window be
+        recognised as one.
+        """
         with self._cond:
+            now = self._clock()
             # Refill first, while this request still counts as out: it may have opened Discord's new
             # window, and the refill must leave room for it.
-            self._refill(self._clock())
+            self._refill(now)
             self.in_flight -= 1
-            if headers is not None and window == self.window:
+            current = headers is not None and window == self.window
+            if current and headers and not self._opened_next_window(headers, sent, now):
                 self.learn(headers)
+            if headers is not None:
+                self._answered.append(now)
+                while self._answered and self._answered[0] < now - _REPLY_MEMORY:
+                    self._answered.popleft()
             self._cond.notify_all()
+
+    def _opened_next_window(self, headers: RateLimitHeaders, sent: float | None, now: float) -> bool:
+        """Adopt Discord's next window if this reply provably comes from it; False if not provably.
+
+        Discord counted the request no earlier than ``sent``, so its window ends no earlier than
+        ``sent + reset_after``; if that is past ``reset_at`` (no earlier than the end of the window we
+        count down), the request opened a later one. Taking only the later reset, as :meth:`learn`
+        does, would keep the old window's count for the whole new window: a window at half speed.
+        What the reply says is left must still make room for every request that could be counted
+        there after this one: those still out, and those answered since this one left (a request
+        counted after this one may be answered before it).
+        """
+        if (
+            sent is None
+            or not self.known
+            or self.reset_at is None
+            or headers.limit is None
+            or headers.remaining is None
+            or headers.reset_after is None
+            or now - sent > _REPLY_MEMORY / 2
+            or sent + headers.reset_after <= self.reset_at + _HEADER_ROUNDING
+        ):
+            return False
+        answered_since = sum(1 for moment in self._answered if moment > sent)
+        self.limit = max(headers.limit, 1)
+        self.remaining = max(headers.remaining - self.in_flight - answered_since, 0)
+        self.reset_at = now + headers.reset_after
+        # Replies to requests taken before describe the old window or were just counted above.
+        self.window += 1
+        return True
 
     def learn(self, headers: RateLimitHeaders) -> None:
         """Adopt a current response's view, never raising what is left above what we counted.
@@ -460,8 +510,7 @@ class GlobalLimiter:
         ``k + 1`` can have begun, at ``(k + 1) * period - low`` on our clock.
         """
         period, drift = self.period, self.DRIFT
-        forget_before = now - self.RETAIN - period
-        self._tickets = [t for t in self._tickets if t.answered is None or t.answered > forget_before]
+        self._forget_old_tickets(now)
         low, high = self._offset.bounds(now)
         if high - low > self.RETAIN / 2:
             return False, None
@@ -500,6 +549,10 @@ class GlobalLimiter:
             return True, now
         return True, max(now, (last_full + 1) * period - low)
 
+    def _forget_old_tickets(self, now: float) -> None:
+        forget_before = now - self.RETAIN - self.period
+        self._tickets = [t for t in self._tickets if t.answered is None or t.answered > forget_before]
+
     def release(self, ticket: GlobalTicket, *, date: float | None = None, unanswered: bool = False) -> None:
         """The request holding ``ticket`` got its answer (``date``: its ``Date`` header, epoch seconds).
 
@@ -513,6 +566,9 @@ class GlobalLimiter:
             # Kept sorted: popping from the left must free the earliest slot first.
             insort(self._finished, done)
             ticket.answered = done
+            if len(self._tickets) > 4 * self.limit:
+                # A client that never fills the limit never consults its tickets: forget old ones here.
+                self._forget_old_tickets(now)
             if date is not None and not unanswered:
                 if self._offset.narrow(date, ticket.sent, now):
                     ticket.second = date

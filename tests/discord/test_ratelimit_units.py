@@ -144,6 +144,35 @@ def test_a_reply_from_discords_next_window_postpones_our_refill() -> None:
     assert bucket.reset_at > clock.now, "we must not refill while Discord's new window is running"
 
 
+@pytest.mark.parametrize("others_out", [0, 2])
+def test_a_reply_from_discords_next_window_just_before_our_reset_moves_us_to_that_window(
+    others_out: int,
+) -> None:
+    clock = Clock()
+    bucket = known_bucket(clock, limit=10, reset_after=10.0)  # our reset: 1010.0
+    clock.now = 1009.5
+    late = take(bucket, clock)  # reaches Discord after its window ended: it opens the next one
+    for _ in range(others_out):
+        take(bucket, clock)  # may be counted in that next window after it
+    assert late is not None
+    clock.now = 1009.99  # its answer is back just before our reset
+    bucket.release(late, headers(remaining=9, reset_after=9.9, limit=10), sent=1009.5)
+    assert bucket.reset_at == pytest.approx(1019.89), "the new window's reset is adopted"
+    left = sum(can_acquire(bucket, clock) for _ in range(10))
+    assert left == 9 - others_out, f"Discord's new window has {9 - others_out} left for us, not {left}"
+
+
+def test_a_later_reset_that_could_be_the_same_window_only_postpones_ours() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock, limit=10, reset_after=1.0)  # our reset: 1001.0
+    window = take(bucket, clock)
+    assert window is not None
+    clock.now = 1000.3  # a slow trip back: its reset (1001.02) is later than ours, its window maybe not
+    bucket.release(window, headers(remaining=8, reset_after=0.72, limit=10), sent=1000.0)
+    assert bucket.reset_at == pytest.approx(1001.02)
+    assert bucket.remaining == 8, "still counting down the same window"
+
+
 def test_a_429_pauses_for_retry_after_not_for_the_rest_of_the_window() -> None:
     clock = Clock()
     bucket = known_bucket(clock, limit=100, reset_after=10.0)
@@ -402,3 +431,13 @@ def test_without_dates_no_window_of_one_period_ever_sees_more_than_the_limit_wha
     for index, first in enumerate(counted):
         in_window = sum(1 for moment in counted[index:] if moment < first + period)
         assert in_window <= limit, f"{in_window} requests reached Discord within {period}s of {first}"
+
+
+def test_a_client_that_never_fills_the_global_limit_does_not_keep_every_ticket() -> None:
+    clock = Clock()
+    limiter = GlobalLimiter(5, 1.0, clock=clock)
+    for _ in range(1000):
+        limiter.release(limiter.acquire(clock.now), date=math.floor(clock.now + THETA))
+        clock.now += 0.5
+    remembered = len(limiter._tickets)
+    assert remembered <= 4 * 5 + 1, f"{remembered} tickets kept for a client sending one every 0.5 s"
