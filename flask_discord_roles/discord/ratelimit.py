@@ -129,8 +129,8 @@ class Bucket:
         # was either counted in Discord's old window (says nothing about this one) or already deducted
         # from this one at the refill.
         self.window = 1
-        # When recent replies came back: a request Discord counted after another may have been answered
-        # before it (see ``release``).
+        # When recent requests were done with: one Discord counted after another may be done before
+        # it (see ``_opened_next_window``).
         self._answered: deque[float] = deque()
         # Set when the route turned out to belong to a named bucket: waiters must look again.
         self.moved = False
@@ -196,10 +196,10 @@ class Bucket:
             current = headers is not None and window == self.window
             if current and headers and not self._opened_next_window(headers, sent, now):
                 self.learn(headers)
-            if headers is not None:
-                self._answered.append(now)
-                while self._answered and self._answered[0] < now - _REPLY_MEMORY:
-                    self._answered.popleft()
+            # Every request done, answered or not: one that failed may still have been counted.
+            self._answered.append(now)
+            while self._answered[0] < now - _REPLY_MEMORY:
+                self._answered.popleft()
             self._cond.notify_all()
 
     def _opened_next_window(self, headers: RateLimitHeaders, sent: float | None, now: float) -> bool:
