@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ from flask_discord_roles.discord.ratelimit import (
     Bucket,
     BucketManager,
     GlobalLimiter,
+    GlobalTicket,
     RateLimitHeaders,
     WaitTooLong,
 )
@@ -187,10 +189,11 @@ class RestClient(SessionOwner):
         rate_limited = 0
         while True:
             bucket = self._buckets.bucket_for(route.key, route.major)
-            window = self._acquire(route, bucket, deadline, needs_token=needs_token)
-            if window is None:
+            slots = self._acquire(route, bucket, deadline, needs_token=needs_token)
+            if slots is None:
                 continue  # the route moved to a shared bucket: look it up again
-            outcome = self._send(route, bucket, window, outgoing, sent_token=needs_token)
+            window, ticket = slots
+            outcome = self._send(route, bucket, window, ticket, outgoing)
             if isinstance(outcome, _Result):
                 return outcome.value
             error = outcome
@@ -215,11 +218,14 @@ class RestClient(SessionOwner):
             logger.info("%s failed (%s); retry %d in %.2fs", route.key, error, failures, delay)
             self._sleep(delay)
 
-    def _acquire(self, route: Route, bucket: Bucket, deadline: float, *, needs_token: bool) -> int | None:
+    def _acquire(
+        self, route: Route, bucket: Bucket, deadline: float, *, needs_token: bool
+    ) -> tuple[int, GlobalTicket | None] | None:
         """Wait for a slot in the route's bucket and, for a call with the bot token, in the global limit.
 
-        Returns the bucket window to release after sending, or None when the route moved to a shared
-        bucket meanwhile (nothing is held then). Raises :class:`RateLimited` when waiting would pass
+        Returns the bucket window and the global ticket (None for a call without the bot token) to
+        release after sending, or None when the route moved to a shared bucket meanwhile (nothing is
+        held then). Raises :class:`RateLimited` when waiting would pass
         ``deadline``, and :class:`TokenDisabled` when another thread got a 401 while this one queued.
         """
         try:
@@ -232,10 +238,12 @@ class RestClient(SessionOwner):
                 route=route.key,
                 from_discord=busy.after_429,
             ) from None
-        if window is None or not needs_token:
-            return window
+        if window is None:
+            return None
+        if not needs_token:
+            return window, None
         try:
-            self._global.acquire(deadline)
+            ticket = self._global.acquire(deadline)
         except WaitTooLong as busy:
             bucket.release(window, None)
             raise RateLimited(
@@ -249,21 +257,22 @@ class RestClient(SessionOwner):
         if self._disabled.is_set():
             # Another thread got the 401 while this one queued: do not send a dead token.
             bucket.release(window, None)
-            self._global.release()
+            self._global.release(ticket)
             raise self._token_disabled(route)
-        return window
+        return window, ticket
 
     def _send(
         self,
         route: Route,
         bucket: Bucket,
         window: int,
+        ticket: GlobalTicket | None,
         outgoing: Mapping[str, Any],
-        *,
-        sent_token: bool,
     ) -> _Result | DiscordError:
         """Send once in the slots :meth:`_acquire` got, and give them back; the result or the error."""
+        sent_token = ticket is not None
         limits: RateLimitHeaders | None = None
+        date: float | None = None
         unanswered = False
         outcome: _Result | DiscordError
         status: int | None = None
@@ -273,6 +282,7 @@ class RestClient(SessionOwner):
                 route.method, self.base_url + route.url_path, timeout=self.timeout, **outgoing
             )
             status = response.status_code
+            date = _date(response.headers)
             limits = RateLimitHeaders.parse(response.headers)
             self._buckets.learn_hash(route.key, route.major, limits)
             outcome = self._handle(route, response, limits, bucket, sent_token=sent_token)
@@ -292,9 +302,9 @@ class RestClient(SessionOwner):
             outcome = PermanentDiscordError(f"request not sent ({type(exc).__name__})", route=route.key)
         finally:
             # Exactly once per acquire, whatever happened, or a slot would stay "in flight" for good.
-            bucket.release(window, limits)
-            if sent_token:
-                self._global.release(unanswered=unanswered)
+            bucket.release(window, limits, sent=started)
+            if ticket is not None:
+                self._global.release(ticket, date=date, unanswered=unanswered)
         if self._observer is not None:
             self._tell_observer(route, status, time.monotonic() - started, outcome)
         return outcome
@@ -570,6 +580,17 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return {}
+
+
+def _date(headers: Mapping[str, str]) -> float | None:
+    """The ``Date`` header in epoch seconds (what the global limiter learns Discord's clock from)."""
+    raw = headers.get("Date")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _retry_after(response: requests.Response, body: Any) -> float:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from nacl.signing import SigningKey
 
 import flask_discord_roles.testing.payloads as payloads
+from flask_discord_roles.testing.latency import Latency
 from flask_discord_roles.testing.oauth import OAuthStore
 from flask_discord_roles.testing.permissions import MANAGE_ROLES
 from flask_discord_roles.testing.ratelimits import RateLimitHit
@@ -92,11 +93,12 @@ class FakeDiscord:
         return f"{self.base_url}/api/v10"
 
     def reset(self) -> None:
-        """Forget everything (state, limits, faults, calls); the server keeps its port."""
+        """Forget everything (state, limits, latency, faults, calls); the server keeps its port."""
         backend = self._backend
         backend.world = World()
         backend.oauth = OAuthStore()
         backend.limiter.reset()
+        backend.latency = Latency()
         backend.faults.configure()
         backend.calls.clear()
         backend.spec.clear()
@@ -222,7 +224,22 @@ class FakeDiscord:
         self._backend.limiter.set_route_limit(name, limit, window)
 
     def set_global_limit(self, limit: int | None = 50, window: float = 1.0) -> None:
+        """``limit`` requests per bot in each ``window`` of the fake's clock (``None``: no limit).
+
+        The windows are aligned to the clock, ``[k * window, (k + 1) * window)`` in epoch seconds, as
+        Discord counts per second of its own clock: the one its ``Date`` header states.
+        """
         self._backend.limiter.set_global_limit(limit, window)
+
+    def set_latency(self, round_trip: float = 0.0, jitter: float = 0.0, *, seed: int | None = None) -> None:
+        """Put the fake ``round_trip`` seconds away (call with no arguments for no distance).
+
+        A request waits half a round trip before the fake sees it (that instant is the one the rate
+        limits count, the ``Date`` header states and ``calls`` record), the answer the other half
+        before it leaves. Each half varies at random by up to ``jitter`` / 2 (``seed`` repeats the
+        draws). Each request waits in its own thread: a far fake is slow, not serial.
+        """
+        self._backend.latency = Latency(round_trip, jitter, seed)
 
     def set_faults(
         self,

@@ -82,8 +82,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(length)) if length.isdigit() else b""
         status, headers, chunks = _call(self.server.app, self._environ(body, length))
         code, _, reason = status.partition(" ")
-        self.send_response(int(code), reason or None)
+        # Not send_response(): it adds a Date of its own, and the app's (Discord's clock, stamped when
+        # the request was counted) must be the only one.
+        self.send_response_only(int(code), reason or None)
+        self.send_header("Server", self.version_string())
         names = {name.lower() for name, _ in headers}
+        if "date" not in names:
+            self.send_header("Date", self.date_time_string())
         for name, value in headers:
             self.send_header(name, value)
         payload = b"".join(chunks)

@@ -1,7 +1,10 @@
 """The fake's rate limiter: fixed windows per (token, bucket hash, major parameter) and per bot token.
 
-A window opens at the first request after the previous one ended and lasts ``window`` seconds; once
-``limit`` requests have been let through, everything else in that window gets a 429 and is not applied.
+A route bucket's window opens at the first request after the previous one ended and lasts ``window``
+seconds (its replies announce when it resets). The global limit has no such announcement: Discord counts
+it per second of its own clock, so its windows are ``[k * window, (k + 1) * window)`` of the fake's clock
+(the wall clock, which the ``Date`` header states), wherever requests fall. Once ``limit`` requests have
+been let through in a window, everything else in it gets a 429 and is not applied.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class _Window:
         if now >= self.resets_at:
             self.used = 0
             self.resets_at = now + self.length
+
+    def roll_aligned(self, now: float) -> None:
+        """Move to the clock-aligned window holding ``now`` (the global limit's kind)."""
+        if now >= self.resets_at:
+            self.used = 0
+            self.resets_at = (math.floor(now / self.length) + 1) * self.length
 
 
 @dataclass(frozen=True)
@@ -126,12 +135,13 @@ class RateLimiter:
             self._globals.clear()
 
     def check_global(self, token: str, now: float) -> Verdict:
+        """Count a request against its bot's global limit; ``now`` is Discord's clock (epoch seconds)."""
         with self._lock:
             if self._global is None:
                 return Verdict(True, {})
             limit, length = self._global
             window = self._globals.setdefault(token, _Window(limit, length))
-            window.roll(now)
+            window.roll_aligned(now)
             if window.used < window.limit:
                 window.used += 1
                 return Verdict(True, {})

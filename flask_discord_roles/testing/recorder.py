@@ -19,6 +19,9 @@ class RecordedCall:
 
     ``path`` is the full URL path (``/api/v10/...``); ``audit_log_reason`` is the URL-decoded header.
     ``rate_limit_scope`` is set on 429s (user, global or shared) so tests can tell them apart.
+    ``time`` is when the request reached the fake (``time.monotonic()``, after any simulated latency's
+    inbound half), ``discord_time`` the same instant on Discord's clock (epoch seconds, what the
+    ``Date`` header and the global limit's windows go by).
     """
 
     method: str
@@ -34,6 +37,7 @@ class RecordedCall:
     audit_log_reason: str | None = None
     rate_limit_scope: str | None = None
     body: bytes = b""
+    discord_time: float = 0.0
 
 
 class CallLog:

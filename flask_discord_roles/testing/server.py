@@ -1,5 +1,8 @@
 """The fake's HTTP side: a WSGI app that runs each request through Discord's checks in Discord's order
 (auth → global limit → route bucket → injected faults → the route's own rules), and the server thread.
+
+With a simulated latency, a request first travels half a round trip; the instant it "reaches Discord"
+is the one the limiters count it at, the one its ``Date`` header states and the one it is recorded at.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
@@ -24,6 +28,7 @@ import flask_discord_roles.testing.routes_role_connections as routes_role_connec
 import flask_discord_roles.testing.routes_webhooks as routes_webhooks
 from flask_discord_roles.testing.faults import Fault, FaultInjector
 from flask_discord_roles.testing.keepalive import KeepAliveServer
+from flask_discord_roles.testing.latency import Latency
 from flask_discord_roles.testing.oauth import Grant, OAuthStore
 from flask_discord_roles.testing.ratelimits import RateLimiter, limited
 from flask_discord_roles.testing.recorder import CallLog, RecordedCall
@@ -78,6 +83,20 @@ class Backend:
     internal_errors: list[str] = field(default_factory=list)
     site_pages: SitePages | None = None
     spec: SpecChecks = field(default_factory=SpecChecks)
+    latency: Latency = field(default_factory=Latency)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """When a request reached "Discord": on the monotonic clock (route buckets, recorded calls) and on
+    the wall clock, Discord's own (the global windows and the ``Date`` header)."""
+
+    monotonic: float
+    wall: float
+
+    @classmethod
+    def now(cls) -> _Arrival:
+        return cls(time.monotonic(), time.time())
 
 
 @dataclass
@@ -140,6 +159,8 @@ class FakeDiscordApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         request = Request(environ)
         request.get_data(cache=True)
+        self._travel()
+        arrived = _Arrival.now()
         generation = self.backend.calls.generation
         spec_generation = self.backend.spec.generation
         caller = _Caller()
@@ -151,7 +172,7 @@ class FakeDiscordApp:
             page = pages.serve(request) if pages is not None else None
             if page is None:
                 spec_breaks = self._check_request(request, spec_generation)
-                reply = self._handle(request, caller, scope, spec_breaks)
+                reply = self._handle(request, caller, scope, spec_breaks, arrived)
             else:
                 reply = page
         except p.ApiError as error:
@@ -160,7 +181,7 @@ class FakeDiscordApp:
             self.backend.internal_errors.append(traceback.format_exc())
             reply = p.json_reply({"message": "500: Internal Server Error (fake bug)", "code": 0}, 500)
         if page is None:
-            self._record(request, caller, reply, scope[0], generation)
+            self._record(request, caller, reply, scope[0], generation, arrived)
             if self.backend.spec.active:
                 self.backend.spec.response(
                     request.method,
@@ -170,12 +191,21 @@ class FakeDiscordApp:
                     reply.body,
                     spec_generation,
                 )
+        # Discord's edge stamps every answer with its own clock, to the second (RFC 7231 IMF-fixdate).
+        reply.headers["Date"] = formatdate(arrived.wall, usegmt=True)
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         if reply.content_type:
             response.content_type = reply.content_type
         elif not reply.body:
             del response.headers["Content-Type"]  # Discord's 204s carry no content type
+        self._travel()
         return response(environ, start_response)
+
+    def _travel(self) -> None:
+        """One leg of the simulated network trip (cut short when the fake stops or resets)."""
+        seconds = self.backend.latency.leg()
+        if seconds > 0:
+            self.backend.wake.wait(seconds)
 
     def _check_request(self, request: Request, generation: int) -> list[SpecBreak]:
         checks = self.backend.spec
@@ -186,7 +216,12 @@ class FakeDiscordApp:
         return checks.request(request.method, request.path, query, request.content_type, body, generation)
 
     def _handle(
-        self, request: Request, caller: _Caller, scope: list[str | None], spec_breaks: list[SpecBreak]
+        self,
+        request: Request,
+        caller: _Caller,
+        scope: list[str | None],
+        spec_breaks: list[SpecBreak],
+        arrived: _Arrival,
     ) -> p.Reply:
         backend = self.backend
         world, oauth = backend.world, backend.oauth
@@ -202,9 +237,9 @@ class FakeDiscordApp:
             found.bot,
             found.grant,
         )
-        now = time.monotonic()
+        now = arrived.monotonic
         if caller.bot is not None and route.global_limited:
-            verdict = backend.limiter.check_global(caller.token, now)
+            verdict = backend.limiter.check_global(caller.token, arrived.wall)
             if not verdict.allowed:
                 scope[0] = "global"
                 return _rate_limited(verdict.headers, verdict.body)
@@ -268,7 +303,13 @@ class FakeDiscordApp:
         return None
 
     def _record(
-        self, request: Request, caller: _Caller, reply: p.Reply, scope: str | None, generation: int
+        self,
+        request: Request,
+        caller: _Caller,
+        reply: p.Reply,
+        scope: str | None,
+        generation: int,
+        arrived: _Arrival,
     ) -> None:
         raw = request.get_data(cache=True)
         body: Any = None
@@ -288,7 +329,8 @@ class FakeDiscordApp:
                 json=body,
                 form=dict(request.form) if is_form else None,
                 status=reply.status,
-                time=time.monotonic(),
+                time=arrived.monotonic,
+                discord_time=arrived.wall,
                 auth=caller.auth,
                 token_suffix=caller.token[-6:] if caller.token else None,
                 audit_log_reason=unquote(reason) if reason is not None else None,

@@ -7,9 +7,11 @@ limit) is Discord's.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -109,6 +111,30 @@ def test_drains_300_role_adds_across_3_guilds_with_no_429_after_each_buckets_fir
     assert fake_discord.rate_limit_hits == [], f"429s: {fake_discord.rate_limit_hits}"
     sent = len(fake_discord.calls_to("PUT", ROLE_ROUTE))
     assert sent == 300, f"exactly one request per role add was expected, Discord saw {sent}"
+
+
+def test_at_a_100ms_round_trip_no_second_of_discords_clock_sees_more_than_the_global_limit(
+    fake_discord: FakeDiscord, make_client: Callable[..., DiscordClient]
+) -> None:
+    bot = fake_discord.create_bot("Shop Bot")
+    world = _guilds_with_members(fake_discord, bot, guild_count=3, members_per_guild=10)
+    fake_discord.set_route_limit("member_role", 5, 1.0)  # 15/s for three guilds
+    fake_discord.set_global_limit(8, 1.0)  # the global limit binds, per second of the fake's clock
+    fake_discord.set_latency(0.1, jitter=0.04, seed=3)
+    client = make_client(bot, global_limit=8, global_period=1.0)
+    fake_discord.clear_calls()
+
+    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
+    random.Random(7).shuffle(jobs)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda job: client.add_member_role(*job), jobs))
+
+    granted = sum(role_id in fake_discord.member_roles(g.id, m) for g, role_id, ms in world for m in ms)
+    assert granted == 30, f"{30 - granted} members did not get the role"
+    assert fake_discord.rate_limit_hits == [], f"429s: {fake_discord.rate_limit_hits}"
+    per_second = Counter(math.floor(call.discord_time) for call in fake_discord.calls)
+    crowded = {second: n for second, n in per_second.items() if n > 8}
+    assert not crowded, f"seconds of Discord's clock that saw more than 8 requests: {crowded}"
 
 
 def test_a_burst_far_above_the_global_limit_queues_and_every_call_completes(
@@ -284,6 +310,10 @@ def test_a_global_429_pauses_the_client_for_retry_after(
     other = make_client(bot, user_agent="DiscordBot (other-worker, 1)")
     guild = fake_discord.create_guild()
     fake_discord.add_bot_to_guild(bot, guild.id)
+    # The fake's global windows are aligned to its clock: start at the beginning of one, so that the
+    # three requests below share it.
+    now = time.time()
+    time.sleep(math.floor(now / 0.6 + 1) * 0.6 - now + 0.01)
     other.get_guild(guild.id)
     other.get_guild_roles(guild.id)
     ours = make_client(bot, user_agent="DiscordBot (our-worker, 1)", max_retries=0)

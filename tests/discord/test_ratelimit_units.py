@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import heapq
+import math
 import random
+from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
-from flask_discord_roles.discord.ratelimit import Bucket, BucketManager, GlobalLimiter, RateLimitHeaders
+from flask_discord_roles.discord.ratelimit import (
+    Bucket,
+    BucketManager,
+    GlobalLimiter,
+    GlobalTicket,
+    RateLimitHeaders,
+)
 
 
 class Clock:
@@ -135,6 +144,35 @@ def test_a_reply_from_discords_next_window_postpones_our_refill() -> None:
     assert bucket.reset_at > clock.now, "we must not refill while Discord's new window is running"
 
 
+@pytest.mark.parametrize("others_out", [0, 2])
+def test_a_reply_from_discords_next_window_just_before_our_reset_moves_us_to_that_window(
+    others_out: int,
+) -> None:
+    clock = Clock()
+    bucket = known_bucket(clock, limit=10, reset_after=10.0)  # our reset: 1010.0
+    clock.now = 1009.5
+    late = take(bucket, clock)  # reaches Discord after its window ended: it opens the next one
+    for _ in range(others_out):
+        take(bucket, clock)  # may be counted in that next window after it
+    assert late is not None
+    clock.now = 1009.99  # its answer is back just before our reset
+    bucket.release(late, headers(remaining=9, reset_after=9.9, limit=10), sent=1009.5)
+    assert bucket.reset_at == pytest.approx(1019.89), "the new window's reset is adopted"
+    left = sum(can_acquire(bucket, clock) for _ in range(10))
+    assert left == 9 - others_out, f"Discord's new window has {9 - others_out} left for us, not {left}"
+
+
+def test_a_later_reset_that_could_be_the_same_window_only_postpones_ours() -> None:
+    clock = Clock()
+    bucket = known_bucket(clock, limit=10, reset_after=1.0)  # our reset: 1001.0
+    window = take(bucket, clock)
+    assert window is not None
+    clock.now = 1000.3  # a slow trip back: its reset (1001.02) is later than ours, its window maybe not
+    bucket.release(window, headers(remaining=8, reset_after=0.72, limit=10), sent=1000.0)
+    assert bucket.reset_at == pytest.approx(1001.02)
+    assert bucket.remaining == 8, "still counting down the same window"
+
+
 def test_a_429_pauses_for_retry_after_not_for_the_rest_of_the_window() -> None:
     clock = Clock()
     bucket = known_bucket(clock, limit=100, reset_after=10.0)
@@ -203,12 +241,12 @@ def test_idle_buckets_are_forgotten_when_the_table_grows(monkeypatch: pytest.Mon
 def test_global_slots_free_one_period_after_the_reply_not_after_sending() -> None:
     clock = Clock()
     limiter = GlobalLimiter(2, 1.0, clock=clock)
-    limiter.acquire(clock.now)
+    first = limiter.acquire(clock.now)
     limiter.acquire(clock.now)
     with pytest.raises(TimeoutError):
         limiter.acquire(clock.now)
     clock.now += 0.5
-    limiter.release()  # replied at t+0.5: frees at t+1.5
+    limiter.release(first)  # replied at t+0.5 without a Date: frees at t+1.5
     clock.now += 0.6
     with pytest.raises(TimeoutError):
         limiter.acquire(clock.now)
@@ -219,8 +257,7 @@ def test_global_slots_free_one_period_after_the_reply_not_after_sending() -> Non
 def test_a_request_we_gave_up_on_holds_its_global_slot_one_period_longer() -> None:
     clock = Clock()
     limiter = GlobalLimiter(1, 1.0, clock=clock)
-    limiter.acquire(clock.now)
-    limiter.release(unanswered=True)
+    limiter.release(limiter.acquire(clock.now), unanswered=True)
     clock.now += 1.5
     with pytest.raises(TimeoutError):
         limiter.acquire(clock.now)
@@ -238,31 +275,169 @@ def test_a_global_429_pauses_everyone() -> None:
     limiter.acquire(clock.now)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_no_window_of_one_period_ever_sees_more_than_the_limit_whatever_the_latency(seed: int) -> None:
-    """Simulate a busy client with random, skewed latencies and check every window Discord could use."""
+THETA = 1_796_000_000.25  # Discord's clock minus ours, in these tests: its seconds begin at .75 of ours
+
+
+def test_once_dates_say_where_discords_seconds_begin_each_second_is_used_in_full() -> None:
+    clock = Clock()  # our 1000.0 is Discord's ...1000.25: its seconds begin at .75 of ours
+    limiter = GlobalLimiter(2, 1.0, clock=clock)
+    early = limiter.acquire(clock.now)
+    clock.now = 1000.1
+    limiter.release(early, date=math.floor(1000.05 + THETA))
+    clock.now = 1000.7
+    late = limiter.acquire(clock.now)  # counted at 1000.76, just after Discord's next second began
+    clock.now = 1000.8
+    limiter.release(late, date=math.floor(1000.76 + THETA))
+    # Those two replies place Discord's seconds to within 0.05 s: the second "late" was counted in
+    # has room for one more now, where the latency-proof rule would wait until 1001.1.
+    limiter.release(limiter.acquire(clock.now), date=math.floor(1000.8 + THETA))
+    with pytest.raises(TimeoutError):
+        limiter.acquire(clock.now)
+    clock.now = 1001.8  # Discord's next second began at 1001.75: both slots, at once
+    limiter.acquire(clock.now)
+    limiter.acquire(clock.now)
+    with pytest.raises(TimeoutError):
+        limiter.acquire(clock.now)
+
+
+def test_a_request_still_out_counts_in_every_second_it_could_reach() -> None:
+    clock = Clock()
+    limiter = GlobalLimiter(2, 1.0, clock=clock)
+    pinned = limiter.acquire(clock.now)
+    clock.now += 0.1
+    limiter.release(pinned, date=math.floor(1000.05 + THETA))
+    clock.now = 1001.2
+    straggler = limiter.acquire(clock.now)  # out, and it may stay out for long
+    limiter.acquire(clock.now)
+    clock.now = 1003.2  # Discord's seconds have moved on, wherever in 0.35 s they begin
+    with pytest.raises(TimeoutError):
+        limiter.acquire(clock.now)  # both could still land in this second
+    limiter.release(straggler, date=math.floor(1002.6 + THETA))  # it was counted in the last one
+    limiter.acquire(clock.now)
+
+
+def test_a_date_that_contradicts_the_others_falls_back_to_the_latency_proof_rule() -> None:
+    clock = Clock()
+    limiter = GlobalLimiter(2, 1.0, clock=clock)
+    first, second = limiter.acquire(clock.now), limiter.acquire(clock.now)
+    clock.now += 0.1
+    limiter.release(first, date=math.floor(1000.05 + THETA))
+    limiter.release(second, date=math.floor(1000.05 + THETA) + 5)  # Discord's clock jumped 5 s
+    clock.now = 1000.9
+    with pytest.raises(TimeoutError):
+        limiter.acquire(clock.now)  # no known offset: both slots free one period after their replies
+    clock.now = 1001.1
+    limiter.acquire(clock.now)
+
+
+def _simulate(
+    seed: int,
+    *,
+    limit: int,
+    period: float,
+    leg: Callable[[random.Random], float],
+    dates: bool,
+    give_ups: float = 0.02,
+    seconds: float = 12.0,
+) -> tuple[list[float], float]:
+    """A busy client against Discord: returns when each request was counted, on Discord's clock.
+
+    Discord's clock is ours plus a random offset; its ``Date`` is stamped at some instant between
+    counting the request and the reply leaving (or missing when ``dates`` is false). A share
+    ``give_ups`` of requests is given up on before its reply, having reached Discord at any moment up
+    to one period later.
+    """
     rng = random.Random(seed)
     clock = Clock()
-    limit, period = 5, 1.0
+    theta = rng.uniform(0, 10_000)
     limiter = GlobalLimiter(limit, period, clock=clock)
-    arrivals: list[float] = []
-    replies: list[float] = []  # heap of reply times
+    counted: list[float] = []
+    replies: list[tuple[float, int, GlobalTicket, float | None, bool]] = []  # heap
+    number = 0
     start = clock.now
-    while clock.now < start + 20:
-        while replies and replies[0] <= clock.now:
-            heapq.heappop(replies)
-            limiter.release()
-        try:
-            limiter.acquire(deadline=clock.now)
-        except TimeoutError:
-            clock.now += 0.001
-            continue
-        there = rng.choice((0.0, 0.001, rng.uniform(0, 0.3)))  # sometimes the request is slow to arrive
-        back = rng.choice((0.0, rng.uniform(0, 0.3)))
-        arrivals.append(clock.now + there)
-        heapq.heappush(replies, clock.now + there + back)
-    arrivals.sort()
-    assert len(arrivals) > 60, "the simulation should have kept the limiter busy"
-    for index, first in enumerate(arrivals):
-        in_window = sum(1 for arrival in arrivals[index:] if arrival < first + period)
+    while clock.now < start + seconds:
+        while replies and replies[0][0] <= clock.now:
+            _, _, ticket, date, gave_up = heapq.heappop(replies)
+            limiter.release(ticket, date=date, unanswered=gave_up)
+        if len(replies) < 4 * limit:  # a pool of threads, not infinitely many
+            try:
+                ticket = limiter.acquire(deadline=clock.now)
+            except TimeoutError:
+                ticket = None
+            if ticket is not None:
+                number += 1
+                if rng.random() < give_ups:
+                    give_up = clock.now + 0.35
+                    counted.append(rng.uniform(clock.now, give_up + period * 0.999) + theta)
+                    heapq.heappush(replies, (give_up, number, ticket, None, True))
+                    continue
+                arrival = clock.now + leg(rng)
+                back = leg(rng)
+                stamp = arrival + rng.uniform(0, back)
+                date = float(math.floor(stamp + theta)) if dates else None
+                counted.append(arrival + theta)
+                heapq.heappush(replies, (arrival + back, number, ticket, date, False))
+                continue
+        clock.now = min(clock.now + 0.002, replies[0][0]) if replies else clock.now + 0.002
+    return sorted(counted), theta
+
+
+def _round_trip_100ms_with_jitter(rng: random.Random) -> float:
+    return 0.05 + rng.uniform(-0.01, 0.01)
+
+
+def _skewed(rng: random.Random) -> float:
+    """Sometimes instant, sometimes slow: legs of one trip rarely match."""
+    return rng.choice((0.0, 0.001, rng.uniform(0, 0.3)))
+
+
+@pytest.mark.parametrize("leg", [_round_trip_100ms_with_jitter, _skewed], ids=["100ms-jitter", "skewed"])
+@pytest.mark.parametrize("period", [1.0, 0.5], ids=["1s", "half-second"])
+@pytest.mark.parametrize("seed", range(2))
+def test_no_window_on_discords_clock_ever_sees_more_than_the_limit_whatever_the_latency(
+    seed: int, period: float, leg: Callable[[random.Random], float]
+) -> None:
+    """Simulate a busy client with random latencies against Discord's clock-aligned windows (the
+    half-second ones, finer than the Date header, are how tests shrink the limit)."""
+    limit = 5
+    counted, _ = _simulate(seed, limit=limit, period=period, leg=leg, dates=True)
+    assert len(counted) > 40, "the simulation should have kept the limiter busy"
+    per_window = Counter(math.floor(moment / period) for moment in counted)
+    crowded = {window: n for window, n in per_window.items() if n > limit}
+    assert not crowded, f"Discord windows that saw more than {limit}: {crowded}"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_at_a_100ms_round_trip_every_one_of_discords_seconds_is_used_in_full(seed: int) -> None:
+    limit = 5
+    counted, _ = _simulate(
+        seed, limit=limit, period=1.0, leg=_round_trip_100ms_with_jitter, dates=True, give_ups=0.0
+    )
+    per_second = Counter(math.floor(moment) for moment in counted)
+    whole = range(min(per_second) + 1, max(per_second))
+    used = sum(per_second[second] for second in whole) / (len(whole) * limit)
+    # The latency-proof rule alone would use 1 / 1.1 = 0.91 of them at best.
+    assert used >= 0.99, f"only {used:.3f} of Discord's seconds were used"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_without_dates_no_window_of_one_period_ever_sees_more_than_the_limit_whatever_the_latency(
+    seed: int,
+) -> None:
+    """With no Date to go by, the latency-proof rule holds under sliding windows too."""
+    limit, period = 5, 1.0
+    counted, _ = _simulate(seed, limit=limit, period=period, leg=_skewed, dates=False)
+    assert len(counted) > 40, "the simulation should have kept the limiter busy"
+    for index, first in enumerate(counted):
+        in_window = sum(1 for moment in counted[index:] if moment < first + period)
         assert in_window <= limit, f"{in_window} requests reached Discord within {period}s of {first}"
+
+
+def test_a_client_that_never_fills_the_global_limit_does_not_keep_every_ticket() -> None:
+    clock = Clock()
+    limiter = GlobalLimiter(5, 1.0, clock=clock)
+    for _ in range(1000):
+        limiter.release(limiter.acquire(clock.now), date=math.floor(clock.now + THETA))
+        clock.now += 0.5
+    remembered = len(limiter._tickets)
+    assert remembered <= 4 * 5 + 1, f"{remembered} tickets kept for a client sending one every 0.5 s"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
@@ -83,9 +87,16 @@ def test_buckets_are_per_token(store: Store, session_factory: Callable[..., requ
     assert store.api.get(url).status_code == 429
 
 
+def _wait_for_next_window(length: float) -> None:
+    """Sleep until just after the fake's clock starts a new global window (they are clock-aligned)."""
+    now = time.time()
+    time.sleep(math.floor(now / length + 1) * length - now + 0.01)
+
+
 def test_global_limit_per_bot(store: Store) -> None:
     store.fake.set_global_limit(3, 0.3)
     url = store.url(f"/guilds/{store.guild.id}/roles")
+    _wait_for_next_window(0.3)
     assert [store.api.get(url).status_code for _ in range(3)] == [200, 200, 200]
     limited = store.api.get(url)
     assert limited.status_code == 429
@@ -161,3 +172,57 @@ def test_slow_seconds_delays_every_request(store: Store) -> None:
     started = time.monotonic()
     assert store.api.get(store.url("/users/@me")).status_code == 200
     assert time.monotonic() - started >= 0.2
+
+
+def test_global_windows_are_seconds_of_the_fakes_clock_not_opened_by_the_first_request(
+    store: Store,
+) -> None:
+    store.fake.set_global_limit(2, 0.5)
+    url = store.url("/users/@me")
+    _wait_for_next_window(0.5)
+    time.sleep(0.3)  # well into a window: it still closes at its clock boundary, not 0.5 s from now
+    assert [store.api.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    retry_after = store.api.get(url).json()["retry_after"]
+    assert retry_after < 0.25, f"the window should end at the next half second, not in {retry_after}s"
+    windows = {math.floor(call.discord_time / 0.5) for call in store.fake.calls}
+    assert len(windows) == 1, "all four requests fell in one clock-aligned window"
+
+
+def test_every_answer_carries_one_date_header_stamped_when_the_request_was_counted(store: Store) -> None:
+    store.fake.set_latency(0.2)
+    answers = [store.api.get(store.url("/users/@me")), store.api.put(store.role_url())]
+    for answer, call in zip(answers, store.fake.calls, strict=True):
+        assert answer.raw.headers.getlist("Date") == [answer.headers["Date"]], "exactly one Date"
+        assert answer.headers["Date"].endswith(" GMT")
+        stamped = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+        assert stamped == math.floor(call.discord_time), "Date is the second the request was counted in"
+
+
+def test_latency_delays_both_legs_and_each_request_travels_on_its_own(store: Store) -> None:
+    store.fake.set_latency(0.3, jitter=0.1, seed=4)
+    store.fake.set_route_limit("users_me", 100, 5.0)
+    url = store.url("/users/@me")
+    sent: dict[int, float] = {}
+    answered: dict[int, float] = {}
+    lock = threading.Lock()
+
+    def call(number: int) -> int:
+        session = requests.Session()
+        session.headers["Authorization"] = store.api.headers["Authorization"]
+        with lock:
+            sent[number] = time.monotonic()
+        status = session.get(url, headers={"User-Agent": f"n{number}"}).status_code
+        with lock:
+            answered[number] = time.monotonic()
+        session.close()
+        return status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(call, range(8))) == [200] * 8
+    for recorded in store.fake.calls:
+        number = int(recorded.headers["User-Agent"][1:])
+        inbound, outbound = recorded.time - sent[number], answered[number] - recorded.time
+        assert inbound >= 0.1, f"request {number} was seen {inbound:.3f}s after it left (>= 0.15 - 0.05)"
+        assert outbound >= 0.1, f"answer {number} came back {outbound:.3f}s after it was counted"
+    arrivals = sorted(recorded.time for recorded in store.fake.calls)
+    assert arrivals[-1] - arrivals[0] < 0.3, "eight requests at once must travel side by side"
