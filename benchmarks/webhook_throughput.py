@@ -18,7 +18,8 @@ The two apps:
     and (for commands) records the interaction id, answers and counts it in the database.
 ``bare``
     A Flask app with one route that only checks the Ed25519 signature with PyNaCl and answers PING with
-    PONG, or any command with a fixed ephemeral message.
+    PONG, or any command with a fixed ephemeral message (``benchmarks/_bare_bot.py``, which imports
+    nothing of ours, so its process is as small as a bare bot's).
 
 Two request kinds are measured: a signed PING, and a signed ``/check`` by a member who has 10
 deliveries in the server (ours reads them, lists them in an embed and adds the Claim button; bare
@@ -61,12 +62,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, request
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._bare_bot import BARE_PATH, PUBLIC_KEY_VARIABLE, bare_app
 from benchmarks._bench_host import build_app, host_environment
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.models import utcnow
@@ -84,46 +84,9 @@ APPLICATION_ID = "300000000000000001"
 GUILD_ID = "400000000000000001"
 MEMBER_ID = "500000000000000001"
 OURS_PATH = f"/webhook/discord/interactions/{STORE_ID}"
-BARE_PATH = "/interactions"
 
 
 # -- the two servers -----------------------------------------------------------------------------------
-
-
-def bare_app(public_key: str) -> Flask:
-    """The least a bot endpoint can do: verify, then answer PING or a fixed message."""
-    app = Flask("bare_bot")
-    verify_key = VerifyKey(bytes.fromhex(public_key))
-    static = {
-        "type": 4,
-        "data": {
-            "flags": 64,
-            "allowed_mentions": {"parse": []},
-            "embeds": [{"title": "Your deliveries", "description": "Nothing to see here."}],
-        },
-    }
-
-    @app.post(BARE_PATH)
-    def interactions() -> Any:
-        body = request.get_data()
-        signature = request.headers.get("X-Signature-Ed25519", "")
-        timestamp = request.headers.get("X-Signature-Timestamp", "")
-        try:
-            verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
-        except (BadSignatureError, ValueError):
-            return jsonify({"error": "invalid request signature"}), 401
-        payload = json.loads(body)
-        return jsonify({"type": 1} if payload.get("type") == 1 else static)
-
-    return app
-
-
-BARE_PUBLIC_KEY = "BENCH_BARE_PUBLIC_KEY"
-
-
-def bare_from_environment() -> Flask:
-    """gunicorn's factory for the bare app: its public key comes from the environment."""
-    return bare_app(os.environ[BARE_PUBLIC_KEY])
 
 
 def serve_werkzeug(kind: str, port: int, database_url: str, keys: str, public_key: str) -> None:
@@ -155,12 +118,12 @@ class Server:
         # Both apps the same way: a factory, loaded by each worker after the fork; no access log.
         factory = {
             "ours": "benchmarks._bench_host:create_app()",
-            "bare": "benchmarks.webhook_throughput:bare_from_environment()",
+            "bare": "benchmarks._bare_bot:create_app()",
         }[kind]
         environment = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            BARE_PUBLIC_KEY: public_key,
+            PUBLIC_KEY_VARIABLE: public_key,
             **host_environment(database_url, "http://127.0.0.1:9", keys, {}),
         }
         command = [
