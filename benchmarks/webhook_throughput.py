@@ -32,6 +32,10 @@ patch of a shared machine lands on both. Per server, app and kind it prints requ
 all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput. Targets: under gunicorn
 >= 0.90 for PING and >= 0.70 for /check on PostgreSQL; under Werkzeug >= 0.85 and >= 0.5.
 
+Beside them, CPU time per request (Linux, read from /proc): of each app's server processes, and of the
+PostgreSQL backends serving ours (PostgreSQL on this host). It is steadier than throughput on a shared
+machine, and it says where a gap comes from: the app, or the database.
+
     python benchmarks/webhook_throughput.py [--server gunicorn|werkzeug|both] \
         [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10]
 
@@ -79,6 +83,7 @@ POSTGRES_URL = os.environ.get(
 )
 TARGETS = {"gunicorn": {"ping": 0.90, "check": 0.70}, "werkzeug": {"ping": 0.85, "check": 0.5}}
 GUNICORN_WORKERS = 2
+OURS_APPLICATION = "webhook_throughput_ours"
 STORE_ID = "store-1"
 APPLICATION_ID = "300000000000000001"
 GUILD_ID = "400000000000000001"
@@ -132,6 +137,11 @@ class Server:
         ]  # fmt: skip
         self._process = subprocess.Popen(command, env=environment, cwd=ROOT)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the server's process and its workers (Linux), else None."""
+        pid = self._process.pid
+        return None if pid is None else process_cpu([pid, *child_pids(pid)])
+
     def stop(self) -> None:
         if isinstance(self._process, subprocess.Popen):
             self._process.terminate()  # gunicorn's graceful stop: the workers finish and exit
@@ -143,6 +153,46 @@ class Server:
             return
         self._process.kill()
         self._process.join()
+
+
+def process_cpu(pids: list[int]) -> float | None:
+    """User and system CPU seconds of ``pids`` (their threads included), from Linux's /proc; None
+    when /proc cannot tell (another system, or a process this user cannot see)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (gunicorn's workers), from /proc."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(entry.parent.name))
+    return children
+
+
+def database_cpu(url: str, application_name: str) -> float | None:
+    """CPU seconds of the PostgreSQL backends serving ``application_name`` (a server on this host)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.scalars(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application_name},
+            ).all()
+    finally:
+        engine.dispose()
+    return process_cpu(list(pids)) if pids else None
 
 
 def free_port() -> int:
@@ -270,6 +320,10 @@ class Tally:
     requests: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    server_cpu: float | None = 0.0
+    """CPU seconds the app's server processes used in the rounds (None: not measurable here)."""
+    database_cpu: float | None = 0.0
+    """CPU seconds its PostgreSQL backends used (ours only; None: not measurable)."""
 
     @property
     def per_second(self) -> float:
@@ -345,8 +399,11 @@ def measure(
     keep_alive = server == "werkzeug"  # gunicorn's sync workers close every connection
     with database(database_kind) as url:
         seed(url, keys, public_key)
+        # Ours names its connections, so the CPU of the backends serving it can be read.
+        ours_url = f"{url}&application_name={OURS_APPLICATION}" if database_kind == "postgresql" else url
+        urls = {"ours": ours_url, "bare": url}
         servers = {
-            name: Server(server, name, free_port(), url, keys, public_key) for name in ("ours", "bare")
+            name: Server(server, name, free_port(), urls[name], keys, public_key) for name in ("ours", "bare")
         }
         try:
             for running in servers.values():
@@ -367,6 +424,8 @@ def measure(
                     order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
                     for name in order:
                         signed = signed_requests(key, kind, prepared)
+                        server_before = servers[name].cpu_seconds()
+                        database_before = backend_cpu(url, name, database_kind)
                         count, elapsed, latencies = run_round(
                             servers[name].port,
                             paths[name],
@@ -379,11 +438,29 @@ def measure(
                         tally.requests += count
                         tally.seconds += elapsed
                         tally.latencies.extend(latencies)
+                        tally.server_cpu = added(tally.server_cpu, server_before, servers[name].cpu_seconds())
+                        tally.database_cpu = added(
+                            tally.database_cpu, database_before, backend_cpu(url, name, database_kind)
+                        )
         finally:
             for running in servers.values():
                 running.stop()
         checked = verify_recorded(url, keys, results[("ours", "check")].requests)
     return report(server, database_kind, results, checked)
+
+
+def backend_cpu(url: str, name: str, database_kind: str) -> float | None:
+    """CPU seconds of ours' PostgreSQL backends so far; None for bare (it has none) or SQLite."""
+    if name != "ours" or database_kind != "postgresql":
+        return None
+    return database_cpu(url, OURS_APPLICATION)
+
+
+def added(total: float | None, before: float | None, after: float | None) -> float | None:
+    """``total`` plus what a round used, or None once any reading was missing."""
+    if total is None or before is None or after is None:
+        return None
+    return total + after - before
 
 
 def verify_recorded(url: str, keys: str, measured_checks: int) -> int:
@@ -408,14 +485,17 @@ SERVER_TITLES = {
 
 def report(server: str, database_kind: str, results: dict[tuple[str, str], Tally], checked: int) -> bool:
     print(f"\n== {database_kind}: {SERVER_TITLES[server]}, loopback ==")
-    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    # CPU per request is steadier than throughput on a shared machine, and says where a gap comes from:
+    # the app's server processes (server), or the PostgreSQL backends serving ours (database).
+    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu µs/req: server':>20}{'database':>10}")
     met = True
     for kind in ("ping", "check"):
         for name in ("ours", "bare"):
             tally = results[(name, kind)]
             print(
                 f"{kind:8}{name:6}{tally.per_second:9.0f}{tally.percentile(0.5):9.2f}"
-                f"{tally.percentile(0.99):9.2f}"
+                f"{tally.percentile(0.99):9.2f}{per_request(tally.server_cpu, tally):>20}"
+                f"{per_request(tally.database_cpu, tally):>10}"
             )
         ratio = results[("ours", kind)].per_second / results[("bare", kind)].per_second
         target = TARGETS[server][kind]
@@ -425,6 +505,10 @@ def report(server: str, database_kind: str, results: dict[tuple[str, str], Tally
         print(f"{kind:8}ours/bare throughput {ratio:.3f}  target >= {target}  {verdict}")
     print(f"ours recorded and counted {checked} /check interactions")
     return met
+
+
+def per_request(cpu_seconds: float | None, tally: Tally) -> str:
+    return "-" if cpu_seconds is None or not tally.requests else f"{cpu_seconds / tally.requests * 1e6:.0f}"
 
 
 def main(argv: list[str] | None = None) -> None:
