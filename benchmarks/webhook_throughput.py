@@ -1,7 +1,16 @@
 """What our interactions webhook costs next to the least any Discord bot endpoint can do.
 
-Two WSGI apps are served side by side, each by Werkzeug's threaded WSGI server in its own process on
-loopback:
+Two WSGI apps are served side by side on loopback, both by the same server, either of:
+
+``gunicorn``
+    gunicorn with 2 sync workers, as a small host runs it. A sync worker handles one request per
+    connection (no keep-alive), so the client opens a new connection for every request, to both apps.
+``werkzeug``
+    Werkzeug's threaded development server in one process, with keep-alive connections.
+
+By default both run, gunicorn first; ``--server`` picks one.
+
+The two apps:
 
 ``ours``
     A host app with ``DiscordRoles`` and a store bot, at ``/webhook/discord/interactions/store-1``:
@@ -9,20 +18,26 @@ loopback:
     and (for commands) records the interaction id, answers and counts it in the database.
 ``bare``
     A Flask app with one route that only checks the Ed25519 signature with PyNaCl and answers PING with
-    PONG, or any command with a fixed ephemeral message.
+    PONG, or any command with a fixed ephemeral message (``benchmarks/_bare_bot.py``, which imports
+    nothing of ours, so its process is as small as a bare bot's).
 
 Two request kinds are measured: a signed PING, and a signed ``/check`` by a member who has 10
 deliveries in the server (ours reads them, lists them in an embed and adds the Claim button; bare
 answers a static message). Every ``/check`` carries a new interaction id, as Discord's do, so ours
 really records and counts each one.
 
-The client keeps ``--connections`` keep-alive connections busy from as many threads, with requests
-signed before each round. Rounds alternate between the apps (which goes first alternates too), so a
-slow patch of a shared machine lands on both. Per app and kind it prints requests per second over
-all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput (targets: >= 0.85 for PING;
->= 0.5 for /check on PostgreSQL).
+The client keeps ``--connections`` connections busy from as many threads, with requests signed
+before each round. Rounds alternate between the apps (which goes first alternates too), so a slow
+patch of a shared machine lands on both. Per server, app and kind it prints requests per second over
+all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput. Targets: under gunicorn
+>= 0.90 for PING and >= 0.70 for /check on PostgreSQL; under Werkzeug >= 0.85 and >= 0.5.
 
-    python benchmarks/webhook_throughput.py [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10]
+Beside them, CPU time per request (Linux, read from /proc): of each app's server processes, and of the
+PostgreSQL backends serving ours (PostgreSQL on this host). It is steadier than throughput on a shared
+machine, and it says where a gap comes from: the app, or the database.
+
+    python benchmarks/webhook_throughput.py [--server gunicorn|werkzeug|both] \
+        [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10]
 
 PostgreSQL is reached at DISCORD_ROLES_TEST_POSTGRES_URL (the test suite's variable), by default
 postgresql+psycopg://postgres@127.0.0.1:5432/test; the run uses its own schema, dropped at the end.
@@ -37,6 +52,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -50,63 +66,36 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, request
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._bench_host import build_app
+from benchmarks._bare_bot import BARE_PATH, PUBLIC_KEY_VARIABLE, bare_app
+from benchmarks._bench_host import build_app, host_environment
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing.state import new_snowflake
 
+ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TARGETS = {"ping": 0.85, "check": 0.5}
+TARGETS = {"gunicorn": {"ping": 0.90, "check": 0.70}, "werkzeug": {"ping": 0.85, "check": 0.5}}
+GUNICORN_WORKERS = 2
+OURS_APPLICATION = "webhook_throughput_ours"
 STORE_ID = "store-1"
 APPLICATION_ID = "300000000000000001"
 GUILD_ID = "400000000000000001"
 MEMBER_ID = "500000000000000001"
 OURS_PATH = f"/webhook/discord/interactions/{STORE_ID}"
-BARE_PATH = "/interactions"
 
 
 # -- the two servers -----------------------------------------------------------------------------------
 
 
-def bare_app(public_key: str) -> Flask:
-    """The least a bot endpoint can do: verify, then answer PING or a fixed message."""
-    app = Flask("bare_bot")
-    verify_key = VerifyKey(bytes.fromhex(public_key))
-    static = {
-        "type": 4,
-        "data": {
-            "flags": 64,
-            "allowed_mentions": {"parse": []},
-            "embeds": [{"title": "Your deliveries", "description": "Nothing to see here."}],
-        },
-    }
-
-    @app.post(BARE_PATH)
-    def interactions() -> Any:
-        body = request.get_data()
-        signature = request.headers.get("X-Signature-Ed25519", "")
-        timestamp = request.headers.get("X-Signature-Timestamp", "")
-        try:
-            verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
-        except (BadSignatureError, ValueError):
-            return jsonify({"error": "invalid request signature"}), 401
-        payload = json.loads(body)
-        return jsonify({"type": 1} if payload.get("type") == 1 else static)
-
-    return app
-
-
-def serve(kind: str, port: int, database_url: str, keys: str, public_key: str) -> None:
-    """A child process: build the app, then serve it until killed."""
+def serve_werkzeug(kind: str, port: int, database_url: str, keys: str, public_key: str) -> None:
+    """A child process: build the app, then serve it with Werkzeug's threaded server until killed."""
     from werkzeug.serving import make_server
 
     # One log line per request would be measured along with the app; both servers run without it.
@@ -116,6 +105,94 @@ def serve(kind: str, port: int, database_url: str, keys: str, public_key: str) -
     else:
         app, _ = build_app(database_url, "http://127.0.0.1:9", keys, {})
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+class Server:
+    """One app served in its own process(es) on ``port``; :meth:`stop` ends them."""
+
+    def __init__(self, server: str, kind: str, port: int, database_url: str, keys: str, public_key: str):
+        self.port = port
+        self._process: subprocess.Popen[bytes] | multiprocessing.process.BaseProcess
+        if server == "werkzeug":
+            context = multiprocessing.get_context("spawn")
+            self._process = context.Process(
+                target=serve_werkzeug, args=(kind, port, database_url, keys, public_key), daemon=True
+            )
+            self._process.start()
+            return
+        # Both apps the same way: a factory, loaded by each worker after the fork; no access log.
+        factory = {
+            "ours": "benchmarks._bench_host:create_app()",
+            "bare": "benchmarks._bare_bot:create_app()",
+        }[kind]
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            PUBLIC_KEY_VARIABLE: public_key,
+            **host_environment(database_url, "http://127.0.0.1:9", keys, {}),
+        }
+        command = [
+            sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
+            "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", factory,
+        ]  # fmt: skip
+        self._process = subprocess.Popen(command, env=environment, cwd=ROOT)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the server's process and its workers (Linux), else None."""
+        pid = self._process.pid
+        return None if pid is None else process_cpu([pid, *child_pids(pid)])
+
+    def stop(self) -> None:
+        if isinstance(self._process, subprocess.Popen):
+            self._process.terminate()  # gunicorn's graceful stop: the workers finish and exit
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            return
+        self._process.kill()
+        self._process.join()
+
+
+def process_cpu(pids: list[int]) -> float | None:
+    """User and system CPU seconds of ``pids`` (their threads included), from Linux's /proc; None
+    when /proc cannot tell (another system, or a process this user cannot see)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (gunicorn's workers), from /proc."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(entry.parent.name))
+    return children
+
+
+def database_cpu(url: str, application_name: str) -> float | None:
+    """CPU seconds of the PostgreSQL backends serving ``application_name`` (a server on this host)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.scalars(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application_name},
+            ).all()
+    finally:
+        engine.dispose()
+    return process_cpu(list(pids)) if pids else None
 
 
 def free_port() -> int:
@@ -243,6 +320,10 @@ class Tally:
     requests: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    server_cpu: float | None = 0.0
+    """CPU seconds the app's server processes used in the rounds (None: not measurable here)."""
+    database_cpu: float | None = 0.0
+    """CPU seconds its PostgreSQL backends used (ours only; None: not measurable)."""
 
     @property
     def per_second(self) -> float:
@@ -254,9 +335,18 @@ class Tally:
 
 
 def run_round(
-    port: int, path: str, signed: list[tuple[bytes, dict[str, str]]], connections: int, seconds: float
+    port: int,
+    path: str,
+    signed: list[tuple[bytes, dict[str, str]]],
+    connections: int,
+    seconds: float,
+    *,
+    keep_alive: bool,
 ) -> tuple[int, float, list[float]]:
-    """Keep ``connections`` connections busy for ``seconds``; returns requests, wall time, latencies."""
+    """Keep ``connections`` clients busy for ``seconds``; returns requests, wall time, latencies.
+
+    Without ``keep_alive`` each request has a connection of its own (its set-up is in its latency).
+    """
     stop = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(connections)]
     failures: list[str] = []
@@ -274,9 +364,13 @@ def run_round(
                 return
             body, headers = signed[index]
             started = time.perf_counter()
+            if not keep_alive:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
             answer = response.read()
+            if not keep_alive:
+                connection.close()
             mine.append(time.perf_counter() - started)
             if response.status != 200:
                 failures.append(f"{response.status} {answer[:200]!r}")
@@ -296,47 +390,77 @@ def run_round(
     return len(flat), elapsed, flat
 
 
-def measure(database_kind: str, *, seconds: float, rounds: int, connections: int, prepared: int) -> bool:
+def measure(
+    server: str, database_kind: str, *, seconds: float, rounds: int, connections: int, prepared: int
+) -> bool:
     key = SigningKey.generate()
     public_key = key.verify_key.encode().hex()
     keys = generate_key()
-    context = multiprocessing.get_context("spawn")
+    keep_alive = server == "werkzeug"  # gunicorn's sync workers close every connection
     with database(database_kind) as url:
         seed(url, keys, public_key)
-        ports = {"ours": free_port(), "bare": free_port()}
-        servers = [
-            context.Process(target=serve, args=(name, port, url, keys, public_key), daemon=True)
-            for name, port in ports.items()
-        ]
-        for server in servers:
-            server.start()
+        # Ours names its connections, so the CPU of the backends serving it can be read.
+        ours_url = f"{url}&application_name={OURS_APPLICATION}" if database_kind == "postgresql" else url
+        urls = {"ours": ours_url, "bare": url}
+        servers = {
+            name: Server(server, name, free_port(), urls[name], keys, public_key) for name in ("ours", "bare")
+        }
         try:
-            for port in ports.values():
-                wait_until_listening(port)
+            for running in servers.values():
+                wait_until_listening(running.port)
             paths = {"ours": OURS_PATH, "bare": BARE_PATH}
             results: dict[tuple[str, str], Tally] = {}
             for kind in ("ping", "check"):
-                for name in ports:  # warm-up: connections, caches, the first statements
+                for name, running in servers.items():  # warm-up: connections, caches, the first statements
                     run_round(
-                        ports[name], paths[name], signed_requests(key, kind, prepared), connections, 0.5
+                        running.port,
+                        paths[name],
+                        signed_requests(key, kind, prepared),
+                        connections,
+                        0.5 * (2 if server == "gunicorn" else 1),  # every gunicorn worker warms up
+                        keep_alive=keep_alive,
                     )
                 for round_number in range(rounds):
-                    order = list(ports) if round_number % 2 == 0 else list(reversed(ports))
+                    order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
                     for name in order:
                         signed = signed_requests(key, kind, prepared)
+                        server_before = servers[name].cpu_seconds()
+                        database_before = backend_cpu(url, name, database_kind)
                         count, elapsed, latencies = run_round(
-                            ports[name], paths[name], signed, connections, seconds
+                            servers[name].port,
+                            paths[name],
+                            signed,
+                            connections,
+                            seconds,
+                            keep_alive=keep_alive,
                         )
                         tally = results.setdefault((name, kind), Tally())
                         tally.requests += count
                         tally.seconds += elapsed
                         tally.latencies.extend(latencies)
-            checked = verify_recorded(url, keys, results[("ours", "check")].requests)
+                        tally.server_cpu = added(tally.server_cpu, server_before, servers[name].cpu_seconds())
+                        tally.database_cpu = added(
+                            tally.database_cpu, database_before, backend_cpu(url, name, database_kind)
+                        )
         finally:
-            for server in servers:
-                server.kill()
-                server.join()
-    return report(database_kind, results, checked)
+            for running in servers.values():
+                running.stop()
+        checked = verify_recorded(url, keys, results[("ours", "check")].requests)
+    return report(server, database_kind, results, checked)
+
+
+def backend_cpu(url: str, name: str, database_kind: str) -> float | None:
+    """CPU seconds of ours' PostgreSQL backends so far; None for bare (it has none) or SQLite."""
+    if name != "ours" or database_kind != "postgresql":
+        return None
+    return database_cpu(url, OURS_APPLICATION)
+
+
+def added(total: float | None, before: float | None, after: float | None) -> float | None:
+    """``total`` plus what a round used, or None once any reading was missing."""
+    if total is None or before is None or after is None:
+        return None
+    return total + after - before
 
 
 def verify_recorded(url: str, keys: str, measured_checks: int) -> int:
@@ -353,19 +477,28 @@ def verify_recorded(url: str, keys: str, measured_checks: int) -> int:
     return int(counted)
 
 
-def report(database_kind: str, results: dict[tuple[str, str], Tally], checked: int) -> bool:
-    print(f"\n== {database_kind}: Werkzeug threaded server, loopback ==")
-    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+SERVER_TITLES = {
+    "gunicorn": f"gunicorn, {GUNICORN_WORKERS} sync workers, a connection per request",
+    "werkzeug": "Werkzeug threaded server, keep-alive",
+}
+
+
+def report(server: str, database_kind: str, results: dict[tuple[str, str], Tally], checked: int) -> bool:
+    print(f"\n== {database_kind}: {SERVER_TITLES[server]}, loopback ==")
+    # CPU per request is steadier than throughput on a shared machine, and says where a gap comes from:
+    # the app's server processes (server), or the PostgreSQL backends serving ours (database).
+    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu µs/req: server':>20}{'database':>10}")
     met = True
     for kind in ("ping", "check"):
         for name in ("ours", "bare"):
             tally = results[(name, kind)]
             print(
                 f"{kind:8}{name:6}{tally.per_second:9.0f}{tally.percentile(0.5):9.2f}"
-                f"{tally.percentile(0.99):9.2f}"
+                f"{tally.percentile(0.99):9.2f}{per_request(tally.server_cpu, tally):>20}"
+                f"{per_request(tally.database_cpu, tally):>10}"
             )
         ratio = results[("ours", kind)].per_second / results[("bare", kind)].per_second
-        target = TARGETS[kind]
+        target = TARGETS[server][kind]
         applies = kind == "ping" or database_kind == "postgresql"
         verdict = ("met" if ratio >= target else "NOT met") if applies else "(target is for PostgreSQL)"
         met = met and (ratio >= target or not applies)
@@ -374,24 +507,34 @@ def report(database_kind: str, results: dict[tuple[str, str], Tally], checked: i
     return met
 
 
+def per_request(cpu_seconds: float | None, tally: Tally) -> str:
+    return "-" if cpu_seconds is None or not tally.requests else f"{cpu_seconds / tally.requests * 1e6:.0f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--server", choices=("gunicorn", "werkzeug", "both"), default="both")
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--seconds", type=float, default=1.5, help="length of one round")
     parser.add_argument("--rounds", type=int, default=10, help="rounds per app and request kind")
-    parser.add_argument("--connections", type=int, default=4, help="concurrent keep-alive connections")
+    parser.add_argument("--connections", type=int, default=4, help="concurrent clients")
     parser.add_argument("--prepared", type=int, default=6000, help="requests signed before each round")
     arguments = parser.parse_args(argv)
-    met = measure(
-        arguments.database,
-        seconds=arguments.seconds,
-        rounds=arguments.rounds,
-        connections=arguments.connections,
-        prepared=arguments.prepared,
-    )
-    raise SystemExit(0 if met else 1)
+    servers = ("gunicorn", "werkzeug") if arguments.server == "both" else (arguments.server,)
+    met = [
+        measure(
+            server,
+            arguments.database,
+            seconds=arguments.seconds,
+            rounds=arguments.rounds,
+            connections=arguments.connections,
+            prepared=arguments.prepared,
+        )
+        for server in servers
+    ]
+    raise SystemExit(0 if all(met) else 1)
 
 
 if __name__ == "__main__":

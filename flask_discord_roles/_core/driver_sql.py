@@ -36,6 +36,9 @@ class DriverStatement:
     positional: bool
     literals: Mapping[str, Any]
     """Values written into the statement itself (``status == "pending"``), bound like the others."""
+    returns_rows: bool
+    """A SELECT, or a change with RETURNING: known when compiled, so no call asks the cursor (psycopg
+    builds a column description object per column each time it is asked)."""
 
     @classmethod
     def compile(
@@ -57,7 +60,9 @@ class DriverStatement:
         processors = tuple(
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
-        return cls(str(compiled), names, processors, compiled.positional, literals)
+        changes = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        returns_rows = not changes or bool(compiled.effective_returning)
+        return cls(str(compiled), names, processors, compiled.positional, literals, returns_rows)
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any]) -> list[Any]:
         """Run with ``values`` (by parameter name); the rows, as the driver returned them."""
@@ -69,7 +74,7 @@ class DriverStatement:
         parameters: Any = tuple(bound[name] for name in self.names) if self.positional else bound
         if _observed(connection):
             return list(connection.exec_driver_sql(self.sql, parameters))
-        return _run_on_cursor(connection, self.sql, parameters)
+        return _run_on_cursor(connection, self.sql, parameters, fetch=self.returns_rows)
 
     @cached_property
     def _conversions(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
@@ -86,7 +91,7 @@ def _observed(connection: sa.Connection) -> bool:
     )
 
 
-def _run_on_cursor(connection: sa.Connection, sql: str, parameters: Any) -> list[Any]:
+def _run_on_cursor(connection: sa.Connection, sql: str, parameters: Any, *, fetch: bool) -> list[Any]:
     """``sql`` on a DBAPI cursor of ``connection`` (in its transaction); driver errors wrapped as
     SQLAlchemy's, and a connection the error shows is dead is invalidated, as SQLAlchemy would."""
     dialect = connection.dialect
@@ -94,7 +99,7 @@ def _run_on_cursor(connection: sa.Connection, sql: str, parameters: Any) -> list
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, parameters)
-        rows = list(cursor.fetchall()) if cursor.description is not None else []
+        rows = list(cursor.fetchall()) if fetch else []
         cursor.close()
         return rows
     except dialect.loaded_dbapi.Error as error:

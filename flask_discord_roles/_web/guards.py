@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Request, request
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge
 
 MAX_JSON_DEPTH = 32
@@ -59,18 +59,21 @@ def _refuse_unsafe_path(endpoint: str | None, values: dict[str, Any] | None) -> 
 
 def read_body(limit: int) -> bytes:
     """The raw body as sent, at most ``limit`` bytes (:class:`BodyTooLarge` beyond, read no further)."""
-    cached = request.environ.get(_BODY_KEY)  # the request's own, not g: an app context may span requests
+    # The proxy resolved once: each ``request.`` is a context lookup, on every interaction Discord sends.
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    cached = current.environ.get(_BODY_KEY)  # the request's own, not g: an app context may span requests
     if isinstance(cached, bytes):
         return cached
-    if request.content_length is not None:
-        if request.content_length > limit:
+    length = current.content_length  # parsed from the header at each access
+    if length is not None:
+        if length > limit:
             raise BodyTooLarge()
-        body = request.get_data(cache=True)  # bounded by the length; a host hook may have read it too
+        body = current.get_data(cache=True)  # bounded by the length; a host hook may have read it too
     else:
-        body = request.stream.read(limit + 1)  # chunked: no length to trust, so stop past the limit
+        body = current.stream.read(limit + 1)  # chunked: no length to trust, so stop past the limit
     if len(body) > limit:
         raise BodyTooLarge()
-    request.environ[_BODY_KEY] = body
+    current.environ[_BODY_KEY] = body
     return body
 
 
