@@ -4,11 +4,12 @@
 
 The app is :func:`benchmarks._bench_host.create_app`'s (the same environment variables), and every HTTP
 request the process sends through ``requests`` is answered here, at once, by :func:`answer`: no socket,
-no server. A long run of real HTTP role changes (two requests each) against FakeDiscord would take
-most of an hour on two cores; answered in-process, 100,000 take minutes, and everything of ours still
-runs as in production: the worker loop, the claims and leases, the runner, the Discord client with its
-rate-limit buckets (each answer carries Discord's headers, a bucket per route per guild) and the
-signals. The answers keep no state, so they add nothing that grows to the process being measured.
+no server. FakeDiscord over HTTP would spend two requests' handling per delivery on the same two
+cores that the worker and PostgreSQL already fill (a 100,000-delivery run takes half an hour as it
+is). Everything of ours still runs as in production: the worker loop, the claims and leases, the
+runner, the Discord client with its rate-limit buckets (each answer carries Discord's headers, a
+bucket per route per guild) and the signals. The answers keep no state, so they add nothing that
+grows to the process being measured.
 
 Only the two calls a delivery makes are answered as Discord would: GET a member (holding no roles),
 PUT a member's role (204). Anything else is a 404, so a change of the runner's calls shows up as failed

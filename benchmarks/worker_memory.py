@@ -13,8 +13,8 @@ one role mapped per guild, and one paid order per delivery for a distinct custom
 guilds. Rows are written the way a backfill writes them (``order_grant_row``), due at once, in batches
 of ``--batch``, keeping at least one batch ahead of the worker so it never idles.
 
-Discord answers inside the worker's process (``benchmarks/_offline_discord.py``): 100,000 role changes
-over HTTP against FakeDiscord, two requests each, would take most of an hour on two cores, and the
+Discord answers inside the worker's process (``benchmarks/_offline_discord.py``): FakeDiscord over HTTP
+would spend two requests' handling per delivery on the cores the worker and the database share, and the
 question is what the worker keeps, not how fast a server answers. Everything of ours runs as it does
 in production (worker loop, claims and leases, runner, Discord client with its rate-limit buckets and
 global limiter, signals); only the socket and the server are missing, and those keep nothing per call
@@ -23,6 +23,9 @@ in the worker. The global limit is raised so it does not pace the run.
 Each database gets its own run: a fresh PostgreSQL schema (dropped afterwards), or a new SQLite file
 (``--databases postgresql,sqlite``; not by default, since on two cores each run takes many minutes).
 Afterwards every row must be completed: a worker that failed rows would be measuring something else.
+
+The run is long: 100,000 deliveries took 33 minutes on two cores shared with other work (the worker,
+PostgreSQL and the feeder share the cores); ``--deliveries 20000`` gives a first look in a few minutes.
 
     python benchmarks/worker_memory.py [--deliveries 100000] [--first 1000] [--databases postgresql]
     python benchmarks/worker_memory.py --tracemalloc /tmp/worker  # snapshots at 1k and at the end
