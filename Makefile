@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/client_drain.py
 	$(BIN)/python benchmarks/checkout_overhead.py
 	$(BIN)/python benchmarks/worker_drain.py
+	$(BIN)/python benchmarks/worker_memory.py
 	$(BIN)/python benchmarks/webhook_throughput.py
 	$(BIN)/python benchmarks/scale_queries.py
 

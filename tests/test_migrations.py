@@ -19,8 +19,10 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_discord_roles import DiscordRoles
+from flask_discord_roles import DiscordRoles, OrderEvent
+from flask_discord_roles._core.queue import enqueue_order
 from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_MARKS_LINKED_ROLES
 from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_SIGNATURE as SIGNATURE
 from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.migrations import (
@@ -39,6 +41,7 @@ from flask_discord_roles.migrations import (
 from tests.conftest import HOST_DB
 
 OLDER = "dr0007"  # a revision before head, as a host that skipped a release has
+BEFORE_V2 = "dr0011"  # the last revision whose PostgreSQL enqueue function is V1
 
 
 def not_our_version_table(name: str | None, type_: str, _parents: Any) -> bool:
@@ -172,6 +175,62 @@ def test_create_all_and_drop_all_install_and_remove_the_postgresql_function(
         db.engine.dispose()
     assert installed, "db.create_all() must create discord_roles_enqueue_order on PostgreSQL"
     assert removed, "db.drop_all() must drop discord_roles_enqueue_order on PostgreSQL"
+
+
+def test_a_database_still_on_the_first_enqueue_function_still_queues_linked_roles(
+    database_url: str, make_app: Any
+) -> None:
+    """A host that upgraded the package but not yet its tables (V1 of the PostgreSQL function, which
+    does not return the Linked Roles mark) loses no connection; migrating installs the version that
+    returns it, and the downgrade puts V1 back."""
+    app, db, _ = make_app(database_url)
+    with app.app_context():
+        upgrade(BEFORE_V2)
+        assert _function_marks_linked_roles(db) is not True, f"{BEFORE_V2} installs V1"
+        assert _linked_customer_pays(app, db, "order-1"), "on V1 the checkout's statement finds the mark"
+        db.engine.dispose()
+
+    app, db, _ = make_app(database_url)  # a new process, after `flask discord-roles db upgrade`
+    with app.app_context():
+        upgrade()
+        assert _function_marks_linked_roles(db) is not False, "head installs the version with the mark"
+        assert _linked_customer_pays(app, db, "order-2"), "the function returns the mark itself"
+        downgrade(BEFORE_V2)
+        assert _function_marks_linked_roles(db) is not True, "the downgrade must put V1 back"
+        db.engine.dispose()
+
+
+def _linked_customer_pays(app: Flask, db: Any, order_id: str) -> bool:
+    """A store with Linked Roles on; its linked customer pays: is their connection to be queued?"""
+    state = get_state(app)
+    models = state.models
+    if not db.session.scalar(sa.select(sa.func.count()).select_from(models.StoreSettings)):
+        db.session.add(models.StoreSettings(store_id="store-1", linked_roles_enabled=True))
+        db.session.add(
+            models.DiscordAccount(store_id="store-1", customer_id="c-1", discord_user_id="500000000000000001")
+        )
+        db.session.add(
+            models.RoleMapping(
+                store_id="store-1",
+                package_id="vip",
+                guild_id="400000000000000001",
+                role_id="410000000000000001",
+            )
+        )
+        db.session.commit()
+    event = OrderEvent.build(store_id="store-1", order_id=order_id, customer_id="c-1", package_ids=["vip"])
+    queued = enqueue_order(state, event)
+    db.session.commit()
+    assert len(queued.created) == 1, f"the order queued {queued.created}, not its one role"
+    return queued.role_connection
+
+
+def _function_marks_linked_roles(db: Any) -> bool | None:
+    """On PostgreSQL, whether the installed function returns the Linked Roles mark; None on SQLite."""
+    if db.engine.dialect.name != "postgresql":
+        return None
+    with db.engine.connect() as connection:
+        return bool(connection.exec_driver_sql(ENQUEUE_ORDER_MARKS_LINKED_ROLES).scalar())
 
 
 def _what_compare_metadata_misses(connection: sa.Connection) -> dict[str, Any]:

@@ -8,8 +8,9 @@ The paid-order rule is written once per database: the PL/pgSQL function ``discor
 on PostgreSQL, two ``INSERT … SELECT`` statements on SQLite. The ``database_url`` fixture runs every case
 on both, so both implementations answer to the same table. (Revocation is Python over either database.)
 
-Every case also has a second store in the database, with the same package mapped, notifications on and
-the same customer id linked to another account: none of it may leak into the first store's rows.
+Every case also has a second store in the database, with the same package mapped, notifications and
+Linked Roles on and the same customer id linked to another account: none of it may leak into the first
+store's rows.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ IMPLEMENTATIONS = {"postgresql": FunctionCall, "sqlite": TwoInserts}
 
 @dataclass(frozen=True)
 class Queues:
-    """What one step put on the queue: delivery rows created, of those due now, purchase messages."""
+    """What one step put on the queue: delivery rows created, of those due now, purchase messages, and
+    whether the customer's Linked Roles connection is to be queued."""
 
     rows: int
     due: int
     messages: int = 0
+    connection: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,9 @@ class Case:
     linked: str | None = None
     """The Discord account ``customer-1`` linked earlier, if any."""
 
+
+LINKED_ROLES = {"linked_roles_enabled": True}
+"""Settings of a store that keeps its customers' Linked Roles connections."""
 
 # -- the table -----------------------------------------------------------------------------------------------
 
@@ -290,6 +296,52 @@ CASES = [
         "two orders of the same package each queue their own rows",
         (paid("order-1", "basic", queues=(1, 1)), paid("order-2", "basic", queues=(1, 1))),
         grants("order-1", "basic") + grants("order-2", "basic"),
+    ),
+    # Linked Roles: the order changes a linked customer's values, so their connection is queued.
+    Case(
+        "with Linked Roles on, an order of a customer who linked Discord queues their connection",
+        (paid("order-1", "basic", queues=(1, 1, 0, True)),),
+        grants("order-1", "basic"),
+        settings=LINKED_ROLES,
+        linked=LINKED,
+    ),
+    Case(
+        "the linked account both supplies the Discord id and has its connection queued",
+        (paid("order-1", "basic", buyer=None, queues=(1, 1, 0, True)),),
+        grants("order-1", "basic", user=LINKED),
+        settings=LINKED_ROLES,
+        linked=LINKED,
+    ),
+    Case(
+        "with Linked Roles off, a linked customer's order queues no connection",
+        (paid("order-1", "basic", queues=(1, 1)),),
+        grants("order-1", "basic"),
+        settings={"linked_roles_enabled": False},
+        linked=LINKED,
+    ),
+    Case(
+        "a customer who never linked Discord has no connection to queue",
+        (paid("order-1", "basic", queues=(1, 1)),),
+        grants("order-1", "basic"),
+        settings=LINKED_ROLES,
+    ),
+    Case(
+        "a guest order has no customer whose connection could be queued",
+        (paid("order-1", "basic", customer=None, queues=(1, 1)),),
+        grants("order-1", "basic", customer=None),
+        settings=LINKED_ROLES,
+        linked=LINKED,
+    ),
+    Case(
+        "an order that queues no role changes no value: signalled again, or mapped to nothing",
+        (
+            paid("order-1", "basic", queues=(1, 1, 0, True)),
+            paid("order-1", "basic", queues=(0, 0)),
+            paid("order-2", "unmapped", queues=(0, 0)),
+        ),
+        grants("order-1", "basic"),
+        settings=LINKED_ROLES,
+        linked=LINKED,
     ),
     # Purchase messages.
     Case(
@@ -457,7 +509,7 @@ def _set_up(state: DiscordRolesState, db: SQLAlchemy, case: Case) -> None:
             store_id=OTHER_STORE, package_id="vip", guild_id=LINKED_SERVER, role_id=OTHER_STORES_ROLE
         )
     )
-    session.add(models.StoreSettings(store_id=OTHER_STORE, **NOTIFYING))
+    session.add(models.StoreSettings(store_id=OTHER_STORE, **NOTIFYING, **LINKED_ROLES))
     session.add(
         models.DiscordAccount(store_id=OTHER_STORE, customer_id=CUSTOMER, discord_user_id=SOMEONE_ELSE)
     )
@@ -494,7 +546,7 @@ def _run(state: DiscordRolesState, db: SQLAlchemy, step: Paid | Delivered | Revo
         )
         queued = revoke_order(state, event, now=NOW)
     assert set(queued.due) <= set(queued.created), "only rows created now can be due because of this step"
-    return Queues(len(queued.created), len(queued.due), len(queued.notifications))
+    return Queues(len(queued.created), len(queued.due), len(queued.notifications), queued.role_connection)
 
 
 def _rows(state: DiscordRolesState, db: SQLAlchemy) -> list[Row]:

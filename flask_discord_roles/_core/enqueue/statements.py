@@ -8,13 +8,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from flask_discord_roles._core.order_rows import order_key_prefix
+from flask_discord_roles._runtime.sql_functions import ROLE_CONNECTION as ROLE_CONNECTION
 from flask_discord_roles.codes import Action
 
 NOTIFICATION = "notification"
 DELIVERY = "delivery"
-ROLE_CONNECTION = "role_connection"
-"""Not a row created: a mark that the store has Linked Roles on and the customer a linked account, so
-the customer's role connection must be queued (found in the same round trip as the INSERTs)."""
 
 
 Created = tuple[str, int, bool]
