@@ -66,9 +66,7 @@ text-align:left;vertical-align:top}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:1.5rem}
 """
 
-# Re-fetches the page and swaps only the live part, so a half-typed command form is left alone. Twice a
-# second: a role given or an answer edited shows about as soon as on Discord (and a browser test waiting
-# for it waits a quarter second, not three quarters).
+# Re-fetches the page and swaps only the live part, so a half-typed command form is left alone.
 LIVE_SCRIPT = """<script>
 setInterval(async () => {
   const live = document.getElementById("live");
@@ -78,7 +76,7 @@ setInterval(async () => {
   const doc = new DOMParser().parseFromString(await answer.text(), "text/html");
   const fresh = doc.getElementById("live");
   if (fresh) live.replaceWith(fresh);
-}, 500);
+}, 1500);
 </script>"""
 
 
