@@ -248,7 +248,10 @@ def start_demo(*, host: str = "127.0.0.1", port: int = 5000, config: dict[str, A
         server.server_close()
         sandbox.fake.stop()
         raise
-    thread = threading.Thread(target=server.serve_forever, name="demo-storefront", daemon=True)
+    # Polled every 50 ms for a stop (the default half second made every stop, Ctrl+C or a test's end, wait).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-storefront", daemon=True
+    )
     thread.start()
     demo = Demo(app=app, sandbox=sandbox, server=server, thread=thread)
     try:

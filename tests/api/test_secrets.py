@@ -39,6 +39,9 @@ def test_no_token_of_any_kind_appears_in_responses_or_logs(
     app: Flask, db: SQLAlchemy, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # The bot's identity is read a dozen times below; at the fake's 5 reads per 5 s the client waited out
+    # its limit for four seconds. Rate limits have tests of their own; here they would only slow.
+    fake_discord.set_route_limit("users_me", 100, 5.0)
     transcript = Transcript()
     state = get_state(app)
     shop = open_shop(app, db, fake_discord)

@@ -76,6 +76,9 @@ def _drop_the_apps_connections(db: SQLAlchemy) -> int:
             while time.monotonic() < deadline and connection.scalar(
                 sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :tag"), {"tag": tag}
             ):
+                # A transaction reads pg_stat_activity once and then keeps that snapshot: without
+                # this the loop saw the killed backends until its deadline, every time.
+                connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
                 time.sleep(0.02)
     finally:
         admin.dispose()
