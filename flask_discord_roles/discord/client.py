@@ -282,7 +282,8 @@ class RestClient(SessionOwner):
                 route.method, self.base_url + route.url_path, timeout=self.timeout, **outgoing
             )
             status = response.status_code
-            date = _date(response.headers)
+            if ticket is not None:  # only the global limit reads Discord's clock
+                date = _date(response.headers)
             limits = RateLimitHeaders.parse(response.headers)
             self._buckets.learn_hash(route.key, route.major, limits)
             outcome = self._handle(route, response, limits, bucket, sent_token=sent_token)
