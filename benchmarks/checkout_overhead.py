@@ -20,7 +20,16 @@ to watch (target <= 1.05). At the end the benchmark checks that the extension's 
 deliveries per checkout, so the ratio is known to include the real work, and counts the SQL statements of
 one more checkout on each copy.
 
-    python benchmarks/checkout_overhead.py [--checkouts 200] [--rounds 8] [--databases sqlite,postgresql]
+``--floor`` (PostgreSQL) then measures, side by side in the same way, what no enqueue can go below
+while the order's rows are written in the host's transaction:
+
+- *present, not listening*: the extension's copy with the signal muted (its hooks, its routes);
+- *one empty round trip*: the signal heard, but ``discord_roles_enqueue_order`` replaced (in the copy's own
+  schema) by a function with the same parameters that does nothing: the receiver, the values sent, one
+  round trip, no row written.
+
+    python benchmarks/checkout_overhead.py [--checkouts 200] [--rounds 8] [--databases sqlite,postgresql] \
+        [--floor]
 
 PostgreSQL is reached at DISCORD_ROLES_TEST_POSTGRES_URL (the test suite's variable), by default
 postgresql+psycopg://postgres@127.0.0.1:5432/test.
@@ -49,6 +58,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_discord_roles import DiscordRoles, order_completed
 from flask_discord_roles._runtime.crypto import generate_key
+from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_LATEST
 from flask_discord_roles._runtime.state import get_state
 
 POSTGRES_URL = os.environ.get(
@@ -383,8 +393,46 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
 
 
-def measure(database: str, *, checkouts: int, rounds: int, warmup: int) -> bool:
-    """Run both copies on one database side by side; print the figures; True when the target is met."""
+# The installed function's header (same parameters, so CREATE OR REPLACE keeps its identity) with a
+# body that writes nothing and returns no row.
+EMPTY_ENQUEUE_ORDER = ENQUEUE_ORDER_LATEST.partition("DECLARE")[0] + "BEGIN\nEND\n$function$"
+
+
+def side_by_side_ratio(
+    without: Storefront, with_roles: Storefront, *, checkouts: int, rounds: int, muted: bool = False
+) -> tuple[float, float]:
+    """Another ``rounds`` x ``checkouts`` pairs, timed apart from the main figures: (median added, ratio)."""
+    times: dict[str, list[float]] = {without.name: [], with_roles.name: []}
+    quiet = order_completed.muted if muted else nullcontext
+    for number in range(rounds):
+        pair = (without, with_roles) if number % 2 == 0 else (with_roles, without)
+        for _ in range(checkouts):
+            for store in pair:
+                with quiet():
+                    times[store.name].append(checkout_once(store))
+    base, extended = (statistics.median(times[store.name]) for store in (without, with_roles))
+    return extended - base, extended / base
+
+
+def print_floor(without: Storefront, with_roles: Storefront, *, checkouts: int, rounds: int) -> None:
+    """What the extension costs a checkout before its enqueue does any work (PostgreSQL)."""
+    added, ratio = side_by_side_ratio(without, with_roles, checkouts=checkouts, rounds=rounds, muted=True)
+    print(f"  floor, present but not listening:      {added * 1000:+.3f} ms/checkout  ratio {ratio:.3f}")
+    with with_roles.app.app_context():
+        engine = with_roles.db.engine
+        with engine.begin() as connection:
+            connection.exec_driver_sql(EMPTY_ENQUEUE_ORDER)
+        engine.dispose()  # no pooled connection keeps a plan of the real function
+    shop(with_roles, 20)
+    added, ratio = side_by_side_ratio(without, with_roles, checkouts=checkouts, rounds=rounds)
+    print(f"  floor, one round trip writing nothing: {added * 1000:+.3f} ms/checkout  ratio {ratio:.3f}")
+
+
+def measure(database: str, *, checkouts: int, rounds: int, warmup: int, floor: bool = False) -> bool:
+    """Run both copies on one database side by side; print the figures; True when the target is met.
+
+    With ``floor`` (PostgreSQL only), then print what the extension costs before its enqueue does any
+    work (:func:`print_floor`); that changes the extension's copy, so it comes after every check."""
     with ExitStack() as stack:
         url_without, url_with = stack.enter_context(DATABASE_URLS[database]())
         without = setup_storefront("without extension", url_without, with_extension=False)
@@ -404,7 +452,24 @@ def measure(database: str, *, checkouts: int, rounds: int, warmup: int) -> bool:
 
         statements = {store.name: count_statements(store) for store in (without, with_roles)}
         deliveries = verify(without, with_roles)
+        met = report(database, without, with_roles, statements, deliveries, executor, warmup=warmup)
+        if floor and database == "postgresql":
+            print_floor(without, with_roles, checkouts=checkouts, rounds=max(2, rounds // 2))
+        return met
 
+
+def report(
+    database: str,
+    without: Storefront,
+    with_roles: Storefront,
+    statements: dict[str, int],
+    deliveries: int,
+    executor: str,
+    *,
+    warmup: int,
+) -> bool:
+    """Print the main figures of both copies' timed rounds; True when the target is met."""
+    rounds, checkouts = len(without.round_medians), len(without.times) // len(without.round_medians)
     base = statistics.median(without.times)
     extended = statistics.median(with_roles.times)
     ratio = extended / base
@@ -444,6 +509,12 @@ def main() -> None:
     parser.add_argument(
         "--databases", default=",".join(DATABASES), help="comma-separated: sqlite, postgresql or both"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="PostgreSQL: then measure the extension present but not listening, and an enqueue that "
+        "writes nothing",
+    )
     args = parser.parse_args()
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = sorted(set(databases) - set(DATABASES))
@@ -454,7 +525,7 @@ def main() -> None:
 
     started = time.monotonic()
     results = [
-        measure(database, checkouts=args.checkouts, rounds=args.rounds, warmup=args.warmup)
+        measure(database, checkouts=args.checkouts, rounds=args.rounds, warmup=args.warmup, floor=args.floor)
         for database in databases
     ]
     print(f"wall time: {time.monotonic() - started:.1f} s")

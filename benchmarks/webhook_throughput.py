@@ -32,12 +32,19 @@ patch of a shared machine lands on both. Per server, app and kind it prints requ
 all its rounds, p50 and p99 latency, and the ratio ours/bare of throughput. Targets: under gunicorn
 >= 0.90 for PING and >= 0.70 for /check on PostgreSQL; under Werkzeug >= 0.85 and >= 0.5.
 
-Beside them, CPU time per request (Linux, read from /proc): of each app's server processes, and of the
-PostgreSQL backends serving ours (PostgreSQL on this host). It is steadier than throughput on a shared
-machine, and it says where a gap comes from: the app, or the database.
+Beside them, CPU time per request (Linux, read from /proc): of each app's server processes, of the
+PostgreSQL backends serving ours (PostgreSQL on this host), and of this process's client threads. It is
+steadier than throughput on a shared machine, and it says where a gap comes from: the app, or the
+database. When client, servers and database share the machine's cores and keep them busy, throughput
+follows the sum: ours/bare is close to (bare's server + client) / (ours' server + database + client),
+which says what a ratio needs — how many microseconds less per request.
 
     python benchmarks/webhook_throughput.py [--server gunicorn|werkzeug|both] \
-        [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10]
+        [--database postgresql|sqlite] [--seconds 1.5] [--rounds 10] [--floor]
+
+``--floor`` (PostgreSQL) serves a third app beside the two, measured the same way: the bare bot that also
+sends ours' /check statement and fetches its rows (``benchmarks/_bare_bot.py``). Its ratio to bare is
+what no implementation of ours can beat while each /check is recorded, counted and read in the request.
 
 PostgreSQL is reached at DISCORD_ROLES_TEST_POSTGRES_URL (the test suite's variable), by default
 postgresql+psycopg://postgres@127.0.0.1:5432/test; the run uses its own schema, dropped at the end.
@@ -70,8 +77,18 @@ from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._bare_bot import BARE_PATH, PUBLIC_KEY_VARIABLE, bare_app
+from benchmarks._bare_bot import (
+    BARE_PATH,
+    FLOOR_DSN_VARIABLE,
+    FLOOR_SQL_VARIABLE,
+    FLOOR_VALUES_VARIABLE,
+    PUBLIC_KEY_VARIABLE,
+    bare_app,
+    create_floor_app,
+)
 from benchmarks._bench_host import build_app, host_environment
+from flask_discord_roles._core.claims import CHECK_LIMIT, _member_deliveries_query
+from flask_discord_roles._core.interaction_log import _recorded_read
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.models import utcnow
 from flask_discord_roles._runtime.state import get_state
@@ -84,6 +101,7 @@ POSTGRES_URL = os.environ.get(
 TARGETS = {"gunicorn": {"ping": 0.90, "check": 0.70}, "werkzeug": {"ping": 0.85, "check": 0.5}}
 GUNICORN_WORKERS = 2
 OURS_APPLICATION = "webhook_throughput_ours"
+FLOOR_APPLICATION = "webhook_throughput_floor"
 STORE_ID = "store-1"
 APPLICATION_ID = "300000000000000001"
 GUILD_ID = "400000000000000001"
@@ -94,7 +112,9 @@ OURS_PATH = f"/webhook/discord/interactions/{STORE_ID}"
 # -- the two servers -----------------------------------------------------------------------------------
 
 
-def serve_werkzeug(kind: str, port: int, database_url: str, keys: str, public_key: str) -> None:
+def serve_werkzeug(
+    kind: str, port: int, database_url: str, keys: str, public_key: str, floor: dict[str, str]
+) -> None:
     """A child process: build the app, then serve it with Werkzeug's threaded server until killed."""
     from werkzeug.serving import make_server
 
@@ -102,6 +122,9 @@ def serve_werkzeug(kind: str, port: int, database_url: str, keys: str, public_ke
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if kind == "bare":
         app = bare_app(public_key)
+    elif kind == "floor":
+        os.environ.update(floor)
+        app = create_floor_app()
     else:
         app, _ = build_app(database_url, "http://127.0.0.1:9", keys, {})
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
@@ -110,13 +133,23 @@ def serve_werkzeug(kind: str, port: int, database_url: str, keys: str, public_ke
 class Server:
     """One app served in its own process(es) on ``port``; :meth:`stop` ends them."""
 
-    def __init__(self, server: str, kind: str, port: int, database_url: str, keys: str, public_key: str):
+    def __init__(
+        self,
+        server: str,
+        kind: str,
+        port: int,
+        database_url: str,
+        keys: str,
+        public_key: str,
+        floor: dict[str, str] | None = None,
+    ):
         self.port = port
         self._process: subprocess.Popen[bytes] | multiprocessing.process.BaseProcess
+        floor = floor or {}
         if server == "werkzeug":
             context = multiprocessing.get_context("spawn")
             self._process = context.Process(
-                target=serve_werkzeug, args=(kind, port, database_url, keys, public_key), daemon=True
+                target=serve_werkzeug, args=(kind, port, database_url, keys, public_key, floor), daemon=True
             )
             self._process.start()
             return
@@ -124,11 +157,13 @@ class Server:
         factory = {
             "ours": "benchmarks._bench_host:create_app()",
             "bare": "benchmarks._bare_bot:create_app()",
+            "floor": "benchmarks._bare_bot:create_floor_app()",
         }[kind]
         environment = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             PUBLIC_KEY_VARIABLE: public_key,
+            **floor,
             **host_environment(database_url, "http://127.0.0.1:9", keys, {}),
         }
         command = [
@@ -324,6 +359,8 @@ class Tally:
     """CPU seconds the app's server processes used in the rounds (None: not measurable here)."""
     database_cpu: float | None = 0.0
     """CPU seconds its PostgreSQL backends used (ours only; None: not measurable)."""
+    client_cpu: float = 0.0
+    """CPU seconds this process's client threads used (HTTP, connection set-up; signing is done before)."""
 
     @property
     def per_second(self) -> float:
@@ -391,7 +428,14 @@ def run_round(
 
 
 def measure(
-    server: str, database_kind: str, *, seconds: float, rounds: int, connections: int, prepared: int
+    server: str,
+    database_kind: str,
+    *,
+    seconds: float,
+    rounds: int,
+    connections: int,
+    prepared: int,
+    floor: bool = False,
 ) -> bool:
     key = SigningKey.generate()
     public_key = key.verify_key.encode().hex()
@@ -401,14 +445,17 @@ def measure(
         seed(url, keys, public_key)
         # Ours names its connections, so the CPU of the backends serving it can be read.
         ours_url = f"{url}&application_name={OURS_APPLICATION}" if database_kind == "postgresql" else url
-        urls = {"ours": ours_url, "bare": url}
+        urls = {"ours": ours_url, "bare": url, "floor": url}
+        names = ("ours", "bare", "floor") if floor else ("ours", "bare")
+        floor_variables = floor_environment(url, keys) if floor else {}
         servers = {
-            name: Server(server, name, free_port(), urls[name], keys, public_key) for name in ("ours", "bare")
+            name: Server(server, name, free_port(), urls[name], keys, public_key, floor_variables)
+            for name in names
         }
         try:
             for running in servers.values():
                 wait_until_listening(running.port)
-            paths = {"ours": OURS_PATH, "bare": BARE_PATH}
+            paths = {"ours": OURS_PATH, "bare": BARE_PATH, "floor": BARE_PATH}
             results: dict[tuple[str, str], Tally] = {}
             for kind in ("ping", "check"):
                 for name, running in servers.items():  # warm-up: connections, caches, the first statements
@@ -426,6 +473,7 @@ def measure(
                         signed = signed_requests(key, kind, prepared)
                         server_before = servers[name].cpu_seconds()
                         database_before = backend_cpu(url, name, database_kind)
+                        client_before = time.process_time()
                         count, elapsed, latencies = run_round(
                             servers[name].port,
                             paths[name],
@@ -437,6 +485,7 @@ def measure(
                         tally = results.setdefault((name, kind), Tally())
                         tally.requests += count
                         tally.seconds += elapsed
+                        tally.client_cpu += time.process_time() - client_before
                         tally.latencies.extend(latencies)
                         tally.server_cpu = added(tally.server_cpu, server_before, servers[name].cpu_seconds())
                         tally.database_cpu = added(
@@ -450,10 +499,10 @@ def measure(
 
 
 def backend_cpu(url: str, name: str, database_kind: str) -> float | None:
-    """CPU seconds of ours' PostgreSQL backends so far; None for bare (it has none) or SQLite."""
-    if name != "ours" or database_kind != "postgresql":
+    """CPU seconds of the app's PostgreSQL backends so far; None for bare (it has none) or SQLite."""
+    if name == "bare" or database_kind != "postgresql":
         return None
-    return database_cpu(url, OURS_APPLICATION)
+    return database_cpu(url, OURS_APPLICATION if name == "ours" else FLOOR_APPLICATION)
 
 
 def added(total: float | None, before: float | None, after: float | None) -> float | None:
@@ -461,6 +510,32 @@ def added(total: float | None, before: float | None, after: float | None) -> flo
     if total is None or before is None or after is None:
         return None
     return total + after - before
+
+
+def floor_environment(url: str, keys: str) -> dict[str, str]:
+    """What :func:`benchmarks._bare_bot.create_floor_app` reads: ours' /check statement, as ours sends
+    it to the driver, with every value but the interaction's own."""
+    app, db = build_app(url, "http://127.0.0.1:9", keys, {})
+    with app.app_context():
+        models = get_state(app).models
+        statement = _recorded_read(models, _member_deliveries_query(models), db.engine.dialect)
+        bot_id = db.session.scalar(sa.select(models.StoreBot.id))
+        db.engine.dispose()
+    values = {
+        **statement.literals,
+        "store_id": STORE_ID,
+        "interaction_store_id": STORE_ID,
+        "guild_id": GUILD_ID,
+        "user_id": MEMBER_ID,
+        "limit": CHECK_LIMIT,
+        "bot_id": bot_id,
+    }
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1) + f"&application_name={FLOOR_APPLICATION}"
+    return {
+        FLOOR_DSN_VARIABLE: dsn,
+        FLOOR_SQL_VARIABLE: statement.sql,
+        FLOOR_VALUES_VARIABLE: json.dumps(values),
+    }
 
 
 def verify_recorded(url: str, keys: str, measured_checks: int) -> int:
@@ -484,18 +559,22 @@ SERVER_TITLES = {
 
 
 def report(server: str, database_kind: str, results: dict[tuple[str, str], Tally], checked: int) -> bool:
+    names = [name for name in ("ours", "bare", "floor") if (name, "ping") in results]
     print(f"\n== {database_kind}: {SERVER_TITLES[server]}, loopback ==")
     # CPU per request is steadier than throughput on a shared machine, and says where a gap comes from:
     # the app's server processes (server), or the PostgreSQL backends serving ours (database).
-    print(f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu µs/req: server':>20}{'database':>10}")
+    print(
+        f"{'':8}{'app':6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu µs/req: server':>20}{'database':>10}"
+        f"{'client':>8}"
+    )
     met = True
     for kind in ("ping", "check"):
-        for name in ("ours", "bare"):
+        for name in names:
             tally = results[(name, kind)]
             print(
                 f"{kind:8}{name:6}{tally.per_second:9.0f}{tally.percentile(0.5):9.2f}"
                 f"{tally.percentile(0.99):9.2f}{per_request(tally.server_cpu, tally):>20}"
-                f"{per_request(tally.database_cpu, tally):>10}"
+                f"{per_request(tally.database_cpu, tally):>10}{per_request(tally.client_cpu, tally):>8}"
             )
         ratio = results[("ours", kind)].per_second / results[("bare", kind)].per_second
         target = TARGETS[server][kind]
@@ -503,6 +582,9 @@ def report(server: str, database_kind: str, results: dict[tuple[str, str], Tally
         verdict = ("met" if ratio >= target else "NOT met") if applies else "(target is for PostgreSQL)"
         met = met and (ratio >= target or not applies)
         print(f"{kind:8}ours/bare throughput {ratio:.3f}  target >= {target}  {verdict}")
+        if "floor" in names:
+            floor_ratio = results[("floor", kind)].per_second / results[("bare", kind)].per_second
+            print(f"{kind:8}floor/bare throughput {floor_ratio:.3f}  (bare + ours' statement, nothing else)")
     print(f"ours recorded and counted {checked} /check interactions")
     return met
 
@@ -521,6 +603,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds per app and request kind")
     parser.add_argument("--connections", type=int, default=4, help="concurrent clients")
     parser.add_argument("--prepared", type=int, default=6000, help="requests signed before each round")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="PostgreSQL: also serve the bare bot plus ours' /check statement (the least any bot that "
+        "records and reads can do)",
+    )
     arguments = parser.parse_args(argv)
     servers = ("gunicorn", "werkzeug") if arguments.server == "both" else (arguments.server,)
     met = [
@@ -531,6 +619,7 @@ def main(argv: list[str] | None = None) -> None:
             rounds=arguments.rounds,
             connections=arguments.connections,
             prepared=arguments.prepared,
+            floor=arguments.floor and arguments.database == "postgresql",
         )
         for server in servers
     ]
