@@ -23,8 +23,8 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
+from flask_discord_roles._core.aliases import alias, table_alias
 from flask_discord_roles._core.interaction_log import QueryRecorder
 from flask_discord_roles._core.order_rows import of_order
 from flask_discord_roles._core.queue import (
@@ -37,7 +37,7 @@ from flask_discord_roles._core.queue import (
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import queue_settings
 from flask_discord_roles._core.tiers import mapping_of, outranked
-from flask_discord_roles._runtime.models import Delivery, Models
+from flask_discord_roles._runtime.models import Delivery, Models, UTCDateTime
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, GrantStatus, Source, Status
 
@@ -80,7 +80,7 @@ def claim_for_member(
         tied, refusal = _tie_order(connection, model, store_id, code_order_id, discord_user_id)
         notes.extend(refusal)
     _attach_linked_purchases(state, connection, store_id, discord_user_id)
-    notes.extend(_expire_overdue(connection, model, store_id, guild_id, discord_user_id, now))
+    notes.extend(_expire_overdue(connection, state.models, store_id, guild_id, discord_user_id, now))
     due = claim_owed(state, store_id, guild_id, discord_user_id, now=now)
     if tied and queue_settings(state, store_id).delivery_mode == DeliveryMode.AUTOMATIC:
         # The order's grants in the store's other servers: now that we know who bought them, an
@@ -97,7 +97,7 @@ def claim_for_member(
         already_due=due,
         now=now,
     )
-    owns = bool(due) or _has_any(connection, model, store_id, guild_id, discord_user_id)
+    owns = bool(due) or _has_any(connection, state.models, store_id, guild_id, discord_user_id)
     return Claimed(sorted(set(due)), notes, owns)
 
 
@@ -106,10 +106,10 @@ def _take_turns(connection: sa.Connection, store_id: str, guild_id: str, user_id
     if connection.dialect.name != "postgresql":
         return
     digest = hashlib.sha256(f"claim:{store_id}:{guild_id}:{user_id}".encode()).digest()
-    connection.execute(
-        sa.text("SELECT pg_advisory_xact_lock(:key)"),
-        {"key": int.from_bytes(digest[:8], "big", signed=True)},
-    )
+    connection.execute(_TAKE_TURNS, {"key": int.from_bytes(digest[:8], "big", signed=True)})
+
+
+_TAKE_TURNS = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def _tie_order(
@@ -170,11 +170,19 @@ def _attach_linked_purchases(
     state: DiscordRolesState, connection: sa.Connection, store_id: str, user_id: str
 ) -> None:
     """Purchases of customers who linked this Discord account, still without a Discord id, become theirs."""
-    account, delivery = state.models.DiscordAccount, state.models.Delivery
+    connection.execute(_attach_statement(state.models), _member_values(store_id, user_id, None, None))
+
+
+@cache
+def _attach_statement(models: Models) -> sa.Update:
+    # The statements of /claim are built once, with their values bound: building and keying them for
+    # SQLAlchemy's cache cost more than running them.
+    account, delivery = models.DiscordAccount, models.Delivery
+    store_id, user_id, _, _ = _member_binds()
     customers = sa.select(account.customer_id).where(
         account.store_id == store_id, account.discord_user_id == user_id
     )
-    connection.execute(
+    return (
         sa.update(delivery)
         .where(
             delivery.store_id == store_id,
@@ -189,7 +197,7 @@ def _attach_linked_purchases(
 
 def _expire_overdue(
     connection: sa.Connection,
-    model: type[Delivery],
+    models: Models,
     store_id: str,
     guild_id: str,
     user_id: str,
@@ -197,6 +205,20 @@ def _expire_overdue(
 ) -> list[str]:
     """Grants still waiting past their claim window expire now, as the worker would; one note per role."""
     expired = connection.execute(
+        _expire_statement(models), _member_values(store_id, user_id, guild_id, now)
+    ).all()
+    return [
+        f"{_role(name, role_id)} from order **{order_id}**: the time to claim it ran out "
+        f"{_when(expires_at)}. Ask the store to give you another chance."
+        for name, role_id, order_id, expires_at in expired
+    ]
+
+
+@cache
+def _expire_statement(models: Models) -> sa.Update:
+    model = models.Delivery
+    store_id, user_id, guild_id, now = _member_binds()
+    return (
         sa.update(model)
         .where(
             *grants_to(model, store_id, user_id, [guild_id]),
@@ -209,12 +231,24 @@ def _expire_overdue(
         .values(claim_window_closed(now))
         .returning(model.role_name, model.role_id, model.order_id, model.expires_at)
         .execution_options(synchronize_session=False)
-    ).all()
-    return [
-        f"{_role(name, role_id)} from order **{order_id}**: the time to claim it ran out "
-        f"{_when(expires_at)}. Ask the store to give you another chance."
-        for name, role_id, order_id, expires_at in expired
-    ]
+    )
+
+
+def _member_binds() -> tuple[Any, Any, Any, Any]:
+    """The bind parameters of a statement about one member in one server: store, user, guild, now.
+
+    Not named like a column: an UPDATE would take such a name for a new value of that column."""
+    return (
+        sa.bindparam("of_store"),
+        sa.bindparam("of_user"),
+        sa.bindparam("in_guild"),
+        sa.bindparam("now", type_=UTCDateTime()),
+    )
+
+
+def _member_values(store_id: str, user_id: str, guild_id: str | None, now: datetime | None) -> dict[str, Any]:
+    """The values of :func:`_member_binds`."""
+    return {"of_store": store_id, "of_user": user_id, "in_guild": guild_id, "now": now}
 
 
 def _when(moment: datetime | None) -> str:
@@ -237,14 +271,32 @@ def _reapply_missing(
     """Run again one completed grant per still-owed role the member no longer holds, where the role
     gate allows it (a grant from before an unlink, or of a package no longer mapped, is not owed), and
     no higher tier of its group outranks it."""
-    model = models.Delivery
     due_roles = set(
-        connection.scalars(sa.select(model.role_id).where(model.id.in_(list(already_due))))
-        if already_due
-        else ()
+        connection.scalars(_roles_of_statement(models), {"ids": list(already_due)}) if already_due else ()
     )
-    mapping = aliased(models.RoleMapping, name="tier_mapping")
-    candidates = connection.execute(
+    member = _member_values(store_id, user_id, guild_id, roles_seen_at)
+    candidates = connection.execute(_missing_candidates_query(models), member).all()
+    chosen: dict[str, int] = {}
+    for delivery_id, role_id in candidates:
+        if role_id not in held_role_ids and role_id not in due_roles:
+            chosen.setdefault(role_id, delivery_id)
+    return _run_again(connection, models, list(chosen.values()), now)
+
+
+@cache
+def _roles_of_statement(models: Models) -> sa.Select[str]:
+    model = models.Delivery
+    return sa.select(model.role_id).where(model.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@cache
+def _missing_candidates_query(models: Models) -> sa.Select[int, str]:
+    """Completed grants of the member's that may be run again (bound: ``now`` is when Discord listed
+    the member's roles)."""
+    model = models.Delivery
+    store_id, user_id, guild_id, roles_seen_at = _member_binds()
+    mapping = alias(models.RoleMapping, "tier_mapping")
+    return (
         sa.select(model.id, model.role_id)
         .outerjoin(mapping, mapping_of(mapping, model))
         .where(
@@ -259,17 +311,12 @@ def _reapply_missing(
             ~outranked(models, model, mapping),
         )
         .order_by(model.id)
-    ).all()
-    chosen: dict[str, int] = {}
-    for delivery_id, role_id in candidates:
-        if role_id not in held_role_ids and role_id not in due_roles:
-            chosen.setdefault(role_id, delivery_id)
-    return _run_again(connection, model, list(chosen.values()), now)
+    )
 
 
 def _later_manual_removal(model: type[Delivery]) -> sa.Select[Any]:
     """The store owner took the grant's role from its member by hand after the grant: it is not owed."""
-    removal = model.__table__.alias("removal")  # type: ignore[attr-defined]
+    removal = table_alias(model.__table__, "removal")  # type: ignore[attr-defined]
     return sa.select(removal.c.id).where(
         removal.c.store_id == model.store_id,
         removal.c.guild_id == model.guild_id,
@@ -281,18 +328,38 @@ def _later_manual_removal(model: type[Delivery]) -> sa.Select[Any]:
     )
 
 
-def _run_again(connection: sa.Connection, model: type[Delivery], ids: list[int], now: datetime) -> list[int]:
+def _run_again(connection: sa.Connection, models: Models, ids: list[int], now: datetime) -> list[int]:
     """Completed grants come due again, as a /claim makes them (:func:`.queue.due_on_claim`)."""
+    if not ids:
+        return []
+    return list(connection.scalars(_run_again_statement(models), {"ids": ids, "now": now}))
+
+
+@cache
+def _run_again_statement(models: Models) -> sa.Update:
+    model = models.Delivery
+    now: Any = sa.bindparam("now", type_=UTCDateTime())
     # A paid, active purchase: running it again has no claim window.
     values = {**due_on_claim(now), "completed_at": None, "expires_at": None}
-    return _update_rows(connection, model, ids, (model.status == Status.COMPLETED,), values)
+    return (
+        sa.update(model)
+        .where(model.id.in_(sa.bindparam("ids", expanding=True)), model.status == Status.COMPLETED)
+        .values(values)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def _has_any(
-    connection: sa.Connection, model: type[Delivery], store_id: str, guild_id: str, user_id: str
-) -> bool:
-    query = sa.select(model.id).where(*grants_to(model, store_id, user_id, [guild_id])).limit(1)
-    return connection.scalar(query) is not None
+def _has_any(connection: sa.Connection, models: Models, store_id: str, guild_id: str, user_id: str) -> bool:
+    member = _member_values(store_id, user_id, guild_id, None)
+    return connection.scalar(_any_grant_query(models), member) is not None
+
+
+@cache
+def _any_grant_query(models: Models) -> sa.Select[int]:
+    model = models.Delivery
+    store_id, user_id, guild_id, _ = _member_binds()
+    return sa.select(model.id).where(*grants_to(model, store_id, user_id, [guild_id])).limit(1)
 
 
 class Listed(NamedTuple):
@@ -353,7 +420,7 @@ def _member_deliveries_query(models: Models) -> sa.Select[Any]:
     # Two lookups, one per index, rather than one OR: under an OR, PostgreSQL cannot read the customer
     # index for the linked customer's rows, and reads all of the store's guest rows instead. The second
     # leaves the server out, or the claim index (server-blind statistics) looks as cheap to it.
-    row = aliased(model, name="mine")
+    row = alias(model, "mine")
     by_user = sa.select(row.id).where(
         row.store_id == store_id, row.discord_user_id == user_id, row.guild_id == guild_id
     )

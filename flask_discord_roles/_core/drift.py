@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
+from flask_discord_roles._core.aliases import alias
 from flask_discord_roles._core.delivery_rows import follow_up_row
 from flask_discord_roles._core.order_rows import order_delivery_key
 from flask_discord_roles._core.provenance import still_entitled, why_kept
@@ -139,7 +139,7 @@ _GRANT_COLUMNS = ("id", "store_id", "guild_id", "role_id", "role_name", "discord
 
 def _active(models: Models, store_id: str, guild_id: str) -> tuple[Any, Any, list[Any]]:
     """The entitling grants of the server, as :func:`.provenance.still_entitled` reads them."""
-    grant, mapping = models.Delivery, aliased(models.RoleMapping, name="drift_mapping")
+    grant, mapping = models.Delivery, alias(models.RoleMapping, "drift_mapping")
     conditions = [
         grant.store_id == store_id,
         grant.guild_id == guild_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,7 +21,7 @@ from flask_discord_roles._core.queue import make_owed_due
 from flask_discord_roles._core.settings import queue_settings
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dispatch import current_app_or_none, dispatch_after_commit
-from flask_discord_roles._runtime.models import DiscordAccount, LinkedGuild, utcnow
+from flask_discord_roles._runtime.models import DiscordAccount, LinkedGuild, Models, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import DeliveryMode, Status
 from flask_discord_roles.discord.client import DiscordClient
@@ -188,8 +189,13 @@ def _owed_in(
     state: DiscordRolesState, store_id: str, discord_user_id: str, guild_ids: list[str], now: datetime
 ) -> list[int]:
     """Grants for the user in servers they are now in come due (see :func:`.queue.owed`)."""
-    model = state.models.Delivery
-    values = {
+    return make_owed_due(state, store_id, discord_user_id, guild_ids, _joined, now)
+
+
+def _joined(models: Models, now: Any) -> dict[str, Any]:
+    """What an owed grant becomes when its member is found in the server."""
+    model = models.Delivery
+    return {
         "status": Status.PENDING,
         "next_attempt_at": now,
         # A failed row starts its attempts afresh; a pending one keeps its retry budget.
@@ -200,7 +206,6 @@ def _owed_in(
         "reason": None,
         "updated_at": now,
     }
-    return make_owed_due(state, store_id, discord_user_id, guild_ids, values, now)
 
 
 def _for_each(guilds: Iterable[LinkedGuild], problem: str) -> list[str]:

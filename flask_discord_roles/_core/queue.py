@@ -8,9 +8,10 @@ window closes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from flask_discord_roles._core.provenance import why_kept
 from flask_discord_roles._core.role_gate import allowed
 from flask_discord_roles._core.settings import QueueSettings, claim_window_end, queue_settings
 from flask_discord_roles._core.tier_changes import settle_tiers, we_hold
-from flask_discord_roles._runtime.models import PENDING, Delivery, Models, RoleMapping, utcnow
+from flask_discord_roles._runtime.models import PENDING, Delivery, Models, RoleMapping, UTCDateTime, utcnow
 from flask_discord_roles._runtime.state import DiscordRolesState
 from flask_discord_roles.codes import Action, DeliveryMode, ReasonCode, Source, Status
 from flask_discord_roles.discord.snowflake import is_snowflake
@@ -332,10 +333,17 @@ def attach_discord_user(
 
 
 def grants_to(
-    model: type[Delivery], store_id: str, discord_user_id: str, guild_ids: Collection[str]
+    model: type[Delivery],
+    store_id: str,
+    discord_user_id: str,
+    guild_ids: Collection[str] | sa.BindParameter[Any],
 ) -> list[Any]:
-    """WHERE conditions: the store's ``add`` rows for this Discord user in these servers."""
-    if len(guild_ids) == 1:
+    """WHERE conditions: the store's ``add`` rows for this Discord user in these servers (``guild_ids``
+    may be an expanding bind parameter, for a statement built once)."""
+    in_guilds: sa.ColumnElement[bool]
+    if isinstance(guild_ids, sa.BindParameter):
+        in_guilds = model.guild_id.in_(guild_ids)
+    elif len(guild_ids) == 1:
         (guild_id,) = guild_ids
         in_guilds = model.guild_id == guild_id
     else:
@@ -371,28 +379,44 @@ def owed(models: Models, now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+OwedChange = Callable[[Models, Any], Mapping[str, Any]]
+"""What owed grants become: ``change(models, now)`` gives the values to set (``now`` is a bind parameter)."""
+
+
 def make_owed_due(
     state: DiscordRolesState,
     store_id: str,
     discord_user_id: str,
     guild_ids: Collection[str],
-    values: Mapping[str, Any],
+    change: OwedChange,
     now: datetime,
 ) -> list[int]:
-    """The member's unrevoked grants in these servers that are :func:`owed` take ``values``; their ids."""
-    model = state.models.Delivery
-    return list(
-        state.db.session.scalars(
-            sa.update(model)
-            .where(
-                *grants_to(model, store_id, discord_user_id, guild_ids),
-                model.revoked_at.is_(None),
-                owed(state.models, now),
-            )
-            .values(values)
-            .returning(model.id)
-            .execution_options(synchronize_session=False)
-        )
+    """The member's unrevoked grants in these servers that are :func:`owed` take ``change``; their ids."""
+    statement = _owed_due_statement(state.models, change, one_guild=len(guild_ids) == 1)
+    values = {"of_store": store_id, "of_user": discord_user_id, "now": now}
+    if len(guild_ids) == 1:
+        (values["in_guild"],) = guild_ids
+    else:
+        values["in_guilds"] = list(guild_ids)
+    return list(state.db.session.scalars(statement, values))
+
+
+@lru_cache(maxsize=64)
+def _owed_due_statement(models: Models, change: OwedChange, *, one_guild: bool) -> sa.Update:
+    # Built once per change: the role gate's and the tier rule's subqueries cost far more to build (and
+    # to key for SQLAlchemy's cache) than the UPDATE costs to run. Every /claim runs it.
+    # Bound values are not named like a column: the UPDATE would take such a name for a new value.
+    model = models.Delivery
+    store_id: Any = sa.bindparam("of_store")
+    user_id: Any = sa.bindparam("of_user")
+    now: Any = sa.bindparam("now", type_=UTCDateTime())
+    guilds: Any = [sa.bindparam("in_guild")] if one_guild else sa.bindparam("in_guilds", expanding=True)
+    return (
+        sa.update(model)
+        .where(*grants_to(model, store_id, user_id, guilds), model.revoked_at.is_(None), owed(models, now))
+        .values(change(models, now))
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -409,7 +433,11 @@ def claim_owed(
     tried again too: running /claim there shows they are now. Returns the ids to run after commit.
     """
     now = now or utcnow()
-    return make_owed_due(state, store_id, discord_user_id, [guild_id], due_on_claim(now), now)
+    return make_owed_due(state, store_id, discord_user_id, [guild_id], _claimed, now)
+
+
+def _claimed(models: Models, now: Any) -> dict[str, Any]:
+    return due_on_claim(now)
 
 
 def due_on_claim(now: datetime) -> dict[str, Any]:

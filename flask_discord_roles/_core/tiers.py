@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
+from flask_discord_roles._core.aliases import alias
 from flask_discord_roles._runtime.models import Models
 from flask_discord_roles.codes import Action, Status
 
@@ -40,8 +40,8 @@ def outranked(models: Models, grant: Any, mapping: Any) -> sa.ColumnElement[bool
     False (never NULL, so it negates safely) when the mapping is in no group or missing (an outer
     join's NULL row), or the grant has no Discord user yet.
     """
-    higher = aliased(models.Delivery, name="higher_grant")
-    higher_mapping = aliased(models.RoleMapping, name="higher_mapping")
+    higher = alias(models.Delivery, "higher_grant")
+    higher_mapping = alias(models.RoleMapping, "higher_mapping")
     # The plain checks first: a row in no group (most of them) is answered without the subquery.
     return sa.and_(
         mapping.tier_group.is_not(None),
