@@ -398,7 +398,11 @@ def make_owed_due(
         (values["in_guild"],) = guild_ids
     else:
         values["in_guilds"] = list(guild_ids)
-    return list(state.db.session.scalars(statement, values))
+    session = state.db.session()
+    # On the session's connection, after the session's own pending changes: the ORM's bulk UPDATE
+    # machinery would cost more than the statement, and there is nothing of the session's to update.
+    session.flush()
+    return list(session.connection().scalars(statement, values))
 
 
 @lru_cache(maxsize=64)
