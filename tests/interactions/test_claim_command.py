@@ -610,3 +610,37 @@ def test_twenty_concurrent_claims_by_one_user_deliver_each_role_once(threaded_sh
     assert len(puts) == 5, f"each of the 5 roles is sent once, got {puts}"
     assert len(shop.roles_of(alice)) == 5
     assert {row.status for row in shop.deliveries()} == {"completed"}
+
+
+def test_a_repeated_claim_and_its_run_make_no_table_alias(
+    shop: Shop, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements of /claim and of the runner are built once: an alias made per call copies every
+    column of its table (the tier rule's two cost each /claim and each job milliseconds of CPU)."""
+    shop.map("bronze", "Bronze", group="membership", rank=1)  # tiers: the rule's aliases are in play
+    shop.map("gold", "Gold", group="membership", rank=2)
+    alice = shop.member("alice")
+    shop.buy("order-1", "bronze", buyer=alice)
+    shop.buy("order-2", "gold", buyer=alice)
+    run_claim(shop, client, alice)  # the first /claim and run build what they use
+    run_worker(shop.app)
+    shop.fake.remove_member(shop.guild_id, alice)  # back without roles: the next claim runs Gold again
+    shop.fake.add_member(shop.guild_id, alice)
+    proxies: list[str] = []
+    make_proxy = sa.Column._make_proxy
+
+    def counted(column: sa.Column[Any], *args: Any, **kwargs: Any) -> Any:
+        proxies.append(f"{column.table.name}.{column.name}")
+        return make_proxy(column, *args, **kwargs)
+
+    monkeypatch.setattr(sa.Column, "_make_proxy", counted)
+
+    _, answer = run_claim(shop, client, alice)
+    run_worker(shop.app)
+
+    assert answer.json()["type"] == DEFERRED
+    assert shop.roles_of(alice) == {"Gold"}
+    assert proxies == [], (
+        f"a /claim and its run copied {len(proxies)} columns into new aliases (first: {proxies[:3]}): "
+        "a statement on their path is built per call; build it once (see _core/aliases.py)"
+    )
