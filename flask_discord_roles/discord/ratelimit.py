@@ -455,6 +455,7 @@ class GlobalLimiter:
         # The Discord-clock rule's books: every request that could still share a window with the next.
         self._offset = _ClockOffset(self.DRIFT)
         self._tickets: list[GlobalTicket] = []
+        self._forget_at = clock() + self.RETAIN
         self._paused_until = 0.0
 
     def acquire(self, deadline: float) -> GlobalTicket:
@@ -550,6 +551,7 @@ class GlobalLimiter:
         return True, max(now, (last_full + 1) * period - low)
 
     def _forget_old_tickets(self, now: float) -> None:
+        self._forget_at = now + self.RETAIN
         forget_before = now - self.RETAIN - self.period
         self._tickets = [t for t in self._tickets if t.answered is None or t.answered > forget_before]
 
@@ -566,8 +568,9 @@ class GlobalLimiter:
             # Kept sorted: popping from the left must free the earliest slot first.
             insort(self._finished, done)
             ticket.answered = done
-            if len(self._tickets) > 4 * self.limit:
-                # A client that never fills the limit never consults its tickets: forget old ones here.
+            if len(self._tickets) > 4 * self.limit or now >= self._forget_at:
+                # A client that never fills the limit never consults its tickets: forget old ones here,
+                # when there are many, or every RETAIN seconds (under a large limit, "many" is never).
                 self._forget_old_tickets(now)
             if date is not None and not unanswered:
                 if self._offset.narrow(date, ticket.sent, now):

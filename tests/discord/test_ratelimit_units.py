@@ -433,11 +433,22 @@ def test_without_dates_no_window_of_one_period_ever_sees_more_than_the_limit_wha
         assert in_window <= limit, f"{in_window} requests reached Discord within {period}s of {first}"
 
 
-def test_a_client_that_never_fills_the_global_limit_does_not_keep_every_ticket() -> None:
+@pytest.mark.parametrize(("limit", "gap"), [(5, 0.5), (1_000_000, 0.01)])
+def test_a_client_that_never_fills_the_global_limit_does_not_keep_every_ticket(
+    limit: int, gap: float
+) -> None:
+    """Whatever the limit (a large bot's is raised, and a test's may be huge), only the last few
+    seconds' tickets are kept: the rule reads no older ones."""
     clock = Clock()
-    limiter = GlobalLimiter(5, 1.0, clock=clock)
-    for _ in range(1000):
+    limiter = GlobalLimiter(limit, 1.0, clock=clock)
+    for _ in range(20_000):
         limiter.release(limiter.acquire(clock.now), date=math.floor(clock.now + THETA))
-        clock.now += 0.5
+        clock.now += gap
     remembered = len(limiter._tickets)
-    assert remembered <= 4 * 5 + 1, f"{remembered} tickets kept for a client sending one every 0.5 s"
+    # Forgotten every RETAIN seconds, keeping what was answered in the last RETAIN + period.
+    seconds = 2 * GlobalLimiter.RETAIN + limiter.period
+    most = min(4 * limit, seconds / gap) + 1
+    assert remembered <= most, (
+        f"{remembered} tickets kept for a client sending one every {gap} s under a limit of {limit}: "
+        f"more than the last {seconds} s of them"
+    )
