@@ -47,19 +47,20 @@ class DriverStatement:
         """Compile ``statement``; every bind must be one of ``parameters`` or hold a literal value."""
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
+        # By the name each bind has in the SQL (an anonymous bind is also filed under its anonymous key,
+        # which the SQL never names: it would be converted, and sent, for nothing).
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
         literals = {}
-        for name, bind in compiled.binds.items():
+        for name, bind in binds.items():
             if name in parameters:
                 continue
             if bind.required or bind.callable is not None:
                 # Its value would be missing at every call.
                 raise TypeError(f"statement binds {name!r}, which is not among its parameters")
             literals[name] = bind.value
-        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(binds)
         # The dialect's own implementation of each type, as SQLAlchemy itself would bind it.
-        processors = tuple(
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        )
+        processors = tuple(binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
         changes = compiled.isinsert or compiled.isupdate or compiled.isdelete
         returns_rows = not changes or bool(compiled.effective_returning)
         return cls(str(compiled), names, processors, compiled.positional, literals, returns_rows)
