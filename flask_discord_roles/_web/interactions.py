@@ -11,6 +11,7 @@ Anything unexpected is logged once and answered with a JSON 500, never the host'
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -105,11 +106,21 @@ def _answer(
         return (*_refusal(400, "Bad Request", "The body is not a Discord interaction."), "refused")
     if payload["type"] == discord.PING:
         # Even for a switched-off bot: Discord removes an endpoint URL that stops answering PING.
-        return jsonify(discord.pong()), 200, "ping"
+        return _answer_response(_PONG), 200, "ping"
     reply = answer(payload)
     if state.db.session.registry.has():  # queries (/check, /help) never open the request's session
         state.db.session.commit()
-    return jsonify(reply), 200, _kind(payload)
+    return _answer_response(_encode(reply)), 200, _kind(payload)
+
+
+# Discord reads any JSON: answers are encoded compactly, as UTF-8, without the app's JSON provider (which
+# sorts keys and escapes every emoji of /check's lines), and PONG once.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_PONG = _encode(discord.pong())
+
+
+def _answer_response(body: str) -> Response:
+    return Response(body, mimetype="application/json")
 
 
 def _timed(
