@@ -24,7 +24,7 @@ Each database gets its own run: a fresh PostgreSQL schema (dropped afterwards), 
 (``--databases postgresql,sqlite``; not by default, since on two cores each run takes many minutes).
 Afterwards every row must be completed: a worker that failed rows would be measuring something else.
 
-The run is long: 100,000 deliveries took 33 minutes on two cores shared with other work (the worker,
+The run takes a while: 100,000 deliveries took 9 to 10 minutes on two cores (the worker,
 PostgreSQL and the feeder share the cores); ``--deliveries 20000`` gives a first look in a few minutes.
 
     python benchmarks/worker_memory.py [--deliveries 100000] [--first 1000] [--databases postgresql]
