@@ -19,6 +19,7 @@ Run ``python -m flask_discord_roles.codes`` to print the table in docs/troublesh
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 __all__ = [
@@ -421,6 +422,11 @@ ROLE_CODES: frozenset[ReasonCode] = frozenset(
 def schema_enum(codes: frozenset[ReasonCode]) -> list[str]:
     """``codes`` as an OpenAPI ``enum``, in catalogue order."""
     return [str(code) for code in ReasonCode if code in codes]
+
+
+def enum_values(kind: type[StrEnum], *, leaving_out: Collection[StrEnum] = ()) -> list[str]:
+    """A vocabulary as an OpenAPI ``enum``: its members' values in the order they are declared."""
+    return [str(member) for member in kind if member not in leaving_out]
 
 
 def scopes(code: ReasonCode) -> list[str]:

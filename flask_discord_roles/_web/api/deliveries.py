@@ -35,7 +35,7 @@ from flask_discord_roles._web.api.spec import (
     obj,
     query,
 )
-from flask_discord_roles.codes import DELIVERY_CODES, Action, Status, schema_enum
+from flask_discord_roles.codes import DELIVERY_CODES, Action, Status, enum_values, schema_enum
 
 TAG = "Deliveries"
 
@@ -43,7 +43,7 @@ DELIVERY = obj(
     {
         "id": INTEGER,
         "store_id": HOST_ID,
-        "action": {"enum": [action.value for action in Action]},
+        "action": {"enum": enum_values(Action)},
         "status": {"enum": list(STATUSES)},
         "source": {"enum": list(SOURCES)},
         "guild_id": SNOWFLAKE,

@@ -20,7 +20,7 @@ from flask_discord_roles._web.api.spec import (
     obj,
     query,
 )
-from flask_discord_roles.codes import REMINDER_CODES, GrantEnd, schema_enum
+from flask_discord_roles.codes import REMINDER_CODES, GrantEnd, enum_values, schema_enum
 
 TAG = "Grants"
 
@@ -56,7 +56,7 @@ GRANT = obj(
         "ended_at": nullable(DATETIME),
         "end_reason": nullable(
             {
-                "enum": [reason.value for reason in GrantEnd],
+                "enum": enum_values(GrantEnd),
                 "description": "expired: expires_at plus grace passed; revoked: order_revoked.",
             }
         ),

@@ -20,7 +20,7 @@ from flask_discord_roles._web.api.spec import (
     nullable,
     obj,
 )
-from flask_discord_roles.codes import CONNECTION_CODES, SendStatus, schema_enum
+from flask_discord_roles.codes import CONNECTION_CODES, SendStatus, enum_values, schema_enum
 
 TAG = "Customers"
 
@@ -38,7 +38,7 @@ CONNECTION = obj(
             "order, ISO 8601).",
         ),
         "status": {
-            "enum": [str(status) for status in SendStatus],
+            "enum": enum_values(SendStatus),
             "description": "pending: waiting to be pushed (or retried); sent: Discord has these values; "
             "failed: see reason_code.",
         },

@@ -20,7 +20,14 @@ from flask_discord_roles._web.api.spec import (
     obj,
     query,
 )
-from flask_discord_roles.codes import RECONCILE_CODES, DriftKind, ReconcileMode, ReconcileStatus, schema_enum
+from flask_discord_roles.codes import (
+    RECONCILE_CODES,
+    DriftKind,
+    ReconcileMode,
+    ReconcileStatus,
+    enum_values,
+    schema_enum,
+)
 from flask_discord_roles.discord.snowflake import is_snowflake
 
 TAG = "Reconciliation"
@@ -31,10 +38,10 @@ RUN = obj(
         "id": INTEGER,
         "guild_id": SNOWFLAKE,
         "mode": {
-            "enum": [str(mode) for mode in ReconcileMode if mode != ReconcileMode.OFF],
+            "enum": enum_values(ReconcileMode, leaving_out={ReconcileMode.OFF}),
             "description": "report: drift recorded only; repair: deliveries queued to put it right.",
         },
-        "status": {"enum": [str(status) for status in ReconcileStatus]},
+        "status": {"enum": enum_values(ReconcileStatus)},
         "members_seen": COUNT,
         "drift": obj(
             dict.fromkeys(KINDS, COUNT),
