@@ -38,9 +38,8 @@ postgresql+psycopg://postgres@127.0.0.1:5432/test.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,14 +55,14 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks._databases import postgresql_schemas, sqlite_files
 from flask_discord_roles import DiscordRoles, order_completed
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.sql_functions import ENQUEUE_ORDER_LATEST
 from flask_discord_roles._runtime.state import get_state
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 DATABASES = ("sqlite", "postgresql")
 TARGET = 1.05
 
@@ -356,31 +355,14 @@ def close(store: Storefront) -> None:
 
 @contextmanager
 def sqlite_urls() -> Iterator[tuple[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="checkout-overhead-") as directory:
-        yield (
-            f"sqlite:///{Path(directory) / 'without.sqlite'}",
-            f"sqlite:///{Path(directory) / 'with.sqlite'}",
-        )
+    with sqlite_files("without.sqlite", "with.sqlite", prefix="checkout-overhead-") as (without, with_roles):
+        yield without, with_roles
 
 
 @contextmanager
 def postgresql_urls() -> Iterator[tuple[str, str]]:
-    schemas = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
-    try:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        # search_path makes every unqualified table land in the copy's own schema.
-        yield (
-            f"{POSTGRES_URL}?options=-csearch_path%3D{schemas[0]}",
-            f"{POSTGRES_URL}?options=-csearch_path%3D{schemas[1]}",
-        )
-    finally:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with postgresql_schemas(2) as (without, with_roles):  # each copy its own schema
+        yield without, with_roles
 
 
 DATABASE_URLS: dict[str, Callable[[], AbstractContextManager[tuple[str, str]]]] = {

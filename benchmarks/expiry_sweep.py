@@ -26,11 +26,9 @@ postgresql+psycopg://postgres@127.0.0.1:5432/test.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
+import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -47,9 +45,10 @@ from flask_discord_roles._core.queue import order_delivery_key
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks._databases import postgresql_schemas, sqlite_files
+
 DATABASES = ("sqlite", "postgresql")
 TARGET = 2.0
 INDEX = "ix_discord_roles_grants_ending"
@@ -237,28 +236,14 @@ def measure(database: str, *, grants: int, due: int, rounds: int, batch_size: in
 
 @contextmanager
 def sqlite_urls() -> Iterator[tuple[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="expiry-sweep-") as directory:
-        yield (f"sqlite:///{Path(directory) / 'small.sqlite'}", f"sqlite:///{Path(directory) / 'big.sqlite'}")
+    with sqlite_files("small.sqlite", "big.sqlite", prefix="expiry-sweep-") as (small, big):
+        yield small, big
 
 
 @contextmanager
 def postgresql_urls() -> Iterator[tuple[str, str]]:
-    schemas = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
-    try:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        # search_path makes every unqualified table land in the copy's own schema.
-        yield (
-            f"{POSTGRES_URL}?options=-csearch_path%3D{schemas[0]}",
-            f"{POSTGRES_URL}?options=-csearch_path%3D{schemas[1]}",
-        )
-    finally:
-        with admin.begin() as connection:
-            for schema in schemas:
-                connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with postgresql_schemas(2) as (small, big):
+        yield small, big
 
 
 DATABASE_URLS: dict[str, Callable[[], AbstractContextManager[tuple[str, str]]]] = {

@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,9 +65,10 @@ from flask_discord_roles._core.leasing import claim_statement
 from flask_discord_roles._runtime.crypto import generate_key
 from flask_discord_roles._runtime.state import get_state
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks._databases import POSTGRES_URL, schema_url
+
 TARGET = 1.5
 GENERATOR = "scale-queries-1"
 """Written into each kept schema; bump it when the generator changes, so an old world is rebuilt."""
@@ -199,8 +201,7 @@ STORES_SQL = [
 
 
 def world_url(schema: str) -> str:
-    # search_path makes every unqualified table land in the world's own schema.
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    return schema_url(schema)
 
 
 def open_world(name: str, rows: int, *, keep: bool, admin: sa.Engine) -> World:

@@ -63,7 +63,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -89,6 +88,7 @@ from benchmarks._bare_bot import (
     create_floor_app,
 )
 from benchmarks._bench_host import build_app, host_environment
+from benchmarks._databases import postgresql_schemas, sqlite_files
 from flask_discord_roles._core.claims import CHECK_LIMIT, _member_deliveries_query
 from flask_discord_roles._core.interaction_log import _recorded_read
 from flask_discord_roles._runtime.crypto import generate_key
@@ -97,9 +97,6 @@ from flask_discord_roles._runtime.state import get_state
 from flask_discord_roles.testing.state import new_snowflake
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 KINDS = ("ping", "check")
 TARGETS: dict[str, dict[str, float]] = {
     "gunicorn": {"ping": 0.90, "check": 0.70},
@@ -129,7 +126,7 @@ def serve_werkzeug(
     if kind == "bare":
         app = bare_app(public_key)
     elif kind == "floor":
-        os.environ.update(floor)
+        os.environ.update({**floor, PUBLIC_KEY_VARIABLE: public_key})
         app = create_floor_app()
     else:
         app, _ = build_app(database_url, "http://127.0.0.1:9", keys, {})
@@ -300,20 +297,9 @@ def seed(database_url: str, keys: str, public_key: str) -> None:
 
 @contextmanager
 def database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{directory}/bench.db"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        engine.dispose()
+    throwaway = sqlite_files("bench.db") if kind == "sqlite" else postgresql_schemas(1)
+    with throwaway as (url,):
+        yield url
 
 
 # -- the client ----------------------------------------------------------------------------------------

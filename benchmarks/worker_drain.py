@@ -50,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -59,9 +58,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks._databases import POSTGRES_URL, new_schema_name, schema_url
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.9
 STORE_ID = "store-1"
@@ -228,8 +228,8 @@ def run_once(workers: int, args: argparse.Namespace, log_dir: Path) -> RunResult
 
     result = RunResult(workers=workers, rows=args.rows)
     result.ceiling = args.guilds * args.limit / args.window
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    database_url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    schema = new_schema_name()
+    database_url = schema_url(schema)
     admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
     with admin.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA {schema}"))

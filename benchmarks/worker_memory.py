@@ -48,7 +48,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -57,9 +56,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-POSTGRES_URL = os.environ.get(
-    "DISCORD_ROLES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks._databases import postgresql_schemas, sqlite_files
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.1
 STORE_ID = "store-1"
@@ -99,22 +99,14 @@ def rss_kib(pid: int) -> int:
 
 @contextlib.contextmanager
 def postgresql_url() -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with postgresql_schemas(1) as (url,):
+        yield url
 
 
 @contextlib.contextmanager
 def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="worker-memory-") as directory:
-        yield f"sqlite:///{Path(directory) / 'worker.sqlite'}"
+    with sqlite_files("worker.sqlite", prefix="worker-memory-") as (url,):
+        yield url
 
 
 DATABASE_URLS: dict[str, Callable[[], AbstractContextManager[str]]] = {
