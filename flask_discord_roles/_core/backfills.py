@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from flask_discord_roles._core.delivery_rows import insert_new
+from flask_discord_roles._core.leasing import lease_running_jobs
 from flask_discord_roles._core.mappings import LARGEST_ID, MappingNotFound
 from flask_discord_roles._core.queue import order_grant_row, unleased
 from flask_discord_roles._core.reconnect import survives_transient_db_errors
@@ -372,37 +373,17 @@ def step_backfills(
     return found
 
 
-@survives_transient_db_errors
 def _lease(state: DiscordRolesState, engine: sa.Engine, runner_id: str, now: datetime) -> list[int]:
     """Lease up to :data:`JOBS_PER_PASS` running backfills that no live lease holds; their ids."""
-    model = state.models.Backfill
-    unleased_jobs = (
-        # Written into the SQL so PostgreSQL's plan can use the partial index of running jobs.
-        model.status == sa.literal_column(f"'{BackfillStatus.RUNNING.value}'", sa.String),
-        sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+    return lease_running_jobs(
+        engine,
+        state.models.Backfill,
+        BackfillStatus.RUNNING,
+        runner_id=runner_id,
+        now=now,
+        lease_seconds=state.settings.lease_seconds,
+        limit=JOBS_PER_PASS,
     )
-    free = (
-        sa.select(model.id)
-        .where(*unleased_jobs)
-        .order_by(model.id)
-        .limit(JOBS_PER_PASS)
-        .with_for_update(skip_locked=True)
-    )
-    with engine.begin() as connection:
-        # Read first: most passes find no backfill, and on SQLite an UPDATE would take the write lock.
-        if connection.scalar(sa.select(model.id).where(*unleased_jobs).limit(1)) is None:
-            return []
-        return sorted(
-            connection.scalars(
-                sa.update(model)
-                .where(model.id.in_(free.scalar_subquery()))
-                .values(
-                    leased_by=runner_id,
-                    lease_expires_at=now + timedelta(seconds=state.settings.lease_seconds),
-                )
-                .returning(model.id)
-            )
-        )
 
 
 @survives_transient_db_errors

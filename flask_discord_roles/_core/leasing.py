@@ -4,12 +4,16 @@ Deliveries and purchase notifications are both queues with ``status``, ``next_at
 ``leased_by`` and ``lease_expires_at``. One UPDATE marks up to N due rows as a runner's until the lease
 runs out; on PostgreSQL the candidates are picked ``FOR UPDATE SKIP LOCKED`` so concurrent runners never
 pick the same row, and on SQLite the single statement is atomic.
+
+Jobs (backfills, reconcile runs) are leased the same way, by status rather than by due time
+(:func:`lease_running_jobs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -56,6 +60,46 @@ def claim_statement(
         .returning(model.id)
         .execution_options(synchronize_session=False)
     )
+
+
+@survives_transient_db_errors
+def lease_running_jobs(
+    engine: sa.Engine,
+    model: Any,
+    running: StrEnum,
+    *,
+    runner_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    among: Iterable[int] | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` jobs of ``model`` (backfills, reconcile runs) in status ``running`` that no
+    live lease holds, oldest first (``among``: only those ids); their ids, sorted.
+
+    Jobs are stepped a page at a time by whichever worker leases them, and the lease is given back after
+    each step; one that runs out (a killed worker) lets the next worker go on.
+    """
+    free = [
+        # Written into the SQL so PostgreSQL's plan can use the partial index of running jobs.
+        model.status == sa.literal_column(f"'{running.value}'", sa.String),
+        sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+    ]
+    if among is not None:
+        free.append(model.id.in_(list(among)))
+    with engine.begin() as connection:
+        # Read first: most passes find no job, and on SQLite an UPDATE would take the write lock.
+        if connection.scalar(sa.select(model.id).where(*free).limit(1)) is None:
+            return []
+        chosen = sa.select(model.id).where(*free).order_by(model.id).limit(limit)
+        return sorted(
+            connection.scalars(
+                sa.update(model)
+                .where(model.id.in_(chosen.with_for_update(skip_locked=True).scalar_subquery()))
+                .values(leased_by=runner_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
+                .returning(model.id)
+            )
+        )
 
 
 @survives_transient_db_errors

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flask_discord_roles._core.bots import token_of
 from flask_discord_roles._core.delivery_rows import insert_new
 from flask_discord_roles._core.drift import Drift, find_drift, page_of, repair_row
+from flask_discord_roles._core.leasing import lease_running_jobs
 from flask_discord_roles._core.reconnect import survives_transient_db_errors
 from flask_discord_roles._runtime.crypto import DecryptionError
 from flask_discord_roles._runtime.dialects import supported_insert
@@ -277,34 +278,20 @@ def step_runs(
     ]
 
 
-@survives_transient_db_errors
 def _lease(
     state: DiscordRolesState, engine: sa.Engine, runner_id: str, now: datetime, run_ids: list[int] | None
 ) -> list[int]:
     """Lease up to :data:`RUNS_PER_PASS` running runs that no live lease holds; their ids."""
-    model = state.models.ReconcileRun
-    free = [
-        model.status == sa.literal_column(f"'{ReconcileStatus.RUNNING.value}'", sa.String),
-        sa.or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
-    ]
-    if run_ids is not None:
-        free.append(model.id.in_(run_ids))
-    with engine.begin() as connection:
-        # Read first: most passes find no run, and on SQLite an UPDATE would take the write lock.
-        if connection.scalar(sa.select(model.id).where(*free).limit(1)) is None:
-            return []
-        chosen = sa.select(model.id).where(*free).order_by(model.id).limit(RUNS_PER_PASS)
-        return sorted(
-            connection.scalars(
-                sa.update(model)
-                .where(model.id.in_(chosen.with_for_update(skip_locked=True).scalar_subquery()))
-                .values(
-                    leased_by=runner_id,
-                    lease_expires_at=now + timedelta(seconds=state.settings.lease_seconds),
-                )
-                .returning(model.id)
-            )
-        )
+    return lease_running_jobs(
+        engine,
+        state.models.ReconcileRun,
+        ReconcileStatus.RUNNING,
+        runner_id=runner_id,
+        now=now,
+        lease_seconds=state.settings.lease_seconds,
+        limit=RUNS_PER_PASS,
+        among=run_ids,
+    )
 
 
 def step_run(
