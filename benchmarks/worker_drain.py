@@ -217,14 +217,11 @@ def worker_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_once(workers: int, args: argparse.Namespace, log_dir: Path) -> RunResult:
+    from benchmarks._bench_host import build_app, host_environment
     from flask_discord_roles import order_completed
     from flask_discord_roles._core.bots import save_bot
     from flask_discord_roles._runtime.crypto import generate_key
     from flask_discord_roles._runtime.state import get_state
-
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # run as a script: the workers import the same host module
-    from benchmarks._bench_host import build_app, host_environment
 
     result = RunResult(workers=workers, rows=args.rows)
     result.ceiling = args.guilds * args.limit / args.window

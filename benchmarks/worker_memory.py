@@ -395,8 +395,6 @@ def main() -> None:
     if not 0 < args.first < args.deliveries or args.batch < 1 or args.guilds < 1:
         parser.error("need 0 < --first < --deliveries, and --batch and --guilds at least 1")
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # run as a script: the worker imports the same host modules
     started = time.monotonic()
     results = []
     with contextlib.ExitStack() as stack:
