@@ -341,29 +341,28 @@ def time_claim(world: World, key: tuple[str, str, str]) -> float:
     store, guild, user = key
     state = get_state(world.app)
     held = {f"6{int(store[6:]) * 10 + p:017d}" for p in range(3)}
-    with world.app.app_context():
-        started = time.perf_counter()
-        claim_for_member(
+    return time_in_session(
+        world,
+        lambda: claim_for_member(
             state, store, guild, user, held_role_ids=held, roles_seen_at=NOW, code_order_id=None, now=NOW
-        )
-        elapsed = time.perf_counter() - started
-        world.db.session.rollback()
-    return elapsed
+        ),
+    )
 
 
 def time_stats(world: World, store: str) -> float:
-    with world.app.app_context():
-        started = time.perf_counter()
-        store_stats(store)
-        elapsed = time.perf_counter() - started
-        world.db.session.rollback()
-    return elapsed
+    return time_in_session(world, lambda: store_stats(store))
 
 
 def time_list(world: World, store: str) -> float:
+    return time_in_session(world, lambda: list_deliveries(store, limit=PAGE))
+
+
+def time_in_session(world: World, call: Callable[[], object]) -> float:
+    """How long ``call`` took in the world's app context; what it did in the request's session is
+    rolled back after the clock stops."""
     with world.app.app_context():
         started = time.perf_counter()
-        list_deliveries(store, limit=PAGE)
+        call()
         elapsed = time.perf_counter() - started
         world.db.session.rollback()
     return elapsed
