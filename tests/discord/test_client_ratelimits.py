@@ -69,6 +69,26 @@ def _guilds_with_members(
     return world
 
 
+RoleAdd = tuple[str, str, str]
+"""(guild id, user id, role id): one ``add_member_role`` call."""
+
+
+def _role_adds(
+    world: list[tuple[FakeGuild, str, list[str]]], *, shuffled_by: int | None = None
+) -> list[RoleAdd]:
+    """One role add per member of each guild, guild by guild, or shuffled by a seeded order."""
+    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
+    if shuffled_by is not None:
+        random.Random(shuffled_by).shuffle(jobs)
+    return jobs
+
+
+def _add_all(client: DiscordClient, jobs: list[RoleAdd], *, threads: int) -> None:
+    """Every role add, from ``threads`` threads at once; the first call to raise fails the test."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda job: client.add_member_role(*job), jobs))
+
+
 def _first_success_times(fake: FakeDiscord) -> dict[str, float]:
     """When each guild's role bucket first answered successfully."""
     first: dict[str, float] = {}
@@ -89,12 +109,9 @@ def test_drains_300_role_adds_across_3_guilds_with_no_429_after_each_buckets_fir
     client = make_client(bot, global_limit=30, global_period=0.25)
     fake_discord.clear_calls()
 
-    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
     # Shuffled, not round-robin: some moments pile onto one guild (its bucket binds), others spread
     # out (the global limit binds).
-    random.Random(5).shuffle(jobs)
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        list(pool.map(lambda job: client.add_member_role(*job), jobs))
+    _add_all(client, _role_adds(world, shuffled_by=5), threads=32)
 
     for guild, role_id, members in world:
         missing = [m for m in members if role_id not in fake_discord.member_roles(guild.id, m)]
@@ -124,10 +141,7 @@ def test_at_a_100ms_round_trip_no_second_of_discords_clock_sees_more_than_the_gl
     client = make_client(bot, global_limit=8, global_period=1.0)
     fake_discord.clear_calls()
 
-    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
-    random.Random(7).shuffle(jobs)
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda job: client.add_member_role(*job), jobs))
+    _add_all(client, _role_adds(world, shuffled_by=7), threads=16)
 
     granted = sum(role_id in fake_discord.member_roles(g.id, m) for g, role_id, ms in world for m in ms)
     assert granted == 30, f"{30 - granted} members did not get the role"
@@ -146,17 +160,17 @@ def test_a_burst_far_above_the_global_limit_queues_and_every_call_completes(
     fake_discord.set_global_limit(30, 0.25)  # 120/s: the global limit binds
     client = make_client(bot, global_limit=30, global_period=0.25, max_retries=2)
 
-    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
+    jobs = _role_adds(world)
     errors: list[BaseException] = []
     started = threading.Barrier(200)
 
-    def run(job: tuple[str, str, str]) -> None:
+    def run(job: RoleAdd) -> None:
         try:
             client.add_member_role(*job)
         except Exception as exc:
             errors.append(exc)
 
-    def worker(chunk: list[tuple[str, str, str]]) -> None:
+    def worker(chunk: list[RoleAdd]) -> None:
         started.wait()  # all 200 threads fire together: hundreds in flight at once
         for job in chunk:
             run(job)
@@ -187,9 +201,7 @@ def test_survives_30_percent_server_errors_and_timeouts(
     # suits production, where a delivery that still fails is retried later by the queue.
     client = make_client(bot, timeout=0.3, max_retries=12, backoff_base=0.01, backoff_cap=0.05)
 
-    jobs = [(guild.id, user_id, role_id) for guild, role_id, members in world for user_id in members]
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        list(pool.map(lambda job: client.add_member_role(*job), jobs))
+    _add_all(client, _role_adds(world), threads=20)
     fake_discord.set_faults()
 
     for guild, role_id, members in world:
