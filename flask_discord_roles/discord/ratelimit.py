@@ -511,7 +511,7 @@ class GlobalLimiter:
         ``k + 1`` can have begun, at ``(k + 1) * period - low`` on our clock.
         """
         period, drift = self.period, self.DRIFT
-        self._forget_old_tickets(now)
+        # Old tickets go below (none of them can reach a window still to come) and in release().
         low, high = self._offset.bounds(now)
         if high - low > self.RETAIN / 2:
             return False, None
